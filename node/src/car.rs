@@ -1,0 +1,386 @@
+//! CAR v1: `uvarint(len) ‖ dag-cbor header {roots, version: 1}` then sections
+//! `uvarint(len) ‖ CID ‖ block`. Spec: <https://ipld.io/specs/transport/car/carv1/>.
+//!
+//! The reader verifies every block against its CID and bounds every length it reads, so a
+//! hostile file costs at most one block's worth of memory before it is refused.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+
+use cid::Cid;
+
+use crate::block::{BlockError, MAX_BLOCK_SIZE};
+use crate::dag::{self, DagError};
+use crate::store::{Block, BlockStore};
+use crate::varint;
+
+/// The largest header accepted, in bytes.
+pub const MAX_HEADER: u64 = 1 << 20;
+
+/// A CAR that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CarError {
+    /// Reading or writing failed.
+    #[error("CAR I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The file ends inside a header or section.
+    #[error("truncated CAR: {0}")]
+    Truncated(&'static str),
+    /// The header is malformed.
+    #[error("invalid CAR header: {0}")]
+    Header(String),
+    /// The header names a version other than 1.
+    #[error("unsupported CAR version {0} (only CAR v1 is supported)")]
+    Version(u64),
+    /// A section is malformed.
+    #[error("invalid CAR section {index}: {reason}")]
+    Section {
+        /// 0-based section number.
+        index: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A block does not match its CID.
+    #[error("CAR section {index}: {source}")]
+    Block {
+        /// 0-based section number.
+        index: u64,
+        /// The verification failure.
+        #[source]
+        source: BlockError,
+    },
+    /// Walking the DAG to export failed.
+    #[error(transparent)]
+    Dag(#[from] DagError),
+}
+
+/// Writes the DAG under `root` as a CAR v1, blocks in depth-first order, each once.
+/// Returns the number of blocks written.
+pub fn export(store: &dyn BlockStore, root: &Cid, out: &mut dyn Write) -> Result<u64, CarError> {
+    let header = encode_header(&[*root]);
+    let mut buf = Vec::with_capacity(16);
+    varint::encode(header.len() as u64, &mut buf);
+    out.write_all(&buf)?;
+    out.write_all(&header)?;
+    let mut count = 0;
+    let mut seen = HashSet::new();
+    dag::walk(store, root, true, &mut seen, &mut |cid, data| {
+        let data = data.unwrap_or_default();
+        let cid_bytes = cid.to_bytes();
+        let mut prefix = Vec::with_capacity(16);
+        varint::encode((cid_bytes.len() + data.len()) as u64, &mut prefix);
+        out.write_all(&prefix)?;
+        out.write_all(&cid_bytes)?;
+        out.write_all(data)?;
+        count += 1;
+        Ok(())
+    })?;
+    Ok(count)
+}
+
+/// Reads a CAR v1 stream block by block.
+pub struct Reader<R> {
+    inner: R,
+    roots: Vec<Cid>,
+    index: u64,
+}
+
+impl<R: Read> Reader<R> {
+    /// Reads and checks the header.
+    pub fn new(mut inner: R) -> Result<Self, CarError> {
+        let len = varint::read(&mut inner)?.ok_or(CarError::Truncated("empty file"))?;
+        if len == 0 || len > MAX_HEADER {
+            return Err(CarError::Header(format!("header length {len}")));
+        }
+        let mut header = vec![0u8; len as usize];
+        inner
+            .read_exact(&mut header)
+            .map_err(|_| CarError::Truncated("inside the header"))?;
+        let roots = decode_header(&header)?;
+        Ok(Self {
+            inner,
+            roots,
+            index: 0,
+        })
+    }
+
+    /// The roots the header names.
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    /// The next verified block, or `None` at the end.
+    pub fn next_block(&mut self) -> Result<Option<Block>, CarError> {
+        let index = self.index;
+        let section = |reason: String| CarError::Section { index, reason };
+        let len = match varint::read(&mut self.inner) {
+            Ok(Some(len)) => len,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(CarError::Truncated("inside a section length"))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if len == 0 || len > (MAX_BLOCK_SIZE + 128) as u64 {
+            return Err(section(format!("section length {len}")));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        self.inner
+            .read_exact(&mut bytes)
+            .map_err(|_| CarError::Truncated("inside a section"))?;
+        let mut cursor = io::Cursor::new(&bytes[..]);
+        let cid = Cid::read_bytes(&mut cursor).map_err(|e| section(format!("bad CID: {e}")))?;
+        let start = cursor.position() as usize;
+        let data = bytes.split_off(start);
+        let block = Block::new(cid, data).map_err(|source| CarError::Block { index, source })?;
+        self.index += 1;
+        Ok(Some(block))
+    }
+}
+
+// --- the header: just enough dag-cbor ---
+
+fn cbor_head(major: u8, value: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    match value {
+        0..=23 => out.push(m | value as u8),
+        24..=0xff => out.extend_from_slice(&[m | 24, value as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend_from_slice(&(value as u16).to_be_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(m | 26);
+            out.extend_from_slice(&(value as u32).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 27);
+            out.extend_from_slice(&value.to_be_bytes());
+        }
+    }
+}
+
+fn cbor_text(s: &str, out: &mut Vec<u8>) {
+    cbor_head(3, s.len() as u64, out);
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Encodes `{"roots": [...], "version": 1}` in canonical dag-cbor (keys by length).
+pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
+    let mut out = Vec::new();
+    cbor_head(5, 2, &mut out);
+    cbor_text("roots", &mut out);
+    cbor_head(4, roots.len() as u64, &mut out);
+    for root in roots {
+        let bytes = root.to_bytes();
+        cbor_head(6, 42, &mut out);
+        cbor_head(2, bytes.len() as u64 + 1, &mut out);
+        out.push(0);
+        out.extend_from_slice(&bytes);
+    }
+    cbor_text("version", &mut out);
+    cbor_head(0, 1, &mut out);
+    out
+}
+
+enum Cbor<'a> {
+    Uint(u64),
+    Bytes(&'a [u8]),
+    Text(&'a str),
+    Array(Vec<Cbor<'a>>),
+    Map(Vec<(Cbor<'a>, Cbor<'a>)>),
+    Tag(u64, Box<Cbor<'a>>),
+    Other,
+}
+
+struct CborReader<'a> {
+    buf: &'a [u8],
+    depth: usize,
+}
+
+impl<'a> CborReader<'a> {
+    fn err(what: &str) -> CarError {
+        CarError::Header(what.to_string())
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8], CarError> {
+        let n = usize::try_from(n).map_err(|_| Self::err("length overflow"))?;
+        if n > self.buf.len() {
+            return Err(Self::err("truncated"));
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    fn head(&mut self) -> Result<(u8, u64), CarError> {
+        let first = *self.take(1)?.first().ok_or_else(|| Self::err("truncated"))?;
+        let (major, info) = (first >> 5, first & 0x1f);
+        let value = match info {
+            0..=23 => u64::from(info),
+            24 => u64::from(self.take(1)?[0]),
+            25 => u64::from(u16::from_be_bytes([self.take(1)?[0], self.take(1)?[0]])),
+            26 => {
+                let b = self.take(4)?;
+                u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            }
+            27 => {
+                let b = self.take(8)?;
+                u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            }
+            _ => return Err(Self::err("indefinite lengths are not dag-cbor")),
+        };
+        Ok((major, value))
+    }
+
+    fn item(&mut self) -> Result<Cbor<'a>, CarError> {
+        self.depth += 1;
+        if self.depth > 16 {
+            return Err(Self::err("nested too deeply"));
+        }
+        let (major, value) = self.head()?;
+        let item = match major {
+            0 => Cbor::Uint(value),
+            1 => Cbor::Other,
+            2 => Cbor::Bytes(self.take(value)?),
+            3 => Cbor::Text(std::str::from_utf8(self.take(value)?).map_err(|_| Self::err("bad text"))?),
+            4 => {
+                if value > self.buf.len() as u64 {
+                    return Err(Self::err("array longer than the header"));
+                }
+                Cbor::Array((0..value).map(|_| self.item()).collect::<Result<_, _>>()?)
+            }
+            5 => {
+                if value > self.buf.len() as u64 {
+                    return Err(Self::err("map longer than the header"));
+                }
+                let mut entries = Vec::new();
+                for _ in 0..value {
+                    entries.push((self.item()?, self.item()?));
+                }
+                Cbor::Map(entries)
+            }
+            6 => Cbor::Tag(value, Box::new(self.item()?)),
+            _ => Cbor::Other,
+        };
+        self.depth -= 1;
+        Ok(item)
+    }
+}
+
+fn decode_header(bytes: &[u8]) -> Result<Vec<Cid>, CarError> {
+    let mut reader = CborReader {
+        buf: bytes,
+        depth: 0,
+    };
+    let Cbor::Map(entries) = reader.item()? else {
+        return Err(CarError::Header("not a map".into()));
+    };
+    let mut version = None;
+    let mut roots = None;
+    for (k, v) in entries {
+        match (k, v) {
+            (Cbor::Text("version"), Cbor::Uint(n)) => version = Some(n),
+            (Cbor::Text("roots"), Cbor::Array(items)) => {
+                let mut cids = Vec::with_capacity(items.len());
+                for item in items {
+                    let Cbor::Tag(42, inner) = item else {
+                        return Err(CarError::Header("root is not a CID link".into()));
+                    };
+                    let Cbor::Bytes([0, cid @ ..]) = *inner else {
+                        return Err(CarError::Header("CID link is not 0x00-prefixed bytes".into()));
+                    };
+                    cids.push(
+                        Cid::try_from(cid).map_err(|e| CarError::Header(format!("root: {e}")))?,
+                    );
+                }
+                roots = Some(cids);
+            }
+            _ => {}
+        }
+    }
+    match version {
+        Some(1) => {}
+        Some(v) => return Err(CarError::Version(v)),
+        None => return Err(CarError::Header("no version".into())),
+    }
+    roots.ok_or_else(|| CarError::Header("no roots".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{DAG_PB, RAW};
+    use crate::store::MemoryStore;
+    use proptest::prelude::*;
+
+    #[test]
+    fn export_then_read_back() {
+        let store = MemoryStore::new();
+        let leaf = Block::hash(RAW, b"leaf".to_vec(), false);
+        store.put(&leaf).unwrap();
+        let node = crate::unixfs::pb::encode_node(
+            &[crate::unixfs::pb::Link {
+                cid: *leaf.cid(),
+                name: "a".into(),
+                tsize: 4,
+            }],
+            Some(&[0x08, 0x01]),
+        );
+        let root = Block::hash(DAG_PB, node, true);
+        store.put(&root).unwrap();
+        let mut car = Vec::new();
+        assert_eq!(export(&store, root.cid(), &mut car).unwrap(), 2);
+        let mut reader = Reader::new(&car[..]).unwrap();
+        assert_eq!(reader.roots(), &[*root.cid()]);
+        assert_eq!(reader.next_block().unwrap().unwrap(), root);
+        assert_eq!(reader.next_block().unwrap().unwrap(), leaf);
+        assert!(reader.next_block().unwrap().is_none());
+
+        // A cut inside a header or section is an error; a cut between sections reads fewer
+        // blocks (the import then finds the DAG incomplete).
+        for cut in 1..car.len() {
+            let result = Reader::new(&car[..cut]).and_then(|mut r| {
+                let mut n = 0;
+                while r.next_block()?.is_some() {
+                    n += 1;
+                }
+                Ok(n)
+            });
+            assert!(!matches!(result, Ok(2)), "cut at {cut} read as complete");
+        }
+        // A flipped byte in a block is caught.
+        let mut bad = car.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        let mut r = Reader::new(&bad[..]).unwrap();
+        r.next_block().unwrap();
+        assert!(matches!(r.next_block(), Err(CarError::Block { .. })));
+    }
+
+    #[test]
+    fn rejects_v2_and_garbage_headers() {
+        // The CAR v2 pragma is a v1-shaped header with version 2.
+        let pragma = [
+            0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02,
+        ];
+        assert!(matches!(Reader::new(&pragma[..]), Err(CarError::Version(2))));
+        assert!(Reader::new(&[0x03, 0xff, 0xff, 0xff][..]).is_err());
+        assert!(Reader::new(&[][..]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn header_round_trip(n in 0usize..4) {
+            let roots: Vec<Cid> = (0..n)
+                .map(|i| *Block::hash(RAW, vec![i as u8], false).cid())
+                .collect();
+            prop_assert_eq!(decode_header(&encode_header(&roots)).unwrap(), roots);
+        }
+
+        #[test]
+        fn header_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_header(&bytes);
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Walking DAGs of blocks: the links of a block by codec, and traversals over a store.
+
+use std::collections::HashSet;
+
+use cid::Cid;
+
+use crate::block::{Hash, DAG_PB, RAW};
+use crate::store::{BlockStore, StoreError};
+use crate::unixfs::pb;
+
+/// A DAG that cannot be walked.
+#[derive(Debug, thiserror::Error)]
+pub enum DagError {
+    /// A block of the DAG is not in the local store.
+    #[error("block {0} not found locally")]
+    NotFound(Cid),
+    /// A dag-pb block does not decode.
+    #[error("block {cid} is not valid dag-pb: {source}")]
+    Decode {
+        /// The block.
+        cid: Cid,
+        /// The decoder's error.
+        #[source]
+        source: pb::DecodeError,
+    },
+    /// The block's codec has links this node cannot read.
+    #[error("block {cid} has codec 0x{codec:x}, which this node cannot traverse")]
+    UnsupportedCodec {
+        /// The block.
+        cid: Cid,
+        /// Its codec.
+        codec: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing out what the walk visited failed.
+    #[error("writing: {0}")]
+    Write(#[from] std::io::Error),
+}
+
+/// The links of a block, by its codec.
+pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, DagError> {
+    match cid.codec() {
+        RAW => Ok(Vec::new()),
+        DAG_PB => Ok(pb::decode_node(data)
+            .map_err(|source| DagError::Decode { cid: *cid, source })?
+            .links
+            .into_iter()
+            .map(|l| l.cid)
+            .collect()),
+        codec => Err(DagError::UnsupportedCodec { cid: *cid, codec }),
+    }
+}
+
+/// Visits every block of the DAG under `root` once, depth first in link order (parents
+/// before children), calling `visit` with each CID and its bytes. Raw leaves are checked for
+/// presence but not read unless `read_raw`. Errors with [`DagError::NotFound`] on the first
+/// missing block.
+pub fn walk(
+    store: &dyn BlockStore,
+    root: &Cid,
+    read_raw: bool,
+    seen: &mut HashSet<Hash>,
+    visit: &mut dyn FnMut(&Cid, Option<&[u8]>) -> Result<(), DagError>,
+) -> Result<(), DagError> {
+    let mut stack = vec![*root];
+    while let Some(cid) = stack.pop() {
+        if !seen.insert(*cid.hash()) {
+            continue;
+        }
+        if cid.codec() == RAW && !read_raw {
+            if !store.has(cid.hash())? {
+                return Err(DagError::NotFound(cid));
+            }
+            visit(&cid, None)?;
+            continue;
+        }
+        let data = store.get(&cid)?.ok_or(DagError::NotFound(cid))?;
+        let children = links(&cid, &data)?;
+        visit(&cid, Some(&data))?;
+        stack.extend(children.into_iter().rev());
+    }
+    Ok(())
+}

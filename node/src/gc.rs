@@ -1,0 +1,157 @@
+//! Garbage collection: removes every block that no pin protects and no running write holds.
+//!
+//! Writers (an `add`, a CAR import, a `pin add`) open a [`Session`] and protect each block
+//! before they store or walk it; the protection lasts until the session ends, and, if a
+//! collection is running then, until that collection ends — it may have marked before the
+//! writer's pin existed. The sweep checks protection and removes under one lock, so a writer
+//! that re-uses an existing block either protects it first or stores it anew. Reads never take
+//! these locks.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::block::Hash;
+use crate::pin::{PinError, Pins};
+use crate::store::{BlockStore, StoreError};
+
+#[derive(Debug, Default)]
+struct State {
+    sessions: HashMap<u64, HashSet<Hash>>,
+    next_id: u64,
+    collecting: bool,
+    /// Sets of sessions that ended while a collection ran.
+    deferred: Vec<HashSet<Hash>>,
+}
+
+/// Tracks the blocks that running writes hold.
+#[derive(Debug, Default)]
+pub struct Protector {
+    state: Mutex<State>,
+    collecting: Mutex<()>,
+}
+
+/// A running write's protection; ends when dropped.
+#[derive(Debug)]
+pub struct Session<'a> {
+    id: u64,
+    protector: &'a Protector,
+}
+
+impl Protector {
+    /// No sessions yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a write session.
+    pub fn session(&self) -> Session<'_> {
+        let mut state = self.state();
+        let id = state.next_id;
+        state.next_id += 1;
+        state.sessions.insert(id, HashSet::new());
+        Session {
+            id,
+            protector: self,
+        }
+    }
+
+    fn is_protected(state: &State, hash: &Hash) -> bool {
+        state.sessions.values().any(|s| s.contains(hash))
+            || state.deferred.iter().any(|s| s.contains(hash))
+    }
+}
+
+impl Session<'_> {
+    /// Protects `hash` until the session ends. Call before storing or relying on the block.
+    pub fn protect(&self, hash: &Hash) {
+        if let Some(set) = self.protector.state().sessions.get_mut(&self.id) {
+            set.insert(*hash);
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let mut state = self.protector.state();
+        if let Some(set) = state.sessions.remove(&self.id) {
+            if state.collecting {
+                state.deferred.push(set);
+            }
+        }
+    }
+}
+
+/// What a collection did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blocks removed.
+    pub removed_blocks: u64,
+    /// Their total size.
+    pub removed_bytes: u64,
+    /// Disk space given back by compacting packs.
+    pub reclaimed_disk_bytes: u64,
+}
+
+/// GC failures.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// Marking the pinned DAGs failed; nothing was removed.
+    #[error("marking pinned blocks: {0}")]
+    Mark(#[from] PinError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Removes unpinned, unprotected blocks, then compacts the store.
+pub fn collect(
+    store: &dyn BlockStore,
+    pins: &Pins,
+    protector: &Protector,
+) -> Result<GcStats, GcError> {
+    let _one_at_a_time = protector
+        .collecting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    protector.state().collecting = true;
+    let result = sweep(store, pins, protector);
+    {
+        let mut state = protector.state();
+        state.collecting = false;
+        state.deferred.clear();
+    }
+    let mut stats = result?;
+    store.flush()?;
+    stats.reclaimed_disk_bytes = store.compact()?;
+    Ok(stats)
+}
+
+fn sweep(store: &dyn BlockStore, pins: &Pins, protector: &Protector) -> Result<GcStats, GcError> {
+    let live = pins.live_set(store)?;
+    let mut candidates = Vec::new();
+    store.for_each_hash(&mut |h| {
+        if !live.contains(&h) {
+            candidates.push(h);
+        }
+        Ok(())
+    })?;
+    let mut stats = GcStats::default();
+    for hash in candidates {
+        let state = protector.state();
+        if Protector::is_protected(&state, &hash) {
+            continue;
+        }
+        let cid = cid::Cid::new_v1(crate::block::RAW, hash);
+        let size = store.size(&cid)?.unwrap_or(0);
+        if store.remove(&hash)? {
+            stats.removed_blocks += 1;
+            stats.removed_bytes += size;
+        }
+        drop(state);
+    }
+    Ok(stats)
+}

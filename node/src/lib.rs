@@ -1,0 +1,19 @@
+//! The ipfsbench node library: the repo and its block store, Kubo-identical UnixFS import
+//! and export, pins, garbage collection and CAR v1.
+//!
+//! A [`repo::Repo`] is the entry point: it owns the lock, the config, the node identity and
+//! the stores. The pieces below it work on the [`store::BlockStore`] trait, so each can be
+//! tested against a [`store::MemoryStore`].
+
+pub mod block;
+pub mod car;
+pub mod config;
+pub mod dag;
+pub mod gc;
+pub mod pin;
+pub mod repo;
+pub mod store;
+pub mod unixfs;
+pub mod varint;
+
+pub use cid::Cid;

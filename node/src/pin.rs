@@ -1,0 +1,290 @@
+//! Pins: recursive (a whole DAG), direct (one block) and indirect (below a recursive pin,
+//! derived, never stored). Stored in the repo's sled database, keyed by CID bytes.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use cid::Cid;
+
+use crate::block::Hash;
+use crate::dag::{self, DagError};
+use crate::gc::Protector;
+use crate::store::BlockStore;
+
+/// How a CID is pinned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PinKind {
+    /// The block and everything below it.
+    Recursive,
+    /// The block alone.
+    Direct,
+    /// Below a recursive pin.
+    Indirect,
+}
+
+impl PinKind {
+    fn tag(self) -> u8 {
+        match self {
+            PinKind::Recursive => b'r',
+            PinKind::Direct => b'd',
+            PinKind::Indirect => b'i',
+        }
+    }
+}
+
+impl fmt::Display for PinKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PinKind::Recursive => "recursive",
+            PinKind::Direct => "direct",
+            PinKind::Indirect => "indirect",
+        })
+    }
+}
+
+/// Which pins `ls` lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinFilter {
+    /// Recursive pins.
+    Recursive,
+    /// Direct pins.
+    Direct,
+    /// Indirect pins.
+    Indirect,
+    /// All three.
+    All,
+}
+
+/// Failures of pin operations.
+#[derive(Debug, thiserror::Error)]
+pub enum PinError {
+    /// The DAG to pin is incomplete or unreadable.
+    #[error(transparent)]
+    Dag(#[from] DagError),
+    /// The pin index failed.
+    #[error("pin index: {0}")]
+    Index(#[from] sled::Error),
+    /// The CID is not pinned.
+    #[error("{0} is not pinned")]
+    NotPinned(Cid),
+    /// The CID is pinned only because a recursive pin holds it.
+    #[error("{cid} is pinned indirectly under {root}")]
+    PinnedIndirectly {
+        /// The CID.
+        cid: Cid,
+        /// A recursive pin above it.
+        root: Cid,
+    },
+    /// A direct pin was asked for a CID already pinned recursively.
+    #[error("{0} is already pinned recursively")]
+    AlreadyRecursive(Cid),
+    /// A stored pin record is malformed.
+    #[error("corrupt pin record: {0}")]
+    Corrupt(String),
+}
+
+/// The pin set.
+#[derive(Debug, Clone)]
+pub struct Pins {
+    tree: sled::Tree,
+}
+
+impl Pins {
+    /// The pins of a repo's database.
+    pub fn open(db: &sled::Db) -> Result<Self, PinError> {
+        Ok(Self {
+            tree: db.open_tree("pins")?,
+        })
+    }
+
+    /// A pin set that lives in memory (tests).
+    pub fn temporary() -> Result<Self, PinError> {
+        let db = sled::Config::new().temporary(true).open()?;
+        Self::open(&db)
+    }
+
+    /// The stored pin of `cid` (recursive or direct), if any.
+    pub fn get(&self, cid: &Cid) -> Result<Option<PinKind>, PinError> {
+        Ok(match self.tree.get(cid.to_bytes())?.as_deref() {
+            Some(b"r") => Some(PinKind::Recursive),
+            Some(b"d") => Some(PinKind::Direct),
+            Some(other) => return Err(PinError::Corrupt(format!("kind {other:?}"))),
+            None => None,
+        })
+    }
+
+    /// All stored pins (recursive and direct).
+    pub fn stored(&self) -> Result<Vec<(Cid, PinKind)>, PinError> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            let cid = Cid::try_from(&k[..]).map_err(|e| PinError::Corrupt(e.to_string()))?;
+            let kind = match &v[..] {
+                b"r" => PinKind::Recursive,
+                b"d" => PinKind::Direct,
+                other => return Err(PinError::Corrupt(format!("kind {other:?}"))),
+            };
+            out.push((cid, kind));
+        }
+        Ok(out)
+    }
+
+    /// Pins `cid` recursively or directly. The DAG (or block) must be complete locally; its
+    /// blocks are protected from a concurrent GC while this runs.
+    pub fn add(
+        &self,
+        store: &dyn BlockStore,
+        protector: &Protector,
+        cid: &Cid,
+        recursive: bool,
+    ) -> Result<(), PinError> {
+        let session = protector.session();
+        if recursive {
+            let mut seen = HashSet::new();
+            dag::walk(store, cid, false, &mut seen, &mut |c, _| {
+                session.protect(c.hash());
+                Ok(())
+            })?;
+        } else {
+            session.protect(cid.hash());
+            if !store.has(cid.hash()).map_err(DagError::from)? {
+                return Err(DagError::NotFound(*cid).into());
+            }
+            if self.get(cid)? == Some(PinKind::Recursive) {
+                return Err(PinError::AlreadyRecursive(*cid));
+            }
+        }
+        let kind = if recursive {
+            PinKind::Recursive
+        } else {
+            PinKind::Direct
+        };
+        self.tree.insert(cid.to_bytes(), &[kind.tag()])?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Removes the pin of `cid`. An indirect pin cannot be removed on its own.
+    pub fn remove(&self, store: &dyn BlockStore, cid: &Cid) -> Result<PinKind, PinError> {
+        if let Some(kind) = self.get(cid)? {
+            self.tree.remove(cid.to_bytes())?;
+            self.tree.flush()?;
+            return Ok(kind);
+        }
+        if let Some(root) = self.indirect_root(store, cid.hash())? {
+            return Err(PinError::PinnedIndirectly { cid: *cid, root });
+        }
+        Err(PinError::NotPinned(*cid))
+    }
+
+    /// The recursive pin that holds `hash` below its root, if any.
+    pub fn indirect_root(
+        &self,
+        store: &dyn BlockStore,
+        hash: &Hash,
+    ) -> Result<Option<Cid>, PinError> {
+        for (root, kind) in self.stored()? {
+            if kind != PinKind::Recursive || root.hash() == hash {
+                continue;
+            }
+            let mut found = false;
+            let mut seen = HashSet::new();
+            let walked = dag::walk(store, &root, false, &mut seen, &mut |c, _| {
+                found |= c.hash() == hash;
+                Ok(())
+            });
+            // A damaged pinned DAG must not hide the pins it still proves.
+            if let Err(e) = walked {
+                tracing::warn!(%root, error = %e, "pinned DAG incomplete");
+            }
+            if found {
+                return Ok(Some(root));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How `hash` is pinned, if at all (stored pins first, then indirect).
+    pub fn pinned(
+        &self,
+        store: &dyn BlockStore,
+        hash: &Hash,
+    ) -> Result<Option<PinKind>, PinError> {
+        for (cid, kind) in self.stored()? {
+            if cid.hash() == hash {
+                return Ok(Some(kind));
+            }
+        }
+        Ok(self
+            .indirect_root(store, hash)?
+            .map(|_| PinKind::Indirect))
+    }
+
+    /// Lists pins of the kinds `filter` selects. Indirect pins are the blocks below recursive
+    /// pins that are not themselves pinned otherwise.
+    pub fn list(
+        &self,
+        store: &dyn BlockStore,
+        filter: PinFilter,
+    ) -> Result<Vec<(Cid, PinKind)>, PinError> {
+        let stored = self.stored()?;
+        let mut out: Vec<(Cid, PinKind)> = stored
+            .iter()
+            .filter(|(_, k)| {
+                matches!(
+                    (filter, k),
+                    (PinFilter::All, _)
+                        | (PinFilter::Recursive, PinKind::Recursive)
+                        | (PinFilter::Direct, PinKind::Direct)
+                )
+            })
+            .copied()
+            .collect();
+        if matches!(filter, PinFilter::Indirect | PinFilter::All) {
+            let mut seen: HashSet<Hash> = stored
+                .iter()
+                .filter(|(_, k)| *k == PinKind::Recursive)
+                .map(|(c, _)| *c.hash())
+                .collect();
+            for (root, kind) in &stored {
+                if *kind != PinKind::Recursive {
+                    continue;
+                }
+                for child in direct_children(store, root)? {
+                    dag::walk(store, &child, false, &mut seen, &mut |c, _| {
+                        out.push((*c, PinKind::Indirect));
+                        Ok(())
+                    })?;
+                }
+            }
+            let direct: HashSet<Hash> = stored.iter().map(|(c, _)| *c.hash()).collect();
+            out.retain(|(c, k)| *k != PinKind::Indirect || !direct.contains(c.hash()));
+        }
+        Ok(out)
+    }
+
+    /// Every multihash a pin protects: recursive DAGs and direct blocks. A pinned DAG with a
+    /// missing block is an error: what lies below the gap could not be marked.
+    pub fn live_set(&self, store: &dyn BlockStore) -> Result<HashSet<Hash>, PinError> {
+        let mut live = HashSet::new();
+        for (cid, kind) in self.stored()? {
+            match kind {
+                PinKind::Direct => {
+                    live.insert(*cid.hash());
+                }
+                _ => {
+                    dag::walk(store, &cid, false, &mut live, &mut |_, _| Ok(()))?;
+                }
+            }
+        }
+        Ok(live)
+    }
+}
+
+fn direct_children(store: &dyn BlockStore, root: &Cid) -> Result<Vec<Cid>, DagError> {
+    if root.codec() == crate::block::RAW {
+        return Ok(Vec::new());
+    }
+    let data = store.get(root)?.ok_or(DagError::NotFound(*root))?;
+    dag::links(root, &data)
+}
