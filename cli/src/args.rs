@@ -1,0 +1,193 @@
+//! The command line, parsed by clap.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+/// A self-contained IPFS peer: content-addressed storage with Kubo-identical CIDs.
+#[derive(Debug, Parser)]
+#[command(name = "ipfsbench-node", version, about)]
+pub(crate) struct Cli {
+    /// The repo directory [default: $IPFSBENCH_PATH, else ~/.ipfsbench].
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) repo: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a repo: identity key and commented config.
+    Init,
+    /// Add files or directories; prints `added <cid> <name>` per entry like `ipfs add`.
+    Add(AddArgs),
+    /// Write a file's bytes to standard output.
+    Cat {
+        /// `CID[/path]`.
+        path: String,
+        /// First byte to write.
+        #[arg(long, short = 'o', default_value_t = 0)]
+        offset: u64,
+        /// Bytes to write at most [default: to the end].
+        #[arg(long, short = 'l')]
+        length: Option<u64>,
+    },
+    /// Write a file or directory tree to disk.
+    Get {
+        /// `CID[/path]`.
+        path: String,
+        /// Where to write [default: ./<last path segment>]; must not exist.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
+    /// List the links of a directory (or the chunks of a file).
+    Ls {
+        /// `CID[/path]`.
+        path: String,
+    },
+    /// Raw blocks.
+    #[command(subcommand)]
+    Block(BlockCommand),
+    /// Pins: recursive, direct and indirect.
+    #[command(subcommand)]
+    Pin(PinCommand),
+    /// The repo as a whole.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// DAGs as CAR v1 files.
+    #[command(subcommand)]
+    Dag(DagCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AddArgs {
+    /// Files or directories [default: standard input].
+    pub(crate) paths: Vec<PathBuf>,
+    /// Add directories recursively.
+    #[arg(long, short = 'r')]
+    pub(crate) recursive: bool,
+    /// Print only the CIDs.
+    #[arg(long, short = 'q')]
+    pub(crate) quiet: bool,
+    /// Print only the final root CID.
+    #[arg(long = "quieter", short = 'Q')]
+    pub(crate) quieter: bool,
+    /// Compute CIDs without storing anything.
+    #[arg(long = "only-hash", short = 'n')]
+    pub(crate) only_hash: bool,
+    /// Pin what is added (recursively).
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub(crate) pin: bool,
+    /// CID version: 0 (default) or 1 (implies --raw-leaves).
+    #[arg(long = "cid-version", default_value_t = 0)]
+    pub(crate) cid_version: u8,
+    /// Store leaves as raw blocks [default: true with --cid-version 1].
+    #[arg(long = "raw-leaves", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) raw_leaves: Option<bool>,
+    /// Chunking: size-N bytes (N at most 1048576).
+    #[arg(long, short = 's', default_value = "size-262144")]
+    pub(crate) chunker: String,
+    /// Include files whose names start with a dot.
+    #[arg(long, short = 'H')]
+    pub(crate) hidden: bool,
+    /// Show a progress bar [default: when standard error is a terminal].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub(crate) progress: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BlockCommand {
+    /// Store a block read from a file or standard input; prints its CID.
+    Put {
+        /// The file [default: standard input].
+        file: Option<PathBuf>,
+        /// Codec of the CID.
+        #[arg(long = "cid-codec", value_enum, default_value_t = Codec::Raw)]
+        codec: Codec,
+    },
+    /// Write a block's bytes to standard output.
+    Get {
+        /// The block.
+        cid: String,
+    },
+    /// Print a block's CID and size.
+    Stat {
+        /// The block.
+        cid: String,
+    },
+    /// Remove blocks (refused for pinned ones).
+    Rm {
+        /// The blocks.
+        #[arg(required = true)]
+        cids: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum Codec {
+    /// Raw bytes (0x55).
+    Raw,
+    /// dag-pb (0x70).
+    DagPb,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PinCommand {
+    /// Pin DAGs (recursively by default).
+    Add {
+        /// `CID[/path]`s.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Pin the whole DAG (`--recursive=false` pins the block alone).
+        #[arg(long, short = 'r', default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+        recursive: bool,
+    },
+    /// Remove pins.
+    Rm {
+        /// `CID[/path]`s.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// List pins.
+    Ls {
+        /// Which pins.
+        #[arg(long = "type", short = 't', value_enum, default_value_t = PinType::All)]
+        kind: PinType,
+        /// Print only the CIDs.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum PinType {
+    Recursive,
+    Direct,
+    Indirect,
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RepoCommand {
+    /// Blocks, logical bytes and bytes on disk.
+    Stat,
+    /// Re-hash every block; lists bad ones and exits non-zero if any.
+    Verify,
+    /// Remove every unpinned block.
+    Gc,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DagCommand {
+    /// Write the DAG under a root as CAR v1 to standard output.
+    Export {
+        /// `CID[/path]`.
+        path: String,
+    },
+    /// Import CAR v1 files: every block verified, roots pinned; a bad file imports nothing.
+    Import {
+        /// The CAR files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
