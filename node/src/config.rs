@@ -40,11 +40,12 @@ peer_id = "{peer_id}"
 pack_target_bytes = {}
 # Memory the block index (sled) may use for its page cache. Bytes.
 index_cache_bytes = {}
-# During long writes, start an fsync in the background after this many new bytes, so
-# that the fsync that makes an `add` durable waits for little. Bytes.
-background_sync_bytes = {}
+# During long writes, start writing new bytes to disk once this many have accumulated
+# (and wait for bytes older than eight times this), so that the fsync that makes an `add`
+# durable waits for little. Bytes.
+writeback_bytes = {}
 "#,
-            store.pack_target_bytes, store.index_cache_bytes, store.background_sync_bytes
+            store.pack_target_bytes, store.index_cache_bytes, store.writeback_bytes
         )
     }
 }

@@ -164,6 +164,14 @@ impl Pins {
         Ok(())
     }
 
+    /// Pins `cid` recursively without walking its DAG, for a caller that has just written the
+    /// whole DAG itself (an `add`) and still protects its blocks in an open GC session.
+    pub fn add_written(&self, cid: &Cid) -> Result<(), PinError> {
+        self.tree.insert(cid.to_bytes(), &[PinKind::Recursive.tag()])?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
     /// Removes the pin of `cid`. An indirect pin cannot be removed on its own.
     pub fn remove(&self, store: &dyn BlockStore, cid: &Cid) -> Result<PinKind, PinError> {
         if let Some(kind) = self.get(cid)? {

@@ -340,11 +340,12 @@ impl Repo {
         }
     }
 
-    /// Makes what was stored durable, then pins `root` (whose DAG was just written whole).
+    /// Makes what was stored durable, then pins `root`, whose DAG the caller just wrote whole
+    /// and still protects: no need to walk it again.
     fn commit(&self, root: Option<Cid>) -> Result<(), RepoError> {
         self.store.flush()?;
         if let Some(root) = root {
-            self.pins.add(&self.store, &self.protector, &root, true)?;
+            self.pins.add_written(&root)?;
         }
         Ok(())
     }

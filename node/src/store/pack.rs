@@ -8,15 +8,15 @@
 //! Durability: a location enters sled only after its bytes are fsynced (see [`PackStore::flush`]),
 //! so a crash at any moment leaves an index whose every entry points at complete bytes; bytes
 //! written after the last flush are unreferenced garbage that [`PackStore::compact`] reclaims.
-//! While a large write runs, a background thread fsyncs every few tens of MiB so that the final
-//! flush waits for little.
+//! While a large write runs, writeback of each few MiB written is started at once
+//! (`sync_file_range`), so the disk works while the importer hashes and the final fsync waits
+//! for little.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use cid::Cid;
@@ -34,9 +34,9 @@ pub struct PackStoreConfig {
     pub pack_target_bytes: u64,
     /// Memory sled may use for its page cache. Bytes; default 16 MiB.
     pub index_cache_bytes: u64,
-    /// During long writes, start an fsync in the background after this many new bytes. Bytes;
-    /// default 32 MiB.
-    pub background_sync_bytes: u64,
+    /// During long writes, start writeback of new bytes once this many have accumulated, and
+    /// wait for writeback of bytes older than eight times this. Bytes; default 8 MiB.
+    pub writeback_bytes: u64,
 }
 
 impl Default for PackStoreConfig {
@@ -44,7 +44,7 @@ impl Default for PackStoreConfig {
         Self {
             pack_target_bytes: 256 << 20,
             index_cache_bytes: 16 << 20,
-            background_sync_bytes: 32 << 20,
+            writeback_bytes: 8 << 20,
         }
     }
 }
@@ -93,9 +93,14 @@ struct Writer {
     buf: Vec<u8>,
     /// Bytes of the pack already handed to the OS.
     file_len: u64,
-    unsynced: u64,
+    /// Writeback was started for bytes before this offset.
+    kicked: u64,
+    /// Writeback finished for bytes before this offset.
+    settled: u64,
     /// A pack was created since the directory was last fsynced.
     dir_dirty: bool,
+    /// Packs closed since the last flush, whose bytes `flush` must still sync.
+    closed: Vec<(Arc<File>, PathBuf)>,
 }
 
 /// Block bytes in pack files, indexed by sled. See the module docs.
@@ -107,7 +112,6 @@ pub struct PackStore {
     writer: Mutex<Writer>,
     pending: Mutex<HashMap<Hash, Loc>>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
-    syncer: SyncSender<Arc<File>>,
     compacting: Mutex<()>,
 }
 
@@ -193,18 +197,6 @@ impl PackStore {
         let file = Arc::new(open_pack(&path, true)?);
         let file_len = file.metadata().map_err(io_err(&path))?.len();
 
-        let (syncer, jobs) = sync_channel::<Arc<File>>(1);
-        std::thread::Builder::new()
-            .name("pack-sync".into())
-            .spawn(move || {
-                for file in jobs {
-                    // Only starts writeback early; `flush` syncs again and reports errors.
-                    if let Err(e) = file.sync_data() {
-                        tracing::debug!(error = %e, "background pack sync failed");
-                    }
-                }
-            })
-            .map_err(io_err(&packs_dir))?;
 
         Ok(Self {
             packs_dir,
@@ -217,12 +209,13 @@ impl PackStore {
                 path,
                 buf: Vec::with_capacity(WRITE_BUFFER),
                 file_len,
-                unsynced: 0,
+                kicked: file_len,
+                settled: file_len,
                 dir_dirty,
+                closed: Vec::new(),
             }),
             pending: Mutex::new(HashMap::new()),
             readers: RwLock::new(HashMap::new()),
-            syncer,
             compacting: Mutex::new(()),
         })
     }
@@ -248,15 +241,34 @@ impl PackStore {
         }
         (&*w.file).write_all(&w.buf).map_err(io_err(&w.path))?;
         w.file_len += w.buf.len() as u64;
-        w.unsynced += w.buf.len() as u64;
         w.buf.clear();
         Ok(())
     }
 
+    /// Starts writeback of what was written since the last call, and waits for writeback of
+    /// what is well behind, so that dirty pages stay bounded and the disk never idles.
+    fn kick_writeback(&self, w: &mut Writer) {
+        let step = self.config.writeback_bytes.max(1);
+        if w.file_len - w.kicked < step {
+            return;
+        }
+        writeback::start(&w.file, w.kicked, w.file_len - w.kicked);
+        w.kicked = w.file_len;
+        let horizon = w.kicked.saturating_sub(8 * step);
+        if horizon > w.settled {
+            writeback::wait(&w.file, w.settled, horizon - w.settled);
+            w.settled = horizon;
+        }
+    }
+
     fn sync_writer(&self, w: &mut Writer) -> Result<(), StoreError> {
         Self::write_out(w)?;
+        for (file, path) in w.closed.drain(..) {
+            file.sync_data().map_err(io_err(&path))?;
+        }
         w.file.sync_data().map_err(io_err(&w.path))?;
-        w.unsynced = 0;
+        w.kicked = w.file_len;
+        w.settled = w.file_len;
         if w.dir_dirty {
             File::open(&self.packs_dir)
                 .and_then(|d| d.sync_all())
@@ -269,13 +281,17 @@ impl PackStore {
     /// Appends a record; the caller holds the writer lock and records the location.
     fn append(&self, w: &mut Writer, hash: &Hash, data: &[u8]) -> Result<Loc, StoreError> {
         if w.file_len + w.buf.len() as u64 >= self.config.pack_target_bytes {
-            // The old pack must be durable before any later flush indexes what it holds.
-            self.sync_writer(w)?;
+            // The old pack is synced by the next flush, before anything in it is indexed.
+            Self::write_out(w)?;
+            writeback::start(&w.file, w.kicked, w.file_len - w.kicked);
             let id = w.id + 1;
             let path = pack_path(&self.packs_dir, id);
-            w.file = Arc::new(open_pack(&path, true)?);
+            let old = std::mem::replace(&mut w.file, Arc::new(open_pack(&path, true)?));
+            let old_path = std::mem::replace(&mut w.path, path.clone());
+            w.closed.push((old, old_path));
             w.file_len = w.file.metadata().map_err(io_err(&path))?.len();
-            w.path = path;
+            w.kicked = w.file_len;
+            w.settled = w.file_len;
             w.id = id;
             w.dir_dirty = true;
         }
@@ -291,15 +307,7 @@ impl PackStore {
         w.buf.extend_from_slice(data);
         if w.buf.len() >= WRITE_BUFFER {
             Self::write_out(w)?;
-            if w.unsynced >= self.config.background_sync_bytes {
-                w.unsynced = 0;
-                match self.syncer.try_send(Arc::clone(&w.file)) {
-                    Ok(()) | Err(TrySendError::Full(_)) => {}
-                    Err(TrySendError::Disconnected(_)) => {
-                        tracing::debug!("pack sync thread gone")
-                    }
-                }
-            }
+            self.kick_writeback(w);
         }
         Ok(Loc {
             pack: w.id,
@@ -577,5 +585,42 @@ mod tests {
             assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());
         }
         assert_eq!(store.stat().unwrap().blocks, 4);
+    }
+}
+
+/// Early writeback through `sync_file_range`. Both calls are hints for throughput: errors are
+/// ignored here because the `fdatasync` in [`PackStore::flush`] reports any that matter.
+#[allow(unsafe_code)]
+mod writeback {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+
+    fn range(file: &File, offset: u64, len: u64, flags: libc::c_uint) {
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: the descriptor is valid for the lifetime of `file`; the call reads no memory
+        // of ours and only schedules or awaits writeback of the given byte range.
+        let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+        if rc != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range");
+        }
+    }
+
+    /// Starts writing the range to disk without waiting.
+    pub(super) fn start(file: &File, offset: u64, len: u64) {
+        range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
+    }
+
+    /// Waits until the range is on disk (data only; `fdatasync` still follows).
+    pub(super) fn wait(file: &File, offset: u64, len: u64) {
+        range(
+            file,
+            offset,
+            len,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        );
     }
 }
