@@ -483,3 +483,54 @@ fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RepoError> {
         .and_then(|()| file.sync_all())
         .map_err(io_at(path))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_open_is_refused_with_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(dir.path()).unwrap();
+        match Repo::open(dir.path()) {
+            Err(RepoError::Locked { holder, .. }) => {
+                assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}")
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        let peer = repo.peer_id();
+        drop(repo);
+        // Identity persists across opens.
+        assert_eq!(Repo::open(dir.path()).unwrap().peer_id(), peer);
+    }
+
+    #[test]
+    fn open_without_init_and_double_init() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Repo::open(dir.path()),
+            Err(RepoError::NotInitialised(_))
+        ));
+        drop(Repo::init(dir.path()).unwrap());
+        assert!(matches!(
+            Repo::init(dir.path()),
+            Err(RepoError::AlreadyInitialised(_))
+        ));
+    }
+
+    #[test]
+    fn failed_add_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::init(&dir.path().join("repo")).unwrap();
+        let tree = dir.path().join("tree");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(tree.join("a"), vec![1u8; 300_000]).unwrap();
+        // A name that is not UTF-8 fails the add after `a` was stored.
+        let bad = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"b\xff");
+        std::fs::write(tree.join(bad), b"x").unwrap();
+        let err = repo.add_path(&tree, &AddOptions::default(), true, &mut |_| {});
+        assert!(matches!(err, Err(RepoError::Add(AddError::NonUtf8Name { .. }))));
+        assert_eq!(repo.stat().unwrap().blocks, 0);
+        assert!(repo.pins().stored().unwrap().is_empty());
+    }
+}
