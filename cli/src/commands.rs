@@ -46,7 +46,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             let repo = open(&repo_path)?;
             let cid = unixfs::resolve(repo.store(), &path)?;
             let dest = output.unwrap_or_else(|| {
-                PathBuf::from(path.trim_end_matches('/').rsplit('/').next().unwrap_or(&path))
+                PathBuf::from(
+                    path.trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(&path),
+                )
             });
             if dest.symlink_metadata().is_ok() {
                 bail!("{} already exists", dest.display());
@@ -108,7 +113,10 @@ fn add(repo_path: &Path, args: AddArgs) -> Result<()> {
     for path in &args.paths {
         let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
         if meta.is_dir() && !args.recursive {
-            bail!("{} is a directory; use -r to add directories", path.display());
+            bail!(
+                "{} is a directory; use -r to add directories",
+                path.display()
+            );
         }
     }
     let show_progress = args
@@ -153,7 +161,11 @@ fn add(repo_path: &Path, args: AddArgs) -> Result<()> {
             if args.quiet || args.quieter {
                 writeln!(out, "{}", e.cid)?;
             } else {
-                let name = if stdin { e.cid.to_string() } else { e.name.clone() };
+                let name = if stdin {
+                    e.cid.to_string()
+                } else {
+                    e.name.clone()
+                };
                 writeln!(out, "added {} {}", e.cid, name)?;
             }
         }
@@ -229,7 +241,10 @@ fn block_cmd(repo: &Repo, cmd: BlockCommand) -> Result<()> {
             println!("Key: {cid}\nSize: {size}");
         }
         BlockCommand::Rm { cids } => {
-            let cids = cids.iter().map(|c| parse_cid(c)).collect::<Result<Vec<_>>>()?;
+            let cids = cids
+                .iter()
+                .map(|c| parse_cid(c))
+                .collect::<Result<Vec<_>>>()?;
             for cid in cids {
                 repo.block_rm(&cid)?;
                 println!("removed {cid}");
@@ -327,10 +342,13 @@ fn dag_cmd(repo: &Repo, cmd: DagCommand) -> Result<()> {
                 for root in &imported.roots {
                     println!("Pinned root {root} success");
                 }
-                println!("imported {} blocks from {}", imported.blocks, file.display());
+                println!(
+                    "imported {} blocks from {}",
+                    imported.blocks,
+                    file.display()
+                );
             }
         }
     }
     Ok(())
 }
-

@@ -1,5 +1,8 @@
 //! The command line end to end: real processes on real repos in temp dirs.
 
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -52,7 +55,10 @@ impl Repo {
         let out = self.run(args);
         assert!(!out.status.success(), "{args:?} unexpectedly succeeded");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(err.contains("Error:"), "no error message for {args:?}: {err}");
+        assert!(
+            err.contains("Error:"),
+            "no error message for {args:?}: {err}"
+        );
         err
     }
 
@@ -202,7 +208,10 @@ fn directories_add_ls_get_and_paths() {
 fn pins_and_gc() {
     let repo = Repo::new();
     let kept = repo.add(&repo.file("kept", &pseudo_random(2 * CHUNK, 1)), &[]);
-    let loose = repo.add(&repo.file("loose", &pseudo_random(2 * CHUNK, 2)), &["--pin=false"]);
+    let loose = repo.add(
+        &repo.file("loose", &pseudo_random(2 * CHUNK, 2)),
+        &["--pin=false"],
+    );
     let direct = repo.ok_str(&["block", "put", repo.file("d", b"direct").to_str().unwrap()]);
     let direct = direct.trim();
     repo.ok(&["pin", "add", "--recursive=false", direct]);
@@ -210,7 +219,12 @@ fn pins_and_gc() {
     let ls = repo.ok_str(&["pin", "ls"]);
     assert!(ls.contains(&format!("{kept} recursive")));
     assert!(ls.contains(&format!("{direct} direct")));
-    assert_eq!(repo.ok_str(&["pin", "ls", "--type", "indirect"]).lines().count(), 2);
+    assert_eq!(
+        repo.ok_str(&["pin", "ls", "--type", "indirect"])
+            .lines()
+            .count(),
+        2
+    );
     assert!(!ls.contains(&loose));
 
     // A pinned block cannot be removed by hand.
@@ -235,18 +249,35 @@ fn pins_and_gc() {
 #[test]
 fn blocks() {
     let repo = Repo::new();
-    let cid = repo.ok_str(&["block", "put", repo.file("b", b"some bytes").to_str().unwrap()]);
+    let cid = repo.ok_str(&[
+        "block",
+        "put",
+        repo.file("b", b"some bytes").to_str().unwrap(),
+    ]);
     let cid = cid.trim();
     assert!(cid.starts_with("bafkrei"), "raw CIDv1 by default: {cid}");
     assert_eq!(repo.ok(&["block", "get", cid]), b"some bytes");
-    assert_eq!(repo.ok_str(&["block", "stat", cid]), format!("Key: {cid}\nSize: 10\n"));
+    assert_eq!(
+        repo.ok_str(&["block", "stat", cid]),
+        format!("Key: {cid}\nSize: 10\n")
+    );
     assert!(repo
-        .fails(&["block", "put", "--cid-codec", "dag-pb", repo.file("g", b"\xff\xff").to_str().unwrap()])
+        .fails(&[
+            "block",
+            "put",
+            "--cid-codec",
+            "dag-pb",
+            repo.file("g", b"\xff\xff").to_str().unwrap()
+        ])
         .contains("dag-pb"));
     repo.ok(&["block", "rm", cid]);
-    assert!(repo.fails(&["block", "get", cid]).contains("not found locally"));
+    assert!(repo
+        .fails(&["block", "get", cid])
+        .contains("not found locally"));
     let big = repo.file("big", &vec![0u8; 2 * 1024 * 1024 + 1]);
-    assert!(repo.fails(&["block", "put", big.to_str().unwrap()]).contains("exceeds"));
+    assert!(repo
+        .fails(&["block", "put", big.to_str().unwrap()])
+        .contains("exceeds"));
 }
 
 #[test]
@@ -289,8 +320,14 @@ fn car_export_import_round_trip_and_bad_cars_import_nothing() {
     let out = target.ok_str(&["dag", "import", car_path.to_str().unwrap()]);
     assert!(out.contains(&format!("Pinned root {cid} success")));
     assert_eq!(target.ok(&["cat", &cid]), data);
-    assert!(target.ok_str(&["pin", "ls"]).contains(&format!("{cid} recursive")));
-    assert_eq!(target.ok(&["dag", "export", &cid]), car, "export is deterministic");
+    assert!(target
+        .ok_str(&["pin", "ls"])
+        .contains(&format!("{cid} recursive")));
+    assert_eq!(
+        target.ok(&["dag", "export", &cid]),
+        car,
+        "export is deterministic"
+    );
 }
 
 fn varint(b: &[u8]) -> (u64, usize) {
@@ -322,7 +359,9 @@ fn bad_input_gets_clear_errors() {
     assert!(repo
         .fails(&["add", "--chunker", "rabin-1-2-3", f.to_str().unwrap()])
         .contains("size-N"));
-    assert!(repo.fails(&["add", repo.dir.path().to_str().unwrap()]).contains("-r"));
+    assert!(repo
+        .fails(&["add", repo.dir.path().to_str().unwrap()])
+        .contains("-r"));
     assert!(repo
         .fails(&["add", "--cid-version", "2", f.to_str().unwrap()])
         .contains("CID version"));
@@ -365,7 +404,10 @@ fn init_and_the_repo_lock() {
         std::thread::yield_now();
     }
     let err = repo.fails(&["repo", "stat"]);
-    assert!(err.contains("locked") && err.contains(&format!("pid {pid}")), "{err}");
+    assert!(
+        err.contains("locked") && err.contains(&format!("pid {pid}")),
+        "{err}"
+    );
     {
         let mut stdin = holder.stdin.take().unwrap();
         stdin.write_all(b"hello world\n").unwrap();
@@ -374,7 +416,10 @@ fn init_and_the_repo_lock() {
     BufReader::new(holder.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert_eq!(line.trim(), "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o");
+    assert_eq!(
+        line.trim(),
+        "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+    );
     assert!(holder.wait().unwrap().success());
     repo.ok(&["repo", "stat"]);
 }

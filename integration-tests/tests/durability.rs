@@ -1,5 +1,8 @@
 //! Crash consistency of the repo under `kill -9`, with the real binary.
 
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -143,7 +146,10 @@ fn a_printed_cid_survives_kill_9() {
         .unwrap();
     let still_running = child.try_wait().unwrap().is_none();
     kill9(&mut child);
-    assert!(still_running, "the add finished before the kill; the test proves nothing");
+    assert!(
+        still_running,
+        "the add finished before the kill; the test proves nothing"
+    );
     let parts: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(parts.len(), 3, "{line}");
     assert_eq!(parts[0], "added");
@@ -158,4 +164,3 @@ fn a_printed_cid_survives_kill_9() {
     ok(&repo, &["repo", "gc"]);
     assert_cat_equals(&repo, cid, &small);
 }
-

@@ -214,7 +214,10 @@ impl<'a> CborReader<'a> {
     }
 
     fn head(&mut self) -> Result<(u8, u64), CarError> {
-        let first = *self.take(1)?.first().ok_or_else(|| Self::err("truncated"))?;
+        let first = *self
+            .take(1)?
+            .first()
+            .ok_or_else(|| Self::err("truncated"))?;
         let (major, info) = (first >> 5, first & 0x1f);
         let value = match info {
             0..=23 => u64::from(info),
@@ -243,7 +246,9 @@ impl<'a> CborReader<'a> {
             0 => Cbor::Uint(value),
             1 => Cbor::Other,
             2 => Cbor::Bytes(self.take(value)?),
-            3 => Cbor::Text(std::str::from_utf8(self.take(value)?).map_err(|_| Self::err("bad text"))?),
+            3 => Cbor::Text(
+                std::str::from_utf8(self.take(value)?).map_err(|_| Self::err("bad text"))?,
+            ),
             4 => {
                 if value > self.buf.len() as u64 {
                     return Err(Self::err("array longer than the header"));
@@ -288,7 +293,9 @@ fn decode_header(bytes: &[u8]) -> Result<Vec<Cid>, CarError> {
                         return Err(CarError::Header("root is not a CID link".into()));
                     };
                     let Cbor::Bytes([0, cid @ ..]) = *inner else {
-                        return Err(CarError::Header("CID link is not 0x00-prefixed bytes".into()));
+                        return Err(CarError::Header(
+                            "CID link is not 0x00-prefixed bytes".into(),
+                        ));
                     };
                     cids.push(
                         Cid::try_from(cid).map_err(|e| CarError::Header(format!("root: {e}")))?,
@@ -364,7 +371,10 @@ mod tests {
         let pragma = [
             0x0a, 0xa1, 0x67, 0x76, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x02,
         ];
-        assert!(matches!(Reader::new(&pragma[..]), Err(CarError::Version(2))));
+        assert!(matches!(
+            Reader::new(&pragma[..]),
+            Err(CarError::Version(2))
+        ));
         assert!(Reader::new(&[0x03, 0xff, 0xff, 0xff][..]).is_err());
         assert!(Reader::new(&[][..]).is_err());
     }

@@ -53,6 +53,9 @@ pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, DagError> {
     }
 }
 
+/// What [`walk`] calls for each block: its CID and, unless skipped, its bytes.
+pub type Visit<'a> = dyn FnMut(&Cid, Option<&[u8]>) -> Result<(), DagError> + 'a;
+
 /// Visits every block of the DAG under `root` once, depth first in link order (parents
 /// before children), calling `visit` with each CID and its bytes. Raw leaves are checked for
 /// presence but not read unless `read_raw`. Errors with [`DagError::NotFound`] on the first
@@ -62,7 +65,7 @@ pub fn walk(
     root: &Cid,
     read_raw: bool,
     seen: &mut HashSet<Hash>,
-    visit: &mut dyn FnMut(&Cid, Option<&[u8]>) -> Result<(), DagError>,
+    visit: &mut Visit<'_>,
 ) -> Result<(), DagError> {
     let mut stack = vec![*root];
     while let Some(cid) = stack.pop() {

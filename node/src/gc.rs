@@ -229,6 +229,9 @@ mod tests {
         assert_eq!(stats.removed_blocks, 1);
         assert!(store.has(held.cid().hash()).unwrap());
         drop(session);
-        assert_eq!(collect(&store, &pins, &protector).unwrap().removed_blocks, 1);
+        assert_eq!(
+            collect(&store, &pins, &protector).unwrap().removed_blocks,
+            1
+        );
     }
 }

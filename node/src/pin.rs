@@ -167,7 +167,8 @@ impl Pins {
     /// Pins `cid` recursively without walking its DAG, for a caller that has just written the
     /// whole DAG itself (an `add`) and still protects its blocks in an open GC session.
     pub fn add_written(&self, cid: &Cid) -> Result<(), PinError> {
-        self.tree.insert(cid.to_bytes(), &[PinKind::Recursive.tag()])?;
+        self.tree
+            .insert(cid.to_bytes(), &[PinKind::Recursive.tag()])?;
         self.tree.flush()?;
         Ok(())
     }
@@ -213,19 +214,13 @@ impl Pins {
     }
 
     /// How `hash` is pinned, if at all (stored pins first, then indirect).
-    pub fn pinned(
-        &self,
-        store: &dyn BlockStore,
-        hash: &Hash,
-    ) -> Result<Option<PinKind>, PinError> {
+    pub fn pinned(&self, store: &dyn BlockStore, hash: &Hash) -> Result<Option<PinKind>, PinError> {
         for (cid, kind) in self.stored()? {
             if cid.hash() == hash {
                 return Ok(Some(kind));
             }
         }
-        Ok(self
-            .indirect_root(store, hash)?
-            .map(|_| PinKind::Indirect))
+        Ok(self.indirect_root(store, hash)?.map(|_| PinKind::Indirect))
     }
 
     /// Lists pins of the kinds `filter` selects. Indirect pins are the blocks below recursive

@@ -209,7 +209,11 @@ impl Repo {
         // The config goes last, through a rename: a repo is initialised exactly when it exists.
         let config_path = path.join("config.toml");
         let tmp = path.join("config.toml.tmp");
-        write_synced(&tmp, Config::template(&peer_id.to_string()).as_bytes(), 0o644)?;
+        write_synced(
+            &tmp,
+            Config::template(&peer_id.to_string()).as_bytes(),
+            0o644,
+        )?;
         fs::rename(&tmp, &config_path).map_err(io_at(&config_path))?;
         File::open(path)
             .and_then(|d| d.sync_all())
@@ -428,7 +432,9 @@ impl Repo {
 
     /// Pins `cid` (recursively or directly); the blocks must be local.
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), RepoError> {
-        Ok(self.pins.add(&self.store, &self.protector, cid, recursive)?)
+        Ok(self
+            .pins
+            .add(&self.store, &self.protector, cid, recursive)?)
     }
 
     /// Removes every block that is neither pinned nor held by a running write.
@@ -494,7 +500,10 @@ mod tests {
         let repo = Repo::init(dir.path()).unwrap();
         match Repo::open(dir.path()) {
             Err(RepoError::Locked { holder, .. }) => {
-                assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}")
+                assert!(
+                    holder.contains(&format!("pid {}", std::process::id())),
+                    "{holder}"
+                )
             }
             other => panic!("expected Locked, got {other:?}"),
         }
@@ -529,7 +538,10 @@ mod tests {
         let bad = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"b\xff");
         std::fs::write(tree.join(bad), b"x").unwrap();
         let err = repo.add_path(&tree, &AddOptions::default(), true, &mut |_| {});
-        assert!(matches!(err, Err(RepoError::Add(AddError::NonUtf8Name { .. }))));
+        assert!(matches!(
+            err,
+            Err(RepoError::Add(AddError::NonUtf8Name { .. }))
+        ));
         assert_eq!(repo.stat().unwrap().blocks, 0);
         assert!(repo.pins().stored().unwrap().is_empty());
     }

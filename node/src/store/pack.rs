@@ -197,7 +197,6 @@ impl PackStore {
         let file = Arc::new(open_pack(&path, true)?);
         let file_len = file.metadata().map_err(io_err(&path))?.len();
 
-
         Ok(Self {
             packs_dir,
             config,

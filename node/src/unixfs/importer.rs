@@ -55,7 +55,7 @@ impl FromStr for Chunker {
 }
 
 /// Options of `add`, with Kubo's defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddOptions {
     /// CID version of the DAG's nodes (0 or 1). Default 0.
     pub cid_version: u8,
@@ -65,17 +65,6 @@ pub struct AddOptions {
     pub chunker: Chunker,
     /// Include files whose names start with a dot when adding a directory. Default false.
     pub hidden: bool,
-}
-
-impl Default for AddOptions {
-    fn default() -> Self {
-        Self {
-            cid_version: 0,
-            raw_leaves: None,
-            chunker: Chunker::default(),
-            hidden: false,
-        }
-    }
 }
 
 impl AddOptions {

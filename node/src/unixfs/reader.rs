@@ -175,9 +175,7 @@ pub fn cat(
         let d = decode(&p.cid, &data)?;
         match d.fs.kind {
             DataType::File | DataType::Raw => {}
-            DataType::Directory | DataType::HamtShard => {
-                return Err(ReadError::IsDirectory(p.cid))
-            }
+            DataType::Directory | DataType::HamtShard => return Err(ReadError::IsDirectory(p.cid)),
             other => return Err(invalid(&p.cid, format!("{other:?} is not a file"))),
         }
         let inline = d.fs.data.unwrap_or_default();
@@ -226,16 +224,24 @@ pub struct Entry {
     pub kind: EntryKind,
 }
 
-fn kind_and_size(store: &dyn BlockStore, cid: &Cid, tsize: u64) -> Result<(EntryKind, u64), ReadError> {
+fn kind_and_size(
+    store: &dyn BlockStore,
+    cid: &Cid,
+    tsize: u64,
+) -> Result<(EntryKind, u64), ReadError> {
     if cid.codec() == RAW {
-        return Ok((EntryKind::File, store.size(cid)?.ok_or(ReadError::NotFound(*cid))?));
+        return Ok((
+            EntryKind::File,
+            store.size(cid)?.ok_or(ReadError::NotFound(*cid))?,
+        ));
     }
     let data = load(store, cid)?;
     let d = decode(cid, &data)?;
     Ok(match d.fs.kind {
         DataType::File | DataType::Raw => (
             EntryKind::File,
-            d.fs.filesize.unwrap_or(d.fs.data.map_or(0, |b| b.len() as u64)),
+            d.fs.filesize
+                .unwrap_or(d.fs.data.map_or(0, |b| b.len() as u64)),
         ),
         DataType::Directory | DataType::HamtShard => (EntryKind::Directory, tsize),
         DataType::Symlink => (EntryKind::Symlink, d.fs.data.map_or(0, |b| b.len() as u64)),
@@ -270,8 +276,7 @@ pub fn ls(store: &dyn BlockStore, cid: &Cid) -> Result<Vec<Entry>, ReadError> {
 }
 
 fn safe_name(name: &str) -> Result<&str, ReadError> {
-    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         return Err(ReadError::UnsafeName(name.to_string()));
     }
     Ok(name)
