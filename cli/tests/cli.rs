@@ -423,3 +423,36 @@ fn init_and_the_repo_lock() {
     assert!(holder.wait().unwrap().success());
     repo.ok(&["repo", "stat"]);
 }
+
+#[test]
+fn verify_finds_a_corrupted_block_and_fails() {
+    let repo = Repo::new();
+    let data = pseudo_random(CHUNK * 2, 9);
+    let cid = repo.add(&repo.file("f", &data), &["--cid-version", "1"]);
+    assert!(repo
+        .ok_str(&["repo", "verify"])
+        .contains("verified 3 blocks: 0 bad"));
+    // Flip one byte of the second chunk inside the pack file.
+    let packs = repo.path().join("blocks/packs");
+    let pack = std::fs::read_dir(&packs)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let at = bytes
+        .windows(64)
+        .position(|w| w == &data[CHUNK + 1000..CHUNK + 1064])
+        .unwrap();
+    bytes[at] ^= 0x01;
+    std::fs::write(&pack, bytes).unwrap();
+    let out = repo.run(&["repo", "verify"]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bad block bafkrei"), "{stdout}");
+    assert!(stdout.contains("1 bad"), "{stdout}");
+    // The undamaged first chunk still reads.
+    let head = repo.ok(&["cat", &cid, "--length", "1000"]);
+    assert_eq!(head, &data[..1000]);
+}
