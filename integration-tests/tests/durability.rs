@@ -105,7 +105,9 @@ fn kill_during_add_leaves_a_repo_that_opens_and_verifies() {
             assert!(Instant::now() < deadline, "add made no progress");
             std::thread::sleep(Duration::from_millis(2));
         }
-        if !finished {
+        if finished {
+            child.wait().unwrap();
+        } else {
             kill9(&mut child);
         }
         verify_passes(&repo);

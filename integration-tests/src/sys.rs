@@ -1,0 +1,44 @@
+//! The few libc calls the harness needs that `std` does not offer.
+//!
+//! `unsafe` is allowed here because these are foreign function calls: `wait4` to obtain one
+//! child's resource usage (its peak RSS) and `sync`. Each call is wrapped in a safe function.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+/// Reaps the child `pid` if it has exited (`wait4` with `WNOHANG`), returning its exit status
+/// and peak resident set size in bytes; `None` while it still runs.
+pub fn try_wait4(pid: u32) -> io::Result<Option<(ExitStatus, u64)>> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: `rusage` is a plain C struct of integers, for which all-zero bytes are valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both out-pointers point to live, writable locals of the right types.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        match reaped {
+            0 => return Ok(None),
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            _ => break,
+        }
+    }
+    // Linux reports ru_maxrss in KiB.
+    let peak_rss = u64::try_from(usage.ru_maxrss)
+        .unwrap_or(0)
+        .saturating_mul(1024);
+    Ok(Some((ExitStatus::from_raw(status), peak_rss)))
+}
+
+/// Flushes all dirty file data of the system to disk (`sync(2)`).
+pub fn sync_all() {
+    // SAFETY: sync takes no arguments and cannot fail.
+    unsafe { libc::sync() }
+}
