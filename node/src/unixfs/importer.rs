@@ -276,8 +276,8 @@ impl Balanced {
     }
 }
 
-/// Chunks read per batch; a batch is hashed on two threads.
-const BATCH: usize = 16;
+/// Leaves buffered between the reading-and-hashing thread and the storing one.
+const IN_FLIGHT: usize = 8;
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
@@ -302,27 +302,10 @@ fn leaf(chunk: Vec<u8>, raw: bool, v0: bool) -> (Block, u64) {
     (Block::hash(DAG_PB, bytes, v0), len)
 }
 
-fn hash_batch(chunks: Vec<Vec<u8>>, raw: bool, v0: bool) -> Vec<(Block, u64)> {
-    if chunks.len() < 2 {
-        return chunks.into_iter().map(|c| leaf(c, raw, v0)).collect();
-    }
-    let mut chunks = chunks;
-    let second = chunks.split_off(chunks.len() / 2);
-    std::thread::scope(|s| {
-        let other = s.spawn(move || {
-            second
-                .into_iter()
-                .map(|c| leaf(c, raw, v0))
-                .collect::<Vec<_>>()
-        });
-        let mut out: Vec<(Block, u64)> = chunks.into_iter().map(|c| leaf(c, raw, v0)).collect();
-        // The hashing closure cannot panic; a join error would be a bug worth surfacing.
-        out.extend(other.join().unwrap_or_default());
-        out
-    })
-}
-
 /// Imports one file's bytes; returns its root. `source` names the input in errors.
+///
+/// One thread reads and hashes leaves while this one stores them and builds the tree, with
+/// at most [`IN_FLIGHT`] leaves between them: memory stays flat whatever the file size.
 pub fn add_reader(
     reader: Box<dyn Read + Send>,
     source: &Path,
@@ -337,80 +320,55 @@ pub fn add_reader(
         v0,
     };
 
-    // A reader thread keeps the next batches coming while this one hashes and stores.
-    let (tx, rx) = sync_channel::<io::Result<Vec<Vec<u8>>>>(2);
-    let result = std::thread::scope(|s| {
+    let (tx, rx) = sync_channel::<io::Result<(Block, u64)>>(IN_FLIGHT);
+    let root = std::thread::scope(|s| {
         s.spawn(move || {
             let mut reader = reader;
+            let mut first = true;
             loop {
-                let mut batch = Vec::with_capacity(BATCH);
-                let mut eof = false;
-                while batch.len() < BATCH {
-                    let mut chunk = vec![0u8; chunk_size];
-                    match read_full(&mut reader, &mut chunk) {
-                        Ok(n) => {
-                            chunk.truncate(n);
-                            if n < chunk_size {
-                                eof = true;
-                            }
-                            if n > 0 {
-                                batch.push(chunk);
-                            }
-                            if eof {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            return;
-                        }
+                let mut chunk = vec![0u8; chunk_size];
+                let n = match read_full(&mut reader, &mut chunk) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                // The empty file is one empty leaf, as in Kubo; otherwise no empty chunks.
+                if n > 0 || first {
+                    chunk.truncate(n);
+                    if tx.send(Ok(leaf(chunk, raw, v0))).is_err() {
+                        return;
                     }
                 }
-                if tx.send(Ok(batch)).is_err() || eof {
+                first = false;
+                if n < chunk_size {
                     return;
                 }
             }
         });
         let mut total = 0u64;
-        let mut any = false;
-        for batch in rx {
-            let batch = batch.map_err(|e| AddError::Io {
+        for item in rx {
+            let (block, len) = item.map_err(|e| AddError::Io {
                 path: source.to_path_buf(),
                 source: e,
             })?;
-            for (block, len) in hash_batch(batch, raw, v0) {
-                sink.put(&block)?;
-                total += len;
-                any = true;
-                tree.push(
-                    sink,
-                    Child {
-                        cid: *block.cid(),
-                        tsize: block.data().len() as u64,
-                        filesize: len,
-                    },
-                    0,
-                )?;
-            }
-            sink.progress(total);
-        }
-        if !any {
-            // The empty file is one empty leaf, as in Kubo.
-            let (block, _) = leaf(Vec::new(), raw, v0);
             sink.put(&block)?;
+            total += len;
+            sink.progress(total);
             tree.push(
                 sink,
                 Child {
                     cid: *block.cid(),
                     tsize: block.data().len() as u64,
-                    filesize: 0,
+                    filesize: len,
                 },
                 0,
             )?;
         }
+        // Dropping the receiver on an error above stops the reader thread at its next send.
         Ok::<_, AddError>(tree.finish(sink)?)
-    });
-    let root = result?;
+    })?;
     Ok(Added {
         name: String::new(),
         cid: root.cid,
