@@ -468,9 +468,11 @@ impl BlockStore for PackStore {
             self.sync_writer(&mut w)?;
             lock(&self.pending).drain().collect()
         };
-        if !entries.is_empty() {
+        // Each entry points at synced bytes, so entries need not land together; small batches
+        // keep sled's memory flat however many blocks one flush indexes.
+        for group in entries.chunks(256) {
             let mut batch = sled::Batch::default();
-            for (hash, loc) in &entries {
+            for (hash, loc) in group {
                 batch.insert(hash.to_bytes(), &loc.encode()[..]);
             }
             self.index.apply_batch(batch)?;
