@@ -80,6 +80,24 @@ fn run() -> BenchResult<()> {
         fs_type.as_deref().unwrap_or("unknown filesystem")
     );
 
+    // Peak RSS of an add of a larger file, measured first: a child's `ru_maxrss` starts from
+    // this process's RSS at fork, which is small only until Kubo's runtime is loaded.
+    let rss_input = work.path().join("rss-input.bin");
+    eprintln!(
+        "writing {} of pseudo-random input for the RSS measurement...",
+        human_bytes(rss_bytes)
+    );
+    write_pseudo_random_file(&rss_input, rss_bytes, 43)?;
+    sync_all();
+    read_through(&rss_input)?;
+    eprintln!("measuring the peak RSS of ipfsbench-node add...");
+    let repo = tempfile::Builder::new()
+        .prefix("ours-rss-repo-")
+        .tempdir_in(work.path())?;
+    let (rss_add, peak_rss) = our_add(&node, repo.path(), &rss_input)?;
+    drop(repo);
+    fs::remove_file(&rss_input)?;
+
     // Input for add and cat.
     let input = work.path().join("add-input.bin");
     eprintln!(
@@ -131,22 +149,6 @@ fn run() -> BenchResult<()> {
     fs::remove_file(&input)?;
     sync_all();
 
-    // Peak RSS of an add of a larger file.
-    let rss_input = work.path().join("rss-input.bin");
-    eprintln!(
-        "writing {} of pseudo-random input for the RSS measurement...",
-        human_bytes(rss_bytes)
-    );
-    write_pseudo_random_file(&rss_input, rss_bytes, 43)?;
-    sync_all();
-    read_through(&rss_input)?;
-    eprintln!("measuring the peak RSS of ipfsbench-node add...");
-    let repo = tempfile::Builder::new()
-        .prefix("ours-rss-repo-")
-        .tempdir_in(work.path())?;
-    let (rss_add, peak_rss) = our_add(&node, repo.path(), &rss_input)?;
-    drop(repo);
-    fs::remove_file(&rss_input)?;
     work.close()?;
 
     // Report.
