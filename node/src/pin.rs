@@ -164,8 +164,9 @@ impl Pins {
         Ok(())
     }
 
-    /// Pins `cid` recursively without walking its DAG, for a caller that has just written the
-    /// whole DAG itself (an `add`) and still protects its blocks in an open GC session.
+    /// Pins `cid` recursively without walking its DAG, for a caller that knows the DAG is
+    /// complete (it just wrote or walked it: `add`, CAR import) and still protects its blocks
+    /// in an open GC session.
     pub fn add_written(&self, cid: &Cid) -> Result<(), PinError> {
         self.tree
             .insert(cid.to_bytes(), &[PinKind::Recursive.tag()])?;

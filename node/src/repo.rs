@@ -377,7 +377,8 @@ impl Repo {
             }
             self.store.flush()?;
             for root in &roots {
-                self.pins.add(&self.store, &self.protector, root, true)?;
+                // Walked complete just above, and still protected by this session.
+                self.pins.add_written(root)?;
             }
             Ok(CarImport { roots, blocks })
         })();
@@ -393,14 +394,6 @@ impl Repo {
     /// Writes the DAG under `root` as a CAR v1; returns the number of blocks.
     pub fn export_car(&self, root: &Cid, out: &mut dyn Write) -> Result<u64, RepoError> {
         Ok(car::export(&self.store, root, out)?)
-    }
-
-    /// Stores one block, verified against `cid`.
-    pub fn block_put_verified(&self, cid: Cid, data: Vec<u8>) -> Result<Cid, RepoError> {
-        let block = Block::new(cid, data)?;
-        self.store.put(&block)?;
-        self.store.flush()?;
-        Ok(cid)
     }
 
     /// Stores `data` as one block (sha2-256, CIDv1 with `codec`), as `ipfs block put`.
