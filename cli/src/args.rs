@@ -5,14 +5,39 @@ use std::path::PathBuf;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 /// A self-contained IPFS peer: content-addressed storage with Kubo-identical CIDs.
+///
+/// Without a command, `--role` runs the daemon in the foreground. With a daemon running on
+/// the repo, content commands go through its API (and can fetch from the network).
 #[derive(Debug, Parser)]
 #[command(name = "ipfsbench-node", version, about)]
 pub(crate) struct Cli {
     /// The repo directory [default: $IPFSBENCH_PATH, else ~/.ipfsbench].
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) repo: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) daemon: DaemonArgs,
     #[command(subcommand)]
-    pub(crate) command: Command,
+    pub(crate) command: Option<Command>,
+}
+
+/// Flags of the daemon; each overrides the `[daemon]` section of the repo's config.
+#[derive(Debug, Args)]
+pub(crate) struct DaemonArgs {
+    /// Run the daemon as this role: master, worker or leecher.
+    #[arg(long)]
+    pub(crate) role: Option<String>,
+    /// libp2p listen multiaddr (repeatable) [default: TCP and QUIC on port 4101].
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) listen: Vec<String>,
+    /// Peer to dial at start, ending in /p2p/<peer id> (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) bootstrap: Vec<String>,
+    /// Find peers on the LAN by mDNS [default: true].
+    #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
+    pub(crate) mdns: Option<bool>,
+    /// HTTP API address, host:port (port 0 picks a free one) [default: 127.0.0.1:5101].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) api: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,6 +82,61 @@ pub(crate) enum Command {
     /// DAGs as CAR v1 files.
     #[command(subcommand)]
     Dag(DagCommand),
+    /// The daemon's identity, addresses and protocols (JSON, like `ipfs id`).
+    Id,
+    /// Connections to peers (needs a running daemon).
+    #[command(subcommand)]
+    Swarm(SwarmCommand),
+    /// Content routing on the DHT (needs a running daemon).
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+    /// Publish and subscribe (needs a running daemon).
+    #[command(subcommand)]
+    Pubsub(PubsubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SwarmCommand {
+    /// Dial a peer: MULTIADDR ending in /p2p/<peer id>.
+    Connect {
+        /// The peer's addresses.
+        #[arg(required = true)]
+        addrs: Vec<String>,
+    },
+    /// List connected peers.
+    Peers,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoutingCommand {
+    /// List peers that provide a CID.
+    Findprovs {
+        /// The CID.
+        cid: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PubsubCommand {
+    /// Publish a message read from a file or standard input.
+    Pub {
+        /// The topic.
+        topic: String,
+        /// The file with the message [default: standard input; `-` too].
+        file: Option<PathBuf>,
+    },
+    /// Print messages on a topic as they arrive, one per line.
+    Sub {
+        /// The topic.
+        topic: String,
+    },
+    /// List subscribed topics.
+    Ls,
+    /// List peers subscribed to a topic (all topics without one).
+    Peers {
+        /// The topic.
+        topic: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -15,11 +15,49 @@ use ipfsbench_core::Cid;
 use crate::args::{
     AddArgs, BlockCommand, Cli, Codec, Command, DagCommand, PinCommand, PinType, RepoCommand,
 };
+use crate::client::Api;
+use crate::remote;
 
 /// Runs the parsed command.
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let repo_path = cli.repo.clone().unwrap_or_else(Repo::default_path);
-    match cli.command {
+    let Some(command) = cli.command else {
+        let Some(role) = cli.daemon.role.clone() else {
+            bail!(
+                "nothing to do: give a command, or --role master|worker|leecher to run the \
+                 daemon (see --help)"
+            );
+        };
+        let repo = open(&repo_path)?;
+        crate::daemon::run(&repo_path, &role, cli.daemon, repo)?;
+        return Ok(ExitCode::SUCCESS);
+    };
+    if cli.daemon.role.is_some() {
+        bail!("--role runs the daemon and takes no command");
+    }
+    let online_only = matches!(
+        command,
+        Command::Swarm(_) | Command::Routing(_) | Command::Pubsub(_)
+    );
+    let local_only =
+        matches!(&command, Command::Init) || matches!(&command, Command::Add(a) if a.only_hash);
+    if !local_only {
+        if let Some(api) = Api::discover(&repo_path) {
+            return Ok(if remote::run(&api, command)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+    }
+    if online_only {
+        bail!(
+            "no daemon is running on {} (start one with `ipfsbench-node --repo {} --role worker`)",
+            repo_path.display(),
+            repo_path.display()
+        );
+    }
+    match command {
         Command::Init => {
             let repo = Repo::init(&repo_path)?;
             println!(
@@ -78,6 +116,21 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pin(cmd) => pin_cmd(&open(&repo_path)?, cmd)?,
         Command::Repo(cmd) => return repo_cmd(&open(&repo_path)?, cmd),
         Command::Dag(cmd) => dag_cmd(&open(&repo_path)?, cmd)?,
+        Command::Id => {
+            let repo = open(&repo_path)?;
+            let public = repo.keypair().public().encode_protobuf();
+            let id = serde_json::json!({
+                "ID": repo.peer_id().to_string(),
+                "PublicKey": multibase::encode(multibase::Base::Base64Pad, public)[1..].to_string(),
+                "Addresses": [],
+                "AgentVersion": format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION")),
+                "Protocols": [],
+            });
+            println!("{}", serde_json::to_string_pretty(&id)?);
+        }
+        Command::Swarm(_) | Command::Routing(_) | Command::Pubsub(_) => {
+            unreachable_online_only()?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -351,4 +404,8 @@ fn dag_cmd(repo: &Repo, cmd: DagCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn unreachable_online_only() -> Result<()> {
+    bail!("this command needs a running daemon")
 }

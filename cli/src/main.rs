@@ -1,7 +1,10 @@
 //! `ipfsbench-node`: a self-contained IPFS peer for benchmark clusters.
 
 mod args;
+mod client;
 mod commands;
+mod daemon;
+mod remote;
 
 use std::process::ExitCode;
 
@@ -11,8 +14,9 @@ fn main() -> ExitCode {
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
+            // Kademlia warns on every bootstrap attempt of a node with no peers yet.
             tracing_subscriber::EnvFilter::try_from_env("IPFSBENCH_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,libp2p_kad=error")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -139,6 +139,10 @@ type FreeStringFn = unsafe extern "C" fn(*mut c_char);
 type DownloadFn = unsafe extern "C" fn(*mut c_char, *mut c_char, *mut c_char) -> c_int;
 type ConnectFn = unsafe extern "C" fn(*mut c_char, *mut c_char) -> c_int;
 type TestStringFn = unsafe extern "C" fn() -> *mut c_char;
+type SubscribeFn = unsafe extern "C" fn(*mut c_char, *mut c_char) -> i64;
+type NextMessageFn = unsafe extern "C" fn(i64) -> *mut c_char;
+type PublishFn =
+    unsafe extern "C" fn(*mut c_char, *mut c_char, *mut std::ffi::c_void, c_int) -> c_int;
 
 /// The loaded library and its entry points. Lives in a static, so it is never unloaded and the
 /// function pointers stay valid.
@@ -155,6 +159,9 @@ struct Api {
     get_node_id: RepoStrFn,
     get_node_multiaddrs: RepoStrFn,
     connect_to_peer: ConnectFn,
+    pubsub_subscribe: SubscribeFn,
+    pubsub_next_message: NextMessageFn,
+    pubsub_publish: PublishFn,
 }
 
 static API: OnceLock<Result<Api, Unavailable>> = OnceLock::new();
@@ -395,6 +402,82 @@ impl Kubo {
         }
     }
 
+    /// Subscribes the repo's running node to `topic`; returns the subscription id.
+    ///
+    /// # Errors
+    ///
+    /// When Kubo reports an error.
+    pub fn pubsub_subscribe(&self, repo: impl AsRef<Path>, topic: &str) -> Result<i64, KuboError> {
+        let repo = path_arg("repo", repo.as_ref())?;
+        let topic = str_arg("topic", topic)?;
+        // SAFETY: as in create_repo.
+        let id = unsafe {
+            (self.api.pubsub_subscribe)(repo.as_ptr().cast_mut(), topic.as_ptr().cast_mut())
+        };
+        if id <= 0 {
+            return Err(self.status_error("PubSubSubscribe", c_int::try_from(id).unwrap_or(-1)));
+        }
+        Ok(id)
+    }
+
+    /// The next message of subscription `id` as `(from, data)`, or `None` if none is queued
+    /// (the call does not block).
+    ///
+    /// # Errors
+    ///
+    /// When Kubo returns something other than its message JSON.
+    pub fn pubsub_next(&self, id: i64) -> Result<Option<(String, Vec<u8>)>, KuboError> {
+        // SAFETY: plain integer argument; the result is NULL or a string handed over to us.
+        let result = unsafe { (self.api.pubsub_next_message)(id) };
+        if result.is_null() {
+            return Ok(None);
+        }
+        let text = self.take_string("PubSubNextMessage", result)?;
+        let bad = || KuboError::BadOutput {
+            function: "PubSubNextMessage",
+            output: text.clone(),
+        };
+        let v: Value = serde_json::from_str(&text).map_err(|_| bad())?;
+        let from = v["from"].as_str().ok_or_else(bad)?.to_owned();
+        // Go's JSON encodes []byte as padded base64: multibase 'M' is that alphabet.
+        let data = v["data"].as_str().ok_or_else(bad)?;
+        let (_, data) = multibase::decode(format!("M{data}")).map_err(|_| bad())?;
+        Ok(Some((from, data)))
+    }
+
+    /// Publishes `data` on `topic` from the repo's running node.
+    ///
+    /// # Errors
+    ///
+    /// When Kubo reports an error.
+    pub fn pubsub_publish(
+        &self,
+        repo: impl AsRef<Path>,
+        topic: &str,
+        data: &[u8],
+    ) -> Result<(), KuboError> {
+        let repo = path_arg("repo", repo.as_ref())?;
+        let topic = str_arg("topic", topic)?;
+        let mut data = data.to_vec();
+        let len = c_int::try_from(data.len()).map_err(|_| KuboError::BadOutput {
+            function: "PubSubPublish",
+            output: "message too large".to_owned(),
+        })?;
+        // SAFETY: valid strings and a buffer of `len` bytes, only read during the call.
+        let status = unsafe {
+            (self.api.pubsub_publish)(
+                repo.as_ptr().cast_mut(),
+                topic.as_ptr().cast_mut(),
+                data.as_mut_ptr().cast(),
+                len,
+            )
+        };
+        match status {
+            0 => Ok(()),
+            status => Err(self.status_error("PubSubPublish", status)),
+        }
+    }
+
     /// Stops and releases the repo's node. Returns whether one was running.
     ///
     /// # Errors
@@ -540,6 +623,13 @@ impl Api {
                     .get::<RepoStrFn>(b"GetNodeMultiAddrs\0")
                     .map_err(missing)?,
                 connect_to_peer: *lib.get::<ConnectFn>(b"ConnectToPeer\0").map_err(missing)?,
+                pubsub_subscribe: *lib
+                    .get::<SubscribeFn>(b"PubSubSubscribe\0")
+                    .map_err(missing)?,
+                pubsub_next_message: *lib
+                    .get::<NextMessageFn>(b"PubSubNextMessage\0")
+                    .map_err(missing)?,
+                pubsub_publish: *lib.get::<PublishFn>(b"PubSubPublish\0").map_err(missing)?,
                 _lib: lib,
             }
         };

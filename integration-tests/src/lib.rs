@@ -15,6 +15,7 @@
 //! - [`kubo`]: a safe wrapper around Kubo as a Go c-shared library (`libkubo`).
 //! - [`bin`]: locating the `ipfsbench-node` binary built in the same cargo profile.
 //! - [`child`]: running a child process with a timeout, capturing output and its peak RSS.
+//! - [`daemon`]: daemons as child processes on loopback, for multi-node tests.
 //! - [`data`]: deterministic pseudo-random input files.
 //! - [`sys`]: safe wrappers for the libc calls `wait4` and `sync`.
 //!
@@ -24,6 +25,7 @@
 
 pub mod bin;
 pub mod child;
+pub mod daemon;
 pub mod data;
 pub mod kubo;
 pub mod sys;

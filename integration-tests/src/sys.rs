@@ -42,3 +42,14 @@ pub fn sync_all() {
     // SAFETY: sync takes no arguments and cannot fail.
     unsafe { libc::sync() }
 }
+
+/// Sends SIGTERM to process `pid` (a polite stop request).
+pub fn terminate(pid: u32) {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return;
+    };
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
+    unsafe {
+        libc::kill(pid, libc::SIGTERM);
+    }
+}

@@ -1,5 +1,8 @@
 //! The repo's configuration file, `config.toml`: typed, with documented defaults.
 
+use std::fmt;
+use std::str::FromStr;
+
 use serde::{Deserialize, Serialize};
 
 use crate::store::PackStoreConfig;
@@ -12,6 +15,40 @@ pub struct Config {
     pub identity: IdentityConfig,
     /// The block store.
     pub store: PackStoreConfig,
+    /// The daemon: network and API.
+    pub daemon: DaemonConfig,
+}
+
+/// How the daemon runs. Command-line flags override these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// libp2p listen multiaddrs. Default: TCP and QUIC on every interface, port 4101.
+    pub listen: Vec<String>,
+    /// Peers dialled at start, `.../p2p/<peer id>`. Default: none.
+    pub bootstrap: Vec<String>,
+    /// Find peers on the LAN by mDNS. Default true.
+    pub mdns: bool,
+    /// Where the HTTP API listens, `host:port` (port 0 picks a free one). Default
+    /// `127.0.0.1:5101`.
+    pub api: String,
+    /// How long a block fetch may wait for the network. Seconds; default 60.
+    pub fetch_timeout_secs: u64,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4101".into(),
+                "/ip4/0.0.0.0/udp/4101/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            mdns: true,
+            api: "127.0.0.1:5101".into(),
+            fetch_timeout_secs: 60,
+        }
+    }
 }
 
 /// The node identity as recorded in the config (the key itself lives in `identity.key`).
@@ -44,9 +81,63 @@ index_cache_bytes = {}
 # (and wait for bytes older than eight times this), so that the fsync that makes an `add`
 # durable waits for little. Bytes.
 writeback_bytes = {}
+
+[daemon]
+# libp2p listen multiaddrs (`--listen`).
+listen = ["/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"]
+# Peers dialled at start, each ending in /p2p/<peer id> (`--bootstrap`).
+bootstrap = []
+# Find peers on the LAN by mDNS (`--mdns`).
+mdns = true
+# Where the HTTP API listens, host:port; port 0 picks a free one (`--api`). Keep it on
+# loopback unless the network in front of it is trusted: the API can add and remove data.
+api = "127.0.0.1:5101"
+# How long a block fetch may wait for the network. Seconds.
+fetch_timeout_secs = 60
 "#,
             store.pack_target_bytes, store.index_cache_bytes, store.writeback_bytes
         )
+    }
+}
+
+/// What a node does in the cluster. An enum enforced in code: it selects the Kademlia mode,
+/// whether the node is a relay server, and (with the roles crate) what work it takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Takes task submissions and schedules them; Kademlia server and relay server.
+    Master,
+    /// Runs tasks, serves blocks, stores allocated pins; Kademlia server, relay client.
+    Worker,
+    /// Consumes results with a bounded cache; Kademlia client, relay client.
+    Leecher,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Master => "master",
+            Role::Worker => "worker",
+            Role::Leecher => "leecher",
+        })
+    }
+}
+
+/// A string that names no role.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?} (expected master, worker or leecher)")]
+pub struct UnknownRole(String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+
+    fn from_str(s: &str) -> Result<Self, UnknownRole> {
+        match s {
+            "master" => Ok(Role::Master),
+            "worker" => Ok(Role::Worker),
+            "leecher" => Ok(Role::Leecher),
+            other => Err(UnknownRole(other.to_string())),
+        }
     }
 }
 
@@ -58,7 +149,16 @@ mod tests {
     fn template_parses_to_defaults() {
         let parsed: Config = toml::from_str(&Config::template("12D3KooW")).unwrap();
         assert_eq!(parsed.store, PackStoreConfig::default());
+        assert_eq!(parsed.daemon, DaemonConfig::default());
         assert_eq!(parsed.identity.peer_id, "12D3KooW");
+    }
+
+    #[test]
+    fn roles_parse_and_print() {
+        for role in [Role::Master, Role::Worker, Role::Leecher] {
+            assert_eq!(role.to_string().parse::<Role>().unwrap(), role);
+        }
+        assert!("boss".parse::<Role>().is_err());
     }
 
     #[test]

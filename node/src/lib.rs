@@ -5,11 +5,14 @@
 //! the stores. The pieces below it work on the [`store::BlockStore`] trait, so each can be
 //! tested against a [`store::MemoryStore`].
 
+pub mod api;
 pub mod block;
 pub mod car;
 pub mod config;
+pub mod daemon;
 pub mod dag;
 pub mod gc;
+pub mod network;
 pub mod pin;
 pub mod repo;
 pub mod store;

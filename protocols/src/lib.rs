@@ -1,4 +1,9 @@
-//! Wire protocols and message types of ipfsbench-node (Bitswap, index sync, gossip messages).
+//! Wire protocols of ipfsbench-node.
 //!
-//! Nothing is defined here yet: the storage core needs no wire protocol. The daemon work adds
-//! the protocols behind narrow storage traits that the node crate implements.
+//! Each protocol lives in its own module behind a narrow trait that the node crate implements,
+//! so nothing here knows about storage:
+//!
+//! - [`bitswap`]: block exchange compatible with Kubo (serves from a
+//!   [`bitswap::BlockSource`], fetches blocks and verifies them against their CIDs).
+
+pub mod bitswap;

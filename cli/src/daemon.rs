@@ -1,0 +1,88 @@
+//! `ipfsbench-node --role ROLE`: the daemon in the foreground until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ipfsbench_core::daemon::{Daemon, Options};
+use ipfsbench_core::repo::Repo;
+use ipfsbench_roles::Role;
+
+use crate::args::DaemonArgs;
+
+fn multiaddrs(list: &[String], what: &str) -> Result<Vec<ipfsbench_core::network::Multiaddr>> {
+    list.iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("invalid {what} multiaddr {a:?}"))
+        })
+        .collect()
+}
+
+/// Runs the daemon on the repo at `path`.
+pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Result<()> {
+    let role: Role = role.parse()?;
+    let config = repo.config().daemon.clone();
+    let listen = if flags.listen.is_empty() {
+        config.listen
+    } else {
+        flags.listen
+    };
+    let bootstrap = if flags.bootstrap.is_empty() {
+        config.bootstrap
+    } else {
+        flags.bootstrap
+    };
+    let api_text = flags.api.unwrap_or(config.api);
+    let options = Options {
+        role,
+        listen: multiaddrs(&listen, "--listen")?,
+        bootstrap: multiaddrs(&bootstrap, "--bootstrap")?,
+        mdns: flags.mdns.unwrap_or(config.mdns),
+        api: api_text
+            .parse::<SocketAddr>()
+            .with_context(|| format!("invalid --api address {api_text:?} (expected host:port)"))?,
+        fetch_timeout: Duration::from_secs(config.fetch_timeout_secs),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let daemon = Daemon::start(repo, options)
+            .await
+            .context("starting the daemon")?;
+        let peer = daemon.repo().peer_id();
+        tracing::info!(%peer, %role, api = %daemon.api_addr(), "daemon started");
+        eprintln!("peer id: {peer}");
+        eprintln!("role: {role}");
+        eprintln!("repo: {}", path.display());
+        eprintln!("API listening on {}", daemon.api_addr());
+        // Give the listeners a moment to report the addresses they bound.
+        for _ in 0..50 {
+            if !daemon.client().listen_addrs().await?.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for addr in daemon.client().listen_addrs().await? {
+            eprintln!("listening on {addr}/p2p/{peer}");
+        }
+        eprintln!("daemon is ready");
+        wait_for_signal().await?;
+        eprintln!("shutting down");
+        daemon.shutdown().await.context("shutting down")?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! Running `ipfsbench-node` daemons as child processes on loopback, for multi-node tests.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bin::ipfsbench_node_binary;
+
+/// How long a daemon may take to come up.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A daemon in its own temporary repo: TCP on an ephemeral loopback port, API on an ephemeral
+/// port, mDNS off. Killed when dropped.
+pub struct Node {
+    child: Option<Child>,
+    repo: PathBuf,
+    _dir: tempfile::TempDir,
+    /// The node's PeerId.
+    pub peer_id: String,
+    /// A dialable address of the node, ending in `/p2p/<peer id>`.
+    pub addr: String,
+}
+
+impl Node {
+    /// Starts a daemon with `role`, extra flags appended.
+    ///
+    /// # Panics
+    ///
+    /// When the daemon does not come up in time.
+    pub fn start(role: &str, extra: &[&str]) -> Node {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        let init = Command::new(ipfsbench_node_binary())
+            .arg("--repo")
+            .arg(&repo)
+            .arg("init")
+            .output()
+            .expect("run init");
+        assert!(init.status.success(), "init failed: {init:?}");
+        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
+        let child = Command::new(ipfsbench_node_binary())
+            .arg("--repo")
+            .arg(&repo)
+            .args(["--role", role, "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--api", "127.0.0.1:0", "--mdns", "false"])
+            .args(extra)
+            .env("IPFSBENCH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        let mut node = Node {
+            child: Some(child),
+            repo,
+            _dir: dir,
+            peer_id: String::new(),
+            addr: String::new(),
+        };
+        node.wait_ready();
+        node
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+                    panic!("daemon exited early: {status}\n{log}");
+                }
+            }
+            if self.repo.join("api").exists() {
+                let out = self.cli(&["id"]);
+                if out.status.success() {
+                    let id: serde_json::Value =
+                        serde_json::from_slice(&out.stdout).expect("id JSON");
+                    let addrs = id["Addresses"].as_array().cloned().unwrap_or_default();
+                    let tcp = addrs
+                        .iter()
+                        .filter_map(|a| a.as_str())
+                        .find(|a| a.contains("/tcp/") && !a.contains("/tcp/0/"));
+                    if let Some(addr) = tcp {
+                        self.peer_id = id["ID"].as_str().unwrap_or_default().to_string();
+                        self.addr = addr.to_string();
+                        return;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "daemon did not become ready");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The daemon's stderr, captured in a file.
+    pub fn log_path(&self) -> PathBuf {
+        self._dir.path().join("daemon.log")
+    }
+
+    /// The repo directory.
+    pub fn repo(&self) -> &Path {
+        &self.repo
+    }
+
+    /// Runs a CLI command against this node's repo (and so through its API).
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(ipfsbench_node_binary())
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(args)
+            .output()
+            .expect("run CLI")
+    }
+
+    /// Runs a CLI command that must succeed; returns its stdout.
+    ///
+    /// # Panics
+    ///
+    /// When the command fails.
+    pub fn ok(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Dials `other` from this node.
+    pub fn connect(&self, other: &Node) {
+        self.ok(&["swarm", "connect", &other.addr]);
+    }
+
+    /// Stops the daemon with SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the daemon with SIGTERM and waits for a clean exit; returns whether it was one.
+    pub fn stop(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        crate::sys::terminate(child.id());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,0 +1,647 @@
+//! Content calls: add, cat, get, ls, blocks, pins, CAR, repo.
+
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Multipart, State as Extract};
+use axum::response::Response;
+use axum::Json;
+use cid::Cid;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+use super::net::ndjson;
+use super::{ApiError, Args, State};
+use crate::block::{self, DAG_PB, RAW};
+use crate::pin::{PinFilter, PinKind};
+use crate::repo::Repo;
+use crate::unixfs::{self, AddOptions, EntryKind, ReadError};
+
+/// Runs blocking repo work off the async threads.
+async fn blocking<T: Send + 'static>(
+    s: &State,
+    f: impl FnOnce(&Repo) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let repo = Arc::clone(&s.repo);
+    tokio::task::spawn_blocking(move || f(&repo)).await?
+}
+
+/// Resolves `CID[/path]`, fetching the directory blocks on the way from the network.
+async fn resolve(s: &State, path: &str) -> Result<Cid, ApiError> {
+    // Each pass fetches the one block that stopped resolution; a path has few segments.
+    for _ in 0..64 {
+        let p = path.to_string();
+        let result = blocking(s, move |r| Ok(unixfs::resolve(r.store(), &p))).await?;
+        match result {
+            Ok(cid) => return Ok(cid),
+            Err(ReadError::NotFound(missing)) => {
+                s.net.fetch_block(missing, Vec::new()).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::bad_request("path too deep"))
+}
+
+/// A `Write` that hands chunks to an HTTP body stream; blocks when the client reads slowly.
+struct ChannelWriter(mpsc::Sender<Result<Bytes, io::Error>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0
+            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Streams what `f` writes as the response body.
+fn stream_body(
+    repo: Arc<Repo>,
+    content_type: &str,
+    f: impl FnOnce(&Repo, &mut ChannelWriter) -> Result<(), String> + Send + 'static,
+) -> Result<Response, ApiError> {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::task::spawn_blocking(move || {
+        let mut w = ChannelWriter(tx.clone());
+        if let Err(e) = f(&repo, &mut w) {
+            // The status is already sent: end the body with an error so the client sees it.
+            let _ = tx.blocking_send(Err(io::Error::other(e)));
+        }
+    });
+    Response::builder()
+        .header("content-type", content_type)
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+fn add_options(args: &Args) -> Result<AddOptions, ApiError> {
+    if args.flag("wrap-with-directory", false)? {
+        return Err(ApiError::bad_request(
+            "--wrap-with-directory is not supported yet",
+        ));
+    }
+    let chunker = args
+        .get("chunker")
+        .unwrap_or("size-262144")
+        .parse()
+        .map_err(|e: unixfs::AddError| ApiError::bad_request(e.to_string()))?;
+    Ok(AddOptions {
+        cid_version: args.num("cid-version")?.unwrap_or(0),
+        raw_leaves: args
+            .get("raw-leaves")
+            .map(|_| args.flag("raw-leaves", true))
+            .transpose()?,
+        chunker,
+        hidden: args.flag("hidden", false)?,
+    })
+}
+
+/// A multipart file name, as Kubo's clients send it (URL-escaped relative path), made safe.
+fn spool_path(root: &Path, name: &str) -> Result<PathBuf, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .map_err(|_| ApiError::bad_request("file name is not UTF-8"))?;
+    let rel = Path::new(decoded.as_ref());
+    let mut out = root.to_path_buf();
+    let mut any = false;
+    for c in rel.components() {
+        match c {
+            Component::Normal(part) => {
+                out.push(part);
+                any = true;
+            }
+            Component::CurDir => {}
+            _ => {
+                return Err(ApiError::bad_request(format!(
+                    "unsafe file name {decoded:?} in upload"
+                )))
+            }
+        }
+    }
+    if !any {
+        return Err(ApiError::bad_request("empty file name in upload"));
+    }
+    Ok(out)
+}
+
+pub(super) async fn add(
+    Extract(s): Extract<State>,
+    args: Args,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let options = add_options(&args)?;
+    let pin = args.flag("pin", true)?;
+    let only_hash = args.flag("only-hash", false)?;
+    // Uploads are spooled to a directory inside the repo, then imported like local paths: the
+    // same importer, the same CIDs, and nothing half-added if the upload breaks off.
+    let tmp_root = s.repo.path().join("tmp");
+    tokio::fs::create_dir_all(&tmp_root)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let spool = tempfile::Builder::new()
+        .prefix("add-")
+        .tempdir_in(&tmp_root)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut tops: Vec<(PathBuf, bool)> = Vec::new();
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("bad multipart body: {e}"))
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        let raw_name = field.file_name().unwrap_or("").to_string();
+        let stdin = raw_name.is_empty();
+        let name = if stdin { "stdin".to_string() } else { raw_name };
+        let path = spool_path(spool.path(), &name)?;
+        let is_dir = field
+            .content_type()
+            .is_some_and(|t| t == "application/x-directory");
+        let top = spool.path().join(
+            path.strip_prefix(spool.path())
+                .ok()
+                .and_then(|p| p.components().next())
+                .map(|c| c.as_os_str().to_owned())
+                .unwrap_or_default(),
+        );
+        if !tops.iter().any(|(t, _)| *t == top) {
+            tops.push((top, stdin));
+        }
+        if is_dir {
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    if tops.is_empty() {
+        return Err(ApiError::bad_request("no file in the upload"));
+    }
+    let added = blocking(&s, move |repo| {
+        let mut out = Vec::new();
+        for (top, stdin) in tops {
+            let entries = if only_hash {
+                let mut sink = unixfs::Sink::only_hash();
+                unixfs::add_path(&top, &options, &mut sink)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?
+            } else {
+                repo.add_path(&top, &options, pin, &mut |_| {})?
+            };
+            for mut e in entries {
+                if stdin {
+                    e.name = e.cid.to_string();
+                }
+                out.push(e);
+            }
+        }
+        drop(spool);
+        Ok(out)
+    })
+    .await?;
+    if !only_hash {
+        if let Some(root) = added.last() {
+            s.net.provide(root.cid).await?;
+        }
+    }
+    let mut body = String::new();
+    for e in &added {
+        body.push_str(
+            &json!({"Name": e.name, "Hash": e.cid.to_string(), "Size": e.tsize.to_string()})
+                .to_string(),
+        );
+        body.push('\n');
+    }
+    ndjson(Body::from(body))
+}
+
+pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
+    let cid = resolve(&s, args.arg()?).await?;
+    let offset: u64 = args.num("offset")?.unwrap_or(0);
+    let length: Option<u64> = args.num("length")?;
+    s.net.fetch_dag(&s.repo, cid).await?;
+    // Refuse a directory or broken root before a 200 goes out.
+    blocking(&s, move |r| {
+        unixfs::cat(r.store(), &cid, 0, Some(0), &mut io::sink())?;
+        Ok(())
+    })
+    .await?;
+    stream_body(
+        Arc::clone(&s.repo),
+        "application/octet-stream",
+        move |r, w| {
+            unixfs::cat(r.store(), &cid, offset, length, w)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+    )
+}
+
+pub(super) async fn get(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
+    let path = args.arg()?.to_string();
+    let cid = resolve(&s, &path).await?;
+    s.net.fetch_dag(&s.repo, cid).await?;
+    let name = path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or(&path)
+        .to_string();
+    stream_body(Arc::clone(&s.repo), "application/x-tar", move |r, w| {
+        tar_out(r, &cid, &name, w).map_err(|e| e.to_string())?;
+        // Two zero blocks end a tar archive.
+        w.write_all(&[0u8; 1024]).map_err(|e| e.to_string())
+    })
+}
+
+/// Writes `cid` as tar entries under `name`, streaming file content.
+fn tar_out(repo: &Repo, cid: &Cid, name: &str, w: &mut dyn Write) -> Result<(), ReadError> {
+    let io_err = |e: io::Error| ReadError::Io {
+        path: PathBuf::from(name),
+        source: e,
+    };
+    let entries = unixfs::ls(repo.store(), cid);
+    let mut header = tar::Header::new_gnu();
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    let is_dir = match &entries {
+        Ok(_) if cid.codec() == RAW => false,
+        Ok(_) => {
+            let data = repo.store().get(cid)?.ok_or(ReadError::NotFound(*cid))?;
+            let node = unixfs::pb::decode_node(&data).map_err(|e| ReadError::Invalid {
+                cid: *cid,
+                reason: e.to_string(),
+            })?;
+            let fs = unixfs::pb::decode_unixfs(node.data.unwrap_or_default()).map_err(|e| {
+                ReadError::Invalid {
+                    cid: *cid,
+                    reason: e.to_string(),
+                }
+            })?;
+            fs.kind == unixfs::pb::DataType::Directory
+        }
+        Err(_) => false,
+    };
+    if is_dir {
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o755);
+        header.set_size(0);
+        header.set_path(name).map_err(io_err)?;
+        header.set_cksum();
+        w.write_all(header.as_bytes()).map_err(io_err)?;
+        for e in entries? {
+            if e.name.is_empty() || e.name.contains('/') || e.name == ".." || e.name == "." {
+                return Err(ReadError::UnsafeName(e.name));
+            }
+            tar_out(repo, &e.cid, &format!("{name}/{}", e.name), w)?;
+        }
+        return Ok(());
+    }
+    let mut counter = io::sink();
+    let size = unixfs::cat(repo.store(), cid, 0, None, &mut counter)?;
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(size);
+    header.set_path(name).map_err(io_err)?;
+    header.set_cksum();
+    w.write_all(header.as_bytes()).map_err(io_err)?;
+    unixfs::cat(repo.store(), cid, 0, None, w)?;
+    let pad = (512 - size % 512) % 512;
+    w.write_all(&vec![0u8; pad as usize]).map_err(io_err)?;
+    Ok(())
+}
+
+pub(super) async fn ls(Extract(s): Extract<State>, args: Args) -> Result<Json<Value>, ApiError> {
+    let path = args.arg()?.to_string();
+    let cid = resolve(&s, &path).await?;
+    // Children are read for their type and size: fetch the ones missing.
+    let entries = loop {
+        let result = blocking(&s, move |r| Ok(unixfs::ls(r.store(), &cid))).await?;
+        match result {
+            Ok(entries) => break entries,
+            Err(ReadError::NotFound(missing)) => {
+                s.net.fetch_block(missing, Vec::new()).await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let links: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "Name": e.name,
+                "Hash": e.cid.to_string(),
+                "Size": e.size,
+                "Type": match e.kind {
+                    EntryKind::Directory => 1,
+                    EntryKind::File => 2,
+                    EntryKind::Symlink => 4,
+                    EntryKind::Other => 0,
+                },
+                "Target": "",
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({ "Objects": [{ "Hash": path, "Links": links }] }),
+    ))
+}
+
+async fn fetch_one(s: &State, cid: Cid) -> Result<(), ApiError> {
+    let local = blocking(s, move |r| Ok(r.store().has(cid.hash())?)).await?;
+    if !local {
+        s.net.fetch_block(cid, Vec::new()).await?;
+    }
+    Ok(())
+}
+
+pub(super) async fn block_get(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Response, ApiError> {
+    let cid = block::parse_cid(args.arg()?)?;
+    fetch_one(&s, cid).await?;
+    let data = blocking(&s, move |r| {
+        r.store()
+            .get(&cid)?
+            .ok_or_else(|| ApiError::not_found(format!("block {cid} not found locally")))
+    })
+    .await?;
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(Body::from(data))
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
+pub(super) async fn block_stat(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Json<Value>, ApiError> {
+    let cid = block::parse_cid(args.arg()?)?;
+    fetch_one(&s, cid).await?;
+    let size = blocking(&s, move |r| {
+        r.store()
+            .size(&cid)?
+            .ok_or_else(|| ApiError::not_found(format!("block {cid} not found locally")))
+    })
+    .await?;
+    Ok(Json(json!({ "Key": cid.to_string(), "Size": size })))
+}
+
+pub(super) async fn block_put(
+    Extract(s): Extract<State>,
+    args: Args,
+    mut multipart: Multipart,
+) -> Result<Json<Value>, ApiError> {
+    let codec = match args.get("cid-codec").unwrap_or("raw") {
+        "raw" => RAW,
+        "dag-pb" => DAG_PB,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unsupported cid-codec {other:?} (raw or dag-pb)"
+            )))
+        }
+    };
+    let field = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?
+        .ok_or_else(|| ApiError::bad_request("the block is required as a file part"))?;
+    let data = field
+        .bytes()
+        .await
+        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?
+        .to_vec();
+    if codec == DAG_PB {
+        unixfs::pb::decode_node(&data)
+            .map_err(|e| ApiError::bad_request(format!("block is not valid dag-pb: {e}")))?;
+    }
+    let size = data.len();
+    let cid = blocking(&s, move |r| Ok(r.block_put(data, codec)?)).await?;
+    Ok(Json(json!({ "Key": cid.to_string(), "Size": size })))
+}
+
+pub(super) async fn block_rm(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
+    let cids = args
+        .all("arg")
+        .into_iter()
+        .map(block::parse_cid)
+        .collect::<Result<Vec<_>, _>>()?;
+    if cids.is_empty() {
+        return Err(ApiError::bad_request("argument \"arg\" is required"));
+    }
+    blocking(&s, move |r| {
+        let mut body = String::new();
+        for cid in cids {
+            r.block_rm(&cid)?;
+            body.push_str(&json!({"Hash": cid.to_string(), "Error": ""}).to_string());
+            body.push('\n');
+        }
+        Ok(body)
+    })
+    .await
+    .and_then(|body| ndjson(Body::from(body)))
+}
+
+pub(super) async fn pin_add(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Json<Value>, ApiError> {
+    let recursive = args.flag("recursive", true)?;
+    let paths = args.all("arg");
+    if paths.is_empty() {
+        return Err(ApiError::bad_request("argument \"arg\" is required"));
+    }
+    let mut pinned = Vec::new();
+    for path in paths {
+        let cid = resolve(&s, path).await?;
+        if recursive {
+            s.net.fetch_dag(&s.repo, cid).await?;
+        } else {
+            fetch_one(&s, cid).await?;
+            let repo = Arc::clone(&s.repo);
+            tokio::task::spawn_blocking(move || repo.store().flush())
+                .await?
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        blocking(&s, move |r| Ok(r.pin_add(&cid, recursive)?)).await?;
+        s.net.provide(cid).await?;
+        pinned.push(cid.to_string());
+    }
+    Ok(Json(json!({ "Pins": pinned })))
+}
+
+pub(super) async fn pin_rm(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Json<Value>, ApiError> {
+    let paths: Vec<String> = args.all("arg").into_iter().map(str::to_string).collect();
+    if paths.is_empty() {
+        return Err(ApiError::bad_request("argument \"arg\" is required"));
+    }
+    let removed = blocking(&s, move |r| {
+        let mut out = Vec::new();
+        for p in paths {
+            let cid = unixfs::resolve(r.store(), &p)?;
+            r.pins().remove(r.store(), &cid)?;
+            out.push(cid.to_string());
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(json!({ "Pins": removed })))
+}
+
+impl From<crate::pin::PinError> for ApiError {
+    fn from(e: crate::pin::PinError) -> Self {
+        crate::repo::RepoError::from(e).into()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+pub(super) async fn pin_ls(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Json<Value>, ApiError> {
+    let filter = match args.get("type").unwrap_or("all") {
+        "all" => PinFilter::All,
+        "recursive" => PinFilter::Recursive,
+        "direct" => PinFilter::Direct,
+        "indirect" => PinFilter::Indirect,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid pin type {other:?} (recursive, direct, indirect or all)"
+            )))
+        }
+    };
+    let pins = blocking(&s, move |r| Ok(r.pins().list(r.store(), filter)?)).await?;
+    let keys: serde_json::Map<String, Value> = pins
+        .into_iter()
+        .map(|(cid, kind)| {
+            let kind = match kind {
+                PinKind::Recursive => "recursive",
+                PinKind::Direct => "direct",
+                PinKind::Indirect => "indirect",
+            };
+            (cid.to_string(), json!({ "Type": kind }))
+        })
+        .collect();
+    Ok(Json(json!({ "Keys": keys })))
+}
+
+pub(super) async fn dag_export(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Response, ApiError> {
+    let cid = resolve(&s, args.arg()?).await?;
+    s.net.fetch_dag(&s.repo, cid).await?;
+    stream_body(
+        Arc::clone(&s.repo),
+        "application/vnd.ipld.car",
+        move |r, w| {
+            let mut out = io::BufWriter::with_capacity(1 << 20, w);
+            r.export_car(&cid, &mut out).map_err(|e| e.to_string())?;
+            out.flush().map_err(|e| e.to_string())
+        },
+    )
+}
+
+pub(super) async fn dag_import(
+    Extract(s): Extract<State>,
+    mut multipart: Multipart,
+) -> Result<Response, ApiError> {
+    let mut body = String::new();
+    let mut any = false;
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("bad multipart body: {e}"))
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        any = true;
+        // Spool the CAR, then import it in one blocking pass (a bad CAR imports nothing).
+        let mut spool =
+            tempfile::tempfile_in(s.repo.path()).map_err(|e| ApiError::internal(e.to_string()))?;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            spool
+                .write_all(&chunk)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        let imported = blocking(&s, move |r| {
+            use std::io::Seek;
+            spool
+                .rewind()
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(r.import_car(io::BufReader::with_capacity(1 << 20, spool))?)
+        })
+        .await?;
+        for root in imported.roots {
+            s.net.provide(root).await?;
+            body.push_str(
+                &json!({"Root": {"Cid": {"/": root.to_string()}, "PinErrorMsg": ""}}).to_string(),
+            );
+            body.push('\n');
+        }
+    }
+    if !any {
+        return Err(ApiError::bad_request("a CAR file part is required"));
+    }
+    ndjson(Body::from(body))
+}
+
+pub(super) async fn repo_stat(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+    let stat = blocking(&s, |r| Ok(r.stat()?)).await?;
+    Ok(Json(json!({
+        "NumObjects": stat.blocks,
+        "RepoSize": stat.disk_bytes,
+        "LogicalSize": stat.logical_bytes,
+        "StorageMax": 0,
+        "RepoPath": s.repo.path().display().to_string(),
+        "Version": "ipfsbench-1",
+    })))
+}
+
+pub(super) async fn repo_gc(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+    let stats = blocking(&s, |r| Ok(r.gc()?)).await?;
+    Ok(Json(json!({
+        "RemovedBlocks": stats.removed_blocks,
+        "RemovedBytes": stats.removed_bytes,
+        "ReclaimedBytes": stats.reclaimed_disk_bytes,
+    })))
+}
+
+pub(super) async fn repo_verify(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+    let report = blocking(&s, |r| Ok(r.verify()?)).await?;
+    let bad: Vec<Value> = report
+        .bad
+        .iter()
+        .map(|(h, reason)| json!({"Cid": Cid::new_v1(RAW, *h).to_string(), "Reason": reason}))
+        .collect();
+    Ok(Json(json!({ "Checked": report.checked, "Bad": bad })))
+}

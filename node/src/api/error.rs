@@ -1,0 +1,123 @@
+//! The one error type of the HTTP API, answered in Kubo's JSON shape.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::network::NetworkError;
+use crate::repo::RepoError;
+use crate::unixfs::ReadError;
+
+/// An API failure: a status and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// A malformed request (400).
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// Something named in the request does not exist (404).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
+    }
+
+    /// The method is not POST (405).
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: message.into(),
+        }
+    }
+
+    /// The node failed (500).
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // Kubo's command errors: Code 1 is a client error, 0 a normal failure.
+        let code = u8::from(self.status.is_client_error());
+        let body = serde_json::json!({
+            "Message": self.message,
+            "Code": code,
+            "Type": "error",
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<RepoError> for ApiError {
+    fn from(e: RepoError) -> Self {
+        use crate::repo::RepoError as R;
+        let message = e.to_string();
+        match e {
+            R::NotFound(_) => Self::not_found(message),
+            R::Add(crate::unixfs::AddError::Io { .. }) => Self::internal(message),
+            R::Add(_) | R::Car(_) | R::Block(_) | R::Pinned { .. } => Self::bad_request(message),
+            R::Pin(crate::pin::PinError::Dag(crate::dag::DagError::NotFound(_))) => {
+                Self::not_found(message)
+            }
+            R::Pin(
+                crate::pin::PinError::NotPinned(_)
+                | crate::pin::PinError::PinnedIndirectly { .. }
+                | crate::pin::PinError::AlreadyRecursive(_),
+            ) => Self::bad_request(message),
+            _ => Self::internal(message),
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        let message = e.to_string();
+        match e {
+            ReadError::NotFound(_) | ReadError::NoSuchLink { .. } => Self::not_found(message),
+            ReadError::Store(_) | ReadError::Io { .. } => Self::internal(message),
+            _ => Self::bad_request(message),
+        }
+    }
+}
+
+impl From<NetworkError> for ApiError {
+    fn from(e: NetworkError) -> Self {
+        let message = e.to_string();
+        match e {
+            NetworkError::NotFound(_) | NetworkError::Timeout { .. } => Self::not_found(message),
+            NetworkError::BadPeerAddr(_) => Self::bad_request(message),
+            _ => Self::internal(message),
+        }
+    }
+}
+
+impl From<crate::block::InvalidCid> for ApiError {
+    fn from(e: crate::block::InvalidCid) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Self::internal(format!("worker task failed: {e}"))
+    }
+}

@@ -1,0 +1,164 @@
+//! The HTTP API: a Kubo-shaped `/api/v0/...` subset, so that Kubo RPC clients work for these
+//! calls, served with axum. Every call is a POST with `arg=` query parameters; malformed
+//! requests get a 4xx with Kubo's JSON error (`{"Message", "Code", "Type": "error"}`), never a
+//! 200. Bound to loopback unless configured otherwise.
+
+mod content;
+mod error;
+mod net;
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, FromRequestParts};
+use axum::http::request::Parts;
+use axum::routing::post;
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+use crate::network::Client;
+use crate::repo::Repo;
+
+/// The most query parameters one request may carry.
+pub const MAX_ARGS: usize = 256;
+/// The largest body of an `add` or `dag/import` upload. Bytes.
+pub const MAX_UPLOAD: usize = 64 << 30;
+/// The largest body of other calls (`block/put`, `pubsub/pub`). Bytes.
+pub const MAX_SMALL_BODY: usize = 4 << 20;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// The repo.
+    pub repo: Arc<Repo>,
+    /// The network host.
+    pub net: Client,
+}
+
+/// The query parameters of a call, in order, repeated keys kept.
+#[derive(Debug, Default)]
+pub struct Args(Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Args {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        let mut args = Vec::new();
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            if args.len() == MAX_ARGS {
+                return Err(ApiError::bad_request(format!(
+                    "too many arguments (at most {MAX_ARGS})"
+                )));
+            }
+            args.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Self(args))
+    }
+}
+
+impl Args {
+    /// Every value of `key`.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The first value of `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The required first `arg`.
+    pub fn arg(&self) -> Result<&str, ApiError> {
+        self.get("arg")
+            .ok_or_else(|| ApiError::bad_request("argument \"arg\" is required"))
+    }
+
+    /// A boolean flag (`true`/`false`, or present without value for true).
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some("" | "true" | "1") => Ok(true),
+            Some("false" | "0") => Ok(false),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "{key}: {other:?} is not a boolean"
+            ))),
+        }
+    }
+
+    /// A number, if given.
+    pub fn num<T: FromStr>(&self, key: &str) -> Result<Option<T>, ApiError> {
+        self.get(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::bad_request(format!("{key}: {v:?} is not a number")))
+            })
+            .transpose()
+    }
+}
+
+/// The API's routes.
+pub fn router(state: State) -> Router {
+    let upload = DefaultBodyLimit::max(MAX_UPLOAD);
+    Router::new()
+        .route("/api/v0/id", post(net::id))
+        .route("/api/v0/version", post(net::version))
+        .route("/api/v0/swarm/connect", post(net::swarm_connect))
+        .route("/api/v0/swarm/peers", post(net::swarm_peers))
+        .route("/api/v0/routing/findprovs", post(net::findprovs))
+        .route("/api/v0/pubsub/pub", post(net::pubsub_pub))
+        .route("/api/v0/pubsub/sub", post(net::pubsub_sub))
+        .route("/api/v0/pubsub/ls", post(net::pubsub_ls))
+        .route("/api/v0/pubsub/peers", post(net::pubsub_peers))
+        .route("/api/v0/add", post(content::add).layer(upload))
+        .route("/api/v0/cat", post(content::cat))
+        .route("/api/v0/get", post(content::get))
+        .route("/api/v0/ls", post(content::ls))
+        .route("/api/v0/block/get", post(content::block_get))
+        .route("/api/v0/block/put", post(content::block_put))
+        .route("/api/v0/block/stat", post(content::block_stat))
+        .route("/api/v0/block/rm", post(content::block_rm))
+        .route("/api/v0/pin/add", post(content::pin_add))
+        .route("/api/v0/pin/rm", post(content::pin_rm))
+        .route("/api/v0/pin/ls", post(content::pin_ls))
+        .route("/api/v0/dag/export", post(content::dag_export))
+        .route(
+            "/api/v0/dag/import",
+            post(content::dag_import).layer(upload),
+        )
+        .route("/api/v0/repo/stat", post(content::repo_stat))
+        .route("/api/v0/repo/gc", post(content::repo_gc))
+        .route("/api/v0/repo/verify", post(content::repo_verify))
+        .layer(DefaultBodyLimit::max(MAX_SMALL_BODY))
+        .fallback(|| async { ApiError::not_found("no such API endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::method_not_allowed("the API takes POST requests only")
+        })
+        .with_state(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: State,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds the API address (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}

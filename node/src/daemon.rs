@@ -1,0 +1,182 @@
+//! The daemon: a repo, the libp2p host and the HTTP API, run together until shut down.
+//!
+//! [`Daemon::start`] binds everything (listeners can use port 0) and writes `<repo>/api` with
+//! the API's address; [`Daemon::shutdown`] stops the API, then the host, flushes the store,
+//! removes the `api` file and releases the repo lock.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use tokio::sync::oneshot;
+
+use crate::api;
+use crate::config::Role;
+use crate::network::{self, Client, NetworkError};
+use crate::repo::{Repo, RepoError};
+
+/// Everything the daemon needs, after the config file and flags are merged.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The role.
+    pub role: Role,
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Peers dialled at start.
+    pub bootstrap: Vec<Multiaddr>,
+    /// mDNS on or off.
+    pub mdns: bool,
+    /// The API address.
+    pub api: SocketAddr,
+    /// Block fetch timeout.
+    pub fetch_timeout: Duration,
+}
+
+/// Daemon failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// The repo failed.
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    /// The host failed.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// The API could not bind or serve.
+    #[error("API on {addr}: {source}")]
+    Api {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The `api` file could not be written or removed.
+    #[error("{}: {source}", path.display())]
+    ApiFile {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A running daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    repo: Arc<Repo>,
+    client: Client,
+    network: tokio::task::JoinHandle<()>,
+    api: tokio::task::JoinHandle<std::io::Result<()>>,
+    api_addr: SocketAddr,
+    stop_api: oneshot::Sender<()>,
+}
+
+impl Daemon {
+    /// Starts the host and the API on `repo`.
+    pub async fn start(repo: Repo, options: Options) -> Result<Self, DaemonError> {
+        let repo = Arc::new(repo);
+        let (client, network) = network::spawn(
+            Arc::clone(&repo),
+            network::Config {
+                role: options.role,
+                listen: options.listen,
+                bootstrap: options.bootstrap,
+                mdns: options.mdns,
+                fetch_timeout: options.fetch_timeout,
+            },
+        )?;
+        let listener = api::bind(options.api)
+            .await
+            .map_err(|source| DaemonError::Api {
+                addr: options.api,
+                source,
+            })?;
+        let api_addr = listener.local_addr().map_err(|source| DaemonError::Api {
+            addr: options.api,
+            source,
+        })?;
+        let (stop_api, stopped) = oneshot::channel::<()>();
+        let state = api::State {
+            repo: Arc::clone(&repo),
+            net: client.clone(),
+        };
+        let api = tokio::spawn(api::serve(listener, state, async {
+            let _ = stopped.await;
+        }));
+        let api_file = repo.path().join("api");
+        std::fs::write(&api_file, api_multiaddr(api_addr)).map_err(|source| {
+            DaemonError::ApiFile {
+                path: api_file.clone(),
+                source,
+            }
+        })?;
+        // Announce what is pinned here, so that other nodes find it.
+        for (cid, kind) in repo.pins().stored().map_err(RepoError::from)? {
+            if kind == crate::pin::PinKind::Recursive {
+                client.provide(cid).await?;
+            }
+        }
+        Ok(Self {
+            repo,
+            client,
+            network,
+            api,
+            api_addr,
+            stop_api,
+        })
+    }
+
+    /// The bound API address.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// A handle to the host.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The repo.
+    pub fn repo(&self) -> &Arc<Repo> {
+        &self.repo
+    }
+
+    /// Stops the API, then the host; flushes the store and removes the `api` file.
+    pub async fn shutdown(self) -> Result<(), DaemonError> {
+        let _ = self.stop_api.send(());
+        let api_result = self.api.await;
+        drop(self.client);
+        // The host stops when its last client is gone; the API held the others.
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.network).await;
+        let api_file = self.repo.path().join("api");
+        match std::fs::remove_file(&api_file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(DaemonError::ApiFile {
+                    path: api_file,
+                    source,
+                })
+            }
+        }
+        self.repo.store().flush().map_err(RepoError::from)?;
+        if let Ok(Err(source)) = api_result {
+            return Err(DaemonError::Api {
+                addr: self.api_addr,
+                source,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The API address as Kubo writes it in `<repo>/api`.
+pub fn api_multiaddr(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
+        SocketAddr::V6(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
+    }
+}

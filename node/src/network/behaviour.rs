@@ -1,0 +1,110 @@
+//! The composed libp2p behaviour of a node, each part built by a named function.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipfsbench_protocols::bitswap;
+use libp2p::identity::Keypair;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
+
+use super::NetworkError;
+use crate::config::Role;
+
+/// Kademlia on the public IPFS DHT protocol.
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
+/// Identify's protocol version, as Kubo announces it.
+pub(crate) const PROTOCOL_VERSION: &str = "/ipfs/0.1.0";
+/// Gossipsub's largest message: Go's default, so Kubo accepts what we send.
+pub const MAX_PUBSUB_MESSAGE: usize = 1 << 20;
+
+/// Everything a node speaks.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) relay_server: Toggle<relay::Behaviour>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) bitswap: bitswap::Behaviour,
+}
+
+pub(crate) struct Parts<'a> {
+    pub(crate) key: &'a Keypair,
+    pub(crate) role: Role,
+    pub(crate) mdns: bool,
+    pub(crate) agent_version: String,
+    pub(crate) blocks: Arc<dyn bitswap::BlockSource>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(
+        parts: Parts<'_>,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, NetworkError> {
+        let peer_id = parts.key.public().to_peer_id();
+        Ok(Self {
+            relay_client,
+            relay_server: Toggle::from(
+                (parts.role == Role::Master)
+                    .then(|| relay::Behaviour::new(peer_id, relay::Config::default())),
+            ),
+            identify: identify(parts.key, parts.agent_version),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad: kademlia(peer_id, parts.role),
+            gossipsub: gossipsub(parts.key)?,
+            mdns: Toggle::from(if parts.mdns {
+                Some(
+                    mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                        .map_err(|e| NetworkError::Setup(format!("mDNS: {e}")))?,
+                )
+            } else {
+                None
+            }),
+            autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            bitswap: bitswap::Behaviour::new(bitswap::Config::default(), parts.blocks),
+        })
+    }
+}
+
+fn identify(key: &Keypair, agent_version: String) -> identify::Behaviour {
+    identify::Behaviour::new(
+        identify::Config::new(PROTOCOL_VERSION.to_string(), key.public())
+            .with_agent_version(agent_version),
+    )
+}
+
+/// Masters and workers serve the DHT; leechers only query it.
+fn kademlia(peer_id: PeerId, role: Role) -> kad::Behaviour<kad::store::MemoryStore> {
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    config.set_query_timeout(Duration::from_secs(30));
+    let mut kad =
+        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), config);
+    kad.set_mode(Some(match role {
+        Role::Master | Role::Worker => kad::Mode::Server,
+        Role::Leecher => kad::Mode::Client,
+    }));
+    kad
+}
+
+/// Signed messages, strict validation, Go's message ids (`from ‖ seqno`): what Kubo expects.
+fn gossipsub(key: &Keypair) -> Result<gossipsub::Behaviour, NetworkError> {
+    let config = gossipsub::ConfigBuilder::default()
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(MAX_PUBSUB_MESSAGE)
+        .message_id_fn(|m: &gossipsub::Message| {
+            let mut id = m.source.map(|p| p.to_bytes()).unwrap_or_default();
+            id.extend_from_slice(&m.sequence_number.unwrap_or(0).to_be_bytes());
+            gossipsub::MessageId::from(id)
+        })
+        .build()
+        .map_err(|e| NetworkError::Setup(format!("gossipsub config: {e}")))?;
+    gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+        .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))
+}

@@ -1,0 +1,213 @@
+//! The handle the rest of the program uses to drive the host.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cid::Cid;
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::event_loop::Command;
+use super::NetworkError;
+use crate::block::{Hash, RAW};
+use crate::dag;
+use crate::repo::Repo;
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its id.
+    pub peer: PeerId,
+    /// The address of one of its connections.
+    pub addr: Multiaddr,
+}
+
+/// A pubsub message delivered to a subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubsubMessage {
+    /// The peer that published it.
+    pub from: Option<PeerId>,
+    /// The payload.
+    pub data: Vec<u8>,
+    /// The publisher's sequence number.
+    pub seqno: Option<u64>,
+    /// The topic.
+    pub topic: String,
+}
+
+/// Blocks fetched concurrently while walking a DAG.
+const DAG_FETCH_CONCURRENCY: usize = 256;
+
+/// A cloneable handle to the host. The host stops when the last handle is dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    fetch_timeout: Duration,
+}
+
+impl Client {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, fetch_timeout: Duration) -> Self {
+        Self {
+            commands,
+            fetch_timeout,
+        }
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetworkError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| NetworkError::Stopped)?;
+        rx.await.map_err(|_| NetworkError::Stopped)
+    }
+
+    /// The addresses the host listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+        self.call(|reply| Command::Listeners { reply }).await
+    }
+
+    /// Dials `addr` (which must end with `/p2p/<peer id>`) and waits for the connection.
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NetworkError> {
+        self.call(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetworkError> {
+        self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// Fetches one block over Bitswap into the repo's store; returns the peer that sent it.
+    /// `providers` are peers likely to have it (may be empty).
+    pub async fn fetch_block(
+        &self,
+        cid: Cid,
+        providers: Vec<PeerId>,
+    ) -> Result<PeerId, NetworkError> {
+        let fetch = self.call(|reply| Command::Want {
+            cid,
+            providers,
+            reply,
+        });
+        match tokio::time::timeout(self.fetch_timeout, fetch).await {
+            Ok(result) => result?,
+            Err(_) => {
+                let _ = self.commands.try_send(Command::Cancel { cid });
+                Err(NetworkError::Timeout {
+                    cid,
+                    secs: self.fetch_timeout.as_secs(),
+                })
+            }
+        }
+    }
+
+    /// Makes the whole DAG under `root` local, fetching missing blocks with many wants in
+    /// flight, each child asked first of the peer that sent its parent. Returns the number of
+    /// blocks fetched. Fetched blocks are flushed to disk before this returns.
+    pub async fn fetch_dag(&self, repo: &Arc<Repo>, root: Cid) -> Result<u64, NetworkError> {
+        let mut seen: HashSet<Hash> = HashSet::new();
+        let mut queue: Vec<(Cid, Vec<PeerId>)> = vec![(root, Vec::new())];
+        let mut running = FuturesUnordered::new();
+        let mut fetched = 0u64;
+        loop {
+            while running.len() < DAG_FETCH_CONCURRENCY {
+                let Some((cid, hints)) = queue.pop() else {
+                    break;
+                };
+                if !seen.insert(*cid.hash()) {
+                    continue;
+                }
+                let repo = Arc::clone(repo);
+                let client = self.clone();
+                running.push(async move {
+                    let local = repo
+                        .store()
+                        .has(cid.hash())
+                        .map_err(|e| NetworkError::Store(e.to_string()))?;
+                    let from = if local {
+                        None
+                    } else {
+                        Some(client.fetch_block(cid, hints).await?)
+                    };
+                    let links = if cid.codec() == RAW {
+                        Vec::new()
+                    } else {
+                        let data = repo
+                            .store()
+                            .get(&cid)
+                            .map_err(|e| NetworkError::Store(e.to_string()))?
+                            .ok_or(NetworkError::NotFound(cid))?;
+                        dag::links(&cid, &data).map_err(|e| NetworkError::Store(e.to_string()))?
+                    };
+                    Ok::<_, NetworkError>((from, links))
+                });
+            }
+            let Some(done) = running.next().await else {
+                break;
+            };
+            let (from, links) = done?;
+            if from.is_some() {
+                fetched += 1;
+            }
+            let hints: Vec<PeerId> = from.into_iter().collect();
+            // Reversed so that the stack pops children in link order.
+            queue.extend(links.into_iter().rev().map(|c| (c, hints.clone())));
+        }
+        if fetched > 0 {
+            let repo = Arc::clone(repo);
+            tokio::task::spawn_blocking(move || repo.store().flush())
+                .await
+                .map_err(|e| NetworkError::Store(e.to_string()))?
+                .map_err(|e| NetworkError::Store(e.to_string()))?;
+        }
+        Ok(fetched)
+    }
+
+    /// Announces this node as a provider of `cid` on the DHT (refreshed by Kademlia).
+    pub async fn provide(&self, cid: Cid) -> Result<(), NetworkError> {
+        self.commands
+            .send(Command::Provide { cid })
+            .await
+            .map_err(|_| NetworkError::Stopped)
+    }
+
+    /// Asks the DHT who provides `cid`.
+    pub async fn find_providers(
+        &self,
+        cid: Cid,
+    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetworkError> {
+        self.call(|reply| Command::FindProviders { cid, reply })
+            .await
+    }
+
+    /// Publishes `data` on `topic`.
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), NetworkError> {
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await?
+    }
+
+    /// Subscribes to `topic`; messages arrive on the receiver until it is dropped.
+    pub async fn subscribe(
+        &self,
+        topic: String,
+    ) -> Result<mpsc::Receiver<PubsubMessage>, NetworkError> {
+        self.call(|reply| Command::Subscribe { topic, reply })
+            .await?
+    }
+
+    /// The topics this node subscribes to.
+    pub async fn topics(&self) -> Result<Vec<String>, NetworkError> {
+        self.call(|reply| Command::Topics { reply }).await
+    }
+
+    /// Peers subscribed to `topic` (any topic when `None`).
+    pub async fn topic_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, NetworkError> {
+        self.call(|reply| Command::TopicPeers { topic, reply })
+            .await
+    }
+}

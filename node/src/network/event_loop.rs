@@ -1,0 +1,505 @@
+//! The task that owns the `Swarm`: a `select!` over swarm events and client commands.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use cid::Cid;
+use futures::StreamExt;
+use ipfsbench_protocols::bitswap;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, kad, mdns, Multiaddr, PeerId, Swarm};
+use tokio::sync::{mpsc, oneshot};
+
+use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use super::client::{Client, PeerInfo, PubsubMessage};
+use super::{Config, NetworkError};
+use crate::block::Hash;
+use crate::repo::Repo;
+use crate::store::Block;
+
+/// Commands a [`Client`] sends; each carries its reply sender.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Listeners {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    Want {
+        cid: Cid,
+        providers: Vec<PeerId>,
+        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
+    },
+    Cancel {
+        cid: Cid,
+    },
+    Provide {
+        cid: Cid,
+    },
+    FindProviders {
+        cid: Cid,
+        reply: oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>,
+    },
+    Publish {
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    },
+    Subscribe {
+        topic: String,
+        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, NetworkError>>,
+    },
+    Topics {
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    TopicPeers {
+        topic: Option<String>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+}
+
+/// Commands waiting at most; senders wait when it is full.
+const COMMAND_QUEUE: usize = 1024;
+/// Messages buffered per pubsub subscriber; more are dropped.
+const SUBSCRIBER_QUEUE: usize = 256;
+
+/// The node's store, as Bitswap sees it.
+pub(crate) struct RepoBlocks(pub(crate) Arc<Repo>);
+
+impl bitswap::BlockSource for RepoBlocks {
+    fn has(&self, cid: &Cid) -> bool {
+        self.0.store().has(cid.hash()).unwrap_or(false)
+    }
+
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
+        self.0.store().get(cid).ok().flatten()
+    }
+}
+
+type Waiters = Vec<oneshot::Sender<Result<PeerId, NetworkError>>>;
+type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
+
+pub(crate) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    repo: Arc<Repo>,
+    commands: mpsc::Receiver<Command>,
+    bootstrap: Vec<Multiaddr>,
+    dials: HashMap<PeerId, Waiters>,
+    wants: HashMap<Hash, (Cid, Waiters)>,
+    /// CIDs whose providers were already looked up for the current wants.
+    looked_up: HashSet<Hash>,
+    provider_lookups: HashMap<kad::QueryId, (Cid, Vec<PeerId>)>,
+    find_providers: HashMap<kad::QueryId, (ProvidersReply, Vec<PeerId>)>,
+    subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<mpsc::Sender<PubsubMessage>>)>,
+    connections: HashMap<PeerId, Multiaddr>,
+    addresses: HashMap<PeerId, Vec<Multiaddr>>,
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Some(peer),
+        _ => None,
+    }
+}
+
+impl EventLoop {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, repo: Arc<Repo>, config: Config) -> (Client, Self) {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        (
+            Client::new(tx, config.fetch_timeout),
+            Self {
+                swarm,
+                repo,
+                commands: rx,
+                bootstrap: config.bootstrap,
+                dials: HashMap::new(),
+                wants: HashMap::new(),
+                looked_up: HashSet::new(),
+                provider_lookups: HashMap::new(),
+                find_providers: HashMap::new(),
+                subscriptions: HashMap::new(),
+                connections: HashMap::new(),
+                addresses: HashMap::new(),
+            },
+        )
+    }
+
+    /// Runs until every client is gone.
+    pub(crate) async fn run(mut self) {
+        for addr in std::mem::take(&mut self.bootstrap) {
+            if let Some(peer) = peer_of(&addr) {
+                let mut plain = addr.clone();
+                plain.pop();
+                self.swarm.behaviour_mut().kad.add_address(&peer, plain);
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "bootstrap dial failed");
+            }
+        }
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+            }
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Listeners { reply } => {
+                let mut addrs: Vec<Multiaddr> = self.swarm.listeners().cloned().collect();
+                addrs.extend(self.swarm.external_addresses().cloned());
+                let _ = reply.send(addrs);
+            }
+            Command::Dial { addr, reply } => {
+                let Some(peer) = peer_of(&addr) else {
+                    let _ = reply.send(Err(NetworkError::BadPeerAddr(addr.to_string())));
+                    return;
+                };
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(peer));
+                    return;
+                }
+                match self.swarm.dial(addr.clone()) {
+                    Ok(()) => self.dials.entry(peer).or_default().push(reply),
+                    Err(e) => {
+                        let _ = reply.send(Err(NetworkError::Dial {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                }
+            }
+            Command::Peers { reply } => {
+                let peers = self
+                    .connections
+                    .iter()
+                    .map(|(peer, addr)| PeerInfo {
+                        peer: *peer,
+                        addr: addr.clone(),
+                    })
+                    .collect();
+                let _ = reply.send(peers);
+            }
+            Command::Want {
+                cid,
+                providers,
+                reply,
+            } => {
+                if self.repo.store().has(cid.hash()).unwrap_or(false) {
+                    let _ = reply.send(Ok(*self.swarm.local_peer_id()));
+                    return;
+                }
+                let entry = self
+                    .wants
+                    .entry(*cid.hash())
+                    .or_insert_with(|| (cid, Vec::new()));
+                entry.1.push(reply);
+                self.swarm.behaviour_mut().bitswap.want(cid, &providers);
+            }
+            Command::Cancel { cid } => {
+                if let Some((_, waiters)) = self.wants.get_mut(cid.hash()) {
+                    waiters.retain(|w| !w.is_closed());
+                    if waiters.is_empty() {
+                        self.wants.remove(cid.hash());
+                        self.looked_up.remove(cid.hash());
+                        self.swarm.behaviour_mut().bitswap.cancel(&cid);
+                    }
+                }
+            }
+            Command::Provide { cid } => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                    tracing::warn!(%cid, error = %e, "cannot provide");
+                }
+            }
+            Command::FindProviders { cid, reply } => {
+                let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                let query = self.swarm.behaviour_mut().kad.get_providers(key);
+                self.find_providers.insert(query, (reply, Vec::new()));
+            }
+            Command::Publish { topic, data, reply } => {
+                let result = match self
+                    .swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .publish(gossipsub::IdentTopic::new(topic), data)
+                {
+                    Ok(_) => Ok(()),
+                    // As in Kubo, publishing with nobody listening is not an error.
+                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+                    Err(e) => Err(NetworkError::Pubsub(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Subscribe { topic, reply } => {
+                let ident = gossipsub::IdentTopic::new(topic.clone());
+                let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
+                    Ok(_) => {
+                        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+                        self.subscriptions
+                            .entry(ident.hash())
+                            .or_insert_with(|| (topic, Vec::new()))
+                            .1
+                            .push(tx);
+                        Ok(rx)
+                    }
+                    Err(e) => Err(NetworkError::Pubsub(e.to_string())),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Topics { reply } => {
+                self.prune_subscriptions();
+                let topics = self
+                    .subscriptions
+                    .values()
+                    .map(|(name, _)| name.clone())
+                    .collect();
+                let _ = reply.send(topics);
+            }
+            Command::TopicPeers { topic, reply } => {
+                let wanted = topic.map(|t| gossipsub::IdentTopic::new(t).hash());
+                let peers = self
+                    .swarm
+                    .behaviour()
+                    .gossipsub
+                    .all_peers()
+                    .filter(|(_, topics)| wanted.as_ref().is_none_or(|w| topics.contains(&w)))
+                    .map(|(p, _)| *p)
+                    .collect();
+                let _ = reply.send(peers);
+            }
+        }
+    }
+
+    /// Drops subscribers that went away, and unsubscribes from topics nobody follows.
+    fn prune_subscriptions(&mut self) {
+        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
+        self.subscriptions.retain(|hash, (name, senders)| {
+            senders.retain(|s| !s.is_closed());
+            if senders.is_empty() {
+                let _ = gossipsub.unsubscribe(&gossipsub::IdentTopic::new(name.clone()));
+                tracing::debug!(%hash, "unsubscribed");
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
+                self.connections
+                    .insert(peer_id, endpoint.get_remote_address().clone());
+                for reply in self.dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = reply.send(Ok(peer_id));
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.connections.remove(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } if !self.swarm.is_connected(&peer) => {
+                for reply in self.dials.remove(&peer).unwrap_or_default() {
+                    let _ = reply.send(Err(NetworkError::Dial {
+                        addr: peer.to_string(),
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Bitswap(event) => self.on_bitswap(event),
+            BehaviourEvent::Kad(event) => self.on_kad(event),
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+                let Some((name, senders)) = self.subscriptions.get_mut(&message.topic) else {
+                    return;
+                };
+                let delivered = PubsubMessage {
+                    from: message.source,
+                    data: message.data,
+                    seqno: message.sequence_number,
+                    topic: name.clone(),
+                };
+                senders.retain(|s| match s.try_send(delivered.clone()) {
+                    Ok(()) => true,
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        tracing::debug!("pubsub subscriber lagging: message dropped");
+                        true
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => false,
+                });
+            }
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocols.contains(&KAD_PROTOCOL) {
+                    for addr in &info.listen_addrs {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
+                self.addresses.insert(peer_id, info.listen_addrs);
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(peer);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_bitswap(&mut self, event: bitswap::Event) {
+        match event {
+            bitswap::Event::Block { peer, cid, data } => {
+                let Some((_, waiters)) = self.wants.remove(cid.hash()) else {
+                    return;
+                };
+                self.looked_up.remove(cid.hash());
+                let stored = Block::new(cid, data)
+                    .map_err(|e| NetworkError::Store(e.to_string()))
+                    .and_then(|b| {
+                        self.repo
+                            .store()
+                            .put(&b)
+                            .map_err(|e| NetworkError::Store(e.to_string()))
+                    });
+                for reply in waiters {
+                    let _ = reply.send(match &stored {
+                        Ok(_) => Ok(peer),
+                        Err(e) => Err(NetworkError::Store(e.to_string())),
+                    });
+                }
+            }
+            bitswap::Event::NotFound { cid } => {
+                if !self.wants.contains_key(cid.hash()) {
+                    return;
+                }
+                if self.looked_up.insert(*cid.hash()) {
+                    let key = kad::RecordKey::new(&cid.hash().to_bytes());
+                    let query = self.swarm.behaviour_mut().kad.get_providers(key);
+                    self.provider_lookups.insert(query, (cid, Vec::new()));
+                } else {
+                    self.fail_want(&cid);
+                }
+            }
+            bitswap::Event::Misbehaved { peer, reason } => {
+                tracing::warn!(%peer, %reason, "peer misbehaved on bitswap; disconnected");
+            }
+        }
+    }
+
+    fn fail_want(&mut self, cid: &Cid) {
+        if let Some((_, waiters)) = self.wants.remove(cid.hash()) {
+            for reply in waiters {
+                let _ = reply.send(Err(NetworkError::NotFound(*cid)));
+            }
+        }
+        self.looked_up.remove(cid.hash());
+        self.swarm.behaviour_mut().bitswap.cancel(cid);
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        let kad::Event::OutboundQueryProgressed {
+            id, result, step, ..
+        } = event
+        else {
+            return;
+        };
+        let local = *self.swarm.local_peer_id();
+        match result {
+            kad::QueryResult::GetProviders(result) => {
+                let found: Vec<PeerId> = match result {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        providers.into_iter().collect()
+                    }
+                    Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) => Vec::new(),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "provider lookup failed");
+                        Vec::new()
+                    }
+                };
+                if let Some((_, acc)) = self.find_providers.get_mut(&id) {
+                    acc.extend(found.iter().copied());
+                    if step.last {
+                        if let Some((reply, mut acc)) = self.find_providers.remove(&id) {
+                            acc.sort();
+                            acc.dedup();
+                            let with_addrs = acc
+                                .into_iter()
+                                .map(|p| {
+                                    let addrs = if p == local {
+                                        self.swarm.listeners().cloned().collect()
+                                    } else {
+                                        self.addresses.get(&p).cloned().unwrap_or_default()
+                                    };
+                                    (p, addrs)
+                                })
+                                .collect();
+                            let _ = reply.send(with_addrs);
+                        }
+                    }
+                    return;
+                }
+                if let Some((cid, acc)) = self.provider_lookups.get_mut(&id) {
+                    let cid = *cid;
+                    let fresh: Vec<PeerId> = found.into_iter().filter(|p| *p != local).collect();
+                    acc.extend(fresh.iter().copied());
+                    if !fresh.is_empty() {
+                        for peer in &fresh {
+                            if !self.swarm.is_connected(peer) {
+                                let _ = self.swarm.dial(*peer);
+                            }
+                        }
+                        self.swarm.behaviour_mut().bitswap.want(cid, &fresh);
+                    }
+                    if step.last {
+                        let found_any = self
+                            .provider_lookups
+                            .remove(&id)
+                            .is_some_and(|(_, acc)| !acc.is_empty());
+                        if !found_any {
+                            self.fail_want(&cid);
+                        }
+                    }
+                }
+            }
+            kad::QueryResult::StartProviding(Err(e)) => {
+                tracing::debug!(error = %e, "providing failed");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! The libp2p host: one task owns the `Swarm` ([`event_loop`]); everything else talks to it
+//! through a cloneable [`Client`] over a bounded command channel.
+//!
+//! Transports: TCP and QUIC, noise, yamux, DNS, relay client. Protocols: identify, ping,
+//! Kademlia (`/ipfs/kad/1.0.0`), gossipsub, mDNS (optional), AutoNAT, relay server (masters),
+//! DCUtR and Bitswap (`ipfsbench_protocols::bitswap`).
+
+mod behaviour;
+mod client;
+mod event_loop;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{noise, tcp, yamux};
+
+pub use behaviour::MAX_PUBSUB_MESSAGE;
+pub use client::{Client, PeerInfo, PubsubMessage};
+pub use libp2p::{Multiaddr, PeerId};
+
+use crate::config::Role;
+use crate::repo::Repo;
+
+/// How the host runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node's role.
+    pub role: Role,
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// Peers to dial at start (`.../p2p/<peer id>`), also added to Kademlia.
+    pub bootstrap: Vec<Multiaddr>,
+    /// Find peers on the LAN by mDNS.
+    pub mdns: bool,
+    /// How long a block fetch may take before it fails.
+    pub fetch_timeout: Duration,
+}
+
+/// Failures of the host.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// Building the swarm failed.
+    #[error("network setup: {0}")]
+    Setup(String),
+    /// An address to listen on was refused.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// A multiaddr to dial lacks `/p2p/<peer id>` or is malformed.
+    #[error("invalid peer address {0}: it must end with /p2p/<peer id>")]
+    BadPeerAddr(String),
+    /// Dialling failed.
+    #[error("dial {addr}: {reason}")]
+    Dial {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// No peer provided a block before the timeout.
+    #[error("block {cid} not found on the network within {secs} s")]
+    Timeout {
+        /// The block.
+        cid: cid::Cid,
+        /// The timeout.
+        secs: u64,
+    },
+    /// Every peer asked said it does not have the block and no provider was found.
+    #[error("block {0} not found: no connected peer or provider has it")]
+    NotFound(cid::Cid),
+    /// A pubsub operation failed.
+    #[error("pubsub: {0}")]
+    Pubsub(String),
+    /// Storing a fetched block failed.
+    #[error("storing a fetched block: {0}")]
+    Store(String),
+    /// The host has stopped.
+    #[error("the network task has stopped")]
+    Stopped,
+}
+
+/// Starts the host on the tokio runtime; returns its client and the task that owns it. The
+/// task ends when every [`Client`] is dropped.
+pub fn spawn(
+    repo: Arc<Repo>,
+    config: Config,
+) -> Result<(Client, tokio::task::JoinHandle<()>), NetworkError> {
+    let key = repo.keypair().clone();
+    let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> =
+        Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)));
+    let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
+    let role = config.role;
+    let mdns = config.mdns;
+    let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| setup(&e))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| setup(&e))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| setup(&e))?
+        .with_behaviour(|key, relay_client| {
+            behaviour::Behaviour::new(
+                behaviour::Parts {
+                    key,
+                    role,
+                    mdns,
+                    agent_version,
+                    blocks,
+                },
+                relay_client,
+            )
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|e| setup(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    for addr in &config.listen {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+    }
+    let (client, event_loop) = event_loop::EventLoop::new(swarm, repo, config);
+    let task = tokio::spawn(event_loop.run());
+    Ok((client, task))
+}

@@ -1,0 +1,1190 @@
+//! The per-node half of Bitswap: our wants and how they are spread over peers, each peer's
+//! ledger of wants we serve, and the accounting that keeps every queue bounded.
+
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+use libp2p::core::transport::PortUse;
+use libp2p::core::{Endpoint, Multiaddr};
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{
+    behaviour::{ConnectionClosed, ConnectionEstablished, DialFailure},
+    CloseConnection, ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour,
+    NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+};
+use libp2p::PeerId;
+use multihash::Multihash;
+
+use super::handler::{Handler, HandlerConfig, HandlerIn, HandlerOut, Received};
+use super::message::{Entry, Message, Payload, Presence, PresenceType, WantType, ENTRY_SIZE_HINT};
+
+/// What the engine needs from a block store. Calls are made from the swarm task: keep them
+/// quick (the node's store answers from page cache).
+pub trait BlockSource: Send + Sync + 'static {
+    /// Whether the block named by `cid` (by multihash) is held.
+    fn has(&self, cid: &Cid) -> bool;
+    /// The block's bytes, if held.
+    fn get(&self, cid: &Cid) -> Option<Vec<u8>>;
+    /// The block's length in bytes, if held. Used to answer want-have: blocks up to
+    /// [`Config::small_block_bytes`] are sent instead of HAVE. The default reads the block;
+    /// stores that know sizes cheaply should override it.
+    fn size(&self, cid: &Cid) -> Option<usize> {
+        if self.has(cid) {
+            self.get(cid).map(|b| b.len())
+        } else {
+            None
+        }
+    }
+}
+
+/// Limits and timings of the engine.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Largest inbound message accepted, in bytes; a larger frame closes the connection.
+    /// Default 4 MiB (Kubo's limit).
+    pub max_message_bytes: usize,
+    /// Size messages we build are kept under, in bytes, except a message holding a single
+    /// larger block. Default 2 MiB (Kubo's).
+    pub max_send_message_bytes: usize,
+    /// Entries a peer may keep in its wantlist with us; more closes the connection.
+    /// Default 8192.
+    pub max_wantlist_entries: usize,
+    /// Messages queued per connection waiting to be written; past it messages are dropped
+    /// (and counted). Default 256.
+    pub max_outbound_queue: usize,
+    /// Block bytes queued to one peer, in bytes, before serving pauses until they are written
+    /// (wants stay in the ledger meanwhile, nothing is dropped). Default 16 MiB.
+    pub max_outbound_bytes: usize,
+    /// Inbound streams open at once per connection; more are refused. Default 32.
+    pub max_inbound_streams: usize,
+    /// Want-blocks outstanding to one peer; further wants wait for a free slot. Default 64.
+    pub max_wants_in_flight: usize,
+    /// CIDs we fetch at once; `want` beyond it is answered with [`Event::NotFound`].
+    /// Default 65536.
+    pub max_wants: usize,
+    /// Provider hints kept per want. Default 16.
+    pub max_providers_per_want: usize,
+    /// Dials to hinted providers in progress at once. Default 32.
+    pub max_pending_dials: usize,
+    /// How long a want-block may go unanswered before it is asked elsewhere (or re-broadcast).
+    /// Default 10 s.
+    pub want_timeout: Duration,
+    /// How often wants nobody is serving are re-sent as want-have to every connected peer.
+    /// Default 30 s (Kubo's).
+    pub rebroadcast_interval: Duration,
+    /// Blocks up to this size, in bytes, are sent in answer to want-have instead of HAVE.
+    /// Default 1024 (Kubo's).
+    pub small_block_bytes: usize,
+    /// Wants served per peer per poll of the behaviour, to keep each poll short. Default 256.
+    pub max_served_per_poll: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_message_bytes: 4 * 1024 * 1024,
+            max_send_message_bytes: 2 * 1024 * 1024,
+            max_wantlist_entries: 8192,
+            max_outbound_queue: 256,
+            max_outbound_bytes: 16 * 1024 * 1024,
+            max_inbound_streams: 32,
+            max_wants_in_flight: 64,
+            max_wants: 65536,
+            max_providers_per_want: 16,
+            max_pending_dials: 32,
+            want_timeout: Duration::from_secs(10),
+            rebroadcast_interval: Duration::from_secs(30),
+            small_block_bytes: 1024,
+            max_served_per_poll: 256,
+        }
+    }
+}
+
+/// What the engine reports.
+#[derive(Debug)]
+pub enum Event {
+    /// A wanted block arrived and its bytes hash to its CID. Unwanted blocks are dropped
+    /// (counted in [`Stats::unwanted_blocks`]), not emitted.
+    Block {
+        /// The peer that sent it.
+        peer: PeerId,
+        /// The CID it was wanted under.
+        cid: Cid,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// No connected peer has `cid` (all asked answered DONT_HAVE, or no peer is connected and
+    /// none was given): the node may look up providers and call `want` again with them. The
+    /// want stays active; emitted once until `want` is called again with providers.
+    NotFound {
+        /// The block.
+        cid: Cid,
+    },
+    /// A peer broke the protocol (undecodable or oversized message, wantlist overflow, block
+    /// not matching its CID) and its connection was closed.
+    Misbehaved {
+        /// The peer.
+        peer: PeerId,
+        /// What it did.
+        reason: String,
+    },
+}
+
+/// Counters, for metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Wanted blocks received.
+    pub blocks_received: u64,
+    /// Bytes of wanted blocks received.
+    pub bytes_received: u64,
+    /// Blocks received that nobody wanted (dropped).
+    pub unwanted_blocks: u64,
+    /// Blocks dropped because their hash function is not one we verify.
+    pub unverifiable_blocks: u64,
+    /// Blocks sent to peers.
+    pub blocks_sent: u64,
+    /// Bytes of blocks sent to peers.
+    pub bytes_sent: u64,
+    /// HAVEs sent.
+    pub haves_sent: u64,
+    /// DONT_HAVEs sent.
+    pub dont_haves_sent: u64,
+    /// Outgoing messages dropped (queue full, stream failed, peer without Bitswap).
+    pub messages_dropped: u64,
+    /// Wantlist entries dropped because a peer's connection did not drain.
+    pub entries_dropped: u64,
+    /// Inbound streams refused for being over the per-connection cap.
+    pub inbound_streams_refused: u64,
+    /// Want-blocks that timed out.
+    pub want_timeouts: u64,
+    /// `want` calls refused for being over [`Config::max_wants`].
+    pub wants_refused: u64,
+    /// Connections closed for misbehaviour.
+    pub misbehaviours: u64,
+}
+
+/// One block we fetch.
+#[derive(Debug)]
+struct Want {
+    priority: i32,
+    /// Peers believed to have it (hints from the caller).
+    providers: Vec<PeerId>,
+    /// Providers we dialed for this want.
+    dialed: HashSet<PeerId>,
+    /// The peer asked for the block, and when we give up on it.
+    block_peer: Option<(PeerId, Instant)>,
+    /// Peers sent want-have that have not answered, and until when we wait for them
+    /// (a peer silent past `want_timeout` no longer holds off [`Event::NotFound`]).
+    asked: HashMap<PeerId, Instant>,
+    /// Peers that answered HAVE.
+    haves: HashSet<PeerId>,
+    /// Peers that answered DONT_HAVE (or could not be dialed).
+    dont_have: HashSet<PeerId>,
+    /// Peers whose want-block timed out (not asked for the block again until a rebroadcast).
+    timed_out: HashSet<PeerId>,
+    /// Every peer sent a want for it (they get a CANCEL when it is done).
+    sent_to: HashSet<PeerId>,
+    /// Waiting in `starved` for a peer with a free want-block slot.
+    starved: bool,
+    not_found_sent: bool,
+}
+
+impl Want {
+    fn new(priority: i32) -> Self {
+        Want {
+            priority,
+            providers: Vec::new(),
+            dialed: HashSet::new(),
+            block_peer: None,
+            asked: HashMap::new(),
+            haves: HashSet::new(),
+            dont_have: HashSet::new(),
+            timed_out: HashSet::new(),
+            sent_to: HashSet::new(),
+            starved: false,
+            not_found_sent: false,
+        }
+    }
+
+    fn excluded(&self, peer: &PeerId) -> bool {
+        self.dont_have.contains(peer) || self.timed_out.contains(peer)
+    }
+
+    /// Forgets everything about `peer`; returns whether it was the block peer.
+    fn forget(&mut self, peer: &PeerId) -> bool {
+        self.asked.remove(peer);
+        self.haves.remove(peer);
+        self.dont_have.remove(peer);
+        self.timed_out.remove(peer);
+        self.sent_to.remove(peer);
+        if self.block_peer.is_some_and(|(p, _)| p == *peer) {
+            self.block_peer = None;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A want a peer has sent us.
+#[derive(Debug, Clone, Copy)]
+struct LedgerEntry {
+    want_type: WantType,
+    send_dont_have: bool,
+    /// Whether the CID sits in the peer's task queue.
+    queued: bool,
+}
+
+/// What we will send a peer at the next flush.
+#[derive(Debug, Default)]
+struct Outbox {
+    entries: Vec<Entry>,
+    /// Position of each CID in `entries`: a newer entry replaces an unsent older one.
+    index: HashMap<Cid, usize>,
+    presences: Vec<Presence>,
+    blocks: Vec<Payload>,
+    block_bytes: usize,
+    /// Entries dropped for being over [`MAX_OUTBOX_ENTRIES`].
+    dropped_entries: u64,
+}
+
+/// Wantlist entries waiting for a peer whose connection does not drain; past it new entries
+/// are dropped (a lost want-block is recovered by the want timeout).
+const MAX_OUTBOX_ENTRIES: usize = 65536;
+
+impl Outbox {
+    fn push_entry(&mut self, entry: Entry) {
+        match self.index.entry(entry.cid) {
+            MapEntry::Occupied(o) => self.entries[*o.get()] = entry,
+            MapEntry::Vacant(_) if self.entries.len() >= MAX_OUTBOX_ENTRIES => {
+                self.dropped_entries += 1;
+            }
+            MapEntry::Vacant(v) => {
+                v.insert(self.entries.len());
+                self.entries.push(entry);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.presences.is_empty() && self.blocks.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct Connection {
+    id: ConnectionId,
+    queued_messages: usize,
+    queued_bytes: usize,
+}
+
+/// A connected peer.
+#[derive(Debug, Default)]
+struct Peer {
+    /// Open connections; we send on the first.
+    connections: Vec<Connection>,
+    /// False once the peer is known to speak a version without want-have (before 1.2.0).
+    no_have: bool,
+    /// True once the peer refused every Bitswap protocol.
+    unsupported: bool,
+    /// Want-blocks outstanding to it.
+    in_flight: usize,
+    ledger: HashMap<Cid, LedgerEntry>,
+    /// Ledger CIDs to answer, in arrival order (may hold stale CIDs; see `serve`).
+    tasks: VecDeque<Cid>,
+    outbox: Outbox,
+}
+
+impl Peer {
+    fn usable(&self) -> bool {
+        !self.unsupported && !self.connections.is_empty()
+    }
+
+    fn supports_have(&self) -> bool {
+        !self.no_have
+    }
+}
+
+/// The Bitswap network behaviour. See the [module docs](super).
+pub struct Behaviour {
+    config: Config,
+    source: Arc<dyn BlockSource>,
+    wants: HashMap<Cid, Want>,
+    /// Wanted CIDs by multihash: a block under another CID version/codec still matches.
+    by_hash: HashMap<Multihash<64>, Cid>,
+    peers: HashMap<PeerId, Peer>,
+    dialing: HashSet<PeerId>,
+    /// Wants with candidate peers that are all at `max_wants_in_flight`.
+    starved: VecDeque<Cid>,
+    /// Set when a want-block slot was freed: `starved` is retried at the next poll.
+    slot_freed: bool,
+    events: VecDeque<ToSwarm<Event, HandlerIn>>,
+    stats: Stats,
+    next_priority: i32,
+    round_robin: usize,
+    tick: Option<tokio::time::Interval>,
+    next_rebroadcast: Option<Instant>,
+}
+
+impl Behaviour {
+    /// A behaviour serving from `source`. Must be polled inside a tokio runtime (timers).
+    pub fn new(config: Config, source: Arc<dyn BlockSource>) -> Self {
+        Behaviour {
+            config,
+            source,
+            wants: HashMap::new(),
+            by_hash: HashMap::new(),
+            peers: HashMap::new(),
+            dialing: HashSet::new(),
+            starved: VecDeque::new(),
+            slot_freed: false,
+            events: VecDeque::new(),
+            stats: Stats::default(),
+            next_priority: i32::MAX,
+            round_robin: 0,
+            tick: None,
+            next_rebroadcast: None,
+        }
+    }
+
+    /// Start fetching `cid`. `providers`: peers believed to have it (e.g. from Kademlia, or
+    /// peers that had the parent block); may be empty. Idempotent per CID: a second call only
+    /// adds providers (they are asked afresh, even if they said DONT_HAVE before, and dialed
+    /// when not connected).
+    pub fn want(&mut self, cid: Cid, providers: &[PeerId]) {
+        let max_providers = self.config.max_providers_per_want;
+        let full = self.wants.len() >= self.config.max_wants;
+        match self.wants.entry(cid) {
+            MapEntry::Occupied(mut o) => {
+                let want = o.get_mut();
+                if !providers.is_empty() {
+                    want.not_found_sent = false;
+                }
+                for p in providers {
+                    want.dont_have.remove(p);
+                    want.timed_out.remove(p);
+                    want.dialed.remove(p);
+                    if !want.providers.contains(p) && want.providers.len() < max_providers {
+                        want.providers.push(*p);
+                    }
+                }
+            }
+            MapEntry::Vacant(v) => {
+                if full {
+                    tracing::warn!(%cid, max = self.config.max_wants, "too many wants, refusing");
+                    self.stats.wants_refused += 1;
+                    self.events
+                        .push_back(ToSwarm::GenerateEvent(Event::NotFound { cid }));
+                    return;
+                }
+                let mut want = Want::new(self.next_priority);
+                self.next_priority = self.next_priority.saturating_sub(1).max(1);
+                for p in providers {
+                    if !want.providers.contains(p) && want.providers.len() < max_providers {
+                        want.providers.push(*p);
+                    }
+                }
+                v.insert(want);
+                self.by_hash.entry(*cid.hash()).or_insert(cid);
+            }
+        }
+        self.schedule(cid);
+        self.maybe_not_found(cid);
+    }
+
+    /// Stop fetching (sends CANCEL to peers asked).
+    pub fn cancel(&mut self, cid: &Cid) {
+        if let Some(want) = self.remove_want(cid) {
+            for peer in &want.sent_to {
+                if let Some(p) = self.peers.get_mut(peer) {
+                    p.outbox.push_entry(Entry::cancel(*cid));
+                }
+            }
+        }
+    }
+
+    /// Whether `cid` is being fetched.
+    pub fn is_wanted(&self, cid: &Cid) -> bool {
+        self.wants.contains_key(cid)
+    }
+
+    /// The CIDs being fetched.
+    pub fn wants(&self) -> impl Iterator<Item = &Cid> {
+        self.wants.keys()
+    }
+
+    /// Peers a want for `cid` has been sent to.
+    pub fn peers_asked(&self, cid: &Cid) -> Vec<PeerId> {
+        self.wants
+            .get(cid)
+            .map(|w| w.sent_to.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Peers that answered HAVE for `cid`.
+    pub fn peers_having(&self, cid: &Cid) -> Vec<PeerId> {
+        self.wants
+            .get(cid)
+            .map(|w| w.haves.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Entries `peer` keeps in its wantlist with us.
+    pub fn ledger_len(&self, peer: &PeerId) -> usize {
+        self.peers.get(peer).map_or(0, |p| p.ledger.len())
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Writes raw bytes to `peer`'s first connection (tests of misbehaving peers).
+    #[cfg(test)]
+    pub(crate) fn send_raw(&mut self, peer: &PeerId, raw: Vec<u8>) {
+        if let Some(conn) = self.peers.get(peer).and_then(|p| p.connections.first()) {
+            self.events.push_back(ToSwarm::NotifyHandler {
+                peer_id: *peer,
+                handler: NotifyHandler::One(conn.id),
+                event: HandlerIn::SendRaw(raw),
+            });
+        }
+    }
+
+    fn remove_want(&mut self, cid: &Cid) -> Option<Want> {
+        let want = self.wants.remove(cid)?;
+        if self.by_hash.get(cid.hash()) == Some(cid) {
+            self.by_hash.remove(cid.hash());
+        }
+        if let Some((peer, _)) = want.block_peer {
+            self.release_slot(&peer);
+        }
+        Some(want)
+    }
+
+    fn release_slot(&mut self, peer: &PeerId) {
+        if let Some(p) = self.peers.get_mut(peer) {
+            p.in_flight = p.in_flight.saturating_sub(1);
+        }
+        self.slot_freed = true;
+    }
+
+    /// Sends the want-block to the best candidate when nobody has it yet, want-have to every
+    /// connected peer not asked yet, and dials hinted providers that are not connected.
+    fn schedule(&mut self, cid: Cid) {
+        let Some(want) = self.wants.get_mut(&cid) else {
+            return;
+        };
+        let now = Instant::now();
+
+        if want.block_peer.is_none() {
+            let mut candidates: Vec<PeerId> = Vec::new();
+            for p in want.haves.iter().chain(want.providers.iter()) {
+                if !candidates.contains(p)
+                    && !want.excluded(p)
+                    && self.peers.get(p).is_some_and(Peer::usable)
+                {
+                    candidates.push(*p);
+                }
+            }
+            if !candidates.is_empty() {
+                let offset = self.round_robin % candidates.len();
+                self.round_robin = self.round_robin.wrapping_add(1);
+                candidates.rotate_left(offset);
+                let cap = self.config.max_wants_in_flight;
+                let best = candidates
+                    .iter()
+                    .filter_map(|p| self.peers.get(p).map(|s| (*p, s.in_flight)))
+                    .filter(|(_, n)| *n < cap)
+                    .min_by_key(|(_, n)| *n);
+                match best {
+                    Some((peer, _)) => {
+                        if let Some(p) = self.peers.get_mut(&peer) {
+                            p.in_flight += 1;
+                            p.outbox.push_entry(Entry::want(
+                                cid,
+                                WantType::Block,
+                                want.priority,
+                                p.supports_have(),
+                            ));
+                        }
+                        want.block_peer = Some((peer, now + self.config.want_timeout));
+                        want.asked.remove(&peer);
+                        want.sent_to.insert(peer);
+                    }
+                    None => {
+                        if !want.starved {
+                            want.starved = true;
+                            self.starved.push_back(cid);
+                        }
+                    }
+                }
+            }
+        }
+
+        let block_peer = want.block_peer.map(|(p, _)| p);
+        for (id, peer) in self.peers.iter_mut() {
+            if !peer.usable()
+                || !peer.supports_have()
+                || Some(*id) == block_peer
+                || want.sent_to.contains(id)
+                || want.dont_have.contains(id)
+            {
+                continue;
+            }
+            peer.outbox
+                .push_entry(Entry::want(cid, WantType::Have, want.priority, true));
+            want.sent_to.insert(*id);
+            want.asked.insert(*id, now + self.config.want_timeout);
+        }
+
+        for p in &want.providers {
+            if self.peers.contains_key(p)
+                || want.dialed.contains(p)
+                || want.dont_have.contains(p)
+                || self.dialing.contains(p)
+                || self.dialing.len() >= self.config.max_pending_dials
+            {
+                continue;
+            }
+            want.dialed.insert(*p);
+            self.dialing.insert(*p);
+            self.events.push_back(ToSwarm::Dial {
+                opts: DialOpts::peer_id(*p).build(),
+            });
+        }
+    }
+
+    /// Emits [`Event::NotFound`] when nobody is left to ask for `cid`.
+    fn maybe_not_found(&mut self, cid: Cid) {
+        let Some(want) = self.wants.get_mut(&cid) else {
+            return;
+        };
+        if want.not_found_sent
+            || want.block_peer.is_some()
+            || want.starved
+            || !want.asked.is_empty()
+        {
+            return;
+        }
+        let pending = want.haves.iter().chain(want.providers.iter()).any(|p| {
+            self.dialing.contains(p)
+                || (!want.excluded(p) && self.peers.get(p).is_some_and(Peer::usable))
+        });
+        if pending {
+            return;
+        }
+        want.not_found_sent = true;
+        tracing::debug!(%cid, "no connected peer has the block");
+        self.events
+            .push_back(ToSwarm::GenerateEvent(Event::NotFound { cid }));
+    }
+
+    /// A peer left (last connection closed) or turned out not to speak Bitswap.
+    fn peer_gone(&mut self, peer: PeerId) {
+        let affected: Vec<Cid> = self
+            .wants
+            .iter_mut()
+            .filter_map(|(cid, w)| {
+                let was_block_peer = w.forget(&peer);
+                w.dialed.remove(&peer);
+                (was_block_peer || w.block_peer.is_none()).then_some(*cid)
+            })
+            .collect();
+        self.slot_freed = true;
+        for cid in affected {
+            self.schedule(cid);
+            self.maybe_not_found(cid);
+        }
+    }
+
+    fn on_received(&mut self, peer: PeerId, connection: ConnectionId, received: Received) {
+        if !self.peers.contains_key(&peer) {
+            return;
+        }
+        self.stats.unverifiable_blocks += received.unverifiable as u64;
+
+        // Serving side: update the peer's ledger.
+        if let Err(reason) = self.update_ledger(&peer, received.full, received.wantlist) {
+            self.misbehaved(peer, connection, reason);
+            return;
+        }
+
+        // Fetching side.
+        for (cid, data) in received.blocks {
+            let wanted = if self.wants.contains_key(&cid) {
+                Some(cid)
+            } else {
+                self.by_hash.get(cid.hash()).copied()
+            };
+            match wanted {
+                Some(wanted) => self.complete(wanted, peer, data),
+                None => self.stats.unwanted_blocks += 1,
+            }
+        }
+        for presence in received.presences {
+            let cid = presence.cid;
+            let Some(want) = self.wants.get_mut(&cid) else {
+                continue;
+            };
+            want.asked.remove(&peer);
+            match presence.kind {
+                PresenceType::Have => {
+                    want.haves.insert(peer);
+                    want.dont_have.remove(&peer);
+                    if want.block_peer.is_none() {
+                        self.schedule(cid);
+                    }
+                }
+                PresenceType::DontHave => {
+                    want.haves.remove(&peer);
+                    want.dont_have.insert(peer);
+                    if want.block_peer.is_some_and(|(p, _)| p == peer) {
+                        want.block_peer = None;
+                        self.release_slot(&peer);
+                        self.schedule(cid);
+                    }
+                    self.maybe_not_found(cid);
+                }
+            }
+        }
+    }
+
+    fn update_ledger(
+        &mut self,
+        peer: &PeerId,
+        full: bool,
+        wantlist: Vec<Entry>,
+    ) -> Result<(), String> {
+        let max = self.config.max_wantlist_entries;
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Ok(());
+        };
+        if full {
+            p.ledger.clear();
+        }
+        for e in wantlist {
+            if e.cancel {
+                p.ledger.remove(&e.cid);
+                continue;
+            }
+            let len = p.ledger.len();
+            match p.ledger.entry(e.cid) {
+                MapEntry::Occupied(mut o) => {
+                    let entry = o.get_mut();
+                    // A want-block is never downgraded to a want-have.
+                    if e.want_type == WantType::Block {
+                        entry.want_type = WantType::Block;
+                    }
+                    entry.send_dont_have = e.send_dont_have;
+                    if !entry.queued {
+                        entry.queued = true;
+                        p.tasks.push_back(e.cid);
+                    }
+                }
+                MapEntry::Vacant(v) => {
+                    if len >= max {
+                        return Err(format!("wantlist exceeds {max} entries"));
+                    }
+                    v.insert(LedgerEntry {
+                        want_type: e.want_type,
+                        send_dont_have: e.send_dont_have,
+                        queued: true,
+                    });
+                    p.tasks.push_back(e.cid);
+                }
+            }
+        }
+        // Cancelled entries leave stale CIDs in the task queue: keep it within bounds.
+        if p.tasks.len() > 2 * max {
+            let ledger = &p.ledger;
+            p.tasks.retain(|c| ledger.get(c).is_some_and(|e| e.queued));
+            let mut seen = HashSet::new();
+            p.tasks.retain(|c| seen.insert(*c));
+        }
+        Ok(())
+    }
+
+    /// A wanted block arrived from `from`.
+    fn complete(&mut self, cid: Cid, from: PeerId, data: Vec<u8>) {
+        let Some(want) = self.remove_want(&cid) else {
+            return;
+        };
+        for peer in want.sent_to.iter().filter(|p| **p != from) {
+            if let Some(p) = self.peers.get_mut(peer) {
+                p.outbox.push_entry(Entry::cancel(cid));
+            }
+        }
+        self.stats.blocks_received += 1;
+        self.stats.bytes_received += data.len() as u64;
+        self.events.push_back(ToSwarm::GenerateEvent(Event::Block {
+            peer: from,
+            cid,
+            data,
+        }));
+    }
+
+    fn misbehaved(&mut self, peer: PeerId, connection: ConnectionId, reason: String) {
+        tracing::info!(%peer, %reason, "closing connection to misbehaving bitswap peer");
+        self.stats.misbehaviours += 1;
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.ledger.clear();
+            p.tasks.clear();
+        }
+        self.events.push_back(ToSwarm::CloseConnection {
+            peer_id: peer,
+            connection: CloseConnection::One(connection),
+        });
+        self.events
+            .push_back(ToSwarm::GenerateEvent(Event::Misbehaved { peer, reason }));
+    }
+
+    /// Answers queued ledger entries while the peer's send credit lasts.
+    /// Returns whether work remains that credit would allow (so poll again soon).
+    fn serve(&mut self) -> bool {
+        let mut more = false;
+        let small = self.config.small_block_bytes;
+        for p in self.peers.values_mut() {
+            let Some((queued_bytes, queued_messages)) = p
+                .connections
+                .first()
+                .map(|c| (c.queued_bytes, c.queued_messages))
+            else {
+                continue;
+            };
+            let mut budget = self.config.max_served_per_poll;
+            loop {
+                if p.tasks.is_empty() {
+                    break;
+                }
+                let credit_left = queued_bytes + p.outbox.block_bytes
+                    < self.config.max_outbound_bytes
+                    && queued_messages < self.config.max_outbound_queue;
+                if !credit_left {
+                    break;
+                }
+                if budget == 0 {
+                    more = true;
+                    break;
+                }
+                budget -= 1;
+                let Some(cid) = p.tasks.pop_front() else {
+                    break;
+                };
+                let Some(entry) = p.ledger.get_mut(&cid) else {
+                    continue;
+                };
+                if !entry.queued {
+                    continue;
+                }
+                entry.queued = false;
+                let entry = *entry;
+                let answered = match entry.want_type {
+                    WantType::Block => match self.source.get(&cid) {
+                        Some(data) => {
+                            push_block(p, &mut self.stats, cid, data);
+                            true
+                        }
+                        None => false,
+                    },
+                    WantType::Have => match self.source.size(&cid) {
+                        Some(size) if size <= small => match self.source.get(&cid) {
+                            Some(data) => {
+                                push_block(p, &mut self.stats, cid, data);
+                                true
+                            }
+                            None => false,
+                        },
+                        Some(_) => {
+                            p.outbox.presences.push(Presence {
+                                cid,
+                                kind: PresenceType::Have,
+                            });
+                            self.stats.haves_sent += 1;
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                let answered = answered
+                    || (entry.send_dont_have && {
+                        p.outbox.presences.push(Presence {
+                            cid,
+                            kind: PresenceType::DontHave,
+                        });
+                        self.stats.dont_haves_sent += 1;
+                        true
+                    });
+                if answered {
+                    p.ledger.remove(&cid);
+                }
+            }
+        }
+        more
+    }
+
+    /// Turns each peer's outbox into messages for its first connection.
+    fn flush(&mut self) {
+        let max = self.config.max_send_message_bytes;
+        for (id, p) in self.peers.iter_mut() {
+            if p.outbox.is_empty() {
+                continue;
+            }
+            let Some(conn) = p.connections.first_mut() else {
+                p.outbox = Outbox::default();
+                continue;
+            };
+            if conn.queued_messages >= self.config.max_outbound_queue {
+                // Wait for the handler to drain; the outbox is bounded by the wants and
+                // ledger it derives from.
+                continue;
+            }
+            let outbox = std::mem::take(&mut p.outbox);
+            self.stats.entries_dropped += outbox.dropped_entries;
+            let mut messages: Vec<(Message, usize)> = Vec::new();
+            let mut current = Message::default();
+            let mut size = 0usize;
+            let mut credit = 0usize;
+            let mut push = |msg: &mut Message, size: &mut usize, credit: &mut usize| {
+                messages.push((std::mem::take(msg), std::mem::take(credit)));
+                *size = 0;
+            };
+            for e in outbox.entries {
+                if size + ENTRY_SIZE_HINT > max && !current.is_empty() {
+                    push(&mut current, &mut size, &mut credit);
+                }
+                size += ENTRY_SIZE_HINT;
+                current.wantlist.push(e);
+            }
+            for pr in outbox.presences {
+                if size + ENTRY_SIZE_HINT > max && !current.is_empty() {
+                    push(&mut current, &mut size, &mut credit);
+                }
+                size += ENTRY_SIZE_HINT;
+                current.presences.push(pr);
+            }
+            for b in outbox.blocks {
+                let len = b.data.len() + 40;
+                if size + len > max && !current.is_empty() {
+                    push(&mut current, &mut size, &mut credit);
+                }
+                size += len;
+                credit += b.data.len();
+                current.blocks.push(b);
+            }
+            if !current.is_empty() {
+                push(&mut current, &mut size, &mut credit);
+            }
+            for (message, credit) in messages {
+                conn.queued_messages += 1;
+                conn.queued_bytes += credit;
+                self.events.push_back(ToSwarm::NotifyHandler {
+                    peer_id: *id,
+                    handler: NotifyHandler::One(conn.id),
+                    event: HandlerIn::Send { message, credit },
+                });
+            }
+        }
+    }
+
+    /// Moves timed-out want-blocks elsewhere and re-broadcasts stale wants.
+    fn on_tick(&mut self, now: Instant) {
+        let silent: Vec<Cid> = self
+            .wants
+            .iter_mut()
+            .filter_map(|(cid, w)| {
+                let before = w.asked.len();
+                w.asked.retain(|_, deadline| *deadline > now);
+                (w.asked.len() < before).then_some(*cid)
+            })
+            .collect();
+        for cid in silent {
+            self.maybe_not_found(cid);
+        }
+
+        let expired: Vec<(Cid, PeerId)> = self
+            .wants
+            .iter()
+            .filter_map(|(cid, w)| match w.block_peer {
+                Some((peer, deadline)) if deadline <= now => Some((*cid, peer)),
+                _ => None,
+            })
+            .collect();
+        for (cid, peer) in expired {
+            self.stats.want_timeouts += 1;
+            tracing::debug!(%cid, %peer, "want-block timed out");
+            if let Some(want) = self.wants.get_mut(&cid) {
+                want.block_peer = None;
+                want.timed_out.insert(peer);
+            }
+            self.release_slot(&peer);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.outbox.push_entry(Entry::cancel(cid));
+            }
+            self.schedule(cid);
+            let stuck = self
+                .wants
+                .get(&cid)
+                .is_some_and(|w| w.block_peer.is_none() && w.asked.is_empty() && !w.starved);
+            if stuck {
+                self.rebroadcast(cid, false);
+            }
+            self.maybe_not_found(cid);
+        }
+
+        let due = self
+            .next_rebroadcast
+            .get_or_insert(now + self.config.rebroadcast_interval);
+        if *due <= now {
+            *due = now + self.config.rebroadcast_interval;
+            let idle: Vec<Cid> = self
+                .wants
+                .iter()
+                .filter(|(_, w)| w.block_peer.is_none())
+                .map(|(c, _)| *c)
+                .collect();
+            for cid in idle {
+                self.rebroadcast(cid, true);
+            }
+        }
+    }
+
+    /// Asks every connected peer again (those that said DONT_HAVE too when `all`).
+    fn rebroadcast(&mut self, cid: Cid, all: bool) {
+        if let Some(want) = self.wants.get_mut(&cid) {
+            want.timed_out.clear();
+            want.asked.clear();
+            want.sent_to.retain(|p| want.haves.contains(p));
+            if all {
+                want.dont_have.clear();
+                want.dialed.clear();
+            }
+        }
+        self.schedule(cid);
+    }
+
+    fn handler_config(&self) -> HandlerConfig {
+        HandlerConfig {
+            max_message_bytes: self.config.max_message_bytes,
+            max_inbound_streams: self.config.max_inbound_streams.max(1),
+            max_outbound_queue: self.config.max_outbound_queue.max(1),
+        }
+    }
+
+    fn tick_period(&self) -> Duration {
+        (self.config.want_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+fn push_block(p: &mut Peer, stats: &mut Stats, cid: Cid, data: Vec<u8>) {
+    stats.blocks_sent += 1;
+    stats.bytes_sent += data.len() as u64;
+    p.outbox.block_bytes += data.len();
+    p.outbox.blocks.push(Payload::new(&cid, data));
+}
+
+impl NetworkBehaviour for Behaviour {
+    type ConnectionHandler = Handler;
+    type ToSwarm = Event;
+
+    fn handle_established_inbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _peer: PeerId,
+        _local_addr: &Multiaddr,
+        _remote_addr: &Multiaddr,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(Handler::new(self.handler_config()))
+    }
+
+    fn handle_established_outbound_connection(
+        &mut self,
+        _connection_id: ConnectionId,
+        _peer: PeerId,
+        _addr: &Multiaddr,
+        _role_override: Endpoint,
+        _port_use: PortUse,
+    ) -> Result<THandler<Self>, ConnectionDenied> {
+        Ok(Handler::new(self.handler_config()))
+    }
+
+    fn on_swarm_event(&mut self, event: FromSwarm) {
+        match event {
+            FromSwarm::ConnectionEstablished(ConnectionEstablished {
+                peer_id,
+                connection_id,
+                ..
+            }) => {
+                self.dialing.remove(&peer_id);
+                let peer = self.peers.entry(peer_id).or_default();
+                peer.connections.push(Connection {
+                    id: connection_id,
+                    queued_messages: 0,
+                    queued_bytes: 0,
+                });
+                if peer.connections.len() == 1 {
+                    // A new peer: forget what an earlier connection said, send it our wants.
+                    let cids: Vec<Cid> = self.wants.keys().copied().collect();
+                    for cid in cids {
+                        if let Some(w) = self.wants.get_mut(&cid) {
+                            w.forget(&peer_id);
+                        }
+                        self.schedule(cid);
+                    }
+                }
+            }
+            FromSwarm::ConnectionClosed(ConnectionClosed {
+                peer_id,
+                connection_id,
+                remaining_established,
+                ..
+            }) => {
+                if let Some(peer) = self.peers.get_mut(&peer_id) {
+                    peer.connections.retain(|c| c.id != connection_id);
+                }
+                if remaining_established == 0 {
+                    let in_flight = self.peers.remove(&peer_id).map_or(0, |p| p.in_flight);
+                    tracing::trace!(%peer_id, in_flight, "bitswap peer disconnected");
+                    self.peer_gone(peer_id);
+                }
+            }
+            FromSwarm::DialFailure(DialFailure {
+                peer_id: Some(peer_id),
+                error,
+                ..
+            }) => {
+                if matches!(error, DialError::DialPeerConditionFalse(_)) {
+                    // Someone else is dialing it: their outcome will be reported too.
+                    return;
+                }
+                if !self.dialing.remove(&peer_id) || self.peers.contains_key(&peer_id) {
+                    return;
+                }
+                let affected: Vec<Cid> = self
+                    .wants
+                    .iter_mut()
+                    .filter(|(_, w)| w.providers.contains(&peer_id))
+                    .map(|(cid, w)| {
+                        w.dont_have.insert(peer_id);
+                        *cid
+                    })
+                    .collect();
+                for cid in affected {
+                    self.schedule(cid);
+                    self.maybe_not_found(cid);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_connection_handler_event(
+        &mut self,
+        peer_id: PeerId,
+        connection_id: ConnectionId,
+        event: THandlerOutEvent<Self>,
+    ) {
+        match event {
+            HandlerOut::Received(received) => self.on_received(peer_id, connection_id, received),
+            HandlerOut::Sent {
+                credit,
+                messages,
+                dropped,
+            } => {
+                self.stats.messages_dropped += dropped as u64;
+                if let Some(conn) = self
+                    .peers
+                    .get_mut(&peer_id)
+                    .and_then(|p| p.connections.iter_mut().find(|c| c.id == connection_id))
+                {
+                    conn.queued_bytes = conn.queued_bytes.saturating_sub(credit);
+                    conn.queued_messages = conn.queued_messages.saturating_sub(messages);
+                }
+            }
+            HandlerOut::Negotiated(version) => {
+                if !version.supports_have() {
+                    if let Some(p) = self.peers.get_mut(&peer_id) {
+                        p.no_have = true;
+                    }
+                    // Its want-haves were never sent: it will not answer them.
+                    let affected: Vec<Cid> = self
+                        .wants
+                        .iter_mut()
+                        .filter_map(|(cid, w)| w.asked.remove(&peer_id).map(|_| *cid))
+                        .collect();
+                    for cid in affected {
+                        self.maybe_not_found(cid);
+                    }
+                }
+            }
+            HandlerOut::Unsupported => {
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    if !p.unsupported {
+                        p.unsupported = true;
+                        p.in_flight = 0;
+                        self.peer_gone(peer_id);
+                    }
+                }
+            }
+            HandlerOut::InboundRefused => self.stats.inbound_streams_refused += 1,
+            HandlerOut::Misbehaved(reason) => self.misbehaved(peer_id, connection_id, reason),
+        }
+    }
+
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<ToSwarm<Self::ToSwarm, THandlerInEvent<Self>>> {
+        if let Some(event) = self.events.pop_front() {
+            return Poll::Ready(event);
+        }
+
+        let period = self.tick_period();
+        let tick = self.tick.get_or_insert_with(|| {
+            let mut interval =
+                tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            interval
+        });
+        // Poll until pending so the timer's waker is registered for the next tick.
+        let mut fired = false;
+        while tick.poll_tick(cx).is_ready() {
+            fired = true;
+        }
+        if fired {
+            self.on_tick(Instant::now());
+        }
+
+        if std::mem::take(&mut self.slot_freed) {
+            for _ in 0..self.starved.len() {
+                let Some(cid) = self.starved.pop_front() else {
+                    break;
+                };
+                if let Some(w) = self.wants.get_mut(&cid) {
+                    w.starved = false;
+                    self.schedule(cid);
+                    self.maybe_not_found(cid);
+                }
+            }
+        }
+
+        if self.serve() {
+            cx.waker().wake_by_ref();
+        }
+        self.flush();
+
+        match self.events.pop_front() {
+            Some(event) => Poll::Ready(event),
+            None => Poll::Pending,
+        }
+    }
+}
