@@ -9,7 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_loop::Command;
+use super::event_loop::{Command, Fetched};
 use super::NetworkError;
 use crate::block::{Hash, RAW};
 use crate::dag;
@@ -89,6 +89,10 @@ impl Client {
         cid: Cid,
         providers: Vec<PeerId>,
     ) -> Result<PeerId, NetworkError> {
+        Ok(self.fetch(cid, providers).await?.from)
+    }
+
+    async fn fetch(&self, cid: Cid, providers: Vec<PeerId>) -> Result<Fetched, NetworkError> {
         let fetch = self.call(|reply| Command::Want {
             cid,
             providers,
@@ -129,12 +133,15 @@ impl Client {
                         .store()
                         .has(cid.hash())
                         .map_err(|e| NetworkError::Store(e.to_string()))?;
-                    let from = if local {
-                        None
+                    let (from, links) = if local {
+                        (None, None)
                     } else {
-                        Some(client.fetch_block(cid, hints).await?)
+                        let fetched = client.fetch(cid, hints).await?;
+                        (Some(fetched.from), fetched.links)
                     };
-                    let links = if cid.codec() == RAW {
+                    let links = if let Some(links) = links {
+                        links
+                    } else if cid.codec() == RAW {
                         Vec::new()
                     } else {
                         let data = repo

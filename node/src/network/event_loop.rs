@@ -34,7 +34,7 @@ pub(crate) enum Command {
     Want {
         cid: Cid,
         providers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
+        reply: oneshot::Sender<Result<Fetched, NetworkError>>,
     },
     Cancel {
         cid: Cid,
@@ -82,7 +82,16 @@ impl bitswap::BlockSource for RepoBlocks {
     }
 }
 
-type Waiters = Vec<oneshot::Sender<Result<PeerId, NetworkError>>>;
+/// A block made local: who sent it, and its links when it came over the network (`None`
+/// when it was already local and the caller must read it).
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    pub(crate) from: PeerId,
+    pub(crate) links: Option<Vec<Cid>>,
+}
+
+type Waiters = Vec<oneshot::Sender<Result<Fetched, NetworkError>>>;
+type DialWaiters = Vec<oneshot::Sender<Result<PeerId, NetworkError>>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
 
 pub(crate) struct EventLoop {
@@ -90,7 +99,7 @@ pub(crate) struct EventLoop {
     repo: Arc<Repo>,
     commands: mpsc::Receiver<Command>,
     bootstrap: Vec<Multiaddr>,
-    dials: HashMap<PeerId, Waiters>,
+    dials: HashMap<PeerId, DialWaiters>,
     wants: HashMap<Hash, (Cid, Waiters)>,
     /// CIDs whose providers were already looked up for the current wants.
     looked_up: HashSet<Hash>,
@@ -197,7 +206,10 @@ impl EventLoop {
                 reply,
             } => {
                 if self.repo.store().has(cid.hash()).unwrap_or(false) {
-                    let _ = reply.send(Ok(*self.swarm.local_peer_id()));
+                    let _ = reply.send(Ok(Fetched {
+                        from: *self.swarm.local_peer_id(),
+                        links: None,
+                    }));
                     return;
                 }
                 let entry = self
@@ -388,17 +400,23 @@ impl EventLoop {
                     return;
                 };
                 self.looked_up.remove(cid.hash());
-                let stored = Block::new(cid, data)
+                // The links are read now, while the bytes are at hand, so that a DAG walk
+                // need not read the block back from the store.
+                let stored = crate::dag::links(&cid, &data)
                     .map_err(|e| NetworkError::Store(e.to_string()))
-                    .and_then(|b| {
+                    .and_then(|links| {
                         self.repo
                             .store()
-                            .put(&b)
-                            .map_err(|e| NetworkError::Store(e.to_string()))
+                            .put(&Block::verified_upstream(cid, data))
+                            .map_err(|e| NetworkError::Store(e.to_string()))?;
+                        Ok(links)
                     });
                 for reply in waiters {
                     let _ = reply.send(match &stored {
-                        Ok(_) => Ok(peer),
+                        Ok(links) => Ok(Fetched {
+                            from: peer,
+                            links: Some(links.clone()),
+                        }),
                         Err(e) => Err(NetworkError::Store(e.to_string())),
                     });
                 }

@@ -29,6 +29,12 @@ impl Block {
         Ok(Self { cid, data })
     }
 
+    /// A block whose bytes a protocol layer of this node already checked against `cid` (Bitswap
+    /// verifies every block it receives before handing it over).
+    pub(crate) fn verified_upstream(cid: Cid, data: Vec<u8>) -> Self {
+        Self { cid, data }
+    }
+
     /// Hashes `data` with sha2-256 under `codec` (CIDv0 when `v0` and the codec is dag-pb).
     pub fn hash(codec: u64, data: Vec<u8>, v0: bool) -> Self {
         Self {
