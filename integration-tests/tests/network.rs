@@ -129,3 +129,77 @@ fn daemon_stops_cleanly_and_releases_the_repo() {
     let out = a.ok(&["cat", &cid]);
     assert!(out == std::fs::read(&file).unwrap());
 }
+
+/// Sends a raw HTTP request to the node's API; returns the status and the body.
+fn http(node: &Node, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let api = std::fs::read_to_string(node.repo().join("api")).unwrap();
+    let parts: Vec<&str> = api.trim().split('/').collect();
+    let mut stream = std::net::TcpStream::connect(format!("{}:{}", parts[2], parts[4])).unwrap();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response[9..12].parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn api_answers_bad_requests_with_4xx_json_errors() {
+    let a = Node::start("worker", &[]);
+    for (method, path, status) in [
+        ("POST", "/api/v0/cat", 400),
+        ("POST", "/api/v0/cat?arg=not-a-cid", 400),
+        ("POST", "/api/v0/block/stat?arg=QmNotACid", 400),
+        ("POST", "/api/v0/pin/ls?type=sideways", 400),
+        (
+            "POST",
+            "/api/v0/swarm/connect?arg=/ip4/127.0.0.1/tcp/1",
+            400,
+        ),
+        ("POST", "/api/v0/pubsub/pub?arg=plain-topic", 400),
+        ("POST", "/api/v0/no/such/call", 404),
+        ("GET", "/api/v0/id", 405),
+    ] {
+        let (got, body) = http(&a, method, path);
+        assert_eq!(got, status, "{method} {path}: {body}");
+        assert!(body.contains("\"Type\":\"error\""), "{path}: {body}");
+        assert!(body.contains("\"Message\""), "{path}: {body}");
+    }
+    let too_many: String = (0..300).map(|i| format!("arg={i}&")).collect();
+    let (got, _) = http(&a, "POST", &format!("/api/v0/pin/rm?{too_many}"));
+    assert_eq!(got, 400, "argument count is bounded");
+    let (got, body) = http(&a, "POST", "/api/v0/version");
+    assert_eq!(got, 200, "{body}");
+}
+
+#[test]
+fn providers_are_found_through_the_dht() {
+    let a = Node::start("worker", &[]);
+    let b = Node::start("master", &[]);
+    b.connect(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.bin");
+    write_pseudo_random_file(&file, 1000, 5).unwrap();
+    let cid = add(&a, &file);
+    // The provider record travels to b in the background: ask until it is there.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let out = String::from_utf8(b.ok(&["routing", "findprovs", &cid])).unwrap();
+        if out.lines().any(|l| l.trim() == a.peer_id) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a never appeared as provider: {out}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}

@@ -5,6 +5,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State as Extract};
 use axum::response::Response;
 use axum::Json;
@@ -137,8 +138,9 @@ fn spool_path(root: &Path, name: &str) -> Result<PathBuf, ApiError> {
 pub(super) async fn add(
     Extract(s): Extract<State>,
     args: Args,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let mut multipart = super::multipart(multipart)?;
     let options = add_options(&args)?;
     let pin = args.flag("pin", true)?;
     let only_hash = args.flag("only-hash", false)?;
@@ -414,8 +416,9 @@ pub(super) async fn block_stat(
 pub(super) async fn block_put(
     Extract(s): Extract<State>,
     args: Args,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let mut multipart = super::multipart(multipart)?;
     let codec = match args.get("cid-codec").unwrap_or("raw") {
         "raw" => RAW,
         "dag-pb" => DAG_PB,
@@ -576,8 +579,9 @@ pub(super) async fn dag_export(
 
 pub(super) async fn dag_import(
     Extract(s): Extract<State>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let mut multipart = super::multipart(multipart)?;
     let mut body = String::new();
     let mut any = false;
     let bad = |e: axum::extract::multipart::MultipartError| {

@@ -107,6 +107,13 @@ impl Args {
     }
 }
 
+/// A multipart body, or the 400 JSON error that says why it is not one.
+pub(crate) fn multipart(
+    body: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<axum::extract::Multipart, ApiError> {
+    body.map_err(|e| ApiError::bad_request(format!("expected a multipart/form-data body: {e}")))
+}
+
 /// The API's routes.
 pub fn router(state: State) -> Router {
     let upload = DefaultBodyLimit::max(MAX_UPLOAD);

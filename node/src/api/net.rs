@@ -1,6 +1,7 @@
 //! Network calls: identity, peers, routing and pubsub.
 
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State as Extract};
 use axum::response::Response;
 use axum::Json;
@@ -146,8 +147,9 @@ fn encode(bytes: &[u8]) -> String {
 pub(super) async fn pubsub_pub(
     Extract(s): Extract<State>,
     args: Args,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let mut multipart = super::multipart(multipart)?;
     let topic = decode_topic(args.arg()?)?;
     let field = multipart
         .next_field()
