@@ -162,6 +162,7 @@ struct Api {
     pubsub_subscribe: SubscribeFn,
     pubsub_next_message: NextMessageFn,
     pubsub_publish: PublishFn,
+    list_peers_ids: RepoStrFn,
 }
 
 static API: OnceLock<Result<Api, Unavailable>> = OnceLock::new();
@@ -402,6 +403,19 @@ impl Kubo {
         }
     }
 
+    /// What Kubo's node reports as its connected peers (its raw answer: the peer ids in it are
+    /// what callers look for).
+    ///
+    /// # Errors
+    ///
+    /// When Kubo reports an error.
+    pub fn peer_ids(&self, repo: impl AsRef<Path>) -> Result<String, KuboError> {
+        let repo = path_arg("repo", repo.as_ref())?;
+        // SAFETY: as in add_file.
+        let result = unsafe { (self.api.list_peers_ids)(repo.as_ptr().cast_mut()) };
+        self.take_string("ListPeersIDs", result)
+    }
+
     /// Subscribes the repo's running node to `topic`; returns the subscription id.
     ///
     /// # Errors
@@ -630,6 +644,7 @@ impl Api {
                     .get::<NextMessageFn>(b"PubSubNextMessage\0")
                     .map_err(missing)?,
                 pubsub_publish: *lib.get::<PublishFn>(b"PubSubPublish\0").map_err(missing)?,
+                list_peers_ids: *lib.get::<RepoStrFn>(b"ListPeersIDs\0").map_err(missing)?,
                 _lib: lib,
             }
         };

@@ -112,7 +112,11 @@ fn kubo_fetches_from_us(ctx: &Ctx) -> Result<(), Failed> {
     if std::fs::read(&dest)? != std::fs::read(&file)? {
         return Err("Kubo downloaded different bytes".into());
     }
-    // Kubo keeps the connection, and we see Kubo.
+    // Kubo keeps the connection, and each side lists the other.
+    let kubo_peers = ctx.kubo.peer_ids(ctx.repo.path())?;
+    if !kubo_peers.contains(&ours.peer_id) {
+        return Err(format!("Kubo does not list us ({}): {kubo_peers}", ours.peer_id).into());
+    }
     let kubo_id = ctx.kubo.node_id(ctx.repo.path())?;
     let peers = String::from_utf8(ours.ok(&["swarm", "peers"]))?;
     if !peers.contains(&kubo_id) {
