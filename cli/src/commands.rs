@@ -162,16 +162,7 @@ fn add(repo_path: &Path, args: AddArgs) -> Result<()> {
     if !matches!(args.cid_version, 0 | 1) {
         bail!("unsupported CID version {} (use 0 or 1)", args.cid_version);
     }
-    // Check every argument before adding anything.
-    for path in &args.paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-        if meta.is_dir() && !args.recursive {
-            bail!(
-                "{} is a directory; use -r to add directories",
-                path.display()
-            );
-        }
-    }
+    check_add_paths(&args)?;
     let show_progress = args
         .progress
         .unwrap_or_else(|| io::stderr().is_terminal() && !args.quieter);
@@ -206,23 +197,15 @@ fn add(repo_path: &Path, args: AddArgs) -> Result<()> {
     };
     let mut out = io::stdout().lock();
     let mut print = |entries: &[Added], stdin: bool| -> Result<()> {
-        for (i, e) in entries.iter().enumerate() {
-            let last = i + 1 == entries.len();
-            if args.quieter && !last {
-                continue;
-            }
-            if args.quiet || args.quieter {
-                writeln!(out, "{}", e.cid)?;
-            } else {
-                let name = if stdin {
-                    e.cid.to_string()
-                } else {
-                    e.name.clone()
-                };
-                writeln!(out, "added {} {}", e.cid, name)?;
-            }
-        }
-        out.flush()?;
+        let lines: Vec<(String, String)> = entries
+            .iter()
+            .map(|e| {
+                let cid = e.cid.to_string();
+                let name = if stdin { cid.clone() } else { e.name.clone() };
+                (cid, name)
+            })
+            .collect();
+        print_added(&args, &lines, &mut out)?;
         Ok(())
     };
 
@@ -408,4 +391,39 @@ fn dag_cmd(repo: &Repo, cmd: DagCommand) -> Result<()> {
 
 fn unreachable_online_only() -> Result<()> {
     bail!("this command needs a running daemon")
+}
+
+/// Refuses, before anything is added, a missing path or a directory without `-r`.
+pub(crate) fn check_add_paths(args: &AddArgs) -> Result<()> {
+    for path in &args.paths {
+        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+        if meta.is_dir() && !args.recursive {
+            bail!(
+                "{} is a directory; use -r to add directories",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Prints `(cid, name)` entries as `ipfs add` does, honouring `-q` and `-Q`.
+pub(crate) fn print_added(
+    args: &AddArgs,
+    entries: &[(String, String)],
+    out: &mut dyn Write,
+) -> Result<()> {
+    for (i, (cid, name)) in entries.iter().enumerate() {
+        let last = i + 1 == entries.len();
+        if args.quieter && !last {
+            continue;
+        }
+        if args.quiet || args.quieter {
+            writeln!(out, "{cid}")?;
+        } else {
+            writeln!(out, "added {cid} {name}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }

@@ -109,15 +109,9 @@ fn unreachable_command(name: &str) -> Result<()> {
 }
 
 fn add(api: &Api, args: AddArgs, out: &mut dyn Write) -> Result<()> {
+    crate::commands::check_add_paths(&args)?;
     let mut parts = Vec::new();
     for path in &args.paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-        if meta.is_dir() && !args.recursive {
-            bail!(
-                "{} is a directory; use -r to add directories",
-                path.display()
-            );
-        }
         parts.extend(Part::tree(path, args.hidden)?);
     }
     if args.paths.is_empty() {
@@ -137,22 +131,16 @@ fn add(api: &Api, args: AddArgs, out: &mut dyn Write) -> Result<()> {
         .lines()
         .map(|l| Ok(serde_json::from_str::<Value>(&l?)?))
         .collect::<Result<_>>()?;
-    for (i, e) in entries.iter().enumerate() {
-        let last = i + 1 == entries.len();
-        if args.quieter && !last {
-            continue;
-        }
-        if args.quiet || args.quieter {
-            writeln!(out, "{}", str_field(e, "Hash"))?;
-        } else {
-            writeln!(
-                out,
-                "added {} {}",
-                str_field(e, "Hash"),
-                str_field(e, "Name")
-            )?;
-        }
-    }
+    let lines: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                str_field(e, "Hash").to_string(),
+                str_field(e, "Name").to_string(),
+            )
+        })
+        .collect();
+    crate::commands::print_added(&args, &lines, out)?;
     Ok(())
 }
 

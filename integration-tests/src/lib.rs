@@ -17,6 +17,7 @@
 //! - [`child`]: running a child process with a timeout, capturing output and its peak RSS.
 //! - [`daemon`]: daemons as child processes on loopback, for multi-node tests.
 //! - [`data`]: deterministic pseudo-random input files.
+//! - [`trials`]: running trials that need Kubo, ignored or failed when it is missing.
 //! - [`sys`]: safe wrappers for the libc calls `wait4` and `sync`.
 //!
 //! Environment variables: `IPFSBENCH_LIBKUBO` (path of the Kubo shared library),
@@ -29,3 +30,4 @@ pub mod daemon;
 pub mod data;
 pub mod kubo;
 pub mod sys;
+pub mod trials;

@@ -9,20 +9,18 @@
 //! Without Kubo every trial is reported as ignored and the reason is printed to stderr; with
 //! `IPFSBENCH_REQUIRE_KUBO=1` a missing Kubo fails every trial instead.
 
-use std::env;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
 use ipfsbench_integration_tests::child;
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
-use ipfsbench_integration_tests::kubo::{Kubo, KuboError, TestRepo};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use ipfsbench_integration_tests::kubo::KuboError;
+use ipfsbench_integration_tests::trials::{self, Check, KuboCtx};
+use libtest_mimic::Failed;
 
-const REQUIRE_ENV: &str = "IPFSBENCH_REQUIRE_KUBO";
 const CHUNK: u64 = 262_144;
 const LINKS: u64 = 174;
 const MIB: u64 = 1 << 20;
@@ -33,75 +31,21 @@ const EMPTY_FILE: &str = "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH";
 const HELLO_WORLD: &str = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o";
 const EMPTY_DIR: &str = "QmUNLLsPACCz1vLxQVkXqqLX5R1X345qqfHbsf67hvA3Nn";
 
-/// Shared by all trials: Kubo and one running, isolated Kubo node.
-struct Ctx {
-    kubo: Kubo,
-    repo: TestRepo,
+type Ctx = KuboCtx;
+
+/// Kubo's CID for a path, as an `ipfs add --only-hash` on the shared node.
+trait KuboCid {
+    fn kubo_cid(&self, path: &Path) -> Result<String, Failed>;
 }
 
-impl Ctx {
+impl KuboCid for KuboCtx {
     fn kubo_cid(&self, path: &Path) -> Result<String, Failed> {
         Ok(self.kubo.add_file(self.repo.path(), path, true)?)
     }
 }
 
-type Check = Box<dyn FnOnce(&Ctx) -> Result<(), Failed> + Send>;
-
 fn main() {
-    let args = Arguments::from_args();
-    let checks = checks();
-    if args.list {
-        let trials = checks
-            .into_iter()
-            .map(|(name, _)| Trial::test(name, || Ok(())))
-            .collect();
-        libtest_mimic::run(&args, trials).exit();
-    }
-
-    let required = env::var(REQUIRE_ENV).is_ok_and(|value| value == "1");
-    let setup = match Kubo::load() {
-        Err(unavailable) if required => Err(format!("{unavailable} (and {REQUIRE_ENV}=1)")),
-        Err(unavailable) => {
-            eprintln!(
-                "kubo_cids: every trial is IGNORED: {unavailable}. \
-                 Set {REQUIRE_ENV}=1 to make this a failure."
-            );
-            Ok(None)
-        }
-        Ok(kubo) => match kubo.test_repo(None, true) {
-            Ok(repo) => {
-                eprintln!(
-                    "kubo_cids: Kubo from {} (log: {})",
-                    kubo.library_path().display(),
-                    kubo.log_path().display()
-                );
-                Ok(Some(Arc::new(Ctx { kubo, repo })))
-            }
-            Err(e) => Err(format!("Kubo loaded but its test node did not start: {e}")),
-        },
-    };
-
-    let trials = checks
-        .into_iter()
-        .map(|(name, check)| match &setup {
-            Ok(Some(ctx)) => {
-                let ctx = Arc::clone(ctx);
-                Trial::test(name, move || check(&ctx))
-            }
-            Ok(None) => {
-                Trial::ignorable_test(name, || Ok(Completion::ignored_with("Kubo is unavailable")))
-                    .with_ignored_flag(true)
-            }
-            Err(reason) => {
-                let reason = reason.clone();
-                Trial::test(name, move || Err(reason.into()))
-            }
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    // Stops the Kubo node and deletes its repo before exiting.
-    drop(setup);
-    conclusion.exit();
+    trials::run("kubo_cids", checks(), false)
 }
 
 fn checks() -> Vec<(String, Check)> {

@@ -11,85 +11,43 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
 use ipfsbench_integration_tests::daemon::Node;
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
-use ipfsbench_integration_tests::kubo::{Kubo, TestRepo};
-use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use ipfsbench_integration_tests::trials::{self, Check, KuboCtx};
+use libtest_mimic::Failed;
 
-const REQUIRE_ENV: &str = "IPFSBENCH_REQUIRE_KUBO";
+type Ctx = KuboCtx;
+type Trial = fn(&Ctx) -> Result<(), Failed>;
 
-struct Ctx {
-    kubo: Kubo,
-    repo: TestRepo,
+/// Kubo's TCP address with its peer id.
+fn kubo_addr(ctx: &Ctx) -> Result<String, Failed> {
+    let id = ctx.kubo.node_id(ctx.repo.path())?;
+    let addr = ctx
+        .kubo
+        .multiaddrs(ctx.repo.path())?
+        .into_iter()
+        .find(|a| a.contains("/tcp/"))
+        .ok_or("Kubo has no TCP address")?;
+    Ok(format!("{addr}/p2p/{id}"))
 }
-
-impl Ctx {
-    /// Kubo's TCP address with its peer id.
-    fn kubo_addr(&self) -> Result<String, Failed> {
-        let id = self.kubo.node_id(self.repo.path())?;
-        let addr = self
-            .kubo
-            .multiaddrs(self.repo.path())?
-            .into_iter()
-            .find(|a| a.contains("/tcp/"))
-            .ok_or("Kubo has no TCP address")?;
-        Ok(format!("{addr}/p2p/{id}"))
-    }
-}
-
-type Check = fn(&Ctx) -> Result<(), Failed>;
 
 fn main() {
-    let args = Arguments::from_args();
-    let checks: Vec<(&str, Check)> = vec![
+    let checks: Vec<(&str, Trial)> = vec![
         ("kubo_fetches_a_file_only_we_have", kubo_fetches_from_us),
         ("we_cat_a_file_only_kubo_has", we_cat_from_kubo),
         ("pubsub_from_kubo_reaches_our_sub", pubsub_kubo_to_us),
         ("pubsub_from_us_reaches_kubo", pubsub_us_to_kubo),
     ];
-    let required = std::env::var(REQUIRE_ENV).is_ok_and(|v| v == "1");
-    let setup = if args.list {
-        Ok(None)
-    } else {
-        match Kubo::load() {
-            Err(unavailable) if required => Err(format!("{unavailable} (and {REQUIRE_ENV}=1)")),
-            Err(unavailable) => {
-                eprintln!("kubo_network: every trial is IGNORED: {unavailable}");
-                Ok(None)
-            }
-            Ok(kubo) => match kubo.test_repo(None, true) {
-                Ok(repo) => Ok(Some(Arc::new(Ctx { kubo, repo }))),
-                Err(e) => Err(format!("Kubo loaded but its node did not start: {e}")),
-            },
-        }
-    };
-    let trials = checks
+    let checks = checks
         .into_iter()
-        .map(|(name, check)| match &setup {
-            Ok(Some(ctx)) => {
-                let ctx = Arc::clone(ctx);
-                Trial::test(name, move || check(&ctx))
-            }
-            Ok(None) => {
-                Trial::ignorable_test(name, || Ok(Completion::ignored_with("Kubo is unavailable")))
-                    .with_ignored_flag(true)
-            }
-            Err(reason) => {
-                let reason = reason.clone();
-                Trial::test(name, move || Err(reason.into()))
-            }
-        })
+        .map(|(name, f)| (name.to_string(), Box::new(f) as Check))
         .collect();
     // Kubo's node is shared by the trials: run them one at a time.
-    let mut args = args;
-    args.test_threads = Some(1);
-    let conclusion = libtest_mimic::run(&args, trials);
-    drop(setup);
-    conclusion.exit();
+    trials::run("kubo_network", checks, true)
 }
 
 fn add(node: &Node, file: &Path) -> String {
@@ -131,7 +89,7 @@ fn we_cat_from_kubo(ctx: &Ctx) -> Result<(), Failed> {
     let file = dir.path().join("kubo.bin");
     write_pseudo_random_file(&file, (5 << 20) + 11, 32)?;
     let cid = ctx.kubo.add_file(ctx.repo.path(), &file, false)?;
-    ours.ok(&["swarm", "connect", &ctx.kubo_addr()?]);
+    ours.ok(&["swarm", "connect", &kubo_addr(ctx)?]);
     let fetched = ours.ok(&["cat", &cid]);
     if fetched != std::fs::read(&file)? {
         return Err("we fetched different bytes from Kubo".into());
@@ -147,7 +105,7 @@ fn we_cat_from_kubo(ctx: &Ctx) -> Result<(), Failed> {
 
 fn pubsub_kubo_to_us(ctx: &Ctx) -> Result<(), Failed> {
     let ours = Node::start("worker", &[]);
-    ours.ok(&["swarm", "connect", &ctx.kubo_addr()?]);
+    ours.ok(&["swarm", "connect", &kubo_addr(ctx)?]);
     let topic = "ipfsbench-interop-k2u";
     let mut sub = Command::new(ipfsbench_node_binary())
         .arg("--repo")
@@ -190,7 +148,7 @@ fn pubsub_us_to_kubo(ctx: &Ctx) -> Result<(), Failed> {
     let ours = Node::start("worker", &[]);
     let topic = "ipfsbench-interop-u2k";
     let sub = ctx.kubo.pubsub_subscribe(ctx.repo.path(), topic)?;
-    ours.ok(&["swarm", "connect", &ctx.kubo_addr()?]);
+    ours.ok(&["swarm", "connect", &kubo_addr(ctx)?]);
     let dir = tempfile::tempdir()?;
     let msg = dir.path().join("msg");
     std::fs::write(&msg, b"hello from ipfsbench")?;

@@ -428,15 +428,8 @@ pub(super) async fn block_put(
             )))
         }
     };
-    let field = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?
-        .ok_or_else(|| ApiError::bad_request("the block is required as a file part"))?;
-    let data = field
-        .bytes()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?
+    let data = super::first_part(&mut multipart, "the block")
+        .await?
         .to_vec();
     if codec == DAG_PB {
         unixfs::pb::decode_node(&data)

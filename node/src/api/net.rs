@@ -151,15 +151,7 @@ pub(super) async fn pubsub_pub(
 ) -> Result<Json<Value>, ApiError> {
     let mut multipart = super::multipart(multipart)?;
     let topic = decode_topic(args.arg()?)?;
-    let field = multipart
-        .next_field()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?
-        .ok_or_else(|| ApiError::bad_request("the message data is required as a file part"))?;
-    let data = field
-        .bytes()
-        .await
-        .map_err(|e| ApiError::bad_request(format!("bad multipart body: {e}")))?;
+    let data = super::first_part(&mut multipart, "the message data").await?;
     if data.len() > crate::network::MAX_PUBSUB_MESSAGE {
         return Err(ApiError::bad_request(format!(
             "message of {} bytes exceeds the {}-byte limit",
