@@ -203,3 +203,28 @@ fn providers_are_found_through_the_dht() {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+#[test]
+fn get_writes_a_directory_fetched_from_another_node() {
+    let a = Node::start("worker", &[]);
+    let b = Node::start("leecher", &[]);
+    b.connect(&a);
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub/empty")).unwrap();
+    write_pseudo_random_file(&tree.join("big.bin"), (1 << 20) + 3, 6).unwrap();
+    std::fs::write(tree.join("sub/small.txt"), b"small").unwrap();
+    std::fs::write(tree.join("sub/zero"), b"").unwrap();
+    let cid = String::from_utf8(a.ok(&["add", "-r", "-Q", tree.to_str().unwrap()]))
+        .unwrap()
+        .trim()
+        .to_string();
+    let out = dir.path().join("out");
+    b.ok(&["get", &cid, "-o", out.to_str().unwrap()]);
+    assert!(
+        std::fs::read(out.join("big.bin")).unwrap() == std::fs::read(tree.join("big.bin")).unwrap()
+    );
+    assert_eq!(std::fs::read(out.join("sub/small.txt")).unwrap(), b"small");
+    assert_eq!(std::fs::read(out.join("sub/zero")).unwrap(), b"");
+    assert!(out.join("sub/empty").is_dir());
+}

@@ -322,15 +322,20 @@ fn tar_out(repo: &Repo, cid: &Cid, name: &str, w: &mut dyn Write) -> Result<(), 
         }
         return Ok(());
     }
-    let mut counter = io::sink();
-    let size = unixfs::cat(repo.store(), cid, 0, None, &mut counter)?;
+    let size = unixfs::file_size(repo.store(), cid)?;
     header.set_entry_type(tar::EntryType::Regular);
     header.set_mode(0o644);
     header.set_size(size);
     header.set_path(name).map_err(io_err)?;
     header.set_cksum();
     w.write_all(header.as_bytes()).map_err(io_err)?;
-    unixfs::cat(repo.store(), cid, 0, None, w)?;
+    let written = unixfs::cat(repo.store(), cid, 0, None, w)?;
+    if written != size {
+        return Err(ReadError::Invalid {
+            cid: *cid,
+            reason: format!("filesize says {size} bytes, the DAG holds {written}"),
+        });
+    }
     let pad = (512 - size % 512) % 512;
     w.write_all(&vec![0u8; pad as usize]).map_err(io_err)?;
     Ok(())

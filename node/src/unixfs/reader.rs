@@ -198,6 +198,24 @@ pub fn cat(
     Ok(written)
 }
 
+/// The content size of the file at `cid`, read from its root alone (raw block length, or
+/// the UnixFS `filesize`).
+pub fn file_size(store: &dyn BlockStore, cid: &Cid) -> Result<u64, ReadError> {
+    if cid.codec() == RAW {
+        return store.size(cid)?.ok_or(ReadError::NotFound(*cid));
+    }
+    let data = load(store, cid)?;
+    let d = decode(cid, &data)?;
+    match d.fs.kind {
+        DataType::File | DataType::Raw => Ok(d
+            .fs
+            .filesize
+            .unwrap_or(d.fs.data.map_or(0, |b| b.len() as u64))),
+        DataType::Directory | DataType::HamtShard => Err(ReadError::IsDirectory(*cid)),
+        other => Err(invalid(cid, format!("{other:?} is not a file"))),
+    }
+}
+
 /// What a directory entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
