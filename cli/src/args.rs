@@ -38,6 +38,15 @@ pub(crate) struct DaemonArgs {
     /// HTTP API address, host:port (port 0 picks a free one) [default: 127.0.0.1:5101].
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) api: Option<String>,
+    /// The cluster to join: its task topics are /ipfsbench/<NAME>/... [default: default].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) cluster: Option<String>,
+    /// Run assignments from this master (repeatable; adds to tasks.trusted_masters).
+    #[arg(long = "trust-master", value_name = "PEERID")]
+    pub(crate) trust_master: Vec<String>,
+    /// Take submissions over pubsub from this peer (repeatable; adds to tasks.submitters).
+    #[arg(long, value_name = "PEERID")]
+    pub(crate) submitter: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +102,93 @@ pub(crate) enum Command {
     /// Publish and subscribe (needs a running daemon).
     #[command(subcommand)]
     Pubsub(PubsubCommand),
+    /// Tasks: submit work to the cluster and follow it (needs a running daemon).
+    #[command(subcommand)]
+    Task(TaskCommand),
+    /// The cluster's nodes and counters (needs a running daemon).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Start a master, two workers and a leecher on loopback, run every benchmark on every
+    /// worker, fetch the results from the leecher and print them; exits when done.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TaskCommand {
+    /// Submit a task; prints its id (and with --wait, its result record's CID).
+    Submit(SubmitArgs),
+    /// A task's record (JSON; masters only).
+    Status {
+        /// The task id.
+        id: String,
+    },
+    /// List tasks, oldest first (masters only).
+    Ls {
+        /// Only tasks in this state: queued, assigned, running, succeeded, failed or
+        /// cancelled.
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Cancel a task (masters only).
+    Cancel {
+        /// The task id.
+        id: String,
+    },
+    /// Print a finished task's result record CID (masters only).
+    Result {
+        /// The task id.
+        id: String,
+        /// Wait until the task is over.
+        #[arg(long)]
+        wait: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SubmitArgs {
+    /// The kind: noop, bench.hash, bench.store, bench.fetch, dag.stat or exec.
+    #[arg(long)]
+    pub(crate) kind: String,
+    /// An input CID (repeatable).
+    #[arg(long, value_name = "CID")]
+    pub(crate) input: Vec<String>,
+    /// A parameter KEY=VALUE (repeatable), e.g. size=1048576, program=NAME, arg=VALUE.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) param: Vec<String>,
+    /// The idempotency key: submitting the same key again returns the same task [default:
+    /// random].
+    #[arg(long)]
+    pub(crate) key: Option<String>,
+    /// Run only on this worker.
+    #[arg(long, value_name = "PEERID")]
+    pub(crate) target: Option<String>,
+    /// The longest one attempt may run, in seconds [default: the worker's limit].
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<u32>,
+    /// Failed attempts before the task fails [default: the master's setting].
+    #[arg(long = "max-attempts", value_name = "N")]
+    pub(crate) max_attempts: Option<u8>,
+    /// Wait for the task to finish and print its result record's CID.
+    #[arg(long)]
+    pub(crate) wait: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterCommand {
+    /// The nodes heard from: role, capacity and time since the last heartbeat.
+    Peers,
+    /// Counts of task messages received, dropped as malformed or unauthorised, or ignored.
+    Stats,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Bytes each benchmark works on.
+    #[arg(long, default_value_t = 64 << 20)]
+    pub(crate) size: u64,
+    /// Keep the nodes' repos in this directory instead of a throwaway one.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) keep: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

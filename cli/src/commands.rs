@@ -35,9 +35,16 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     if cli.daemon.role.is_some() {
         bail!("--role runs the daemon and takes no command");
     }
+    if let Command::Demo(args) = command {
+        return crate::demo::run(args);
+    }
     let online_only = matches!(
         command,
-        Command::Swarm(_) | Command::Routing(_) | Command::Pubsub(_)
+        Command::Swarm(_)
+            | Command::Routing(_)
+            | Command::Pubsub(_)
+            | Command::Task(_)
+            | Command::Cluster(_)
     );
     let local_only =
         matches!(&command, Command::Init) || matches!(&command, Command::Add(a) if a.only_hash);
@@ -128,7 +135,12 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             });
             println!("{}", serde_json::to_string_pretty(&id)?);
         }
-        Command::Swarm(_) | Command::Routing(_) | Command::Pubsub(_) => {
+        Command::Swarm(_)
+        | Command::Routing(_)
+        | Command::Pubsub(_)
+        | Command::Task(_)
+        | Command::Cluster(_)
+        | Command::Demo(_) => {
             unreachable_online_only()?;
         }
     }

@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use ipfsbench_core::daemon::{Daemon, Options};
 use ipfsbench_core::repo::Repo;
-use ipfsbench_roles::Role;
+use ipfsbench_roles::master::Master;
+use ipfsbench_roles::{now_ms, Role, Service, Settings};
 
 use crate::args::DaemonArgs;
 
@@ -34,7 +36,20 @@ pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Res
     } else {
         flags.bootstrap
     };
-    let api_text = flags.api.unwrap_or(config.api);
+    let api_text = flags.api.clone().unwrap_or(config.api);
+    let mut tasks = repo.config().tasks.clone();
+    if let Some(cluster) = &flags.cluster {
+        tasks.cluster = cluster.clone();
+    }
+    tasks.trusted_masters.extend(flags.trust_master.iter().cloned());
+    tasks.submitters.extend(flags.submitter.iter().cloned());
+    let settings = Settings::new(role, &tasks).context("the [tasks] configuration")?;
+    let master = if role == Role::Master {
+        let config = settings.master.clone();
+        Some(Master::open(repo.path(), config, now_ms()).context("opening the task table")?)
+    } else {
+        None
+    };
     let options = Options {
         role,
         listen: multiaddrs(&listen, "--listen")?,
@@ -50,9 +65,15 @@ pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Res
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let daemon = Daemon::start(repo, options)
-            .await
-            .context("starting the daemon")?;
+        let mut service = None;
+        let daemon = Daemon::start_with(repo, options, |repo, client| {
+            let started = Service::start(Arc::clone(repo), client.clone(), settings, master);
+            let routes = ipfsbench_roles::api::router(started.handle(), client.clone());
+            service = Some(started);
+            routes
+        })
+        .await
+        .context("starting the daemon")?;
         let peer = daemon.repo().peer_id();
         tracing::info!(%peer, %role, api = %daemon.api_addr(), "daemon started");
         eprintln!("peer id: {peer}");
@@ -72,6 +93,9 @@ pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Res
         eprintln!("daemon is ready");
         wait_for_signal().await?;
         eprintln!("shutting down");
+        if let Some(service) = service {
+            service.shutdown().await;
+        }
         daemon.shutdown().await.context("shutting down")?;
         Ok(())
     })

@@ -4,6 +4,7 @@ mod args;
 mod client;
 mod commands;
 mod daemon;
+mod demo;
 mod remote;
 
 use std::process::ExitCode;

@@ -7,8 +7,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
 use crate::args::{
-    AddArgs, BlockCommand, Codec, Command, DagCommand, PinCommand, PinType, PubsubCommand,
-    RepoCommand, RoutingCommand, SwarmCommand,
+    AddArgs, BlockCommand, ClusterCommand, Codec, Command, DagCommand, PinCommand, PinType,
+    PubsubCommand, RepoCommand, RoutingCommand, SubmitArgs, SwarmCommand, TaskCommand,
 };
 use crate::client::{Api, Part};
 
@@ -99,9 +99,115 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
             }
         }
         Command::Pubsub(cmd) => pubsub(api, cmd, &mut out)?,
+        Command::Task(cmd) => task(api, cmd, &mut out)?,
+        Command::Cluster(cmd) => cluster(api, cmd, &mut out)?,
+        Command::Demo(_) => unreachable_command("demo")?,
     }
     out.flush()?;
     Ok(true)
+}
+
+/// The API arguments of a submission.
+pub(crate) fn submit_query(args: &SubmitArgs) -> Vec<(&'static str, String)> {
+    let mut q = vec![("kind", args.kind.clone())];
+    q.extend(args.input.iter().map(|c| ("input", c.clone())));
+    q.extend(args.param.iter().map(|p| ("param", p.clone())));
+    if let Some(k) = &args.key {
+        q.push(("key", k.clone()));
+    }
+    if let Some(t) = &args.target {
+        q.push(("target", t.clone()));
+    }
+    if let Some(t) = args.timeout {
+        q.push(("timeout", s(t)));
+    }
+    if let Some(n) = args.max_attempts {
+        q.push(("max-attempts", s(n)));
+    }
+    if args.wait {
+        q.push(("wait", s(true)));
+    }
+    q
+}
+
+fn task(api: &Api, cmd: TaskCommand, out: &mut dyn Write) -> Result<()> {
+    let pretty = |out: &mut dyn Write, v: &Value| -> Result<()> {
+        writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
+        Ok(())
+    };
+    match cmd {
+        TaskCommand::Submit(args) => {
+            let v = api.json("task/submit", &submit_query(&args))?;
+            writeln!(out, "{}", str_field(&v, "Id"))?;
+            if args.wait {
+                match v["Result"].as_str() {
+                    Some(cid) => writeln!(out, "{cid}")?,
+                    None => bail!(
+                        "task {} ended {}: {}",
+                        str_field(&v, "Id"),
+                        str_field(&v, "State"),
+                        str_field(&v, "Error")
+                    ),
+                }
+            }
+        }
+        TaskCommand::Status { id } => pretty(out, &api.json("task/status", &[("arg", id)])?)?,
+        TaskCommand::Ls { state } => {
+            let q: Vec<(&str, String)> = state.into_iter().map(|s| ("state", s)).collect();
+            let v = api.json("task/ls", &q)?;
+            for t in v["Tasks"].as_array().cloned().unwrap_or_default() {
+                writeln!(
+                    out,
+                    "{} {:<11} {:<9} {}",
+                    str_field(&t, "Id"),
+                    str_field(&t, "Kind"),
+                    str_field(&t, "State"),
+                    t["Result"].as_str().unwrap_or("-")
+                )?;
+            }
+        }
+        TaskCommand::Cancel { id } => {
+            let v = api.json("task/cancel", &[("arg", id)])?;
+            writeln!(out, "{} {}", str_field(&v, "Id"), str_field(&v, "State"))?;
+        }
+        TaskCommand::Result { id, wait } => {
+            let v = api.json("task/result", &[("arg", id), ("wait", s(wait))])?;
+            writeln!(out, "{}", str_field(&v, "Result"))?;
+        }
+    }
+    Ok(())
+}
+
+fn cluster(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ClusterCommand::Peers => {
+            let v = api.json("cluster/peers", &[])?;
+            writeln!(
+                out,
+                "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}",
+                "PEER", "ROLE", "CORES", "RUNNING", "MAX", "LAST (ms)"
+            )?;
+            for p in v["Peers"].as_array().cloned().unwrap_or_default() {
+                let c = &p["Capacity"];
+                writeln!(
+                    out,
+                    "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}{}",
+                    str_field(&p, "Peer"),
+                    str_field(&p, "Role"),
+                    c["Cores"].as_u64().unwrap_or(0),
+                    p["Running"].as_u64().unwrap_or(0),
+                    c["MaxConcurrent"].as_u64().unwrap_or(0),
+                    p["LastHeartbeatMsAgo"].as_u64().unwrap_or(0),
+                    if p["ThisNode"].as_bool() == Some(true) { " (this node)" } else { "" }
+                )?;
+            }
+        }
+        ClusterCommand::Stats => {
+            let v = api.json("cluster/stats", &[])?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+    }
+    Ok(())
 }
 
 fn unreachable_command(name: &str) -> Result<()> {

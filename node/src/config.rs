@@ -1,8 +1,5 @@
 //! The repo's configuration file, `config.toml`: typed, with documented defaults.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::store::PackStoreConfig;
@@ -17,6 +14,10 @@ pub struct Config {
     pub store: PackStoreConfig,
     /// The daemon: network and API.
     pub daemon: DaemonConfig,
+    /// The storage tiers: the leecher's bounded cache, memory tier and block serving.
+    pub cache: CacheConfig,
+    /// Tasks: the cluster, who is trusted, and how work is run.
+    pub tasks: TasksConfig,
 }
 
 /// How the daemon runs. Command-line flags override these.
@@ -47,6 +48,88 @@ impl Default for DaemonConfig {
             mdns: true,
             api: "127.0.0.1:5101".into(),
             fetch_timeout_secs: 60,
+        }
+    }
+}
+
+/// The storage tiers (`[cache]`): how a leecher bounds what it keeps of what it fetched.
+/// Masters and workers keep every block and ignore the two sizes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Leechers: the most bytes of fetched, unpinned blocks kept on disk; beyond it blocks are
+    /// evicted by adaptive replacement (recency and frequency). Pinned blocks are never
+    /// evicted and not counted. Bytes; default 1 GiB.
+    pub max_bytes: u64,
+    /// Leechers: an in-memory tier of recently read blocks in front of the disk. Bytes;
+    /// default 64 MiB; 0 turns it off.
+    pub memory_bytes: u64,
+    /// Answer other peers' Bitswap requests from this node's blocks. Default: true for
+    /// masters and workers, false for leechers.
+    pub serve_blocks: Option<bool>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1 << 30,
+            memory_bytes: 64 << 20,
+            serve_blocks: None,
+        }
+    }
+}
+
+/// How this node takes part in task scheduling. Command-line flags override these.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TasksConfig {
+    /// The cluster's name: its gossipsub topics are `/ipfsbench/<cluster>/...`. Default
+    /// `default`.
+    pub cluster: String,
+    /// PeerIds of the masters whose assignments a worker runs. Default: none, so a worker runs
+    /// nothing until the operator lists its masters (a bootstrap peer is not trusted by
+    /// being one).
+    pub trusted_masters: Vec<String>,
+    /// PeerIds a master takes submissions from over pubsub (its own API is always allowed).
+    /// Default: none.
+    pub submitters: Vec<String>,
+    /// The most tasks a worker runs at once; 0 means one per CPU core. Default 0.
+    pub max_concurrent_tasks: u16,
+    /// How often a node announces itself. Milliseconds; default 1000.
+    pub heartbeat_ms: u64,
+    /// How long a worker's attempt stays leased without a heartbeat naming it; then the master
+    /// gives the task to another worker. Milliseconds; default 10000.
+    pub lease_ms: u64,
+    /// Attempts before a task fails, unless the task says otherwise. Default 3.
+    pub max_attempts: u8,
+    /// The wait before the first retry, doubled for each further one. Milliseconds; default
+    /// 500.
+    pub backoff_base_ms: u64,
+    /// The longest wait before a retry. Milliseconds; default 30000.
+    pub backoff_max_ms: u64,
+    /// The longest one attempt may run, unless the task says otherwise. Seconds; default 600.
+    pub timeout_secs: u32,
+    /// Programs `exec` tasks may run on this worker: name to absolute path. Default: none.
+    pub exec_programs: std::collections::BTreeMap<String, String>,
+    /// The most bytes an `exec` task may write to its output directory. Default 256 MiB.
+    pub exec_output_max_bytes: u64,
+}
+
+impl Default for TasksConfig {
+    fn default() -> Self {
+        Self {
+            cluster: "default".into(),
+            trusted_masters: Vec::new(),
+            submitters: Vec::new(),
+            max_concurrent_tasks: 0,
+            heartbeat_ms: 1000,
+            lease_ms: 10_000,
+            max_attempts: 3,
+            backoff_base_ms: 500,
+            backoff_max_ms: 30_000,
+            timeout_secs: 600,
+            exec_programs: std::collections::BTreeMap::new(),
+            exec_output_max_bytes: 256 << 20,
         }
     }
 }
@@ -94,52 +177,52 @@ mdns = true
 api = "127.0.0.1:5101"
 # How long a block fetch may wait for the network. Seconds.
 fetch_timeout_secs = 60
+
+[cache]
+# Leechers: the most bytes of fetched, unpinned blocks kept on disk. Beyond it, blocks are
+# evicted by adaptive replacement (recency and frequency); pinned blocks never are, and do
+# not count. Masters and workers keep every block. Bytes.
+max_bytes = 1073741824
+# Leechers: an in-memory tier of recently read blocks in front of the disk; 0 turns it off.
+# Bytes.
+memory_bytes = 67108864
+# Answer other peers' Bitswap requests. Default: true for masters and workers, false for
+# leechers.
+# serve_blocks = false
+
+[tasks]
+# The cluster's name; its gossipsub topics are /ipfsbench/<cluster>/... (`--cluster`).
+cluster = "default"
+# Workers: PeerIds of the masters whose assignments this node runs (`--trust-master`).
+# Nobody is trusted by default, not even the bootstrap peers.
+trusted_masters = []
+# Masters: PeerIds allowed to submit tasks over pubsub (the local API always may).
+submitters = []
+# Workers: the most tasks run at once; 0 means one per CPU core.
+max_concurrent_tasks = 0
+# How often this node announces its role and capacity. Milliseconds.
+heartbeat_ms = 1000
+# Masters: how long an attempt stays leased without a heartbeat naming it. Milliseconds.
+lease_ms = 10000
+# Masters: attempts before a task fails (a task may ask for fewer or more).
+max_attempts = 3
+# Masters: wait before the first retry, doubled per retry up to backoff_max_ms. Milliseconds.
+backoff_base_ms = 500
+backoff_max_ms = 30000
+# Workers: the longest one attempt may run (a task may ask for less). Seconds.
+timeout_secs = 600
+# Workers: the most bytes an exec task may write. Bytes.
+exec_output_max_bytes = 268435456
+
+# Workers: programs exec tasks may run, name = absolute path; run without a shell.
+[tasks.exec_programs]
 "#,
             store.pack_target_bytes, store.index_cache_bytes, store.writeback_bytes
         )
     }
 }
 
-/// What a node does in the cluster. An enum enforced in code: it selects the Kademlia mode,
-/// whether the node is a relay server, and (with the roles crate) what work it takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// Takes task submissions and schedules them; Kademlia server and relay server.
-    Master,
-    /// Runs tasks, serves blocks, stores allocated pins; Kademlia server, relay client.
-    Worker,
-    /// Consumes results with a bounded cache; Kademlia client, relay client.
-    Leecher,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Master => "master",
-            Role::Worker => "worker",
-            Role::Leecher => "leecher",
-        })
-    }
-}
-
-/// A string that names no role.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?} (expected master, worker or leecher)")]
-pub struct UnknownRole(String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-
-    fn from_str(s: &str) -> Result<Self, UnknownRole> {
-        match s {
-            "master" => Ok(Role::Master),
-            "worker" => Ok(Role::Worker),
-            "leecher" => Ok(Role::Leecher),
-            other => Err(UnknownRole(other.to_string())),
-        }
-    }
-}
+pub use ipfsbench_protocols::Role;
 
 #[cfg(test)]
 mod tests {
@@ -150,15 +233,9 @@ mod tests {
         let parsed: Config = toml::from_str(&Config::template("12D3KooW")).unwrap();
         assert_eq!(parsed.store, PackStoreConfig::default());
         assert_eq!(parsed.daemon, DaemonConfig::default());
+        assert_eq!(parsed.cache, CacheConfig::default());
+        assert_eq!(parsed.tasks, TasksConfig::default());
         assert_eq!(parsed.identity.peer_id, "12D3KooW");
-    }
-
-    #[test]
-    fn roles_parse_and_print() {
-        for role in [Role::Master, Role::Worker, Role::Leecher] {
-            assert_eq!(role.to_string().parse::<Role>().unwrap(), role);
-        }
-        assert!("boss".parse::<Role>().is_err());
     }
 
     #[test]

@@ -77,6 +77,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the host and the API on `repo`.
     pub async fn start(repo: Repo, options: Options) -> Result<Self, DaemonError> {
+        Self::start_with(repo, options, |_, _| axum::Router::new()).await
+    }
+
+    /// Starts the host and the API on `repo`; `extend` is called once the host runs and
+    /// returns routes served beside the API's own (the roles' task and cluster calls).
+    pub async fn start_with(
+        repo: Repo,
+        options: Options,
+        extend: impl FnOnce(&Arc<Repo>, &Client) -> axum::Router,
+    ) -> Result<Self, DaemonError> {
         let repo = Arc::new(repo);
         let (client, network) = network::spawn(
             Arc::clone(&repo),
@@ -103,7 +113,8 @@ impl Daemon {
             repo: Arc::clone(&repo),
             net: client.clone(),
         };
-        let api = tokio::spawn(api::serve(listener, state, async {
+        let extra = extend(&repo, &client);
+        let api = tokio::spawn(api::serve(listener, state, extra, async {
             let _ = stopped.await;
         }));
         let api_file = repo.path().join("api");

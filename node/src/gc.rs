@@ -63,6 +63,42 @@ impl Protector {
         state.sessions.values().any(|s| s.contains(hash))
             || state.deferred.iter().any(|s| s.contains(hash))
     }
+
+    /// Removes `hash` from `store` unless a running write protects it or `still_valid`, asked
+    /// under the same lock, says the caller's view (of the pins) went stale. As in the sweep,
+    /// a writer either protected the block first or will store it anew.
+    pub(crate) fn remove_unprotected(
+        &self,
+        store: &dyn BlockStore,
+        hash: &Hash,
+        still_valid: impl FnOnce() -> bool,
+    ) -> Result<Removal, StoreError> {
+        let state = self.state();
+        if Self::is_protected(&state, hash) {
+            return Ok(Removal::Protected);
+        }
+        if !still_valid() {
+            return Ok(Removal::Stale);
+        }
+        Ok(if store.remove(hash)? {
+            Removal::Removed
+        } else {
+            Removal::Absent
+        })
+    }
+}
+
+/// What [`Protector::remove_unprotected`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// The block was removed.
+    Removed,
+    /// The block was not in the store.
+    Absent,
+    /// A running write protects the block; it stays.
+    Protected,
+    /// The caller's view went stale; nothing was done.
+    Stale,
 }
 
 impl Session<'_> {

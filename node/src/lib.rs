@@ -16,6 +16,7 @@ pub mod network;
 pub mod pin;
 pub mod repo;
 pub mod store;
+pub mod tiers;
 pub mod unixfs;
 pub mod varint;
 

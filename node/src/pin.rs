@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use cid::Cid;
 
@@ -87,6 +89,8 @@ pub enum PinError {
 #[derive(Debug, Clone)]
 pub struct Pins {
     tree: sled::Tree,
+    /// Bumped by every change, shared by clones: lets a cache of the live set notice changes.
+    generation: Arc<AtomicU64>,
 }
 
 impl Pins {
@@ -94,7 +98,19 @@ impl Pins {
     pub fn open(db: &sled::Db) -> Result<Self, PinError> {
         Ok(Self {
             tree: db.open_tree("pins")?,
+            generation: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// A number that changes whenever a pin is added or removed through this pin set or a
+    /// clone of it. A writer bumps it before its GC session ends, so a reader that checks it
+    /// under the [`Protector`]'s lock sees every pin whose blocks are no longer protected.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A pin set that lives in memory (tests).
@@ -160,6 +176,7 @@ impl Pins {
             PinKind::Direct
         };
         self.tree.insert(cid.to_bytes(), &[kind.tag()])?;
+        self.changed();
         self.tree.flush()?;
         Ok(())
     }
@@ -170,6 +187,7 @@ impl Pins {
     pub fn add_written(&self, cid: &Cid) -> Result<(), PinError> {
         self.tree
             .insert(cid.to_bytes(), &[PinKind::Recursive.tag()])?;
+        self.changed();
         self.tree.flush()?;
         Ok(())
     }
@@ -178,6 +196,7 @@ impl Pins {
     pub fn remove(&self, store: &dyn BlockStore, cid: &Cid) -> Result<PinKind, PinError> {
         if let Some(kind) = self.get(cid)? {
             self.tree.remove(cid.to_bytes())?;
+            self.changed();
             self.tree.flush()?;
             return Ok(kind);
         }

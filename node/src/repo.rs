@@ -13,6 +13,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use cid::Cid;
 use libp2p_identity::{Keypair, PeerId};
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::gc::{self, GcError, GcStats, Protector};
 use crate::pin::{PinError, PinKind, Pins};
 use crate::store::{Block, BlockStore, PackStore, StoreError, StoreStat};
+use crate::tiers::TieredStore;
 use crate::unixfs::{self, AddError, AddOptions, Added, Sink};
 
 /// Failures to open or use a repo.
@@ -151,9 +153,10 @@ pub struct Repo {
     path: PathBuf,
     config: Config,
     keypair: Keypair,
-    store: PackStore,
+    /// The pack store behind the storage tiers; the repo's own writers use `store.disk()`.
+    store: Arc<TieredStore>,
     pins: Pins,
-    protector: Protector,
+    protector: Arc<Protector>,
     _lock: RepoLock,
 }
 
@@ -245,15 +248,23 @@ impl Repo {
                 config.identity.peer_id
             )));
         }
-        let store = PackStore::open(&path.join("blocks"), config.store.clone())?;
-        let pins = Pins::open(store.db())?;
+        let disk = PackStore::open(&path.join("blocks"), config.store.clone())?;
+        let pins = Pins::open(disk.db())?;
+        let protector = Arc::new(Protector::new());
+        let store = Arc::new(TieredStore::new(
+            disk,
+            pins.clone(),
+            Arc::clone(&protector),
+            config.cache.clone(),
+            config.store.pack_target_bytes / 2,
+        ));
         Ok(Self {
             path: path.to_path_buf(),
             config,
             keypair,
             store,
             pins,
-            protector: Protector::new(),
+            protector,
             _lock: lock,
         })
     }
@@ -287,8 +298,16 @@ impl Repo {
         &self.keypair
     }
 
-    /// The block store.
+    /// The block store, as readers and the network see it: reads are counted by the storage
+    /// tiers, and a block put here is one that arrived from a peer (on a leecher, the bounded
+    /// cache tracks it). The repo's own writers (`add`, `block put`, CAR import) bypass it.
     pub fn store(&self) -> &dyn BlockStore {
+        self.store.as_ref()
+    }
+
+    /// The storage tiers: their figures, their activation for a role, and holds for readers
+    /// (see [`crate::tiers`]).
+    pub fn tiers(&self) -> &Arc<TieredStore> {
         &self.store
     }
 
@@ -308,7 +327,7 @@ impl Repo {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Vec<Added>, RepoError> {
         let session = self.protector.session();
-        let mut sink = Sink::new(&self.store, &session).with_progress(progress);
+        let mut sink = Sink::new(self.store.disk(), &session).with_progress(progress);
         match unixfs::add_path(path, options, &mut sink) {
             Ok(added) => {
                 let root = added.last().map(|a| a.cid);
@@ -331,7 +350,7 @@ impl Repo {
         progress: &mut dyn FnMut(u64),
     ) -> Result<Added, RepoError> {
         let session = self.protector.session();
-        let mut sink = Sink::new(&self.store, &session).with_progress(progress);
+        let mut sink = Sink::new(self.store.disk(), &session).with_progress(progress);
         match unixfs::add_reader(reader, Path::new("-"), options, &mut sink) {
             Ok(added) => {
                 self.commit(Some(added.cid).filter(|_| pin))?;
@@ -363,7 +382,7 @@ impl Repo {
             let mut blocks = 0;
             while let Some(block) = car.next_block()? {
                 session.protect(block.cid().hash());
-                if self.store.put(&block)? {
+                if self.store.disk().put(&block)? {
                     new_blocks.push(*block.cid().hash());
                 }
                 blocks += 1;
@@ -372,7 +391,7 @@ impl Repo {
             for root in &roots {
                 // Pinning walks the DAG: an incomplete one fails here, before anything is kept.
                 let mut seen = std::collections::HashSet::new();
-                crate::dag::walk(&self.store, root, false, &mut seen, &mut |_, _| Ok(()))
+                crate::dag::walk(self.store.disk(), root, false, &mut seen, &mut |_, _| Ok(()))
                     .map_err(PinError::from)?;
             }
             self.store.flush()?;
@@ -384,7 +403,7 @@ impl Repo {
         })();
         if result.is_err() {
             for hash in &new_blocks {
-                self.store.remove(hash)?;
+                self.store.disk().remove(hash)?;
             }
             self.store.flush()?;
         }
@@ -393,7 +412,7 @@ impl Repo {
 
     /// Writes the DAG under `root` as a CAR v1; returns the number of blocks.
     pub fn export_car(&self, root: &Cid, out: &mut dyn Write) -> Result<u64, RepoError> {
-        Ok(car::export(&self.store, root, out)?)
+        Ok(car::export(self.store.as_ref(), root, out)?)
     }
 
     /// Stores `data` as one block (sha2-256, CIDv1 with `codec`), as `ipfs block put`.
@@ -406,14 +425,14 @@ impl Repo {
             .into());
         }
         let block = Block::hash(codec, data, false);
-        self.store.put(&block)?;
+        self.store.disk().put(&block)?;
         self.store.flush()?;
         Ok(*block.cid())
     }
 
     /// Removes one block; refused when it is pinned in any way.
     pub fn block_rm(&self, cid: &Cid) -> Result<(), RepoError> {
-        if let Some(kind) = self.pins.pinned(&self.store, cid.hash())? {
+        if let Some(kind) = self.pins.pinned(self.store.disk(), cid.hash())? {
             return Err(RepoError::Pinned { cid: *cid, kind });
         }
         if !self.store.remove(cid.hash())? {
@@ -427,12 +446,14 @@ impl Repo {
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), RepoError> {
         Ok(self
             .pins
-            .add(&self.store, &self.protector, cid, recursive)?)
+            .add(self.store.disk(), &self.protector, cid, recursive)?)
     }
 
     /// Removes every block that is neither pinned nor held by a running write.
     pub fn gc(&self) -> Result<GcStats, RepoError> {
-        Ok(gc::collect(&self.store, &self.pins, &self.protector)?)
+        let stats = gc::collect(self.store.disk(), &self.pins, &self.protector)?;
+        self.store.forget_missing()?;
+        Ok(stats)
     }
 
     /// Counts blocks and bytes.
@@ -443,7 +464,7 @@ impl Repo {
     /// Re-hashes every block and reports the ones that do not match their key.
     pub fn verify(&self) -> Result<VerifyReport, RepoError> {
         let mut report = VerifyReport::default();
-        let store = &self.store;
+        let store = self.store.disk();
         store.for_each_hash(&mut |hash| {
             report.checked += 1;
             let cid = Cid::new_v1(RAW, hash);

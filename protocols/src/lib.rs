@@ -1,9 +1,16 @@
-//! Wire protocols of ipfsbench-node.
+//! Wire protocols and message types of ipfsbench-node.
 //!
 //! Each protocol lives in its own module behind a narrow trait that the node crate implements,
 //! so nothing here knows about storage:
 //!
 //! - [`bitswap`]: block exchange compatible with Kubo (serves from a
 //!   [`bitswap::BlockSource`], fetches blocks and verifies them against their CIDs).
+//! - [`task`]: the typed task messages masters, workers and submitters exchange over
+//!   gossipsub.
+//! - [`Role`]: what a node does in the cluster, announced in its heartbeats.
 
 pub mod bitswap;
+mod role;
+pub mod task;
+
+pub use role::Role;

@@ -240,6 +240,8 @@ pub(super) async fn add(
 }
 
 pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
+    // What is fetched stays on disk until it has been read, even past a leecher's cache size.
+    let hold = s.repo.tiers().hold();
     let cid = resolve(&s, args.arg()?).await?;
     let offset: u64 = args.num("offset")?.unwrap_or(0);
     let length: Option<u64> = args.num("length")?;
@@ -254,6 +256,7 @@ pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Respon
         Arc::clone(&s.repo),
         "application/octet-stream",
         move |r, w| {
+            let _hold = hold;
             unixfs::cat(r.store(), &cid, offset, length, w)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
@@ -263,6 +266,7 @@ pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Respon
 
 pub(super) async fn get(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
     let path = args.arg()?.to_string();
+    let hold = s.repo.tiers().hold();
     let cid = resolve(&s, &path).await?;
     s.net.fetch_dag(&s.repo, cid).await?;
     let name = path
@@ -272,6 +276,7 @@ pub(super) async fn get(Extract(s): Extract<State>, args: Args) -> Result<Respon
         .unwrap_or(&path)
         .to_string();
     stream_body(Arc::clone(&s.repo), "application/x-tar", move |r, w| {
+        let _hold = hold;
         tar_out(r, &cid, &name, w).map_err(|e| e.to_string())?;
         // Two zero blocks end a tar archive.
         w.write_all(&[0u8; 1024]).map_err(|e| e.to_string())
@@ -342,6 +347,7 @@ fn tar_out(repo: &Repo, cid: &Cid, name: &str, w: &mut dyn Write) -> Result<(), 
 }
 
 pub(super) async fn ls(Extract(s): Extract<State>, args: Args) -> Result<Json<Value>, ApiError> {
+    let _hold = s.repo.tiers().hold();
     let path = args.arg()?.to_string();
     let cid = resolve(&s, &path).await?;
     // Children are read for their type and size: fetch the ones missing.
@@ -390,6 +396,7 @@ pub(super) async fn block_get(
     args: Args,
 ) -> Result<Response, ApiError> {
     let cid = block::parse_cid(args.arg()?)?;
+    let _hold = s.repo.tiers().hold();
     fetch_one(&s, cid).await?;
     let data = blocking(&s, move |r| {
         r.store()
@@ -408,6 +415,7 @@ pub(super) async fn block_stat(
     args: Args,
 ) -> Result<Json<Value>, ApiError> {
     let cid = block::parse_cid(args.arg()?)?;
+    let _hold = s.repo.tiers().hold();
     fetch_one(&s, cid).await?;
     let size = blocking(&s, move |r| {
         r.store()
@@ -477,6 +485,8 @@ pub(super) async fn pin_add(
         return Err(ApiError::bad_request("argument \"arg\" is required"));
     }
     let mut pinned = Vec::new();
+    // Fetched blocks stay until pinned, even past a leecher's cache size.
+    let _hold = s.repo.tiers().hold();
     for path in paths {
         let cid = resolve(&s, path).await?;
         if recursive {
@@ -562,12 +572,14 @@ pub(super) async fn dag_export(
     Extract(s): Extract<State>,
     args: Args,
 ) -> Result<Response, ApiError> {
+    let hold = s.repo.tiers().hold();
     let cid = resolve(&s, args.arg()?).await?;
     s.net.fetch_dag(&s.repo, cid).await?;
     stream_body(
         Arc::clone(&s.repo),
         "application/vnd.ipld.car",
         move |r, w| {
+            let _hold = hold;
             let mut out = io::BufWriter::with_capacity(1 << 20, w);
             r.export_car(&cid, &mut out).map_err(|e| e.to_string())?;
             out.flush().map_err(|e| e.to_string())

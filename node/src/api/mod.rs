@@ -6,6 +6,7 @@
 mod content;
 mod error;
 mod net;
+mod storage;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -162,6 +163,10 @@ pub fn router(state: State) -> Router {
         .route("/api/v0/repo/stat", post(content::repo_stat))
         .route("/api/v0/repo/gc", post(content::repo_gc))
         .route("/api/v0/repo/verify", post(content::repo_verify))
+        .route(
+            "/api/v0/storage/tiers",
+            axum::routing::get(storage::tiers).post(storage::tiers),
+        )
         .layer(DefaultBodyLimit::max(MAX_SMALL_BODY))
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
         .method_not_allowed_fallback(|| async {
@@ -170,13 +175,15 @@ pub fn router(state: State) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API, with `extra` routes beside its own, on `listener` until `shutdown`
+/// resolves.
 pub async fn serve(
     listener: TcpListener,
     state: State,
+    extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    axum::serve(listener, router(state).merge(extra))
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -7,6 +7,8 @@ use ipfsbench_protocols::bitswap;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
+use ipfsbench_protocols::task;
+use sha2::{Digest, Sha256};
 use libp2p::{autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
 
 use super::NetworkError;
@@ -93,12 +95,23 @@ fn kademlia(peer_id: PeerId, role: Role) -> kad::Behaviour<kad::store::MemorySto
     kad
 }
 
-/// Signed messages, strict validation, Go's message ids (`from ‖ seqno`): what Kubo expects.
+/// Signed messages and strict validation. Message ids: on cluster task topics
+/// (`/ipfsbench/...`) the sha2-256 of the author and content, so a replayed message is a
+/// duplicate; on
+/// other topics Go's `from ‖ seqno`, which is what Kubo expects. Every message is validated by
+/// the event loop before it is forwarded.
 fn gossipsub(key: &Keypair) -> Result<gossipsub::Behaviour, NetworkError> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
         .max_transmit_size(MAX_PUBSUB_MESSAGE)
         .message_id_fn(|m: &gossipsub::Message| {
+            if m.topic.as_str().starts_with(task::TOPIC_PREFIX) {
+                let mut h = Sha256::new();
+                h.update(m.source.map(|p| p.to_bytes()).unwrap_or_default());
+                h.update(&m.data);
+                return gossipsub::MessageId::from(h.finalize().to_vec());
+            }
             let mut id = m.source.map(|p| p.to_bytes()).unwrap_or_default();
             id.extend_from_slice(&m.sequence_number.unwrap_or(0).to_be_bytes());
             gossipsub::MessageId::from(id)

@@ -9,7 +9,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_loop::{Command, Fetched};
+use super::event_loop::{Command, Fetched, SUBSCRIBER_QUEUE};
 use super::NetworkError;
 use crate::block::{Hash, RAW};
 use crate::dag;
@@ -35,6 +35,17 @@ pub struct PubsubMessage {
     pub seqno: Option<u64>,
     /// The topic.
     pub topic: String,
+}
+
+/// Counters of the pubsub messages this node received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PubsubStats {
+    /// Messages that passed validation.
+    pub delivered: u64,
+    /// Messages on task topics that did not decode (or broke a limit): dropped, not forwarded.
+    pub rejected: u64,
+    /// Deliveries dropped because a subscriber's buffer was full.
+    pub lagged: u64,
 }
 
 /// Blocks fetched concurrently while walking a DAG.
@@ -198,13 +209,32 @@ impl Client {
             .await?
     }
 
-    /// Subscribes to `topic`; messages arrive on the receiver until it is dropped.
+    /// Subscribes to `topic`; messages arrive on the receiver until it is dropped. Up to 256
+    /// wait in the receiver; more are dropped.
     pub async fn subscribe(
         &self,
         topic: String,
     ) -> Result<mpsc::Receiver<PubsubMessage>, NetworkError> {
-        self.call(|reply| Command::Subscribe { topic, reply })
-            .await?
+        self.subscribe_with_capacity(topic, SUBSCRIBER_QUEUE).await
+    }
+
+    /// Subscribes to `topic` with room for `capacity` waiting messages (at most 65536).
+    pub async fn subscribe_with_capacity(
+        &self,
+        topic: String,
+        capacity: usize,
+    ) -> Result<mpsc::Receiver<PubsubMessage>, NetworkError> {
+        self.call(|reply| Command::Subscribe {
+            topic,
+            capacity,
+            reply,
+        })
+        .await?
+    }
+
+    /// What the host has counted of received pubsub messages.
+    pub async fn pubsub_stats(&self) -> Result<PubsubStats, NetworkError> {
+        self.call(|reply| Command::PubsubStats { reply }).await
     }
 
     /// The topics this node subscribes to.

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use cid::Cid;
 use futures::StreamExt;
-use ipfsbench_protocols::bitswap;
+use ipfsbench_protocols::{bitswap, task};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use super::client::{Client, PeerInfo, PubsubMessage};
+use super::client::{Client, PeerInfo, PubsubMessage, PubsubStats};
 use super::{Config, NetworkError};
 use crate::block::Hash;
 use crate::repo::Repo;
@@ -53,10 +53,14 @@ pub(crate) enum Command {
     },
     Subscribe {
         topic: String,
+        capacity: usize,
         reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, NetworkError>>,
     },
     Topics {
         reply: oneshot::Sender<Vec<String>>,
+    },
+    PubsubStats {
+        reply: oneshot::Sender<PubsubStats>,
     },
     TopicPeers {
         topic: Option<String>,
@@ -66,8 +70,10 @@ pub(crate) enum Command {
 
 /// Commands waiting at most; senders wait when it is full.
 const COMMAND_QUEUE: usize = 1024;
-/// Messages buffered per pubsub subscriber; more are dropped.
-const SUBSCRIBER_QUEUE: usize = 256;
+/// Messages buffered per pubsub subscriber unless it asks for another bound; more are dropped.
+pub(crate) const SUBSCRIBER_QUEUE: usize = 256;
+/// The largest buffer a subscriber may ask for.
+pub(crate) const MAX_SUBSCRIBER_QUEUE: usize = 1 << 16;
 
 /// The node's store, as Bitswap sees it.
 pub(crate) struct RepoBlocks(pub(crate) Arc<Repo>);
@@ -108,6 +114,7 @@ pub(crate) struct EventLoop {
     subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<mpsc::Sender<PubsubMessage>>)>,
     connections: HashMap<PeerId, Multiaddr>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    pubsub_stats: PubsubStats,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -135,6 +142,7 @@ impl EventLoop {
                 subscriptions: HashMap::new(),
                 connections: HashMap::new(),
                 addresses: HashMap::new(),
+                pubsub_stats: PubsubStats::default(),
             },
         )
     }
@@ -254,11 +262,15 @@ impl EventLoop {
                 };
                 let _ = reply.send(result);
             }
-            Command::Subscribe { topic, reply } => {
+            Command::Subscribe {
+                topic,
+                capacity,
+                reply,
+            } => {
                 let ident = gossipsub::IdentTopic::new(topic.clone());
                 let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
                     Ok(_) => {
-                        let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+                        let (tx, rx) = mpsc::channel(capacity.clamp(1, MAX_SUBSCRIBER_QUEUE));
                         self.subscriptions
                             .entry(ident.hash())
                             .or_insert_with(|| (topic, Vec::new()))
@@ -278,6 +290,9 @@ impl EventLoop {
                     .map(|(name, _)| name.clone())
                     .collect();
                 let _ = reply.send(topics);
+            }
+            Command::PubsubStats { reply } => {
+                let _ = reply.send(self.pubsub_stats);
             }
             Command::TopicPeers { topic, reply } => {
                 let wanted = topic.map(|t| gossipsub::IdentTopic::new(t).hash());
@@ -351,10 +366,37 @@ impl EventLoop {
         match event {
             BehaviourEvent::Bitswap(event) => self.on_bitswap(event),
             BehaviourEvent::Kad(event) => self.on_kad(event),
-            BehaviourEvent::Gossipsub(gossipsub::Event::Message { message, .. }) => {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => {
+                // Task topics carry typed messages: what does not decode is rejected here, at
+                // the edge (not forwarded, and the sender's score drops).
+                let acceptance = if message.topic.as_str().starts_with(task::TOPIC_PREFIX) {
+                    match task::Message::decode(&message.data) {
+                        Ok(_) => gossipsub::MessageAcceptance::Accept,
+                        Err(error) => {
+                            self.pubsub_stats.rejected += 1;
+                            tracing::debug!(%propagation_source, %error, "task message rejected");
+                            gossipsub::MessageAcceptance::Reject
+                        }
+                    }
+                } else {
+                    gossipsub::MessageAcceptance::Accept
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
+                if acceptance != gossipsub::MessageAcceptance::Accept {
+                    return;
+                }
+                self.pubsub_stats.delivered += 1;
                 let Some((name, senders)) = self.subscriptions.get_mut(&message.topic) else {
                     return;
                 };
+                let mut stats_lagged = 0;
                 let delivered = PubsubMessage {
                     from: message.source,
                     data: message.data,
@@ -364,11 +406,13 @@ impl EventLoop {
                 senders.retain(|s| match s.try_send(delivered.clone()) {
                     Ok(()) => true,
                     Err(mpsc::error::TrySendError::Full(_)) => {
+                        stats_lagged += 1;
                         tracing::debug!("pubsub subscriber lagging: message dropped");
                         true
                     }
                     Err(mpsc::error::TrySendError::Closed(_)) => false,
                 });
+                self.pubsub_stats.lagged += stats_lagged;
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocols.contains(&KAD_PROTOCOL) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use libp2p::{noise, tcp, yamux};
 
 pub use behaviour::MAX_PUBSUB_MESSAGE;
-pub use client::{Client, PeerInfo, PubsubMessage};
+pub use client::{Client, PeerInfo, PubsubMessage, PubsubStats};
 pub use libp2p::{Multiaddr, PeerId};
 
 use crate::config::Role;
@@ -90,8 +90,17 @@ pub fn spawn(
     config: Config,
 ) -> Result<(Client, tokio::task::JoinHandle<()>), NetworkError> {
     let key = repo.keypair().clone();
+    // The role fixes the storage tiers: a leecher bounds its cache and, unless configured
+    // otherwise, serves nothing (Bitswap answers DONT_HAVE).
+    repo.tiers()
+        .activate(config.role)
+        .map_err(|e| NetworkError::Setup(e.to_string()))?;
     let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> =
-        Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)));
+        if repo.tiers().serves_blocks() {
+            Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
+        } else {
+            Arc::new(crate::tiers::NoBlocks)
+        };
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
     let role = config.role;
     let mdns = config.mdns;

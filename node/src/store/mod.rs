@@ -5,11 +5,13 @@
 //! Every block entering a store is a [`Block`], which can only be made by hashing its bytes or
 //! by checking them against a CID, so nothing unverified is ever stored.
 
+mod cache;
 mod memory;
 mod pack;
 
 use cid::Cid;
 
+pub use cache::{AdaptiveCache, CachePolicy, LruCache};
 pub use memory::MemoryStore;
 pub use pack::{PackStore, PackStoreConfig};
 

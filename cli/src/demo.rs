@@ -1,0 +1,320 @@
+//! `ipfsbench-node demo`: a whole cluster on loopback, in separate processes of this binary.
+//!
+//! A master, two workers (trusting the master) and a leecher start with throwaway repos. The
+//! master adds an input file; every benchmark kind runs on every worker in turn; the leecher
+//! fetches every result record by its CID; a table of the results is printed, and every node
+//! is stopped.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use ipfsbench_core::repo::Repo;
+use serde_json::Value;
+
+use crate::args::DemoArgs;
+use crate::client::{Api, Part};
+
+/// How long a node may take to start, or the cluster to form.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The benchmark kinds, in the order they run.
+const KINDS: [&str; 3] = ["bench.hash", "bench.store", "bench.fetch"];
+
+/// A child process, stopped (SIGTERM, then SIGKILL after 10 s) when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let child = &mut self.0;
+        if let Ok(None) = child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A node process and its API.
+struct NodeProcess {
+    name: &'static str,
+    api: Api,
+    // Dropped last: the node stops when this goes.
+    _child: Guard,
+}
+
+impl NodeProcess {
+    fn start(
+        exe: &Path,
+        dir: &Path,
+        name: &'static str,
+        role: &str,
+        extra: &[String],
+    ) -> Result<Self> {
+        let repo = dir.join(name);
+        let created = Repo::init(&repo).with_context(|| format!("creating the {name} repo"))?;
+        created.close()?;
+        // Announce often, so the cluster forms and notices changes quickly.
+        let config = repo.join("config.toml");
+        let text = std::fs::read_to_string(&config)?;
+        std::fs::write(
+            &config,
+            text.replace("heartbeat_ms = 1000", "heartbeat_ms = 250"),
+        )?;
+        let log_path = dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let child = Command::new(exe)
+            .arg("--repo")
+            .arg(&repo)
+            .args(["--role", role, "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--api", "127.0.0.1:0", "--mdns", "false"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting the {name}"))?;
+        let mut child = Guard(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = child.0.try_wait()? {
+                bail!(
+                    "the {name} exited with {status}; its log is {}",
+                    log_path.display()
+                );
+            }
+            if let Some(api) = Api::discover(&repo) {
+                return Ok(Self {
+                    name,
+                    api,
+                    _child: child,
+                });
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the {name} did not start within {} s; its log is {}",
+                    START_TIMEOUT.as_secs(),
+                    log_path.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The node's PeerId and a loopback TCP address to dial it.
+    fn identity(&self) -> Result<(String, String)> {
+        let id = self.api.json("id", &[])?;
+        let peer = id["ID"].as_str().unwrap_or_default().to_string();
+        let addr = id["Addresses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
+            .with_context(|| format!("the {} listens on no loopback TCP address", self.name))?;
+        // `id` lists addresses with the /p2p/ suffix already.
+        let addr = addr.split("/p2p/").next().unwrap_or(addr).to_string();
+        Ok((peer, addr))
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so the input does not deduplicate.
+fn input_bytes(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+fn short(peer: &str) -> String {
+    let tail = peer.len().saturating_sub(6);
+    format!("…{}", &peer[tail..])
+}
+
+fn mbps(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".into(), |x| format!("{x:.1} MB/s"))
+}
+
+/// The columns printed for one result record.
+fn row(record: &Value) -> (String, String) {
+    let m = &record["Metrics"];
+    match record["Kind"].as_str().unwrap_or_default() {
+        "bench.hash" => (
+            mbps(&m["MBps"]),
+            format!("{} MiB sha2-256", m["Bytes"].as_u64().unwrap_or(0) >> 20),
+        ),
+        "bench.store" => (
+            format!("write {}", mbps(&m["WriteMBps"])),
+            format!(
+                "read {}, {} blocks",
+                mbps(&m["ReadMBps"]),
+                m["Blocks"].as_u64().unwrap_or(0)
+            ),
+        ),
+        "bench.fetch" => (
+            mbps(&m["Inputs"][0]["MBps"]),
+            format!(
+                "{} of {} blocks fetched, {:.2} s",
+                m["BlocksFetched"].as_u64().unwrap_or(0),
+                m["Blocks"].as_u64().unwrap_or(0),
+                m["Inputs"][0]["Seconds"].as_f64().unwrap_or(0.0)
+            ),
+        ),
+        other => (other.to_string(), String::new()),
+    }
+}
+
+/// Runs the demo.
+pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
+    let clock = Instant::now();
+    let size = usize::try_from(args.size).context("--size")?;
+    if size == 0 || args.size > 4 << 30 {
+        bail!("--size must be between 1 byte and 4 GiB");
+    }
+    let exe = std::env::current_exe().context("finding this program")?;
+    let scratch;
+    let dir = match &args.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => {
+            scratch = tempfile::tempdir().context("creating a scratch directory")?;
+            scratch.path().to_path_buf()
+        }
+    };
+    let mut err = std::io::stderr().lock();
+    writeln!(err, "starting a master, two workers and a leecher in {}", dir.display())?;
+    let master = NodeProcess::start(&exe, &dir, "master", "master", &[])?;
+    let (master_id, master_addr) = master.identity()?;
+    let dial = format!("{master_addr}/p2p/{master_id}");
+    let worker_flags = [
+        "--bootstrap".to_string(),
+        dial.clone(),
+        "--trust-master".to_string(),
+        master_id.clone(),
+    ];
+    let workers = [
+        NodeProcess::start(&exe, &dir, "worker-1", "worker", &worker_flags)?,
+        NodeProcess::start(&exe, &dir, "worker-2", "worker", &worker_flags)?,
+    ];
+    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &worker_flags[..2])?;
+    let worker_ids: Vec<String> = workers
+        .iter()
+        .map(|w| w.identity().map(|(id, _)| id))
+        .collect::<Result<_>>()?;
+    // The cluster has formed once the master has heard every worker.
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let peers = master.api.json("cluster/peers", &[])?;
+        let heard = peers["Peers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| worker_ids.iter().any(|w| p["Peer"].as_str() == Some(w)))
+            .count();
+        if heard == workers.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the master did not hear from both workers within {} s", START_TIMEOUT.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    writeln!(err, "cluster formed in {:.1} s; adding a {} MiB input on the master", clock.elapsed().as_secs_f64(), args.size >> 20)?;
+    let mut added = String::new();
+    master
+        .api
+        .upload(
+            "add",
+            &[("quieter", "true".into())],
+            vec![Part::Bytes {
+                name: "input".into(),
+                data: input_bytes(size),
+            }],
+        )?
+        .read_to_string(&mut added)?;
+    let input = added
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["Hash"].as_str().map(str::to_string))
+        .last()
+        .context("the master's add answered no CID")?;
+    let mut results = Vec::new();
+    for kind in KINDS {
+        for worker in &worker_ids {
+            let mut q = vec![
+                ("kind", kind.to_string()),
+                ("target", worker.clone()),
+                ("wait", "true".to_string()),
+            ];
+            if kind == "bench.fetch" {
+                q.push(("input", input.clone()));
+            } else {
+                q.push(("param", format!("size={}", args.size)));
+            }
+            let done = master.api.json("task/submit", &q)?;
+            let Some(result) = done["Result"].as_str() else {
+                bail!(
+                    "{kind} on {worker} ended {}: {}",
+                    done["State"].as_str().unwrap_or("?"),
+                    done["Error"].as_str().unwrap_or("?")
+                );
+            };
+            writeln!(err, "{kind:<11} on {}: done, result {result}", short(worker))?;
+            results.push((kind, worker.clone(), done["Id"].as_str().unwrap_or("").to_string(), result.to_string()));
+        }
+    }
+    // The leecher fetches every result record from the cluster.
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<10} {:<11} {:<18} {:<34} {}", "WORKER", "KIND", "THROUGHPUT", "DETAIL", "RESULT (fetched by the leecher)")?;
+    for (kind, worker, _task, result) in &results {
+        let mut body = String::new();
+        leecher
+            .api
+            .stream("cat", &[("arg", result.clone())])?
+            .read_to_string(&mut body)?;
+        let record: Value = serde_json::from_str(&body)
+            .with_context(|| format!("result record {result} is not JSON"))?;
+        if record["Kind"].as_str() != Some(kind) || record["Worker"].as_str() != Some(worker) {
+            bail!("result record {result} does not describe {kind} on {worker}");
+        }
+        let (throughput, detail) = row(&record);
+        writeln!(out, "{:<10} {:<11} {:<18} {:<34} {}", short(worker), kind, throughput, detail, result)?;
+    }
+    let hardware = results
+        .first()
+        .map(|_| ())
+        .and_then(|()| master.api.json("cluster/peers", &[]).ok())
+        .and_then(|v| v["Peers"][0]["Capacity"]["Hardware"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    writeln!(out, "hardware: {hardware}")?;
+    writeln!(
+        out,
+        "{} tasks on 2 workers, results fetched by the leecher; {:.1} s in all",
+        results.len(),
+        clock.elapsed().as_secs_f64()
+    )?;
+    drop((leecher, workers, master));
+    Ok(std::process::ExitCode::SUCCESS)
+}

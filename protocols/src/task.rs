@@ -1,0 +1,768 @@
+//! Task messages: what masters, workers and submitters say to each other over gossipsub.
+//!
+//! Every message is a [`Message`] encoded as one version byte ([`VERSION`]) followed by its
+//! postcard encoding (compact: varints, no field names). Decoding is the edge: a payload that is
+//! larger than [`MAX_MESSAGE_BYTES`], has another version, does not decode or breaks a length
+//! limit is an [`Error`] and must be dropped, never acted on.
+//!
+//! The sender of a message is not a field: gossipsub signs every message, and the verified
+//! source is the author. Messages travel on per-cluster topics named by [`Topic`].
+//!
+//! The exchange: a submitter sends [`Submit`] (the master derives the [`TaskId`] from the
+//! submitter and its idempotency key); the master sends [`Assign`] to a worker; the worker
+//! answers [`Claim`] (accepted or not), may send [`Progress`], and ends with [`Report`]. Every
+//! node sends [`Heartbeat`]s with its role and capacity; a worker's lists the attempts it runs,
+//! which renews their leases. [`Cancel`] stops a task.
+
+use std::fmt;
+use std::str::FromStr;
+
+use cid::Cid;
+use libp2p::PeerId;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+
+use crate::Role;
+
+/// The encoding version, the first byte of every message.
+pub const VERSION: u8 = 1;
+/// The largest encoded message. Bytes.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most input CIDs a task may name.
+pub const MAX_INPUTS: usize = 64;
+/// The most parameters a task may carry.
+pub const MAX_PARAMS: usize = 32;
+/// The longest parameter key or value, idempotency key or program name. Bytes.
+pub const MAX_SHORT_TEXT: usize = 1024;
+/// The longest free text (an error, a progress note, a hardware description). Bytes.
+pub const MAX_TEXT: usize = 4096;
+/// The most running attempts a heartbeat may list.
+pub const MAX_RUNNING: usize = 1024;
+/// The most programs a worker may advertise.
+pub const MAX_PROGRAMS: usize = 64;
+/// The prefix of every cluster topic.
+pub const TOPIC_PREFIX: &str = "/ipfsbench/";
+
+/// The gossipsub topics of a cluster. Every node subscribes to all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Submit, Assign and Cancel: work going to masters and workers.
+    Tasks,
+    /// Claim, Progress and Report: what workers say about their attempts.
+    Reports,
+    /// Heartbeats of every node.
+    Heartbeats,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 3] = [Topic::Tasks, Topic::Reports, Topic::Heartbeats];
+
+    /// The topic's name in cluster `cluster`: `/ipfsbench/<cluster>/<topic>/1`.
+    pub fn name(self, cluster: &str) -> String {
+        let topic = match self {
+            Topic::Tasks => "tasks",
+            Topic::Reports => "reports",
+            Topic::Heartbeats => "heartbeats",
+        };
+        format!("{TOPIC_PREFIX}{cluster}/{topic}/{VERSION}")
+    }
+
+    /// The topic named `name` in cluster `cluster`, if it is one.
+    pub fn parse(name: &str, cluster: &str) -> Option<Topic> {
+        Topic::ALL.into_iter().find(|t| t.name(cluster) == name)
+    }
+}
+
+/// Checks a cluster name: 1 to 64 characters of `[A-Za-z0-9._-]`.
+pub fn valid_cluster_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// A task's identity: 16 bytes derived from the submitter and its idempotency key, so the same
+/// submission always names the same task. Shown as 32 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TaskId(pub [u8; 16]);
+
+impl TaskId {
+    /// The id of the task that `submitter` submits under `key`.
+    pub fn derive(submitter: &PeerId, key: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"ipfsbench-task\0");
+        h.update(submitter.to_bytes());
+        h.update([0]);
+        h.update(key.as_bytes());
+        let digest = h.finalize();
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&digest[..16]);
+        Self(id)
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A string that is not 32 hex digits.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid task id {0:?}: expected 32 hex digits")]
+pub struct BadTaskId(String);
+
+impl FromStr for TaskId {
+    type Err = BadTaskId;
+
+    fn from_str(s: &str) -> Result<Self, BadTaskId> {
+        let bad = || BadTaskId(s.to_string());
+        if s.len() != 32 || !s.is_ascii() {
+            return Err(bad());
+        }
+        let mut id = [0u8; 16];
+        for (i, byte) in id.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Self(id))
+    }
+}
+
+/// What a task does. Unknown kinds do not decode, so they are refused at the edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Kind {
+    /// Returns an empty result at once: measures dispatch.
+    Noop,
+    /// Hash throughput (sha2-256) over `size` bytes (param, default 256 MiB).
+    BenchHash,
+    /// Block store write and read throughput over `size` bytes (param, default 256 MiB).
+    BenchStore,
+    /// Fetches its input DAG from the network and measures the throughput.
+    BenchFetch,
+    /// Counts the blocks and bytes of its input DAG.
+    DagStat,
+    /// Runs a program from the worker's allowlist (param `program`), without a shell.
+    Exec,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 6] = [
+        Kind::Noop,
+        Kind::BenchHash,
+        Kind::BenchStore,
+        Kind::BenchFetch,
+        Kind::DagStat,
+        Kind::Exec,
+    ];
+
+    /// The kind's name, as users write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Noop => "noop",
+            Kind::BenchHash => "bench.hash",
+            Kind::BenchStore => "bench.store",
+            Kind::BenchFetch => "bench.fetch",
+            Kind::DagStat => "dag.stat",
+            Kind::Exec => "exec",
+        }
+    }
+
+    /// Whether the kind needs at least one input CID.
+    pub fn needs_input(self) -> bool {
+        matches!(self, Kind::BenchFetch | Kind::DagStat)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A string that names no task kind.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown task kind {0:?} (known: noop, bench.hash, bench.store, bench.fetch, dag.stat, exec)")]
+pub struct UnknownKind(String);
+
+impl FromStr for Kind {
+    type Err = UnknownKind;
+
+    fn from_str(s: &str) -> Result<Self, UnknownKind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| UnknownKind(s.to_string()))
+    }
+}
+
+/// A CID on the wire: its binary form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WireCid(pub Cid);
+
+impl Serialize for WireCid {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for WireCid {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: Vec<u8> = serde_bytes_vec(d)?;
+        Cid::try_from(bytes.as_slice())
+            .map(WireCid)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A PeerId on the wire: its binary form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WirePeer(pub PeerId);
+
+impl Serialize for WirePeer {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for WirePeer {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let bytes: Vec<u8> = serde_bytes_vec(d)?;
+        PeerId::from_bytes(&bytes)
+            .map(WirePeer)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a byte string written with `serialize_bytes`.
+fn serde_bytes_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+    }
+    d.deserialize_bytes(Visitor)
+}
+
+/// What to run: the part of a task that travels with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spec {
+    /// The kind.
+    pub kind: Kind,
+    /// Input DAGs.
+    pub inputs: Vec<WireCid>,
+    /// Kind-specific parameters, `key=value`.
+    pub params: Vec<(String, String)>,
+    /// The longest one attempt may run. Seconds; 0 takes the worker's default.
+    pub timeout_secs: u32,
+    /// Attempts before the task fails; 0 takes the master's default.
+    pub max_attempts: u8,
+    /// Run only on this worker, when set.
+    pub target: Option<WirePeer>,
+}
+
+impl Spec {
+    /// A spec of `kind` with no inputs or parameters and default limits.
+    pub fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            inputs: Vec::new(),
+            params: Vec::new(),
+            timeout_secs: 0,
+            max_attempts: 0,
+            target: None,
+        }
+    }
+
+    /// The value of parameter `key`, if given.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Checks the spec's limits and that the kind has what it needs.
+    pub fn check(&self) -> Result<(), Error> {
+        limit(self.inputs.len() <= MAX_INPUTS, "too many inputs")?;
+        limit(self.params.len() <= MAX_PARAMS, "too many parameters")?;
+        for (k, v) in &self.params {
+            limit(
+                !k.is_empty() && k.len() <= MAX_SHORT_TEXT && v.len() <= MAX_SHORT_TEXT,
+                "parameter too long or empty",
+            )?;
+        }
+        if self.kind.needs_input() && self.inputs.is_empty() {
+            return Err(Error::Invalid(format!(
+                "task kind {} needs an input CID",
+                self.kind
+            )));
+        }
+        if self.kind == Kind::Exec && self.param("program").is_none() {
+            return Err(Error::Invalid(
+                "task kind exec needs a `program` parameter".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A task submitted to the masters. The task's id is [`TaskId::derive`] of the (signed)
+/// sender and `key`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submit {
+    /// The idempotency key: the same key from the same submitter is the same task.
+    pub key: String,
+    /// What to run.
+    pub spec: Spec,
+}
+
+/// A master gives one attempt of a task to a worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assign {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// The worker that is to run it.
+    pub worker: WirePeer,
+    /// How long the attempt's lease lasts without a heartbeat naming it. Milliseconds.
+    pub lease_ms: u32,
+    /// What to run.
+    pub spec: Spec,
+}
+
+/// A worker takes (or refuses) an assigned attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt.
+    pub attempt: u32,
+    /// Whether the worker started it.
+    pub accepted: bool,
+    /// When it started (Unix time, milliseconds), when accepted.
+    pub started_unix_ms: u64,
+    /// Why not, when refused.
+    pub reason: String,
+}
+
+/// What a node can take on, as its heartbeat reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// CPU cores.
+    pub cores: u16,
+    /// Total memory. Bytes.
+    pub memory_total_bytes: u64,
+    /// Available memory. Bytes.
+    pub memory_available_bytes: u64,
+    /// Free space where the block store lives. Bytes.
+    pub store_free_bytes: u64,
+    /// Attempts running now.
+    pub running: u16,
+    /// The most attempts it runs at once (0 for nodes that run none).
+    pub max_concurrent: u16,
+    /// The CPU model and platform.
+    pub hardware: String,
+    /// The programs `exec` tasks may name on this node.
+    pub programs: Vec<String>,
+}
+
+/// A node's periodic announcement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The node's role.
+    pub role: Role,
+    /// Increases with every heartbeat of the same process.
+    pub seq: u64,
+    /// What it can take on.
+    pub capacity: Capacity,
+    /// The attempts it runs: their leases are renewed.
+    pub running: Vec<(TaskId, u32)>,
+}
+
+/// How far an attempt has got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt.
+    pub attempt: u32,
+    /// Done so far, in thousandths.
+    pub permille: u16,
+    /// What it is doing.
+    pub note: String,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// It succeeded; the result record is this CID.
+    Done {
+        /// The result record (a JSON file in the worker's store).
+        record: WireCid,
+    },
+    /// It failed.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// The end of an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt.
+    pub attempt: u32,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// Stop a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cancel {
+    /// The task.
+    pub task: TaskId,
+    /// The attempt to stop, when sent to its worker (0 from a submitter to the master).
+    pub attempt: u32,
+}
+
+/// Every task message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    /// Submitter to masters.
+    Submit(Submit),
+    /// Master to a worker.
+    Assign(Assign),
+    /// Worker to the master.
+    Claim(Claim),
+    /// Every node to every node.
+    Heartbeat(Heartbeat),
+    /// Worker to the master.
+    Progress(Progress),
+    /// Worker to the master (and to whoever waits for the result).
+    Report(Report),
+    /// Submitter to the master, or master to a worker.
+    Cancel(Cancel),
+}
+
+/// A payload that must be dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {0} bytes is over the {MAX_MESSAGE_BYTES}-byte limit")]
+    TooLarge(usize),
+    /// Empty, or another encoding version.
+    #[error("unsupported message version {0:?}")]
+    Version(Option<u8>),
+    /// The bytes do not decode.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// A length limit is broken.
+    #[error("message breaks a limit: {0}")]
+    Limit(&'static str),
+    /// The content is inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn limit(ok: bool, what: &'static str) -> Result<(), Error> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Limit(what))
+    }
+}
+
+impl Message {
+    /// The topic the message travels on.
+    pub fn topic(&self) -> Topic {
+        match self {
+            Message::Submit(_) | Message::Assign(_) | Message::Cancel(_) => Topic::Tasks,
+            Message::Claim(_) | Message::Progress(_) | Message::Report(_) => Topic::Reports,
+            Message::Heartbeat(_) => Topic::Heartbeats,
+        }
+    }
+
+    /// Checks every length limit.
+    pub fn check(&self) -> Result<(), Error> {
+        match self {
+            Message::Submit(m) => {
+                limit(m.key.len() <= MAX_SHORT_TEXT, "idempotency key too long")?;
+                m.spec.check()
+            }
+            Message::Assign(m) => m.spec.check(),
+            Message::Claim(m) => limit(m.reason.len() <= MAX_TEXT, "reason too long"),
+            Message::Heartbeat(m) => {
+                let c = &m.capacity;
+                limit(m.running.len() <= MAX_RUNNING, "too many running attempts")?;
+                limit(c.hardware.len() <= MAX_TEXT, "hardware text too long")?;
+                limit(c.programs.len() <= MAX_PROGRAMS, "too many programs")?;
+                limit(
+                    c.programs.iter().all(|p| p.len() <= MAX_SHORT_TEXT),
+                    "program name too long",
+                )
+            }
+            Message::Progress(m) => {
+                limit(m.permille <= 1000, "progress over 1000 permille")?;
+                limit(m.note.len() <= MAX_TEXT, "note too long")
+            }
+            Message::Report(m) => match &m.outcome {
+                Outcome::Done { .. } => Ok(()),
+                Outcome::Failed { error } => limit(error.len() <= MAX_TEXT, "error too long"),
+            },
+            Message::Cancel(_) => Ok(()),
+        }
+    }
+
+    /// Encodes the message (checking its limits first).
+    pub fn encode(&self) -> Result<Vec<u8>, Error> {
+        self.check()?;
+        let mut out = vec![VERSION];
+        let body = postcard::to_stdvec(self).map_err(|e| Error::Malformed(e.to_string()))?;
+        out.extend_from_slice(&body);
+        if out.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::TooLarge(out.len()));
+        }
+        Ok(out)
+    }
+
+    /// Decodes and checks a payload.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::TooLarge(bytes.len()));
+        }
+        match bytes.split_first() {
+            Some((&VERSION, body)) => {
+                let (message, rest): (Message, &[u8]) =
+                    postcard::take_from_bytes(body).map_err(|e| Error::Malformed(e.to_string()))?;
+                if !rest.is_empty() {
+                    return Err(Error::Malformed(format!(
+                        "{} bytes after the message",
+                        rest.len()
+                    )));
+                }
+                message.check()?;
+                Ok(message)
+            }
+            Some((&other, _)) => Err(Error::Version(Some(other))),
+            None => Err(Error::Version(None)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cid() -> Cid {
+        "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
+            .parse()
+            .unwrap()
+    }
+
+    fn samples() -> Vec<Message> {
+        let peer = PeerId::random();
+        let task = TaskId::derive(&peer, "k");
+        let mut spec = Spec::new(Kind::BenchFetch);
+        spec.inputs.push(WireCid(cid()));
+        spec.params.push(("size".into(), "1024".into()));
+        spec.target = Some(WirePeer(peer));
+        vec![
+            Message::Submit(Submit {
+                key: "k".into(),
+                spec: spec.clone(),
+            }),
+            Message::Assign(Assign {
+                task,
+                attempt: 2,
+                worker: WirePeer(peer),
+                lease_ms: 10_000,
+                spec,
+            }),
+            Message::Claim(Claim {
+                task,
+                attempt: 2,
+                accepted: true,
+                started_unix_ms: 1_700_000_000_000,
+                reason: String::new(),
+            }),
+            Message::Heartbeat(Heartbeat {
+                role: Role::Worker,
+                seq: 7,
+                capacity: Capacity {
+                    cores: 2,
+                    memory_total_bytes: 1 << 34,
+                    memory_available_bytes: 1 << 33,
+                    store_free_bytes: 1 << 40,
+                    running: 1,
+                    max_concurrent: 2,
+                    hardware: "x86_64".into(),
+                    programs: vec!["sort".into()],
+                },
+                running: vec![(task, 2)],
+            }),
+            Message::Progress(Progress {
+                task,
+                attempt: 2,
+                permille: 500,
+                note: "half".into(),
+            }),
+            Message::Report(Report {
+                task,
+                attempt: 2,
+                outcome: Outcome::Done {
+                    record: WireCid(cid()),
+                },
+            }),
+            Message::Report(Report {
+                task,
+                attempt: 1,
+                outcome: Outcome::Failed {
+                    error: "boom".into(),
+                },
+            }),
+            Message::Cancel(Cancel { task, attempt: 0 }),
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in samples() {
+            let bytes = m.encode().unwrap();
+            assert_eq!(bytes[0], VERSION);
+            assert_eq!(Message::decode(&bytes).unwrap(), m);
+        }
+    }
+
+    #[test]
+    fn encoding_is_compact() {
+        let m = Message::Cancel(Cancel {
+            task: TaskId([7; 16]),
+            attempt: 3,
+        });
+        // Version, variant, 16 id bytes, one varint.
+        assert_eq!(m.encode().unwrap().len(), 19);
+    }
+
+    #[test]
+    fn bad_payloads_are_refused() {
+        let good = samples()[0].encode().unwrap();
+        assert_eq!(Message::decode(&[]), Err(Error::Version(None)));
+        let mut other = good.clone();
+        other[0] = 9;
+        assert_eq!(Message::decode(&other), Err(Error::Version(Some(9))));
+        assert!(matches!(
+            Message::decode(&good[..good.len() - 1]),
+            Err(Error::Malformed(_))
+        ));
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert!(matches!(
+            Message::decode(&trailing),
+            Err(Error::Malformed(_))
+        ));
+        assert_eq!(
+            Message::decode(&vec![VERSION; MAX_MESSAGE_BYTES + 1]),
+            Err(Error::TooLarge(MAX_MESSAGE_BYTES + 1))
+        );
+        // A variant past the last kind.
+        let mut unknown = Message::Submit(Submit {
+            key: String::new(),
+            spec: Spec::new(Kind::Noop),
+        })
+        .encode()
+        .unwrap();
+        assert_eq!(unknown[2], 0, "kind Noop is variant 0");
+        unknown[2] = Kind::ALL.len() as u8;
+        assert!(matches!(
+            Message::decode(&unknown),
+            Err(Error::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn limits_hold_both_ways() {
+        let mut spec = Spec::new(Kind::Noop);
+        spec.inputs = vec![WireCid(cid()); MAX_INPUTS + 1];
+        let m = Message::Submit(Submit {
+            key: "k".into(),
+            spec,
+        });
+        assert_eq!(m.encode(), Err(Error::Limit("too many inputs")));
+        // Encoded by hand past the check, the receiver still refuses it.
+        let mut bytes = vec![VERSION];
+        bytes.extend(postcard::to_stdvec(&m).unwrap());
+        assert_eq!(
+            Message::decode(&bytes),
+            Err(Error::Limit("too many inputs"))
+        );
+        let exec = Message::Submit(Submit {
+            key: "k".into(),
+            spec: Spec::new(Kind::Exec),
+        });
+        assert!(matches!(exec.encode(), Err(Error::Invalid(_))));
+        let fetch = Message::Submit(Submit {
+            key: "k".into(),
+            spec: Spec::new(Kind::BenchFetch),
+        });
+        assert!(matches!(fetch.encode(), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn ids_and_names_parse() {
+        let id = TaskId::derive(&PeerId::random(), "x");
+        assert_eq!(id.to_string().parse::<TaskId>().unwrap(), id);
+        assert!("xyz".parse::<TaskId>().is_err());
+        for kind in Kind::ALL {
+            assert_eq!(kind.name().parse::<Kind>().unwrap(), kind);
+        }
+        assert!("bench.gpu".parse::<Kind>().is_err());
+        assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/1");
+        assert_eq!(Topic::parse("/ipfsbench/lab/reports/1", "lab"), Some(Topic::Reports));
+        assert_eq!(Topic::parse("/ipfsbench/lab/reports/1", "other"), None);
+        assert!(valid_cluster_name("default"));
+        assert!(!valid_cluster_name("a/b"));
+        assert!(!valid_cluster_name(""));
+    }
+
+    proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = Message::decode(&bytes);
+            let mut versioned = vec![VERSION];
+            versioned.extend(bytes);
+            let _ = Message::decode(&versioned);
+        }
+
+        #[test]
+        fn specs_round_trip(
+            key in ".{0,40}",
+            params in proptest::collection::vec(("[a-z]{1,8}", ".{0,20}"), 0..8),
+            timeout in any::<u32>(),
+            attempts in any::<u8>(),
+        ) {
+            let mut spec = Spec::new(Kind::BenchHash);
+            spec.params = params;
+            spec.timeout_secs = timeout;
+            spec.max_attempts = attempts;
+            let m = Message::Submit(Submit { key, spec });
+            prop_assert_eq!(Message::decode(&m.encode().unwrap()).unwrap(), m);
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The task and cluster calls of the HTTP API, served beside the node's own:
+//! `/api/v0/task/submit|status|ls|cancel|result` and `/api/v0/cluster/peers|stats`. Errors use
+//! the node API's Kubo-shaped JSON.
+
+use axum::extract::State as Extract;
+use axum::routing::post;
+use axum::{Json, Router};
+use ipfsbench_core::api::{ApiError, Args};
+use ipfsbench_core::network::{Client, PeerId};
+use ipfsbench_protocols::task::{Kind, Spec, TaskId, WireCid, WirePeer};
+use rand::RngCore;
+use serde_json::{json, Value};
+
+use crate::master::State;
+use crate::service::{Command, Finished, Handle, ServiceError};
+
+/// The most records `task ls` returns unless asked for fewer.
+pub const DEFAULT_LIST_LIMIT: usize = 10_000;
+
+#[derive(Debug, Clone)]
+struct Api {
+    service: Handle,
+    net: Client,
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::WrongRole(_) | ServiceError::Refused(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            ServiceError::NotFound(_) => ApiError::not_found(e.to_string()),
+            ServiceError::Master(_) | ServiceError::Network(_) | ServiceError::Stopped => {
+                ApiError::internal(e.to_string())
+            }
+        }
+    }
+}
+
+/// The routes, bound to a running service.
+pub fn router(service: Handle, net: Client) -> Router {
+    Router::new()
+        .route("/api/v0/task/submit", post(submit))
+        .route("/api/v0/task/status", post(status))
+        .route("/api/v0/task/ls", post(list))
+        .route("/api/v0/task/cancel", post(cancel))
+        .route("/api/v0/task/result", post(result))
+        .route("/api/v0/cluster/peers", post(peers))
+        .route("/api/v0/cluster/stats", post(stats))
+        .with_state(Api { service, net })
+}
+
+fn task_id(args: &Args) -> Result<TaskId, ApiError> {
+    args.arg()?
+        .parse()
+        .map_err(|e: ipfsbench_protocols::task::BadTaskId| ApiError::bad_request(e.to_string()))
+}
+
+/// The spec named by a submission's arguments.
+fn spec(args: &Args) -> Result<Spec, ApiError> {
+    let kind: Kind = args
+        .get("kind")
+        .ok_or_else(|| ApiError::bad_request("argument \"kind\" is required"))?
+        .parse()
+        .map_err(|e: ipfsbench_protocols::task::UnknownKind| ApiError::bad_request(e.to_string()))?;
+    let mut spec = Spec::new(kind);
+    for input in args.all("input") {
+        let cid = input
+            .parse()
+            .map_err(|e| ApiError::bad_request(format!("input {input:?}: {e}")))?;
+        spec.inputs.push(WireCid(cid));
+    }
+    for param in args.all("param") {
+        let (k, v) = param
+            .split_once('=')
+            .ok_or_else(|| ApiError::bad_request(format!("param {param:?} is not key=value")))?;
+        spec.params.push((k.to_string(), v.to_string()));
+    }
+    if let Some(target) = args.get("target") {
+        let peer: PeerId = target
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("target {target:?} is not a PeerId")))?;
+        spec.target = Some(WirePeer(peer));
+    }
+    spec.timeout_secs = args.num("timeout")?.unwrap_or(0);
+    spec.max_attempts = args.num("max-attempts")?.unwrap_or(0);
+    spec.check()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(spec)
+}
+
+fn finished_json(f: &Finished) -> Value {
+    json!({
+        "Id": f.id.to_string(),
+        "State": f.state,
+        "Result": f.result,
+        "Error": f.error,
+    })
+}
+
+async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+    let spec = spec(&args)?;
+    let key = match args.get("key") {
+        Some(k) if k.is_empty() || k.len() > ipfsbench_protocols::task::MAX_SHORT_TEXT => {
+            return Err(ApiError::bad_request(
+                "key must be 1 to 1024 bytes long",
+            ))
+        }
+        Some(k) => k.to_string(),
+        None => {
+            let mut bytes = [0u8; 16];
+            rand::thread_rng().fill_bytes(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        }
+    };
+    let wait = args.flag("wait", false)?;
+    let submitted = api
+        .service
+        .call(|reply| Command::Submit { key, spec, reply })
+        .await?;
+    let mut out = json!({
+        "Id": submitted.id.to_string(),
+        "New": submitted.new,
+        "State": submitted.record.as_ref().map(|r| r.state),
+    });
+    if wait {
+        let id = submitted.id;
+        let finished = api
+            .service
+            .call(|reply| Command::Wait { id, reply })
+            .await?;
+        out = finished_json(&finished);
+        out["New"] = json!(submitted.new);
+    }
+    Ok(Json(out))
+}
+
+async fn status(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&args)?;
+    let record = api
+        .service
+        .call(|reply| Command::Status { id, reply })
+        .await?;
+    Ok(Json(json!(record)))
+}
+
+async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+    let state = args
+        .get("state")
+        .map(|s| s.parse::<State>().map_err(ApiError::bad_request))
+        .transpose()?;
+    let limit = args.num("limit")?.unwrap_or(DEFAULT_LIST_LIMIT);
+    let records = api
+        .service
+        .call(|reply| Command::List {
+            state,
+            limit,
+            reply,
+        })
+        .await?;
+    Ok(Json(json!({ "Tasks": records })))
+}
+
+async fn cancel(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&args)?;
+    let record = api
+        .service
+        .call(|reply| Command::Cancel { id, reply })
+        .await?;
+    Ok(Json(json!(record)))
+}
+
+async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+    let id = task_id(&args)?;
+    let finished = if args.flag("wait", false)? {
+        api.service
+            .call(|reply| Command::Wait { id, reply })
+            .await?
+    } else {
+        let record = api
+            .service
+            .call(|reply| Command::Status { id, reply })
+            .await?;
+        Finished::from(&record)
+    };
+    match (&finished.result, finished.state) {
+        (Some(_), State::Succeeded) => Ok(Json(finished_json(&finished))),
+        (_, state) if state.is_terminal() => Err(ApiError::bad_request(format!(
+            "task {id} is {}: {}",
+            json!(state).as_str().unwrap_or("over"),
+            finished.error.as_deref().unwrap_or("no result")
+        ))),
+        (_, state) => Err(ApiError::bad_request(format!(
+            "task {id} is {} and has no result yet",
+            json!(state).as_str().unwrap_or("unfinished")
+        ))),
+    }
+}
+
+async fn peers(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
+    let peers = api
+        .service
+        .call(|reply| Command::Peers { reply })
+        .await?;
+    Ok(Json(json!({ "Peers": peers })))
+}
+
+async fn stats(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
+    let mut stats = api
+        .service
+        .call(|reply| Command::Stats { reply })
+        .await?;
+    stats.rejected_by_host = api.net.pubsub_stats().await?.rejected;
+    Ok(Json(json!(stats)))
+}

@@ -1,0 +1,836 @@
+//! The master's side of scheduling: the durable task table and the decisions made on it.
+//!
+//! Every task record lives in a sled database in the repo (`<repo>/tasks`), written on every
+//! change; the service flushes it before it acknowledges a submission or publishes what a
+//! change decided, so a master restart loses no task and resumes the queue. Records of tasks
+//! that are not over are also kept in memory, with the queue in submission order.
+//!
+//! [`Master`] is plain state: its methods take the time and return the messages to publish,
+//! so the scheduling rules are tested without a network.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+
+use ipfsbench_core::network::PeerId;
+use ipfsbench_protocols::task::{
+    Assign, Cancel, Claim, Heartbeat, Kind, Message, Outcome, Progress, Report, Spec, TaskId,
+    WireCid, WirePeer,
+};
+use ipfsbench_protocols::Role;
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::Peers;
+
+/// The most tasks that may be waiting or running at once; submissions past it are refused.
+pub const MAX_ACTIVE_TASKS: usize = 100_000;
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Waiting for a worker (or for its retry backoff to pass).
+    Queued,
+    /// Given to a worker that has not confirmed yet.
+    Assigned,
+    /// A worker runs it.
+    Running,
+    /// Done; the result is set.
+    Succeeded,
+    /// Out of attempts; the last error is set.
+    Failed,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl State {
+    /// Whether the task is over.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, State::Succeeded | State::Failed | State::Cancelled)
+    }
+}
+
+impl std::str::FromStr for State {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "queued" => State::Queued,
+            "assigned" => State::Assigned,
+            "running" => State::Running,
+            "succeeded" => State::Succeeded,
+            "failed" => State::Failed,
+            "cancelled" => State::Cancelled,
+            other => {
+                return Err(format!(
+                "unknown task state {other:?} (queued, assigned, running, succeeded, failed, cancelled)"
+            ))
+            }
+        })
+    }
+}
+
+/// Everything the master knows of a task: what `task status` shows and what survives a
+/// restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskRecord {
+    /// The task id.
+    pub id: String,
+    /// The submitter's idempotency key.
+    pub key: String,
+    /// Who submitted it.
+    pub submitter: String,
+    /// Its kind.
+    pub kind: String,
+    /// Input CIDs.
+    pub inputs: Vec<String>,
+    /// Parameters, in order.
+    pub params: Vec<(String, String)>,
+    /// The longest one attempt may run; 0 leaves it to the worker. Seconds.
+    pub timeout_secs: u32,
+    /// Failed attempts allowed before the task fails.
+    pub max_attempts: u8,
+    /// The worker it must run on, if any.
+    pub target: Option<String>,
+    /// Where it is.
+    pub state: State,
+    /// The number of the latest assignment (0 before the first).
+    pub attempt: u32,
+    /// Attempts that failed (or whose lease expired).
+    pub failures: u8,
+    /// The worker of the latest assignment.
+    pub worker: Option<String>,
+    /// When the latest assignment's lease ends unless renewed. Unix ms.
+    pub lease_until_ms: u64,
+    /// The task is not assigned again before this (retry backoff). Unix ms.
+    pub not_before_ms: u64,
+    /// The latest error.
+    pub last_error: Option<String>,
+    /// The result record's CID, once succeeded.
+    pub result: Option<String>,
+    /// The latest progress report, in thousandths.
+    pub progress_permille: u16,
+    /// Submission order.
+    pub seq: u64,
+    /// When it was submitted. Unix ms.
+    pub submitted_ms: u64,
+    /// When the latest attempt was assigned. Unix ms.
+    pub assigned_ms: Option<u64>,
+    /// When the latest attempt started on its worker (the worker's clock). Unix ms.
+    pub started_ms: Option<u64>,
+    /// When it ended. Unix ms.
+    pub finished_ms: Option<u64>,
+}
+
+impl TaskRecord {
+    fn task_id(&self) -> Result<TaskId, MasterError> {
+        self.id
+            .parse()
+            .map_err(|e: ipfsbench_protocols::task::BadTaskId| MasterError::Corrupt(e.to_string()))
+    }
+
+    /// The spec an assignment carries, rebuilt from the record.
+    fn spec(&self) -> Result<Spec, MasterError> {
+        let corrupt = |e: &dyn std::fmt::Display| MasterError::Corrupt(format!("{}: {e}", self.id));
+        let kind: Kind = self.kind.parse().map_err(|e| corrupt(&e))?;
+        let mut spec = Spec::new(kind);
+        for input in &self.inputs {
+            spec.inputs
+                .push(WireCid(input.parse().map_err(|e| corrupt(&e))?));
+        }
+        spec.params = self.params.clone();
+        spec.timeout_secs = self.timeout_secs;
+        spec.max_attempts = self.max_attempts;
+        spec.target = match &self.target {
+            Some(t) => Some(WirePeer(t.parse().map_err(|e| corrupt(&e))?)),
+            None => None,
+        };
+        Ok(spec)
+    }
+}
+
+/// Master failures.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterError {
+    /// The task database failed.
+    #[error("task database: {0}")]
+    Db(#[from] sled::Error),
+    /// A stored record does not decode.
+    #[error("corrupt task record: {0}")]
+    Corrupt(String),
+    /// The submission is refused.
+    #[error("{0}")]
+    Refused(String),
+    /// No such task.
+    #[error("no task {0}")]
+    NoSuchTask(TaskId),
+}
+
+/// How the master schedules.
+#[derive(Debug, Clone)]
+pub struct MasterConfig {
+    /// How long an attempt stays leased without a heartbeat naming it. Milliseconds.
+    pub lease_ms: u64,
+    /// Failed attempts before a task fails, unless it says otherwise.
+    pub max_attempts: u8,
+    /// The wait before the first retry, doubled per further retry. Milliseconds.
+    pub backoff_base_ms: u64,
+    /// The longest wait before a retry. Milliseconds.
+    pub backoff_max_ms: u64,
+    /// A worker silent for this long gets no new work. Milliseconds.
+    pub worker_silence_ms: u64,
+}
+
+/// A worker as the master sees it.
+#[derive(Debug, Clone, Copy)]
+struct Slots {
+    max: usize,
+    used: usize,
+}
+
+/// The master's state.
+#[derive(Debug)]
+pub struct Master {
+    db: sled::Db,
+    tasks: sled::Tree,
+    config: MasterConfig,
+    active: HashMap<TaskId, TaskRecord>,
+    queue: BTreeSet<(u64, TaskId)>,
+    next_seq: u64,
+    finished: Vec<TaskRecord>,
+}
+
+impl Master {
+    /// Opens (or creates) the task database under `repo`, and takes back every task that is
+    /// not over: queued ones wait again, assigned and running ones get a fresh lease.
+    pub fn open(repo: &Path, config: MasterConfig, now_ms: u64) -> Result<Self, MasterError> {
+        let db = sled::Config::new()
+            .path(repo.join("tasks"))
+            .cache_capacity(16 << 20)
+            .open()?;
+        let tasks = db.open_tree("tasks")?;
+        let mut master = Self {
+            db,
+            tasks,
+            config,
+            active: HashMap::new(),
+            queue: BTreeSet::new(),
+            next_seq: 0,
+            finished: Vec::new(),
+        };
+        for entry in master.tasks.iter() {
+            let (_, value) = entry?;
+            let mut record: TaskRecord = serde_json::from_slice(&value)
+                .map_err(|e| MasterError::Corrupt(e.to_string()))?;
+            master.next_seq = master.next_seq.max(record.seq + 1);
+            if record.state.is_terminal() {
+                continue;
+            }
+            let id = record.task_id()?;
+            match record.state {
+                State::Queued => {
+                    master.queue.insert((record.seq, id));
+                }
+                _ => record.lease_until_ms = now_ms + master.config.lease_ms,
+            }
+            master.active.insert(id, record);
+        }
+        Ok(master)
+    }
+
+    fn save(&self, record: &TaskRecord) -> Result<(), MasterError> {
+        let id = record.task_id()?;
+        let bytes = serde_json::to_vec(record).map_err(|e| MasterError::Corrupt(e.to_string()))?;
+        self.tasks.insert(id.0, bytes)?;
+        Ok(())
+    }
+
+    /// Makes every change so far durable.
+    pub async fn flush(&self) -> Result<(), MasterError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Takes the records of tasks that ended since the last call.
+    pub fn take_finished(&mut self) -> Vec<TaskRecord> {
+        std::mem::take(&mut self.finished)
+    }
+
+    /// Accepts a submission, or returns the task already submitted under the same key.
+    /// Returns the record and whether it is new.
+    pub fn submit(
+        &mut self,
+        submitter: PeerId,
+        key: &str,
+        spec: Spec,
+        now_ms: u64,
+    ) -> Result<(TaskRecord, bool), MasterError> {
+        let id = TaskId::derive(&submitter, key);
+        if let Some(existing) = self.get(&id)? {
+            return Ok((existing, false));
+        }
+        spec.check()
+            .map_err(|e| MasterError::Refused(e.to_string()))?;
+        if self.active.len() >= MAX_ACTIVE_TASKS {
+            return Err(MasterError::Refused(format!(
+                "the master already holds {MAX_ACTIVE_TASKS} unfinished tasks"
+            )));
+        }
+        let max_attempts = if spec.max_attempts == 0 {
+            self.config.max_attempts
+        } else {
+            spec.max_attempts
+        };
+        let record = TaskRecord {
+            id: id.to_string(),
+            key: key.to_string(),
+            submitter: submitter.to_string(),
+            kind: spec.kind.name().to_string(),
+            inputs: spec.inputs.iter().map(|c| c.0.to_string()).collect(),
+            params: spec.params,
+            timeout_secs: spec.timeout_secs,
+            max_attempts: max_attempts.max(1),
+            target: spec.target.map(|p| p.0.to_string()),
+            state: State::Queued,
+            attempt: 0,
+            failures: 0,
+            worker: None,
+            lease_until_ms: 0,
+            not_before_ms: 0,
+            last_error: None,
+            result: None,
+            progress_permille: 0,
+            seq: self.next_seq,
+            submitted_ms: now_ms,
+            assigned_ms: None,
+            started_ms: None,
+            finished_ms: None,
+        };
+        self.next_seq += 1;
+        self.save(&record)?;
+        self.queue.insert((record.seq, id));
+        self.active.insert(id, record.clone());
+        Ok((record, true))
+    }
+
+    /// A task's record, from memory or the database.
+    pub fn get(&self, id: &TaskId) -> Result<Option<TaskRecord>, MasterError> {
+        if let Some(record) = self.active.get(id) {
+            return Ok(Some(record.clone()));
+        }
+        match self.tasks.get(id.0)? {
+            Some(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes).map_err(|e| MasterError::Corrupt(e.to_string()))?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` records in submission order, optionally only those in `state`.
+    pub fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<TaskRecord>, MasterError> {
+        let mut out = Vec::new();
+        for entry in self.tasks.iter() {
+            let (_, value) = entry?;
+            let record: TaskRecord = serde_json::from_slice(&value)
+                .map_err(|e| MasterError::Corrupt(e.to_string()))?;
+            if state.is_none_or(|s| s == record.state) {
+                out.push(record);
+            }
+        }
+        out.sort_by_key(|r| r.seq);
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    /// Counts of unfinished tasks by state.
+    pub fn counts(&self) -> HashMap<State, usize> {
+        let mut counts = HashMap::new();
+        for record in self.active.values() {
+            *counts.entry(record.state).or_insert(0) += 1;
+        }
+        counts
+    }
+
+    /// Cancels a task. Returns its record and the message that stops its worker, if one runs
+    /// it.
+    pub fn cancel(
+        &mut self,
+        id: &TaskId,
+        now_ms: u64,
+    ) -> Result<(TaskRecord, Option<Message>), MasterError> {
+        let Some(mut record) = self.active.remove(id) else {
+            return self.get(id)?.map(|r| (r, None)).ok_or(MasterError::NoSuchTask(*id));
+        };
+        self.queue.remove(&(record.seq, *id));
+        let stop = matches!(record.state, State::Assigned | State::Running).then(|| {
+            Message::Cancel(Cancel {
+                task: *id,
+                attempt: record.attempt,
+            })
+        });
+        record.state = State::Cancelled;
+        record.finished_ms = Some(now_ms);
+        self.save(&record)?;
+        self.finished.push(record.clone());
+        Ok((record, stop))
+    }
+
+    /// A worker's heartbeat renews the leases of the attempts it lists.
+    pub fn on_heartbeat(&mut self, from: PeerId, hb: &Heartbeat, now_ms: u64) -> Result<(), MasterError> {
+        let from = from.to_string();
+        for (task, attempt) in &hb.running {
+            if let Some(record) = self.active.get_mut(task) {
+                if record.attempt == *attempt && record.worker.as_deref() == Some(from.as_str()) {
+                    record.lease_until_ms = now_ms + self.config.lease_ms;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The record of the current attempt `attempt` of `task` run by `from`, if that is what
+    /// it is.
+    fn current(&mut self, task: &TaskId, attempt: u32, from: &PeerId) -> Option<&mut TaskRecord> {
+        let from = from.to_string();
+        self.active.get_mut(task).filter(|r| {
+            r.attempt == attempt
+                && r.worker.as_deref() == Some(from.as_str())
+                && matches!(r.state, State::Assigned | State::Running)
+        })
+    }
+
+    /// A worker took or refused an attempt. Returns false when the claim is not about a
+    /// current attempt of that worker.
+    pub fn on_claim(&mut self, from: PeerId, claim: &Claim, now_ms: u64) -> Result<bool, MasterError> {
+        let lease = self.config.lease_ms;
+        let base = self.config.backoff_base_ms;
+        let Some(record) = self.current(&claim.task, claim.attempt, &from) else {
+            return Ok(false);
+        };
+        if claim.accepted {
+            record.state = State::Running;
+            record.started_ms = Some(claim.started_unix_ms);
+            record.lease_until_ms = now_ms + lease;
+        } else {
+            // Not a failure of the task: it waits a little and goes to whoever has room.
+            record.state = State::Queued;
+            record.worker = None;
+            record.not_before_ms = now_ms + base;
+            record.last_error = Some(format!("refused by {from}: {}", claim.reason));
+        }
+        let record = record.clone();
+        if record.state == State::Queued {
+            self.queue.insert((record.seq, claim.task));
+        }
+        self.save(&record)?;
+        Ok(true)
+    }
+
+    /// A worker reports how far an attempt got.
+    pub fn on_progress(&mut self, from: PeerId, progress: &Progress) -> bool {
+        match self.current(&progress.task, progress.attempt, &from) {
+            Some(record) => {
+                record.progress_permille = progress.permille;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A worker reports how an attempt ended. Returns false when it is not about a current
+    /// attempt of that worker.
+    pub fn on_report(&mut self, from: PeerId, report: &Report, now_ms: u64) -> Result<bool, MasterError> {
+        if self.current(&report.task, report.attempt, &from).is_none() {
+            return Ok(false);
+        }
+        match &report.outcome {
+            Outcome::Done { record: cid } => {
+                if let Some(record) = self.active.get_mut(&report.task) {
+                    record.state = State::Succeeded;
+                    record.result = Some(cid.0.to_string());
+                    record.progress_permille = 1000;
+                    record.finished_ms = Some(now_ms);
+                }
+            }
+            Outcome::Failed { error } => {
+                let error = format!("attempt {} on {from}: {error}", report.attempt);
+                self.fail_attempt(&report.task, error, now_ms);
+            }
+        }
+        self.settle(&report.task)?;
+        Ok(true)
+    }
+
+    /// Counts a failed attempt: the task is queued again after its backoff, or fails when it
+    /// is out of attempts.
+    fn fail_attempt(&mut self, id: &TaskId, error: String, now_ms: u64) {
+        let (base, max) = (self.config.backoff_base_ms, self.config.backoff_max_ms);
+        let Some(record) = self.active.get_mut(id) else {
+            return;
+        };
+        record.failures = record.failures.saturating_add(1);
+        record.last_error = Some(error);
+        record.worker = None;
+        if record.failures >= record.max_attempts {
+            record.state = State::Failed;
+            record.finished_ms = Some(now_ms);
+        } else {
+            let exp = u32::from(record.failures - 1).min(20);
+            record.not_before_ms = now_ms + base.saturating_mul(1 << exp).min(max);
+            record.state = State::Queued;
+            self.queue.insert((record.seq, *id));
+        }
+    }
+
+    /// Saves a changed active record; a finished one leaves memory.
+    fn settle(&mut self, id: &TaskId) -> Result<(), MasterError> {
+        let Some(record) = self.active.get(id) else {
+            return Ok(());
+        };
+        self.save(record)?;
+        if record.state.is_terminal() {
+            if let Some(record) = self.active.remove(id) {
+                self.finished.push(record);
+            }
+        }
+        Ok(())
+    }
+
+    /// Expires leases, then assigns queued tasks to live workers with room, the roomiest
+    /// first. Returns the assignments to publish.
+    pub(crate) fn tick(&mut self, peers: &Peers, now_ms: u64) -> Result<Vec<Message>, MasterError> {
+        let expired: Vec<TaskId> = self
+            .active
+            .iter()
+            .filter(|(_, r)| {
+                matches!(r.state, State::Assigned | State::Running) && r.lease_until_ms <= now_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let worker = self.active.get(&id).and_then(|r| r.worker.clone());
+            let error = format!(
+                "lease expired: worker {} stopped reporting",
+                worker.unwrap_or_default()
+            );
+            self.fail_attempt(&id, error, now_ms);
+            self.settle(&id)?;
+        }
+        if self.queue.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut slots = self.slots(peers, now_ms);
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        while let Some(&(seq, id)) = self.queue.first() {
+            if slots.values().all(|s| s.used >= s.max) {
+                break;
+            }
+            self.queue.remove(&(seq, id));
+            let Some(record) = self.active.get(&id) else {
+                continue;
+            };
+            if record.state != State::Queued {
+                continue;
+            }
+            if record.not_before_ms > now_ms {
+                skipped.push((seq, id));
+                continue;
+            }
+            let spec = record.spec()?;
+            let Some(worker) = choose(&slots, peers, &spec) else {
+                skipped.push((seq, id));
+                continue;
+            };
+            if let Some(s) = slots.get_mut(&worker) {
+                s.used += 1;
+            }
+            let lease_ms = self.config.lease_ms;
+            let Some(record) = self.active.get_mut(&id) else {
+                continue;
+            };
+            record.attempt += 1;
+            record.state = State::Assigned;
+            record.worker = Some(worker.to_string());
+            record.assigned_ms = Some(now_ms);
+            record.started_ms = None;
+            record.lease_until_ms = now_ms + lease_ms;
+            out.push(Message::Assign(Assign {
+                task: id,
+                attempt: record.attempt,
+                worker: WirePeer(worker),
+                lease_ms: u32::try_from(lease_ms).unwrap_or(u32::MAX),
+                spec,
+            }));
+            self.settle(&id)?;
+        }
+        self.queue.extend(skipped);
+        Ok(out)
+    }
+
+    /// The free slots of every live worker.
+    fn slots(&self, peers: &Peers, now_ms: u64) -> HashMap<PeerId, Slots> {
+        let mut slots: HashMap<PeerId, Slots> = peers
+            .iter()
+            .filter(|(_, p)| {
+                p.role == Role::Worker
+                    && p.last_seen_ms + self.config.worker_silence_ms > now_ms
+                    && p.capacity.max_concurrent > 0
+            })
+            .map(|(id, p)| {
+                (
+                    *id,
+                    Slots {
+                        max: usize::from(p.capacity.max_concurrent),
+                        used: 0,
+                    },
+                )
+            })
+            .collect();
+        for record in self.active.values() {
+            if !matches!(record.state, State::Assigned | State::Running) {
+                continue;
+            }
+            let Some(worker) = record.worker.as_deref().and_then(|w| w.parse::<PeerId>().ok())
+            else {
+                continue;
+            };
+            if let Some(s) = slots.get_mut(&worker) {
+                s.used += 1;
+            }
+        }
+        slots
+    }
+
+    /// Programs some live worker allows, for checking `exec` submissions.
+    pub(crate) fn programs(peers: &Peers) -> HashSet<String> {
+        peers
+            .iter()
+            .filter(|(_, p)| p.role == Role::Worker)
+            .flat_map(|(_, p)| p.capacity.programs.iter().cloned())
+            .collect()
+    }
+}
+
+/// The worker with the most free slots that can run `spec`.
+fn choose(slots: &HashMap<PeerId, Slots>, peers: &Peers, spec: &Spec) -> Option<PeerId> {
+    let program = (spec.kind == Kind::Exec)
+        .then(|| spec.param("program"))
+        .flatten();
+    slots
+        .iter()
+        .filter(|(id, s)| {
+            s.used < s.max
+                && spec.target.is_none_or(|t| t.0 == **id)
+                && program.is_none_or(|p| {
+                    peers
+                        .get(id)
+                        .is_some_and(|peer| peer.capacity.programs.iter().any(|q| q == p))
+                })
+        })
+        .max_by_key(|(id, s)| (s.max - s.used, **id))
+        .map(|(id, _)| *id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipfsbench_protocols::task::Capacity;
+
+    fn config() -> MasterConfig {
+        MasterConfig {
+            lease_ms: 1000,
+            max_attempts: 3,
+            backoff_base_ms: 100,
+            backoff_max_ms: 250,
+            worker_silence_ms: 3000,
+        }
+    }
+
+    fn worker(peers: &mut Peers, id: PeerId, max: u16, now: u64) {
+        peers.heard(
+            id,
+            &Heartbeat {
+                role: Role::Worker,
+                seq: now,
+                capacity: Capacity {
+                    cores: 2,
+                    memory_total_bytes: 0,
+                    memory_available_bytes: 0,
+                    store_free_bytes: 0,
+                    running: 0,
+                    max_concurrent: max,
+                    hardware: String::new(),
+                    programs: vec!["sort".into()],
+                },
+                running: Vec::new(),
+            },
+            now,
+        );
+    }
+
+    fn assigned(messages: &[Message]) -> Vec<(TaskId, u32, PeerId)> {
+        messages
+            .iter()
+            .filter_map(|m| match m {
+                Message::Assign(a) => Some((a.task, a.attempt, a.worker.0)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tasks_go_to_the_roomiest_worker_and_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Master::open(dir.path(), config(), 0).unwrap();
+        let me = PeerId::random();
+        let (big, small) = (PeerId::random(), PeerId::random());
+        let mut peers = Peers::default();
+        worker(&mut peers, big, 3, 1);
+        worker(&mut peers, small, 1, 1);
+        for i in 0..5 {
+            m.submit(me, &format!("k{i}"), Spec::new(Kind::Noop), 10)
+                .unwrap();
+        }
+        let out = assigned(&m.tick(&peers, 20).unwrap());
+        assert_eq!(out.len(), 4, "only four slots exist");
+        assert_eq!(out.iter().filter(|a| a.2 == big).count(), 3);
+        assert_eq!(out.iter().filter(|a| a.2 == small).count(), 1);
+        let (task, attempt, w) = out[0];
+        assert!(m
+            .on_claim(
+                w,
+                &Claim {
+                    task,
+                    attempt,
+                    accepted: true,
+                    started_unix_ms: 25,
+                    reason: String::new()
+                },
+                25
+            )
+            .unwrap());
+        // A report from another peer is not taken.
+        let done = Report {
+            task,
+            attempt,
+            outcome: Outcome::Done {
+                record: WireCid(
+                    "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
+                        .parse()
+                        .unwrap(),
+                ),
+            },
+        };
+        assert!(!m.on_report(PeerId::random(), &done, 30).unwrap());
+        assert!(m.on_report(w, &done, 30).unwrap());
+        assert_eq!(m.get(&task).unwrap().unwrap().state, State::Succeeded);
+        assert_eq!(m.take_finished().len(), 1);
+        // The freed slot takes the fifth task.
+        assert_eq!(assigned(&m.tick(&peers, 40).unwrap()).len(), 1);
+    }
+
+    #[test]
+    fn submission_is_idempotent_and_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = PeerId::random();
+        let id = {
+            let mut m = Master::open(dir.path(), config(), 0).unwrap();
+            let (a, new_a) = m.submit(me, "same", Spec::new(Kind::Noop), 1).unwrap();
+            let (b, new_b) = m.submit(me, "same", Spec::new(Kind::BenchHash), 2).unwrap();
+            assert!(new_a && !new_b);
+            assert_eq!(a, b);
+            m.submit(me, "other", Spec::new(Kind::Noop), 3).unwrap();
+            tokio::runtime::Runtime::new()
+                .unwrap()
+                .block_on(m.flush())
+                .unwrap();
+            a.id
+        };
+        let m = Master::open(dir.path(), config(), 100).unwrap();
+        let record = m.get(&id.parse().unwrap()).unwrap().unwrap();
+        assert_eq!(record.state, State::Queued);
+        assert_eq!(m.counts().get(&State::Queued), Some(&2));
+        assert_eq!(m.list(None, 10).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn expired_leases_retry_with_backoff_then_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Master::open(dir.path(), config(), 0).unwrap();
+        let w = PeerId::random();
+        let mut peers = Peers::default();
+        let (record, _) = m
+            .submit(PeerId::random(), "k", Spec::new(Kind::Noop), 0)
+            .unwrap();
+        let id: TaskId = record.id.parse().unwrap();
+        let mut now = 0;
+        let mut waits = Vec::new();
+        for attempt in 1..=3 {
+            worker(&mut peers, w, 1, now);
+            let out = assigned(&m.tick(&peers, now).unwrap());
+            assert_eq!(out, vec![(id, attempt, w)]);
+            // The lease runs out without a heartbeat naming the attempt.
+            now += 1000;
+            worker(&mut peers, w, 1, now);
+            assert!(m.tick(&peers, now).unwrap().is_empty());
+            let r = m.get(&id).unwrap().unwrap();
+            if attempt < 3 {
+                assert_eq!(r.state, State::Queued);
+                waits.push(r.not_before_ms - now);
+                now = r.not_before_ms;
+            } else {
+                assert_eq!(r.state, State::Failed);
+                assert!(r.last_error.unwrap().contains("lease expired"));
+            }
+        }
+        assert_eq!(waits, vec![100, 200], "doubling backoff");
+    }
+
+    #[test]
+    fn heartbeats_renew_leases_and_cancel_stops_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Master::open(dir.path(), config(), 0).unwrap();
+        let w = PeerId::random();
+        let mut peers = Peers::default();
+        worker(&mut peers, w, 1, 0);
+        let (record, _) = m
+            .submit(PeerId::random(), "k", Spec::new(Kind::Noop), 0)
+            .unwrap();
+        let id: TaskId = record.id.parse().unwrap();
+        assert_eq!(assigned(&m.tick(&peers, 0).unwrap()).len(), 1);
+        let hb = Heartbeat {
+            role: Role::Worker,
+            seq: 900,
+            capacity: peers.get(&w).unwrap().capacity.clone(),
+            running: vec![(id, 1)],
+        };
+        m.on_heartbeat(w, &hb, 900).unwrap();
+        worker(&mut peers, w, 1, 1500);
+        assert!(m.tick(&peers, 1500).unwrap().is_empty());
+        assert_eq!(m.get(&id).unwrap().unwrap().state, State::Assigned);
+        let (r, stop) = m.cancel(&id, 1600).unwrap();
+        assert_eq!(r.state, State::Cancelled);
+        assert_eq!(stop, Some(Message::Cancel(Cancel { task: id, attempt: 1 })));
+    }
+
+    #[test]
+    fn exec_and_targets_only_go_where_they_can_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Master::open(dir.path(), config(), 0).unwrap();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut peers = Peers::default();
+        worker(&mut peers, a, 4, 0);
+        worker(&mut peers, b, 4, 0);
+        let mut on_b = Spec::new(Kind::Noop);
+        on_b.target = Some(WirePeer(b));
+        let mut exec = Spec::new(Kind::Exec);
+        exec.params.push(("program".into(), "gcc".into()));
+        m.submit(a, "1", on_b, 0).unwrap();
+        m.submit(a, "2", exec, 0).unwrap();
+        let out = assigned(&m.tick(&peers, 1).unwrap());
+        assert_eq!(out.len(), 1, "nobody offers gcc");
+        assert_eq!(out[0].2, b);
+        assert!(Master::programs(&peers).contains("sort"));
+    }
+}
