@@ -108,6 +108,10 @@ pub(crate) enum Command {
     /// The cluster's nodes and counters (needs a running daemon).
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Storage tiers: memory, disk and peer, with sizes and hit counts (needs a running
+    /// daemon).
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Start a master, two workers and a leecher on loopback, run every benchmark on every
     /// worker, fetch the results from the leecher and print them; exits when done.
     Demo(DemoArgs),
@@ -365,5 +369,16 @@ pub(crate) enum DagCommand {
         /// The CAR files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StorageCommand {
+    /// The memory, disk and peer tiers: sizes, the leecher's cache bound, hits, misses and
+    /// evictions.
+    Tiers {
+        /// Print the API's JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -45,6 +45,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Pubsub(_)
             | Command::Task(_)
             | Command::Cluster(_)
+            | Command::Storage(_)
     );
     let local_only =
         matches!(&command, Command::Init) || matches!(&command, Command::Add(a) if a.only_hash);
@@ -140,6 +141,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         | Command::Pubsub(_)
         | Command::Task(_)
         | Command::Cluster(_)
+        | Command::Storage(_)
         | Command::Demo(_) => {
             unreachable_online_only()?;
         }

@@ -41,7 +41,9 @@ pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Res
     if let Some(cluster) = &flags.cluster {
         tasks.cluster = cluster.clone();
     }
-    tasks.trusted_masters.extend(flags.trust_master.iter().cloned());
+    tasks
+        .trusted_masters
+        .extend(flags.trust_master.iter().cloned());
     tasks.submitters.extend(flags.submitter.iter().cloned());
     let settings = Settings::new(role, &tasks).context("the [tasks] configuration")?;
     let master = if role == Role::Master {

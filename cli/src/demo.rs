@@ -204,7 +204,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         }
     };
     let mut err = std::io::stderr().lock();
-    writeln!(err, "starting a master, two workers and a leecher in {}", dir.display())?;
+    writeln!(
+        err,
+        "starting a master, two workers and a leecher in {}",
+        dir.display()
+    )?;
     let master = NodeProcess::start(&exe, &dir, "master", "master", &[])?;
     let (master_id, master_addr) = master.identity()?;
     let dial = format!("{master_addr}/p2p/{master_id}");
@@ -237,11 +241,19 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             break;
         }
         if Instant::now() > deadline {
-            bail!("the master did not hear from both workers within {} s", START_TIMEOUT.as_secs());
+            bail!(
+                "the master did not hear from both workers within {} s",
+                START_TIMEOUT.as_secs()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    writeln!(err, "cluster formed in {:.1} s; adding a {} MiB input on the master", clock.elapsed().as_secs_f64(), args.size >> 20)?;
+    writeln!(
+        err,
+        "cluster formed in {:.1} s; adding a {} MiB input on the master",
+        clock.elapsed().as_secs_f64(),
+        args.size >> 20
+    )?;
     let mut added = String::new();
     master
         .api
@@ -258,7 +270,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["Hash"].as_str().map(str::to_string))
-        .last()
+        .next_back()
         .context("the master's add answered no CID")?;
     let mut results = Vec::new();
     for kind in KINDS {
@@ -281,13 +293,26 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
                     done["Error"].as_str().unwrap_or("?")
                 );
             };
-            writeln!(err, "{kind:<11} on {}: done, result {result}", short(worker))?;
-            results.push((kind, worker.clone(), done["Id"].as_str().unwrap_or("").to_string(), result.to_string()));
+            writeln!(
+                err,
+                "{kind:<11} on {}: done, result {result}",
+                short(worker)
+            )?;
+            results.push((
+                kind,
+                worker.clone(),
+                done["Id"].as_str().unwrap_or("").to_string(),
+                result.to_string(),
+            ));
         }
     }
     // The leecher fetches every result record from the cluster.
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<10} {:<11} {:<18} {:<34} {}", "WORKER", "KIND", "THROUGHPUT", "DETAIL", "RESULT (fetched by the leecher)")?;
+    writeln!(
+        out,
+        "{:<10} {:<11} {:<18} {:<34} RESULT (fetched by the leecher)",
+        "WORKER", "KIND", "THROUGHPUT", "DETAIL"
+    )?;
     for (kind, worker, _task, result) in &results {
         let mut body = String::new();
         leecher
@@ -300,13 +325,25 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             bail!("result record {result} does not describe {kind} on {worker}");
         }
         let (throughput, detail) = row(&record);
-        writeln!(out, "{:<10} {:<11} {:<18} {:<34} {}", short(worker), kind, throughput, detail, result)?;
+        writeln!(
+            out,
+            "{:<10} {:<11} {:<18} {:<34} {}",
+            short(worker),
+            kind,
+            throughput,
+            detail,
+            result
+        )?;
     }
     let hardware = results
         .first()
         .map(|_| ())
         .and_then(|()| master.api.json("cluster/peers", &[]).ok())
-        .and_then(|v| v["Peers"][0]["Capacity"]["Hardware"].as_str().map(str::to_string))
+        .and_then(|v| {
+            v["Peers"][0]["Capacity"]["Hardware"]
+                .as_str()
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     writeln!(out, "hardware: {hardware}")?;
     writeln!(

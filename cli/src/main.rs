@@ -6,6 +6,7 @@ mod commands;
 mod daemon;
 mod demo;
 mod remote;
+mod storage;
 
 use std::process::ExitCode;
 

@@ -101,6 +101,7 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
         Command::Pubsub(cmd) => pubsub(api, cmd, &mut out)?,
         Command::Task(cmd) => task(api, cmd, &mut out)?,
         Command::Cluster(cmd) => cluster(api, cmd, &mut out)?,
+        Command::Storage(cmd) => crate::storage::run(api, cmd, &mut out)?,
         Command::Demo(_) => unreachable_command("demo")?,
     }
     out.flush()?;
@@ -198,7 +199,11 @@ fn cluster(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result<()> {
                     p["Running"].as_u64().unwrap_or(0),
                     c["MaxConcurrent"].as_u64().unwrap_or(0),
                     p["LastHeartbeatMsAgo"].as_u64().unwrap_or(0),
-                    if p["ThisNode"].as_bool() == Some(true) { " (this node)" } else { "" }
+                    if p["ThisNode"].as_bool() == Some(true) {
+                        " (this node)"
+                    } else {
+                        ""
+                    }
                 )?;
             }
         }

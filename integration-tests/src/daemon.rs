@@ -19,6 +19,8 @@ pub struct Node {
     pub peer_id: String,
     /// A dialable address of the node, ending in `/p2p/<peer id>`.
     pub addr: String,
+    role: String,
+    extra: Vec<String>,
 }
 
 impl Node {
@@ -28,6 +30,16 @@ impl Node {
     ///
     /// When the daemon does not come up in time.
     pub fn start(role: &str, extra: &[&str]) -> Node {
+        Self::start_configured(role, extra, |_| {})
+    }
+
+    /// Starts a daemon with `role`, extra flags appended, once `configure` has prepared its
+    /// freshly initialised repo (for example edited its `config.toml`).
+    ///
+    /// # Panics
+    ///
+    /// When the daemon does not come up in time.
+    pub fn start_configured(role: &str, extra: &[&str], configure: impl FnOnce(&Path)) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = dir.path().join("repo");
         let init = Command::new(ipfsbench_node_binary())
@@ -37,26 +49,17 @@ impl Node {
             .output()
             .expect("run init");
         assert!(init.status.success(), "init failed: {init:?}");
-        let log = std::fs::File::create(dir.path().join("daemon.log")).expect("daemon log");
-        let child = Command::new(ipfsbench_node_binary())
-            .arg("--repo")
-            .arg(&repo)
-            .args(["--role", role, "--listen", "/ip4/127.0.0.1/tcp/0"])
-            .args(["--api", "127.0.0.1:0", "--mdns", "false"])
-            .args(extra)
-            .env("IPFSBENCH_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn daemon");
+        configure(&repo);
         let mut node = Node {
-            child: Some(child),
+            child: None,
             repo,
             _dir: dir,
             peer_id: String::new(),
             addr: String::new(),
+            role: role.to_string(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
+        node.spawn();
         node.wait_ready();
         node
     }
@@ -90,6 +93,46 @@ impl Node {
             assert!(Instant::now() < deadline, "daemon did not become ready");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("daemon log");
+        let child = Command::new(ipfsbench_node_binary())
+            .arg("--repo")
+            .arg(&self.repo)
+            .args(["--role", &self.role, "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--api", "127.0.0.1:0", "--mdns", "false"])
+            .args(&self.extra)
+            .env("IPFSBENCH_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn daemon");
+        self.child = Some(child);
+    }
+
+    /// Starts the daemon again on the same repo, with the same role and flags, after
+    /// [`Node::kill`] or [`Node::stop`]; its addresses change.
+    ///
+    /// # Panics
+    ///
+    /// When it does not come up in time.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the daemon still runs");
+        // A killed daemon leaves its `api` file; the new one writes its own.
+        let _ = std::fs::remove_file(self.repo.join("api"));
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The daemon's stderr, captured in a file.

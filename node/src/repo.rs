@@ -391,8 +391,14 @@ impl Repo {
             for root in &roots {
                 // Pinning walks the DAG: an incomplete one fails here, before anything is kept.
                 let mut seen = std::collections::HashSet::new();
-                crate::dag::walk(self.store.disk(), root, false, &mut seen, &mut |_, _| Ok(()))
-                    .map_err(PinError::from)?;
+                crate::dag::walk(
+                    self.store.disk(),
+                    root,
+                    false,
+                    &mut seen,
+                    &mut |_, _| Ok(()),
+                )
+                .map_err(PinError::from)?;
             }
             self.store.flush()?;
             for root in &roots {

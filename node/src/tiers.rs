@@ -254,7 +254,9 @@ impl DiskCache {
     }
 
     fn has_removable(&self) -> bool {
-        self.pending.front().is_some_and(|p| self.removable(p.epoch))
+        self.pending
+            .front()
+            .is_some_and(|p| self.removable(p.epoch))
     }
 
     /// The oldest eviction that may be carried out, no longer pending once returned.
@@ -866,7 +868,10 @@ mod tests {
             t.get(b.cid()).unwrap().unwrap();
         }
         for b in &hot {
-            assert!(t.has(b.cid().hash()).unwrap(), "hot block evicted by a scan");
+            assert!(
+                t.has(b.cid().hash()).unwrap(),
+                "hot block evicted by a scan"
+            );
         }
     }
 

@@ -186,7 +186,9 @@ impl fmt::Display for Kind {
 
 /// A string that names no task kind.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown task kind {0:?} (known: noop, bench.hash, bench.store, bench.fetch, dag.stat, exec)")]
+#[error(
+    "unknown task kind {0:?} (known: noop, bench.hash, bench.store, bench.fetch, dag.stat, exec)"
+)]
 pub struct UnknownKind(String);
 
 impl FromStr for Kind {
@@ -734,7 +736,10 @@ mod tests {
         }
         assert!("bench.gpu".parse::<Kind>().is_err());
         assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/1");
-        assert_eq!(Topic::parse("/ipfsbench/lab/reports/1", "lab"), Some(Topic::Reports));
+        assert_eq!(
+            Topic::parse("/ipfsbench/lab/reports/1", "lab"),
+            Some(Topic::Reports)
+        );
         assert_eq!(Topic::parse("/ipfsbench/lab/reports/1", "other"), None);
         assert!(valid_cluster_name("default"));
         assert!(!valid_cluster_name("a/b"));

@@ -62,7 +62,9 @@ fn spec(args: &Args) -> Result<Spec, ApiError> {
         .get("kind")
         .ok_or_else(|| ApiError::bad_request("argument \"kind\" is required"))?
         .parse()
-        .map_err(|e: ipfsbench_protocols::task::UnknownKind| ApiError::bad_request(e.to_string()))?;
+        .map_err(|e: ipfsbench_protocols::task::UnknownKind| {
+            ApiError::bad_request(e.to_string())
+        })?;
     let mut spec = Spec::new(kind);
     for input in args.all("input") {
         let cid = input
@@ -102,9 +104,7 @@ async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
     let spec = spec(&args)?;
     let key = match args.get("key") {
         Some(k) if k.is_empty() || k.len() > ipfsbench_protocols::task::MAX_SHORT_TEXT => {
-            return Err(ApiError::bad_request(
-                "key must be 1 to 1024 bytes long",
-            ))
+            return Err(ApiError::bad_request("key must be 1 to 1024 bytes long"))
         }
         Some(k) => k.to_string(),
         None => {
@@ -198,18 +198,12 @@ async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
 }
 
 async fn peers(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
-    let peers = api
-        .service
-        .call(|reply| Command::Peers { reply })
-        .await?;
+    let peers = api.service.call(|reply| Command::Peers { reply }).await?;
     Ok(Json(json!({ "Peers": peers })))
 }
 
 async fn stats(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
-    let mut stats = api
-        .service
-        .call(|reply| Command::Stats { reply })
-        .await?;
+    let mut stats = api.service.call(|reply| Command::Stats { reply }).await?;
     stats.rejected_by_host = api.net.pubsub_stats().await?.rejected;
     Ok(Json(json!(stats)))
 }

@@ -116,6 +116,9 @@ mod tests {
             peers.heard(PeerId::random(), &hb(1), 2000 + i);
         }
         assert_eq!(peers.iter().count(), MAX_PEERS);
-        assert!(peers.get(&p).is_none(), "the longest silent peer went first");
+        assert!(
+            peers.get(&p).is_none(),
+            "the longest silent peer went first"
+        );
     }
 }

@@ -220,8 +220,8 @@ impl Master {
         };
         for entry in master.tasks.iter() {
             let (_, value) = entry?;
-            let mut record: TaskRecord = serde_json::from_slice(&value)
-                .map_err(|e| MasterError::Corrupt(e.to_string()))?;
+            let mut record: TaskRecord =
+                serde_json::from_slice(&value).map_err(|e| MasterError::Corrupt(e.to_string()))?;
             master.next_seq = master.next_seq.max(record.seq + 1);
             if record.state.is_terminal() {
                 continue;
@@ -331,8 +331,8 @@ impl Master {
         let mut out = Vec::new();
         for entry in self.tasks.iter() {
             let (_, value) = entry?;
-            let record: TaskRecord = serde_json::from_slice(&value)
-                .map_err(|e| MasterError::Corrupt(e.to_string()))?;
+            let record: TaskRecord =
+                serde_json::from_slice(&value).map_err(|e| MasterError::Corrupt(e.to_string()))?;
             if state.is_none_or(|s| s == record.state) {
                 out.push(record);
             }
@@ -359,7 +359,10 @@ impl Master {
         now_ms: u64,
     ) -> Result<(TaskRecord, Option<Message>), MasterError> {
         let Some(mut record) = self.active.remove(id) else {
-            return self.get(id)?.map(|r| (r, None)).ok_or(MasterError::NoSuchTask(*id));
+            return self
+                .get(id)?
+                .map(|r| (r, None))
+                .ok_or(MasterError::NoSuchTask(*id));
         };
         self.queue.remove(&(record.seq, *id));
         let stop = matches!(record.state, State::Assigned | State::Running).then(|| {
@@ -376,7 +379,12 @@ impl Master {
     }
 
     /// A worker's heartbeat renews the leases of the attempts it lists.
-    pub fn on_heartbeat(&mut self, from: PeerId, hb: &Heartbeat, now_ms: u64) -> Result<(), MasterError> {
+    pub fn on_heartbeat(
+        &mut self,
+        from: PeerId,
+        hb: &Heartbeat,
+        now_ms: u64,
+    ) -> Result<(), MasterError> {
         let from = from.to_string();
         for (task, attempt) in &hb.running {
             if let Some(record) = self.active.get_mut(task) {
@@ -401,7 +409,12 @@ impl Master {
 
     /// A worker took or refused an attempt. Returns false when the claim is not about a
     /// current attempt of that worker.
-    pub fn on_claim(&mut self, from: PeerId, claim: &Claim, now_ms: u64) -> Result<bool, MasterError> {
+    pub fn on_claim(
+        &mut self,
+        from: PeerId,
+        claim: &Claim,
+        now_ms: u64,
+    ) -> Result<bool, MasterError> {
         let lease = self.config.lease_ms;
         let base = self.config.backoff_base_ms;
         let Some(record) = self.current(&claim.task, claim.attempt, &from) else {
@@ -439,7 +452,12 @@ impl Master {
 
     /// A worker reports how an attempt ended. Returns false when it is not about a current
     /// attempt of that worker.
-    pub fn on_report(&mut self, from: PeerId, report: &Report, now_ms: u64) -> Result<bool, MasterError> {
+    pub fn on_report(
+        &mut self,
+        from: PeerId,
+        report: &Report,
+        now_ms: u64,
+    ) -> Result<bool, MasterError> {
         if self.current(&report.task, report.attempt, &from).is_none() {
             return Ok(false);
         }
@@ -591,7 +609,10 @@ impl Master {
             if !matches!(record.state, State::Assigned | State::Running) {
                 continue;
             }
-            let Some(worker) = record.worker.as_deref().and_then(|w| w.parse::<PeerId>().ok())
+            let Some(worker) = record
+                .worker
+                .as_deref()
+                .and_then(|w| w.parse::<PeerId>().ok())
             else {
                 continue;
             };
@@ -811,7 +832,13 @@ mod tests {
         assert_eq!(m.get(&id).unwrap().unwrap().state, State::Assigned);
         let (r, stop) = m.cancel(&id, 1600).unwrap();
         assert_eq!(r.state, State::Cancelled);
-        assert_eq!(stop, Some(Message::Cancel(Cancel { task: id, attempt: 1 })));
+        assert_eq!(
+            stop,
+            Some(Message::Cancel(Cancel {
+                task: id,
+                attempt: 1
+            }))
+        );
     }
 
     #[test]

@@ -575,7 +575,11 @@ impl Actor {
                 memory_available_bytes: available,
                 store_free_bytes: system::free_bytes(self.repo.path()),
                 running: u16::try_from(self.running.len()).unwrap_or(u16::MAX),
-                max_concurrent: if worker { self.settings.max_concurrent } else { 0 },
+                max_concurrent: if worker {
+                    self.settings.max_concurrent
+                } else {
+                    0
+                },
                 hardware: self.runner.hardware.clone(),
                 programs: if worker {
                     self.settings.programs.keys().cloned().collect()
@@ -656,10 +660,8 @@ impl Actor {
                     if !self.settings.trusted_masters.contains(&from) {
                         self.counters.unauthorised += 1;
                         true
-                    } else if let Some(r) = self
-                        .running
-                        .get(&c.task)
-                        .filter(|r| r.attempt == c.attempt)
+                    } else if let Some(r) =
+                        self.running.get(&c.task).filter(|r| r.attempt == c.attempt)
                     {
                         r.abort.abort();
                         self.running.remove(&c.task);
@@ -739,10 +741,7 @@ impl Actor {
                 attempt: a.attempt,
                 accepted: false,
                 started_unix_ms: 0,
-                reason: format!(
-                    "at capacity ({} running)",
-                    self.settings.max_concurrent
-                ),
+                reason: format!("at capacity ({} running)", self.settings.max_concurrent),
             }));
             return;
         }
@@ -847,9 +846,9 @@ impl Actor {
                 self.waiters.entry(id).or_default().push(reply);
             }
             Command::Status { id, reply } => {
-                let result = self.need_master().and_then(|m| {
-                    m.get(&id)?.ok_or(ServiceError::NotFound(id))
-                });
+                let result = self
+                    .need_master()
+                    .and_then(|m| m.get(&id)?.ok_or(ServiceError::NotFound(id)));
                 let _ = reply.send(result);
             }
             Command::List {

@@ -11,7 +11,13 @@ pub(crate) fn memory() -> (u64, u64) {
     let field = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .and_then(|rest| {
+                rest.trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
             .map_or(0, |kib| kib * 1024)
     };
     (field("MemTotal:"), field("MemAvailable:"))
@@ -39,7 +45,7 @@ pub(crate) fn free_bytes(path: &Path) -> u64 {
             return 0;
         }
         let stat = stat.assume_init();
-        (stat.f_bavail as u64).saturating_mul(stat.f_frsize as u64)
+        stat.f_bavail.saturating_mul(stat.f_frsize)
     }
 }
 

@@ -174,7 +174,12 @@ impl Runner {
                     let done = (i + 1) * 1000 / spec.inputs.len();
                     report(u16::try_from(done).unwrap_or(1000), "input fetched");
                 }
-                let total = |key: &str| per_input.iter().filter_map(|m| m[key].as_u64()).sum::<u64>();
+                let total = |key: &str| {
+                    per_input
+                        .iter()
+                        .filter_map(|m| m[key].as_u64())
+                        .sum::<u64>()
+                };
                 metrics.insert("Blocks".into(), json!(total("Blocks")));
                 metrics.insert("Bytes".into(), json!(total("Bytes")));
                 metrics.insert("BlocksFetched".into(), json!(total("BlocksFetched")));
@@ -280,7 +285,10 @@ impl Runner {
             )));
         }
         if !status.success() {
-            return Err(RunError(format!("{name} exited with {status}: {}", stderr.trim())));
+            return Err(RunError(format!(
+                "{name} exited with {status}: {}",
+                stderr.trim()
+            )));
         }
         report(900, "adding outputs");
         let repo = Arc::clone(&self.repo);
@@ -427,9 +435,15 @@ fn bench_store(dir: &Path, size: u64) -> Result<Map<String, Value>, RunError> {
     m.insert("Blocks".into(), json!(count));
     m.insert("Bytes".into(), json!(written));
     m.insert("WriteSeconds".into(), json!(write));
-    m.insert("WriteMBps".into(), json!(written as f64 / 1e6 / write.max(1e-9)));
+    m.insert(
+        "WriteMBps".into(),
+        json!(written as f64 / 1e6 / write.max(1e-9)),
+    );
     m.insert("ReadSeconds".into(), json!(read));
-    m.insert("ReadMBps".into(), json!(read_bytes as f64 / 1e6 / read.max(1e-9)));
+    m.insert(
+        "ReadMBps".into(),
+        json!(read_bytes as f64 / 1e6 / read.max(1e-9)),
+    );
     Ok(m)
 }
 

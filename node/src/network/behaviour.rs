@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipfsbench_protocols::bitswap;
+use ipfsbench_protocols::task;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use ipfsbench_protocols::task;
-use sha2::{Digest, Sha256};
 use libp2p::{autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
+use sha2::{Digest, Sha256};
 
 use super::NetworkError;
 use crate::config::Role;

@@ -95,12 +95,12 @@ pub fn spawn(
     repo.tiers()
         .activate(config.role)
         .map_err(|e| NetworkError::Setup(e.to_string()))?;
-    let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> =
-        if repo.tiers().serves_blocks() {
-            Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
-        } else {
-            Arc::new(crate::tiers::NoBlocks)
-        };
+    let serve = repo.tiers().serves_blocks();
+    let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if serve {
+        Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
+    } else {
+        Arc::new(crate::tiers::NoBlocks)
+    };
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
     let role = config.role;
     let mdns = config.mdns;

@@ -345,7 +345,10 @@ impl<K: Eq + StdHash + Clone> AdaptiveCache<K> {
         let c = self.capacity;
         assert!(e[T1].bytes + e[T2].bytes <= c, "residents over capacity");
         assert!(e[T1].bytes + e[B1].bytes <= c, "T1 + B1 over capacity");
-        assert!(e.iter().map(|e| e.bytes).sum::<u64>() <= 2 * c, "lists over 2c");
+        assert!(
+            e.iter().map(|e| e.bytes).sum::<u64>() <= 2 * c,
+            "lists over 2c"
+        );
         assert!(self.ghosts() <= self.ghost_limit, "too many ghosts");
         assert!(self.target <= c, "target over capacity");
     }

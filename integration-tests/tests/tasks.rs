@@ -1,0 +1,330 @@
+//! Tasks across real daemons on loopback: a master schedules over gossipsub, workers run,
+//! a leecher fetches the results; workers and masters die; untrusted and broken messages are
+//! dropped.
+
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipfsbench_integration_tests::daemon::Node;
+use serde_json::Value;
+
+/// Heartbeats every 200 ms, so the cluster forms and notices deaths quickly; the lease and
+/// worker settings per test.
+fn configure(repo: &Path, lease_ms: u64, max_concurrent: u16) {
+    let path = repo.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
+        .replace("lease_ms = 10000", &format!("lease_ms = {lease_ms}"))
+        .replace("backoff_base_ms = 500", "backoff_base_ms = 100")
+        .replace(
+            "max_concurrent_tasks = 0",
+            &format!("max_concurrent_tasks = {max_concurrent}"),
+        )
+        .replace(
+            "[tasks.exec_programs]\n",
+            "[tasks.exec_programs]\nsleep = \"/bin/sleep\"\n",
+        );
+    std::fs::write(&path, text).unwrap();
+}
+
+fn master(lease_ms: u64, extra: &[&str]) -> Node {
+    Node::start_configured("master", extra, |r| configure(r, lease_ms, 0))
+}
+
+fn worker(master: &Node, max_concurrent: u16, extra: &[&str]) -> Node {
+    let mut flags = vec![
+        "--bootstrap",
+        &master.addr,
+        "--trust-master",
+        &master.peer_id,
+    ];
+    flags.extend_from_slice(extra);
+    Node::start_configured("worker", &flags, |r| configure(r, 10_000, max_concurrent))
+}
+
+fn json(node: &Node, args: &[&str]) -> Value {
+    serde_json::from_slice(&node.ok(args)).unwrap()
+}
+
+/// Polls `check` every 50 ms until it holds; fails after `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until the master has heard heartbeats from every node in `nodes`.
+fn wait_for_cluster(master: &Node, nodes: &[&Node]) {
+    wait_until(60, "the master hears every node", || {
+        let peers = json(master, &["cluster", "stats"]);
+        assert!(peers["Role"] == "master");
+        let listed = String::from_utf8(master.ok(&["cluster", "peers"])).unwrap();
+        nodes.iter().all(|n| listed.contains(&n.peer_id))
+    });
+}
+
+fn submit(node: &Node, args: &[&str]) -> String {
+    let mut full = vec!["task", "submit"];
+    full.extend_from_slice(args);
+    String::from_utf8(node.ok(&full))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+fn status(master: &Node, id: &str) -> Value {
+    json(master, &["task", "status", id])
+}
+
+/// `task ls` lines: (id, kind, state, result).
+fn list(master: &Node) -> Vec<(String, String, String, String)> {
+    String::from_utf8(master.ok(&["task", "ls"]))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f[0].into(), f[1].into(), f[2].into(), f[3].into())
+        })
+        .collect()
+}
+
+fn count_in(master: &Node, state: &str) -> usize {
+    list(master).iter().filter(|t| t.2 == state).count()
+}
+
+#[test]
+fn two_hundred_tasks_complete_and_the_leecher_fetches_every_result() {
+    let m = master(10_000, &[]);
+    let w1 = worker(&m, 4, &[]);
+    let w2 = worker(&m, 4, &[]);
+    let leecher = Node::start_configured("leecher", &["--bootstrap", &m.addr], |r| {
+        configure(r, 10_000, 0)
+    });
+    wait_for_cluster(&m, &[&w1, &w2, &leecher]);
+    let mut ids = Vec::new();
+    for i in 0..200 {
+        let id = match i % 20 {
+            0 => submit(&m, &["--kind", "bench.hash", "--param", "size=1048576"]),
+            1 => submit(&m, &["--kind", "bench.store", "--param", "size=1048576"]),
+            _ => submit(&m, &["--kind", "noop"]),
+        };
+        ids.push(id);
+    }
+    wait_until(120, "all 200 tasks succeed", || {
+        let tasks = list(&m);
+        assert!(
+            tasks.iter().all(|t| t.2 != "failed"),
+            "a task failed: {tasks:?}"
+        );
+        tasks.iter().filter(|t| t.2 == "succeeded").count() == 200
+    });
+    let tasks = list(&m);
+    assert_eq!(tasks.len(), 200);
+    let mut ran_on = std::collections::HashSet::new();
+    for (id, kind, _, result) in &tasks {
+        assert!(ids.contains(id));
+        // The leecher, connected only to the master, fetches the record from the worker.
+        let record: Value = serde_json::from_slice(&leecher.ok(&["cat", result])).unwrap();
+        assert_eq!(record["Task"].as_str(), Some(id.as_str()));
+        assert_eq!(record["Kind"].as_str(), Some(kind.as_str()));
+        if kind == "bench.hash" {
+            assert_eq!(record["Metrics"]["Bytes"], 1_048_576);
+            assert!(record["Metrics"]["MBps"].as_f64().unwrap() > 0.0);
+        }
+        ran_on.insert(record["Worker"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ran_on.len(), 2, "both workers took tasks");
+    assert!(ran_on.contains(&w1.peer_id) && ran_on.contains(&w2.peer_id));
+    // The leecher was never given work.
+    assert_eq!(json(&leecher, &["cluster", "stats"])["Running"], 0);
+}
+
+#[test]
+fn a_killed_workers_task_finishes_on_the_other_worker() {
+    let m = master(1500, &[]);
+    let mut w1 = worker(&m, 1, &[]);
+    let w2 = worker(&m, 1, &[]);
+    wait_for_cluster(&m, &[&w1, &w2]);
+    let a = submit(
+        &m,
+        &[
+            "--kind",
+            "exec",
+            "--param",
+            "program=sleep",
+            "--param",
+            "arg=2",
+        ],
+    );
+    let b = submit(
+        &m,
+        &[
+            "--kind",
+            "exec",
+            "--param",
+            "program=sleep",
+            "--param",
+            "arg=2",
+        ],
+    );
+    wait_until(30, "both tasks run", || {
+        status(&m, &a)["State"] == "running" && status(&m, &b)["State"] == "running"
+    });
+    let victim = if status(&m, &a)["Worker"] == w1.peer_id.as_str() {
+        a.clone()
+    } else {
+        b.clone()
+    };
+    assert_eq!(status(&m, &victim)["Worker"], w1.peer_id.as_str());
+    w1.kill();
+    wait_until(60, "both tasks succeed", || {
+        status(&m, &a)["State"] == "succeeded" && status(&m, &b)["State"] == "succeeded"
+    });
+    let record = status(&m, &victim);
+    assert_eq!(record["Worker"], w2.peer_id.as_str());
+    assert!(record["Attempt"].as_u64().unwrap() >= 2);
+    assert!(
+        record["LastError"]
+            .as_str()
+            .unwrap()
+            .contains("lease expired"),
+        "{record}"
+    );
+    let result = record["Result"].as_str().unwrap();
+    let out: Value = serde_json::from_slice(&w2.ok(&["cat", result])).unwrap();
+    assert_eq!(out["Metrics"]["ExitCode"], 0);
+}
+
+#[test]
+fn a_master_killed_and_restarted_loses_no_task() {
+    let mut m = master(1500, &[]);
+    let w = worker(&m, 2, &[]);
+    wait_for_cluster(&m, &[&w]);
+    let mut ids = Vec::new();
+    for _ in 0..30 {
+        ids.push(submit(
+            &m,
+            &[
+                "--kind",
+                "exec",
+                "--param",
+                "program=sleep",
+                "--param",
+                "arg=0.2",
+            ],
+        ));
+    }
+    // Every submission was acknowledged, so it is durable: kill the master mid-queue.
+    m.kill();
+    m.restart();
+    w.connect(&m);
+    let tasks = list(&m);
+    assert_eq!(tasks.len(), 30, "the restarted master lists every task");
+    wait_until(120, "all 30 tasks succeed after the restart", || {
+        count_in(&m, "succeeded") == 30
+    });
+    for id in &ids {
+        assert_eq!(status(&m, id)["State"], "succeeded");
+    }
+}
+
+#[test]
+fn assignments_from_an_untrusted_master_are_ignored() {
+    let m = master(10_000, &[]);
+    let rogue = master(10_000, &[]);
+    let w = worker(&m, 2, &["--bootstrap", &rogue.addr]);
+    wait_for_cluster(&m, &[&w]);
+    wait_for_cluster(&rogue, &[&w]);
+    let ignored = submit(&rogue, &["--kind", "noop"]);
+    wait_until(30, "the worker drops the rogue assignment", || {
+        json(&w, &["cluster", "stats"])["Messages"]["Unauthorised"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    });
+    // The trusted master's work still runs.
+    let out = String::from_utf8(m.ok(&["task", "submit", "--kind", "noop", "--wait"])).unwrap();
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let rogue_task = status(&rogue, &ignored);
+    assert_ne!(rogue_task["State"], "succeeded");
+    assert_ne!(rogue_task["State"], "running");
+    assert!(rogue_task["Result"].is_null());
+}
+
+#[test]
+fn garbage_oversized_and_unauthorised_gossip_is_dropped() {
+    let m = master(10_000, &[]);
+    let w = worker(&m, 2, &[]);
+    let p = Node::start_configured("leecher", &["--bootstrap", &m.addr], |r| {
+        configure(r, 10_000, 0)
+    });
+    wait_for_cluster(&m, &[&w, &p]);
+    let topic = "/ipfsbench/default/tasks/1";
+    wait_until(30, "the leecher sees the master on the task topic", || {
+        String::from_utf8(p.ok(&["pubsub", "peers", topic]))
+            .unwrap()
+            .contains(&m.peer_id)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, b"\x01this is not a task message").unwrap();
+    let oversized = dir.path().join("oversized");
+    std::fs::write(&oversized, vec![1u8; 100 << 10]).unwrap();
+    p.ok(&["pubsub", "pub", topic, garbage.to_str().unwrap()]);
+    p.ok(&["pubsub", "pub", topic, oversized.to_str().unwrap()]);
+    // A well-formed submission from a peer the master does not list as a submitter.
+    let refused = submit(&p, &["--kind", "noop"]);
+    wait_until(30, "the master drops all three", || {
+        let stats = json(&m, &["cluster", "stats"]);
+        stats["RejectedByHost"].as_u64().unwrap() >= 2
+            && stats["Messages"]["Unauthorised"].as_u64().unwrap() >= 1
+    });
+    assert!(!m.cli(&["task", "status", &refused]).status.success());
+    // Rejected messages are not forwarded: the worker, reached only through the master,
+    // never saw them.
+    assert_eq!(json(&w, &["cluster", "stats"])["RejectedByHost"], 0);
+    // Everyone is healthy: work still flows.
+    let out = String::from_utf8(m.ok(&["task", "submit", "--kind", "noop", "--wait"])).unwrap();
+    assert_eq!(out.lines().count(), 2, "{out}");
+}
+
+#[test]
+fn bad_submissions_are_refused_with_clear_errors() {
+    let m = master(10_000, &[]);
+    let w = worker(&m, 1, &[]);
+    wait_for_cluster(&m, &[&w]);
+    for (args, message) in [
+        (vec!["--kind", "bench.gpu"], "unknown task kind"),
+        (
+            vec!["--kind", "exec", "--param", "program=gcc"],
+            "not on the exec allowlist",
+        ),
+        (vec!["--kind", "bench.fetch"], "needs an input"),
+        (vec!["--kind", "noop", "--param", "novalue"], "key=value"),
+    ] {
+        let mut full = vec!["task", "submit"];
+        full.extend_from_slice(&args);
+        let out = m.cli(&full);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+    assert!(list(&m).is_empty(), "nothing was queued");
+    // The same idempotency key names the same task.
+    let a = submit(&m, &["--kind", "noop", "--key", "once"]);
+    let b = submit(&m, &["--kind", "noop", "--key", "once"]);
+    assert_eq!(a, b);
+    assert_eq!(list(&m).len(), 1);
+    // Workers keep no task records.
+    let out = w.cli(&["task", "ls"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kept by masters"));
+}
