@@ -34,7 +34,7 @@ fn main() {
     // Idle RSS: a fresh daemon after it has settled.
     let idle = Node::start("worker", &[]);
     std::thread::sleep(Duration::from_secs(3));
-    let idle_rss = rss_kib(&idle);
+    let idle_rss = idle.rss_kib();
     drop(idle);
 
     // ours -> ours
@@ -124,20 +124,4 @@ fn timed_cat(node: &Node, cid: &str) -> Duration {
         .unwrap();
     assert!(status.success(), "cat failed");
     start.elapsed()
-}
-
-fn rss_kib(node: &Node) -> u64 {
-    let pid = std::fs::read_to_string(node.repo().join("repo.lock")).unwrap();
-    let pid = pid
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u32>().ok())
-        .unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
 }

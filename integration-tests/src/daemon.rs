@@ -135,6 +135,20 @@ impl Node {
         self.child.as_ref().map(Child::id)
     }
 
+    /// The daemon's resident set size now, in KiB (0 when it does not run).
+    pub fn rss_kib(&self) -> u64 {
+        let Some(pid) = self.pid() else {
+            return 0;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The daemon's stderr, captured in a file.
     pub fn log_path(&self) -> PathBuf {
         self._dir.path().join("daemon.log")

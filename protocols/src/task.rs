@@ -430,6 +430,8 @@ pub struct Report {
     pub task: TaskId,
     /// The attempt.
     pub attempt: u32,
+    /// When it started on the worker (Unix time, milliseconds).
+    pub started_unix_ms: u64,
     /// How it ended.
     pub outcome: Outcome,
 }
@@ -628,6 +630,7 @@ mod tests {
             Message::Report(Report {
                 task,
                 attempt: 2,
+                started_unix_ms: 1,
                 outcome: Outcome::Done {
                     record: WireCid(cid()),
                 },
@@ -635,6 +638,7 @@ mod tests {
             Message::Report(Report {
                 task,
                 attempt: 1,
+                started_unix_ms: 1,
                 outcome: Outcome::Failed {
                     error: "boom".into(),
                 },

@@ -204,6 +204,8 @@ async fn peers(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
 
 async fn stats(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
     let mut stats = api.service.call(|reply| Command::Stats { reply }).await?;
-    stats.rejected_by_host = api.net.pubsub_stats().await?.rejected;
+    let host = api.net.pubsub_stats().await?;
+    stats.rejected_by_host = host.rejected;
+    stats.lagged = host.lagged;
     Ok(Json(json!(stats)))
 }

@@ -464,6 +464,8 @@ impl Master {
         match &report.outcome {
             Outcome::Done { record: cid } => {
                 if let Some(record) = self.active.get_mut(&report.task) {
+                    // The claim may have been lost or overtaken; the report says it too.
+                    record.started_ms.get_or_insert(report.started_unix_ms);
                     record.state = State::Succeeded;
                     record.result = Some(cid.0.to_string());
                     record.progress_permille = 1000;
@@ -735,6 +737,7 @@ mod tests {
         let done = Report {
             task,
             attempt,
+            started_unix_ms: 25,
             outcome: Outcome::Done {
                 record: WireCid(
                     "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"

@@ -248,6 +248,8 @@ pub struct Stats {
     /// Gossip on task topics the host rejected before it reached the service (did not decode
     /// or broke a limit).
     pub rejected_by_host: u64,
+    /// Gossip this node's subscribers had no room for: dropped.
+    pub lagged: u64,
     /// Attempts running here.
     pub running: usize,
     /// Unfinished tasks by state (masters).
@@ -419,6 +421,7 @@ impl Service {
 #[derive(Debug)]
 struct Running {
     attempt: u32,
+    started_ms: u64,
     abort: tokio::task::AbortHandle,
 }
 
@@ -541,15 +544,13 @@ impl Actor {
             Input::Gossip(m) => self.on_gossip(m),
             Input::Command(c) => self.on_command(c),
             Input::Done(task, attempt, outcome) => {
-                if self
-                    .running
-                    .get(&task)
-                    .is_some_and(|r| r.attempt == attempt)
-                {
+                if let Some(r) = self.running.get(&task).filter(|r| r.attempt == attempt) {
+                    let started_unix_ms = r.started_ms;
                     self.running.remove(&task);
                     self.outbox.push(Message::Report(Report {
                         task,
                         attempt,
+                        started_unix_ms,
                         outcome,
                     }));
                 }
@@ -745,12 +746,12 @@ impl Actor {
             }));
             return;
         }
-        let (task, attempt) = (a.task, a.attempt);
+        let (task, attempt, started_ms) = (a.task, a.attempt, now_ms());
         self.outbox.push(Message::Claim(Claim {
             task,
             attempt,
             accepted: true,
-            started_unix_ms: now_ms(),
+            started_unix_ms: started_ms,
             reason: String::new(),
         }));
         let runner = Arc::clone(&self.runner);
@@ -773,6 +774,7 @@ impl Actor {
             task,
             Running {
                 attempt,
+                started_ms,
                 abort: handle.abort_handle(),
             },
         );
@@ -906,6 +908,7 @@ impl Actor {
                     role: self.settings.role,
                     messages: self.counters,
                     rejected_by_host: 0,
+                    lagged: 0,
                     running: self.running.len(),
                     tasks,
                 };

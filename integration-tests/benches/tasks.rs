@@ -1,0 +1,201 @@
+//! Task dispatch benchmark: rounds of 1,000 `noop` tasks through a master and two workers on
+//! loopback (separate processes), submitted over the HTTP API by 8 concurrent clients.
+//! Reports the time until every task is done, the submit-to-start latency (from the task
+//! records: the master's submission time to the worker's start time, same machine clock) and
+//! each daemon's RSS after every round.
+//!
+//! Run: `cargo build --release -p ipfsbench-node && cargo bench -p ipfsbench-integration-tests
+//! --bench tasks` (`BENCH_TASKS` overrides the 1,000 tasks per round, `BENCH_ROUNDS` the 3
+//! rounds).
+
+// A benchmark reports failures by panicking, like a test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipfsbench_integration_tests::daemon::Node;
+use serde_json::Value;
+
+/// Concurrent submitting clients.
+const CLIENTS: usize = 8;
+/// Tasks submitted one at a time to measure unloaded latency.
+const LATENCY_SAMPLES: usize = 100;
+
+fn configure(repo: &Path) {
+    let path = repo.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("heartbeat_ms = 1000", "heartbeat_ms = 250")
+        .replace("max_concurrent_tasks = 0", "max_concurrent_tasks = 16");
+    std::fs::write(&path, text).unwrap();
+}
+
+fn api_base(node: &Node) -> String {
+    let addr = std::fs::read_to_string(node.repo().join("api")).unwrap();
+    let port = addr.trim().rsplit('/').next().unwrap().to_string();
+    format!("http://127.0.0.1:{port}/api/v0")
+}
+
+fn post(agent: &ureq::Agent, url: &str) -> Value {
+    let mut resp = agent.post(url).send_empty().unwrap();
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.body_mut().read_json().unwrap()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!(
+            "tasks benchmark: run with `cargo bench -p ipfsbench-integration-tests --bench tasks`"
+        );
+        return;
+    }
+    let per_round: usize = std::env::var("BENCH_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let rounds: usize = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let master = Node::start_configured("master", &[], configure);
+    let flags = [
+        "--bootstrap",
+        master.addr.as_str(),
+        "--trust-master",
+        master.peer_id.as_str(),
+    ];
+    let workers = [
+        Node::start_configured("worker", &flags, configure),
+        Node::start_configured("worker", &flags, configure),
+    ];
+    let base = api_base(&master);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let peers = post(&agent, &format!("{base}/cluster/peers"));
+        let heard = peers["Peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| workers.iter().any(|w| p["Peer"] == w.peer_id.as_str()))
+            .count();
+        if heard == workers.len() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the workers never reported");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let rss = |label: &str| {
+        println!(
+            "RSS {label:<14} master {:>6.1} MiB, worker 1 {:>6.1} MiB, worker 2 {:>6.1} MiB",
+            master.rss_kib() as f64 / 1024.0,
+            workers[0].rss_kib() as f64 / 1024.0,
+            workers[1].rss_kib() as f64 / 1024.0
+        );
+    };
+    rss("before");
+    for round in 1..=rounds {
+        let clock = Instant::now();
+        std::thread::scope(|s| {
+            for c in 0..CLIENTS {
+                let (agent, base) = (&agent, &base);
+                s.spawn(move || {
+                    for i in (c..per_round).step_by(CLIENTS) {
+                        let v = post(
+                            agent,
+                            &format!("{base}/task/submit?kind=noop&key=r{round}-{i}"),
+                        );
+                        assert_eq!(v["New"], true);
+                    }
+                });
+            }
+        });
+        let submitted = clock.elapsed();
+        loop {
+            let stats = post(&agent, &format!("{base}/cluster/stats"));
+            if stats["Tasks"].as_object().unwrap().is_empty() {
+                break;
+            }
+            assert!(
+                clock.elapsed() < Duration::from_secs(300),
+                "round {round} did not finish: {stats}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let done = clock.elapsed();
+        let records = post(&agent, &format!("{base}/task/ls?limit=1000000"));
+        let records: Vec<&Value> = records["Tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r["Key"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("r{round}-"))
+            })
+            .collect();
+        assert_eq!(records.len(), per_round);
+        let mut latency: Vec<u64> = records
+            .iter()
+            .map(|r| {
+                assert_eq!(r["State"], "succeeded", "{r}");
+                r["StartedMs"]
+                    .as_u64()
+                    .unwrap()
+                    .saturating_sub(r["SubmittedMs"].as_u64().unwrap())
+            })
+            .collect();
+        latency.sort_unstable();
+        println!(
+            "round {round}: {per_round} noop tasks submitted in {:.2} s, all done in {:.2} s \
+             ({:.0} tasks/s); submit->start p50 {} ms, p95 {} ms, max {} ms",
+            submitted.as_secs_f64(),
+            done.as_secs_f64(),
+            per_round as f64 / done.as_secs_f64(),
+            percentile(&latency, 0.5),
+            percentile(&latency, 0.95),
+            latency.last().unwrap()
+        );
+        rss(&format!("after round {round}"));
+    }
+    // Unloaded latency: one client submits one task at a time, each after the previous one
+    // started, so no task waits in the queue behind others.
+    let mut latency = Vec::new();
+    for i in 0..LATENCY_SAMPLES {
+        let v = post(&agent, &format!("{base}/task/submit?kind=noop&key=lat-{i}"));
+        let id = v["Id"].as_str().unwrap().to_string();
+        loop {
+            let r = post(&agent, &format!("{base}/task/status?arg={id}"));
+            if let (Some(start), Some(submit)) =
+                (r["StartedMs"].as_u64(), r["SubmittedMs"].as_u64())
+            {
+                latency.push(start.saturating_sub(submit));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    latency.sort_unstable();
+    println!(
+        "unloaded: {LATENCY_SAMPLES} noop tasks one at a time: submit->start p50 {} ms, p95 {} ms, max {} ms",
+        percentile(&latency, 0.5),
+        percentile(&latency, 0.95),
+        latency.last().unwrap()
+    );
+    rss("at the end");
+    let stats = post(&agent, &format!("{base}/cluster/stats"));
+    println!(
+        "master counters: {} task messages received, {} dropped for lack of room",
+        stats["Messages"]["Received"], stats["Lagged"]
+    );
+    println!("goals: 1000 tasks done in under 5 s, p50 submit->start under 20 ms, flat RSS");
+}
