@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo build --release -p ipfsbench-node && cargo bench -p ipfsbench-integration-tests
 //! --bench tasks` (`BENCH_TASKS` overrides the 1,000 tasks per round, `BENCH_ROUNDS` the 3
-//! rounds).
+//! rounds; `BENCH_PAUSE_SECS` idles that long after half the rounds).
 
 // A benchmark reports failures by panicking, like a test.
 #![allow(clippy::unwrap_used)]
@@ -62,6 +62,12 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
+    let pause = Duration::from_secs(
+        std::env::var("BENCH_PAUSE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
     let master = Node::start_configured("master", &[], configure);
     let flags = [
         "--bootstrap",
@@ -166,6 +172,12 @@ fn main() {
             latency.last().unwrap()
         );
         rss(&format!("after round {round}"));
+        if round == rounds / 2 && pause > Duration::ZERO {
+            // Time-bounded caches (gossipsub's seen-message cache keeps ids for 60 s) empty
+            // during an idle spell; what is left after it is what the rounds retained.
+            std::thread::sleep(pause);
+            rss(&format!("after {} s idle", pause.as_secs()));
+        }
     }
     // Unloaded latency: one client submits one task at a time, each after the previous one
     // started, so no task waits in the queue behind others.
