@@ -44,6 +44,9 @@ pub(crate) struct DaemonArgs {
     /// Run assignments from this master (repeatable; adds to tasks.trusted_masters).
     #[arg(long = "trust-master", value_name = "PEERID")]
     pub(crate) trust_master: Vec<String>,
+    /// Masters: give tasks only to this worker (repeatable; adds to tasks.trusted_workers).
+    #[arg(long = "trust-worker", value_name = "PEERID")]
+    pub(crate) trust_worker: Vec<String>,
     /// Take submissions over pubsub from this peer (repeatable; adds to tasks.submitters).
     #[arg(long, value_name = "PEERID")]
     pub(crate) submitter: Vec<String>,

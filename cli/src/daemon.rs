@@ -44,6 +44,9 @@ pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Res
     tasks
         .trusted_masters
         .extend(flags.trust_master.iter().cloned());
+    tasks
+        .trusted_workers
+        .extend(flags.trust_worker.iter().cloned());
     tasks.submitters.extend(flags.submitter.iter().cloned());
     let settings = Settings::new(role, &tasks).context("the [tasks] configuration")?;
     let master = if role == Role::Master {

@@ -86,13 +86,16 @@ pub struct TasksConfig {
     /// The cluster's name: its gossipsub topics are `/ipfsbench/<cluster>/...`. Default
     /// `default`.
     pub cluster: String,
-    /// PeerIds of the masters whose assignments a worker runs. Default: none, so a worker runs
-    /// nothing until the operator lists its masters (a bootstrap peer is not trusted by
-    /// being one).
+    /// PeerIds of the masters whose assignments a worker runs, and whose reports of finished
+    /// tasks a submitting node believes. Default: none, so a worker runs nothing until the
+    /// operator lists its masters (a bootstrap peer is not trusted by being one).
     pub trusted_masters: Vec<String>,
     /// PeerIds a master takes submissions from over pubsub (its own API is always allowed).
     /// Default: none.
     pub submitters: Vec<String>,
+    /// PeerIds of the workers a master gives tasks to and takes results from. Default: none,
+    /// meaning any peer that announces itself as a worker (an open cluster).
+    pub trusted_workers: Vec<String>,
     /// The most tasks a worker runs at once; 0 means one per CPU core. Default 0.
     pub max_concurrent_tasks: u16,
     /// How often a node announces itself. Milliseconds; default 1000.
@@ -121,6 +124,7 @@ impl Default for TasksConfig {
             cluster: "default".into(),
             trusted_masters: Vec::new(),
             submitters: Vec::new(),
+            trusted_workers: Vec::new(),
             max_concurrent_tasks: 0,
             heartbeat_ms: 1000,
             lease_ms: 10_000,
@@ -194,10 +198,15 @@ memory_bytes = 67108864
 # The cluster's name; its gossipsub topics are /ipfsbench/<cluster>/... (`--cluster`).
 cluster = "default"
 # Workers: PeerIds of the masters whose assignments this node runs (`--trust-master`).
-# Nobody is trusted by default, not even the bootstrap peers.
+# Nobody is trusted by default, not even the bootstrap peers. Any node that submits tasks
+# also takes their outcomes only from these masters.
 trusted_masters = []
 # Masters: PeerIds allowed to submit tasks over pubsub (the local API always may).
 submitters = []
+# Masters: PeerIds of the workers to use (`--trust-worker`). Empty means any peer that
+# announces itself as a worker, which lets any peer on the cluster's topics run tasks and
+# report results: list them outside a trusted network.
+trusted_workers = []
 # Workers: the most tasks run at once; 0 means one per CPU core.
 max_concurrent_tasks = 0
 # How often this node announces its role and capacity. Milliseconds.

@@ -186,6 +186,14 @@ pub struct MasterConfig {
 struct Slots {
     max: usize,
     used: usize,
+    /// What the worker's last heartbeat said runs there (zombie attempts included).
+    reported: usize,
+}
+
+impl Slots {
+    fn free(&self) -> usize {
+        self.max.saturating_sub(self.used.max(self.reported))
+    }
 }
 
 /// The master's state.
@@ -384,16 +392,27 @@ impl Master {
         from: PeerId,
         hb: &Heartbeat,
         now_ms: u64,
-    ) -> Result<(), MasterError> {
-        let from = from.to_string();
+    ) -> Result<Vec<Message>, MasterError> {
+        let me = from.to_string();
+        let mut stop = Vec::new();
         for (task, attempt) in &hb.running {
             if let Some(record) = self.active.get_mut(task) {
-                if record.attempt == *attempt && record.worker.as_deref() == Some(from.as_str()) {
+                if record.attempt == *attempt && record.worker.as_deref() == Some(me.as_str()) {
                     record.lease_until_ms = now_ms + self.config.lease_ms;
+                    continue;
                 }
+            } else if self.tasks.get(task.0)?.is_none() {
+                // Not one of ours: another master's task.
+                continue;
             }
+            // An attempt this master gave up on (its lease ran out, the task was cancelled
+            // or moved on) still runs there: stop it, so it frees the worker.
+            stop.push(Message::Cancel(Cancel {
+                task: *task,
+                attempt: *attempt,
+            }));
         }
-        Ok(())
+        Ok(stop)
     }
 
     /// The record of the current attempt `attempt` of `task` run by `from`, if that is what
@@ -543,7 +562,7 @@ impl Master {
         let mut out = Vec::new();
         let mut skipped = Vec::new();
         while let Some(&(seq, id)) = self.queue.first() {
-            if slots.values().all(|s| s.used >= s.max) {
+            if slots.values().all(|s| s.free() == 0) {
                 break;
             }
             self.queue.remove(&(seq, id));
@@ -557,7 +576,15 @@ impl Master {
                 skipped.push((seq, id));
                 continue;
             }
-            let spec = record.spec()?;
+            let spec = match record.spec() {
+                Ok(spec) => spec,
+                Err(e) => {
+                    // Back in the queue, so a failure here strands nothing.
+                    skipped.push((seq, id));
+                    self.queue.extend(skipped);
+                    return Err(e);
+                }
+            };
             let Some(worker) = choose(&slots, peers, &spec) else {
                 skipped.push((seq, id));
                 continue;
@@ -582,7 +609,10 @@ impl Master {
                 lease_ms: u32::try_from(lease_ms).unwrap_or(u32::MAX),
                 spec,
             }));
-            self.settle(&id)?;
+            if let Err(e) = self.settle(&id) {
+                self.queue.extend(skipped);
+                return Err(e);
+            }
         }
         self.queue.extend(skipped);
         Ok(out)
@@ -603,6 +633,7 @@ impl Master {
                     Slots {
                         max: usize::from(p.capacity.max_concurrent),
                         used: 0,
+                        reported: usize::from(p.capacity.running),
                     },
                 )
             })
@@ -643,7 +674,7 @@ fn choose(slots: &HashMap<PeerId, Slots>, peers: &Peers, spec: &Spec) -> Option<
     slots
         .iter()
         .filter(|(id, s)| {
-            s.used < s.max
+            s.free() > 0
                 && spec.target.is_none_or(|t| t.0 == **id)
                 && program.is_none_or(|p| {
                     peers
@@ -651,7 +682,7 @@ fn choose(slots: &HashMap<PeerId, Slots>, peers: &Peers, spec: &Spec) -> Option<
                         .is_some_and(|peer| peer.capacity.programs.iter().any(|q| q == p))
                 })
         })
-        .max_by_key(|(id, s)| (s.max - s.used, **id))
+        .max_by_key(|(id, s)| (s.free(), **id))
         .map(|(id, _)| *id)
 }
 
@@ -829,7 +860,7 @@ mod tests {
             capacity: peers.get(&w).unwrap().capacity.clone(),
             running: vec![(id, 1)],
         };
-        m.on_heartbeat(w, &hb, 900).unwrap();
+        assert!(m.on_heartbeat(w, &hb, 900).unwrap().is_empty());
         worker(&mut peers, w, 1, 1500);
         assert!(m.tick(&peers, 1500).unwrap().is_empty());
         assert_eq!(m.get(&id).unwrap().unwrap().state, State::Assigned);

@@ -47,6 +47,8 @@ pub struct Settings {
     pub trusted_masters: HashSet<PeerId>,
     /// Peers this master takes submissions from over pubsub.
     pub submitters: HashSet<PeerId>,
+    /// Workers this master uses; empty means any peer announcing itself as a worker.
+    pub trusted_workers: HashSet<PeerId>,
     /// Attempts run at once (workers).
     pub max_concurrent: u16,
     /// Heartbeat period.
@@ -133,6 +135,7 @@ impl Settings {
             cluster: config.cluster.clone(),
             trusted_masters: peers("trusted_masters", &config.trusted_masters)?,
             submitters: peers("submitters", &config.submitters)?,
+            trusted_workers: peers("trusted_workers", &config.trusted_workers)?,
             max_concurrent,
             heartbeat: Duration::from_millis(config.heartbeat_ms),
             master: MasterConfig {
@@ -391,6 +394,7 @@ impl Service {
             n_waiters: 0,
             outbox: Vec::new(),
             acks: Vec::new(),
+            sends: Vec::new(),
             dirty: false,
             seq: 0,
         };
@@ -447,6 +451,7 @@ struct Actor {
     n_waiters: usize,
     outbox: Vec<Message>,
     acks: Vec<Ack>,
+    sends: Vec<(Reply<Submitted>, Submitted, Message)>,
     dirty: bool,
     seq: u64,
 }
@@ -623,9 +628,25 @@ impl Actor {
         let role = self.settings.role;
         let acted = match message {
             Message::Heartbeat(hb) => {
-                self.peers.heard(from, &hb, now);
-                if let Some(master) = &mut self.master {
-                    self.dirty |= master.on_heartbeat(from, &hb, now).is_ok();
+                let workers = &self.settings.trusted_workers;
+                if self.master.is_some()
+                    && hb.role == Role::Worker
+                    && !workers.is_empty()
+                    && !workers.contains(&from)
+                {
+                    // Not a worker this master uses: it gets no work, and cannot crowd the
+                    // peer table.
+                    self.counters.unauthorised += 1;
+                } else if self.peers.heard(from, &hb, now) {
+                    if let Some(master) = &mut self.master {
+                        match master.on_heartbeat(from, &hb, now) {
+                            Ok(stop) => {
+                                self.dirty = true;
+                                self.outbox.extend(stop);
+                            }
+                            Err(error) => tracing::error!(%error, "task table"),
+                        }
+                    }
                 }
                 true
             }
@@ -708,18 +729,27 @@ impl Actor {
                     self.dirty |= taken;
                     taken
                 }
-                None => {
-                    // Not a master: a submitter here may be waiting for this result.
-                    if let Outcome::Done { record } = &r.outcome {
-                        self.wake(Finished {
+                None if self.settings.trusted_masters.contains(&from) => {
+                    // A master's word that a task is over: a submitter here may be waiting.
+                    let finished = match &r.outcome {
+                        Outcome::Done { record } => Finished {
                             id: r.task,
                             state: State::Succeeded,
                             result: Some(record.0.to_string()),
                             error: None,
-                        });
-                    }
+                        },
+                        Outcome::Failed { error } => Finished {
+                            id: r.task,
+                            state: State::Failed,
+                            result: None,
+                            error: Some(error.clone()),
+                        },
+                    };
+                    self.wake(finished);
                     true
                 }
+                // A worker's report is for its master.
+                None => false,
             },
         };
         if !acted {
@@ -729,7 +759,8 @@ impl Actor {
 
     fn start_attempt(&mut self, a: task::Assign) {
         if let Some(r) = self.running.get(&a.task) {
-            if r.attempt == a.attempt {
+            if r.attempt >= a.attempt {
+                // The same assignment again, or an older one replayed.
                 return;
             }
             // A newer attempt of the same task replaces the old one here.
@@ -789,15 +820,21 @@ impl Actor {
                     // known here because it derives from this node and the key.
                     let id = TaskId::derive(&self.me, &key);
                     let message = Message::Submit(Submit { key, spec });
-                    let result = message.check().map(|()| Submitted {
-                        id,
-                        new: true,
-                        record: None,
-                    });
-                    if result.is_ok() {
-                        self.outbox.push(message);
+                    match message.check() {
+                        // Answered once it is published (or failed to be).
+                        Ok(()) => self.sends.push((
+                            reply,
+                            Submitted {
+                                id,
+                                new: true,
+                                record: None,
+                            },
+                            message,
+                        )),
+                        Err(e) => {
+                            let _ = reply.send(Err(ServiceError::Refused(e.to_string())));
+                        }
                     }
-                    let _ = reply.send(result.map_err(|e| ServiceError::Refused(e.to_string())));
                     return;
                 };
                 if spec.kind == task::Kind::Exec {
@@ -951,7 +988,29 @@ impl Actor {
         }
         for record in master.take_finished() {
             self.dirty = true;
-            self.wake(Finished::from(&record));
+            let finished = Finished::from(&record);
+            // Whoever submitted it over pubsub learns the outcome from the master, the only
+            // peer it trusts for that.
+            let outcome = match finished.result.as_deref().map(str::parse) {
+                Some(Ok(cid)) => Outcome::Done {
+                    record: task::WireCid(cid),
+                },
+                _ => {
+                    let mut error = match record.state {
+                        State::Cancelled => "cancelled".to_string(),
+                        _ => finished.error.clone().unwrap_or_default(),
+                    };
+                    error.truncate(task::MAX_TEXT);
+                    Outcome::Failed { error }
+                }
+            };
+            self.outbox.push(Message::Report(Report {
+                task: finished.id,
+                attempt: record.attempt,
+                started_unix_ms: record.started_ms.unwrap_or(0),
+                outcome,
+            }));
+            self.wake(finished);
         }
     }
 
@@ -988,6 +1047,18 @@ impl Actor {
                     let _ = r.send(result);
                 }
             }
+        }
+        for (reply, submitted, message) in std::mem::take(&mut self.sends) {
+            let result = match message.encode() {
+                Ok(bytes) => self
+                    .client
+                    .publish(message.topic().name(&self.settings.cluster), bytes)
+                    .await
+                    .map(|()| submitted)
+                    .map_err(|e| ServiceError::Network(e.to_string())),
+                Err(e) => Err(ServiceError::Refused(e.to_string())),
+            };
+            let _ = reply.send(result);
         }
         for message in std::mem::take(&mut self.outbox) {
             let bytes = match message.encode() {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -76,7 +77,11 @@ impl Runner {
                 note: note.to_string(),
             }));
         };
-        let produced = tokio::time::timeout(limit, self.execute(&assign.spec, &report))
+        // Set when this attempt is dropped (cancelled, timed out, aborted): the blocking
+        // benchmark loops watch it, so they stop with it instead of running on unseen.
+        let stop = Arc::new(AtomicBool::new(false));
+        let _stop_on_drop = StopOnDrop(Arc::clone(&stop));
+        let produced = tokio::time::timeout(limit, self.execute(&assign.spec, &report, &stop))
             .await
             .map_err(|_| RunError(format!("timed out after {} s", limit.as_secs())))??;
         let finished = now_ms();
@@ -121,6 +126,7 @@ impl Runner {
         &self,
         spec: &Spec,
         report: &(dyn Fn(u16, &str) + Sync),
+        stop: &Arc<AtomicBool>,
     ) -> Result<Produced, RunError> {
         let mut metrics = Map::new();
         let mut outputs = Vec::new();
@@ -128,14 +134,16 @@ impl Runner {
             Kind::Noop => {}
             Kind::BenchHash => {
                 let size = size_param(spec, 256 << 20)?;
-                metrics = tokio::task::spawn_blocking(move || bench_hash(size))
+                let stop = Arc::clone(stop);
+                metrics = tokio::task::spawn_blocking(move || bench_hash(size, &stop))
                     .await
-                    .map_err(fail)?;
+                    .map_err(fail)??;
             }
             Kind::BenchStore => {
                 let size = size_param(spec, 64 << 20)?;
                 let dir = self.scratch("bench-store-")?;
-                metrics = tokio::task::spawn_blocking(move || bench_store(dir.path(), size))
+                let stop = Arc::clone(stop);
+                metrics = tokio::task::spawn_blocking(move || bench_store(dir.path(), size, &stop))
                     .await
                     .map_err(fail)??;
             }
@@ -381,14 +389,31 @@ fn random_bytes(len: usize) -> Vec<u8> {
     buf
 }
 
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn check_stop(stop: &AtomicBool) -> Result<(), RunError> {
+    if stop.load(Ordering::Relaxed) {
+        return Err(RunError("stopped".into()));
+    }
+    Ok(())
+}
+
 /// sha2-256 over `size` bytes of random data, 1 MiB at a time.
-fn bench_hash(size: u64) -> Map<String, Value> {
+fn bench_hash(size: u64, stop: &AtomicBool) -> Result<Map<String, Value>, RunError> {
     use sha2::{Digest, Sha256};
     let buf = random_bytes(1 << 20);
     let clock = Instant::now();
     let mut left = size;
     let mut digest = Sha256::new();
     while left > 0 {
+        check_stop(stop)?;
         let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
         digest.update(&buf[..n]);
         left -= n as u64;
@@ -400,12 +425,12 @@ fn bench_hash(size: u64) -> Map<String, Value> {
     m.insert("Bytes".into(), json!(size));
     m.insert("Seconds".into(), json!(seconds));
     m.insert("MBps".into(), json!(size as f64 / 1e6 / seconds.max(1e-9)));
-    m
+    Ok(m)
 }
 
 /// Writes `size` bytes of 256 KiB random blocks to a fresh pack store in `dir` (durably:
 /// flushed), then reads them all back.
-fn bench_store(dir: &Path, size: u64) -> Result<Map<String, Value>, RunError> {
+fn bench_store(dir: &Path, size: u64, stop: &AtomicBool) -> Result<Map<String, Value>, RunError> {
     const BLOCK: usize = 256 << 10;
     let store = PackStore::open(dir, PackStoreConfig::default()).map_err(fail)?;
     let mut data = random_bytes(BLOCK);
@@ -413,6 +438,7 @@ fn bench_store(dir: &Path, size: u64) -> Result<Map<String, Value>, RunError> {
     let mut cids = Vec::new();
     let clock = Instant::now();
     for i in 0..count {
+        check_stop(stop)?;
         data[..8].copy_from_slice(&i.to_le_bytes());
         let block = Block::hash(RAW, data.clone(), false);
         cids.push(*block.cid());
@@ -423,6 +449,7 @@ fn bench_store(dir: &Path, size: u64) -> Result<Map<String, Value>, RunError> {
     let clock = Instant::now();
     let mut read_bytes = 0u64;
     for cid in &cids {
+        check_stop(stop)?;
         let bytes = store
             .get(cid)
             .map_err(fail)?
@@ -474,14 +501,19 @@ mod tests {
 
     #[test]
     fn benchmarks_measure_what_they_say() {
-        let m = bench_hash(4 << 20);
+        let running = AtomicBool::new(false);
+        let m = bench_hash(4 << 20, &running).unwrap();
         assert_eq!(m["Bytes"], json!(4 << 20));
         assert!(m["MBps"].as_f64().unwrap() > 0.0);
         let dir = tempfile::tempdir().unwrap();
-        let m = bench_store(dir.path(), 1 << 20).unwrap();
+        let m = bench_store(dir.path(), 1 << 20, &running).unwrap();
         assert_eq!(m["Blocks"], json!(4));
         assert_eq!(m["Bytes"], json!(1 << 20));
         assert!(m["ReadMBps"].as_f64().unwrap() > 0.0);
+        // A stopped benchmark ends at once.
+        let stopped = AtomicBool::new(true);
+        assert!(bench_hash(16 << 30, &stopped).is_err());
+        assert!(bench_store(dir.path(), 16 << 30, &stopped).is_err());
     }
 
     #[test]

@@ -372,7 +372,7 @@ impl EventLoop {
                 message,
             }) => {
                 // Task topics carry typed messages: what does not decode is rejected here, at
-                // the edge (not forwarded, and the sender's score drops).
+                // the edge: counted and not forwarded (peer scoring is not enabled yet).
                 let acceptance = if message.topic.as_str().starts_with(task::TOPIC_PREFIX) {
                     match task::Message::decode(&message.data) {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,
