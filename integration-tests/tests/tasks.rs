@@ -292,6 +292,28 @@ fn garbage_oversized_and_unauthorised_gossip_is_dropped() {
     // Everyone is healthy: work still flows.
     let out = String::from_utf8(m.ok(&["task", "submit", "--kind", "noop", "--wait"])).unwrap();
     assert_eq!(out.lines().count(), 2, "{out}");
+    // A peer that keeps sending garbage is cut off, and stays off.
+    // Distinct garbage each time: identical messages share an id and count once.
+    for i in 0..8 {
+        let junk = dir.path().join(format!("junk-{i}"));
+        std::fs::write(&junk, format!("\x01garbage number {i}")).unwrap();
+        p.ok(&["pubsub", "pub", topic, junk.to_str().unwrap()]);
+    }
+    wait_until(30, "the master cuts the garbage sender off", || {
+        json(&m, &["cluster", "stats"])["CutOffPeers"] == 1
+    });
+    wait_until(30, "the garbage sender is disconnected", || {
+        !String::from_utf8(m.ok(&["swarm", "peers"]))
+            .unwrap()
+            .contains(&p.peer_id)
+    });
+    // Dialling again gets nowhere: the master drops the connection as it opens.
+    let _ = p.cli(&["swarm", "connect", &m.addr]);
+    let peers = String::from_utf8(m.ok(&["swarm", "peers"])).unwrap();
+    assert!(!peers.contains(&p.peer_id), "{peers}");
+    // The worker is still served.
+    let out = String::from_utf8(m.ok(&["task", "submit", "--kind", "noop", "--wait"])).unwrap();
+    assert_eq!(out.lines().count(), 2, "{out}");
 }
 
 #[test]

@@ -207,5 +207,6 @@ async fn stats(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
     let host = api.net.pubsub_stats().await?;
     stats.rejected_by_host = host.rejected;
     stats.lagged = host.lagged;
+    stats.cut_off_peers = host.cut_off;
     Ok(Json(json!(stats)))
 }

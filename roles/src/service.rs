@@ -253,6 +253,8 @@ pub struct Stats {
     pub rejected_by_host: u64,
     /// Gossip this node's subscribers had no room for: dropped.
     pub lagged: u64,
+    /// Peers the host disconnected for relaying invalid task messages.
+    pub cut_off_peers: u64,
     /// Attempts running here.
     pub running: usize,
     /// Unfinished tasks by state (masters).
@@ -946,6 +948,7 @@ impl Actor {
                     messages: self.counters,
                     rejected_by_host: 0,
                     lagged: 0,
+                    cut_off_peers: 0,
                     running: self.running.len(),
                     tasks,
                 };

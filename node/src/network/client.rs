@@ -46,6 +46,8 @@ pub struct PubsubStats {
     pub rejected: u64,
     /// Deliveries dropped because a subscriber's buffer was full.
     pub lagged: u64,
+    /// Peers disconnected (and refused from then on) for relaying 8 invalid task messages.
+    pub cut_off: u64,
 }
 
 /// Blocks fetched concurrently while walking a DAG.

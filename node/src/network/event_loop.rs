@@ -72,6 +72,10 @@ pub(crate) enum Command {
 const COMMAND_QUEUE: usize = 1024;
 /// Messages buffered per pubsub subscriber unless it asks for another bound; more are dropped.
 pub(crate) const SUBSCRIBER_QUEUE: usize = 256;
+/// Invalid task messages a peer may relay before it is cut off.
+pub(crate) const MAX_INVALID_MESSAGES: u32 = 8;
+/// Peers tracked for invalid messages (and cut off) at most; past it the table starts over.
+const MAX_TRACKED_PEERS: usize = 4096;
 /// The largest buffer a subscriber may ask for.
 pub(crate) const MAX_SUBSCRIBER_QUEUE: usize = 1 << 16;
 
@@ -115,6 +119,10 @@ pub(crate) struct EventLoop {
     connections: HashMap<PeerId, Multiaddr>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     pubsub_stats: PubsubStats,
+    /// Invalid task messages relayed per peer.
+    invalid: HashMap<PeerId, u32>,
+    /// Peers disconnected for invalid messages, refused when they come back.
+    cut_off: HashSet<PeerId>,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -143,6 +151,8 @@ impl EventLoop {
                 connections: HashMap::new(),
                 addresses: HashMap::new(),
                 pubsub_stats: PubsubStats::default(),
+                invalid: HashMap::new(),
+                cut_off: HashSet::new(),
             },
         )
     }
@@ -309,6 +319,26 @@ impl EventLoop {
         }
     }
 
+    /// Counts an invalid task message relayed by `peer`; past [`MAX_INVALID_MESSAGES`] the peer
+    /// is disconnected and refused from then on.
+    fn count_invalid(&mut self, peer: PeerId) {
+        if self.invalid.len() >= MAX_TRACKED_PEERS && !self.invalid.contains_key(&peer) {
+            self.invalid.clear();
+        }
+        let count = self.invalid.entry(peer).or_insert(0);
+        *count += 1;
+        if *count >= MAX_INVALID_MESSAGES {
+            self.invalid.remove(&peer);
+            if self.cut_off.len() >= MAX_TRACKED_PEERS {
+                self.cut_off.clear();
+            }
+            self.cut_off.insert(peer);
+            self.pubsub_stats.cut_off += 1;
+            tracing::warn!(%peer, "peer cut off: it kept sending invalid task messages");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
     /// Drops subscribers that went away, and unsubscribes from topics nobody follows.
     fn prune_subscriptions(&mut self) {
         let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
@@ -328,6 +358,12 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } if self.cut_off.contains(&peer_id) => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "refusing a peer that was cut off");
+                let _ = self.swarm.disconnect_peer_id(peer_id);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
@@ -372,13 +408,14 @@ impl EventLoop {
                 message,
             }) => {
                 // Task topics carry typed messages: what does not decode is rejected here, at
-                // the edge: counted and not forwarded (peer scoring is not enabled yet).
+                // the edge: counted, not forwarded, and a peer that keeps relaying them is cut off.
                 let acceptance = if message.topic.as_str().starts_with(task::TOPIC_PREFIX) {
                     match task::Message::decode(&message.data) {
                         Ok(_) => gossipsub::MessageAcceptance::Accept,
                         Err(error) => {
                             self.pubsub_stats.rejected += 1;
                             tracing::debug!(%propagation_source, %error, "task message rejected");
+                            self.count_invalid(propagation_source);
                             gossipsub::MessageAcceptance::Reject
                         }
                     }
