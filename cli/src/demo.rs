@@ -335,15 +335,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             result
         )?;
     }
-    let hardware = results
-        .first()
-        .map(|_| ())
-        .and_then(|()| master.api.json("cluster/peers", &[]).ok())
-        .and_then(|v| {
-            v["Peers"][0]["Capacity"]["Hardware"]
-                .as_str()
-                .map(str::to_string)
-        })
+    let peers = master.api.json("cluster/peers", &[])?;
+    let hardware = peers["Peers"][0]["Capacity"]["Hardware"]
+        .as_str()
         .unwrap_or_default();
     writeln!(out, "hardware: {hardware}")?;
     writeln!(

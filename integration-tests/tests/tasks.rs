@@ -69,6 +69,32 @@ fn wait_for_cluster(master: &Node, nodes: &[&Node]) {
     });
 }
 
+/// The default cluster's task topic.
+const TASK_TOPIC: &str = "/ipfsbench/default/tasks/1";
+
+/// Waits until `node` sees `master` subscribed to the task topic, so that what it publishes
+/// there reaches the master.
+fn wait_for_task_topic(node: &Node, master: &Node) {
+    wait_until(30, "the node sees the master on the task topic", || {
+        String::from_utf8(node.ok(&["pubsub", "peers", TASK_TOPIC]))
+            .unwrap()
+            .contains(&master.peer_id)
+    });
+}
+
+/// Lists `master` in `node`'s trusted masters (read at start), restarts it and reconnects.
+fn trust_and_restart(node: &mut Node, master: &Node) {
+    let config = node.repo().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "trusted_masters = []",
+        &format!("trusted_masters = [\"{}\"]", master.peer_id),
+    );
+    std::fs::write(&config, text).unwrap();
+    node.kill();
+    node.restart();
+    node.connect(master);
+}
+
 fn submit(node: &Node, args: &[&str]) -> String {
     let mut full = vec!["task", "submit"];
     full.extend_from_slice(args);
@@ -265,12 +291,8 @@ fn garbage_oversized_and_unauthorised_gossip_is_dropped() {
         configure(r, 10_000, 0)
     });
     wait_for_cluster(&m, &[&w, &p]);
-    let topic = "/ipfsbench/default/tasks/1";
-    wait_until(30, "the leecher sees the master on the task topic", || {
-        String::from_utf8(p.ok(&["pubsub", "peers", topic]))
-            .unwrap()
-            .contains(&m.peer_id)
-    });
+    let topic = TASK_TOPIC;
+    wait_for_task_topic(&p, &m);
     let dir = tempfile::tempdir().unwrap();
     let garbage = dir.path().join("garbage");
     std::fs::write(&garbage, b"\x01this is not a task message").unwrap();
@@ -354,16 +376,8 @@ fn a_master_with_a_worker_list_gives_nothing_to_other_workers() {
     // The listed worker first, so that the master can name it.
     let mut good = Node::start_configured("worker", &[], |r| configure(r, 10_000, 4));
     let m = master(10_000, &["--trust-worker", &good.peer_id]);
-    // Now the worker trusts the master: in its config, read at restart.
-    let config = good.repo().join("config.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "trusted_masters = []",
-        &format!("trusted_masters = [\"{}\"]", m.peer_id),
-    );
-    std::fs::write(&config, text).unwrap();
-    good.kill();
-    good.restart();
-    good.connect(&m);
+    // Now the worker trusts the master.
+    trust_and_restart(&mut good, &m);
     // A worker the master does not list, which trusts the master all the same.
     let rogue = worker(&m, 4, &[]);
     wait_for_cluster(&m, &[&good]);
@@ -394,21 +408,9 @@ fn a_submitter_that_is_not_a_master_learns_outcomes_from_its_master() {
     let mut leecher = Node::start_configured("leecher", &[], |r| configure(r, 10_000, 0));
     let m = master(10_000, &["--submitter", &leecher.peer_id]);
     let w = worker(&m, 2, &[]);
-    let config = leecher.repo().join("config.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "trusted_masters = []",
-        &format!("trusted_masters = [\"{}\"]", m.peer_id),
-    );
-    std::fs::write(&config, text).unwrap();
-    leecher.kill();
-    leecher.restart();
-    leecher.connect(&m);
+    trust_and_restart(&mut leecher, &m);
     wait_for_cluster(&m, &[&w, &leecher]);
-    wait_until(30, "the leecher sees the master on the task topic", || {
-        String::from_utf8(leecher.ok(&["pubsub", "peers", "/ipfsbench/default/tasks/1"]))
-            .unwrap()
-            .contains(&m.peer_id)
-    });
+    wait_for_task_topic(&leecher, &m);
     let out =
         String::from_utf8(leecher.ok(&["task", "submit", "--kind", "noop", "--wait"])).unwrap();
     let lines: Vec<&str> = out.lines().collect();

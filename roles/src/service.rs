@@ -641,11 +641,9 @@ impl Actor {
                     self.counters.unauthorised += 1;
                 } else if self.peers.heard(from, &hb, now) {
                     if let Some(master) = &mut self.master {
+                        // Lease renewals live in memory only: nothing to flush.
                         match master.on_heartbeat(from, &hb, now) {
-                            Ok(stop) => {
-                                self.dirty = true;
-                                self.outbox.extend(stop);
-                            }
+                            Ok(stop) => self.outbox.extend(stop),
                             Err(error) => tracing::error!(%error, "task table"),
                         }
                     }
