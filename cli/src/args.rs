@@ -135,6 +135,9 @@ pub(crate) enum TaskCommand {
         /// cancelled.
         #[arg(long)]
         state: Option<String>,
+        /// Stop after this many tasks (all of them without it).
+        #[arg(long)]
+        limit: Option<usize>,
     },
     /// Cancel a task (masters only).
     Cancel {

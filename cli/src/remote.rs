@@ -12,6 +12,9 @@ use crate::args::{
 };
 use crate::client::{Api, Part};
 
+/// Records asked for per `task ls` page.
+const LS_PAGE: usize = 1_000;
+
 fn s(v: impl ToString) -> String {
     v.to_string()
 }
@@ -153,18 +156,31 @@ fn task(api: &Api, cmd: TaskCommand, out: &mut dyn Write) -> Result<()> {
             }
         }
         TaskCommand::Status { id } => pretty(out, &api.json("task/status", &[("arg", id)])?)?,
-        TaskCommand::Ls { state } => {
-            let q: Vec<(&str, String)> = state.into_iter().map(|s| ("state", s)).collect();
-            let v = api.json("task/ls", &q)?;
-            for t in v["Tasks"].as_array().cloned().unwrap_or_default() {
-                writeln!(
-                    out,
-                    "{} {:<11} {:<9} {}",
-                    str_field(&t, "Id"),
-                    str_field(&t, "Kind"),
-                    str_field(&t, "State"),
-                    t["Result"].as_str().unwrap_or("-")
-                )?;
+        TaskCommand::Ls { state, limit } => {
+            // Page through the table, so neither side holds all of it at once.
+            let mut left = limit.unwrap_or(usize::MAX);
+            let mut after: Option<u64> = None;
+            while left > 0 {
+                let mut q: Vec<(&str, String)> = vec![("limit", s(left.min(LS_PAGE)))];
+                q.extend(state.iter().map(|st| ("state", st.clone())));
+                q.extend(after.map(|a| ("after", s(a))));
+                let v = api.json("task/ls", &q)?;
+                let tasks = v["Tasks"].as_array().cloned().unwrap_or_default();
+                left = left.saturating_sub(tasks.len());
+                for t in tasks {
+                    writeln!(
+                        out,
+                        "{} {:<11} {:<9} {}",
+                        str_field(&t, "Id"),
+                        str_field(&t, "Kind"),
+                        str_field(&t, "State"),
+                        t["Result"].as_str().unwrap_or("-")
+                    )?;
+                }
+                match v["Next"].as_u64() {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
             }
         }
         TaskCommand::Cancel { id } => {

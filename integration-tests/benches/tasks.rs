@@ -6,7 +6,7 @@
 //!
 //! Run: `cargo build --release -p ipfsbench-node && cargo bench -p ipfsbench-integration-tests
 //! --bench tasks` (`BENCH_TASKS` overrides the 1,000 tasks per round, `BENCH_ROUNDS` the 3
-//! rounds; `BENCH_PAUSE_SECS` idles that long after half the rounds).
+//! rounds; `BENCH_PAUSE_SECS` idles that long at the end).
 
 // A benchmark reports failures by panicking, like a test.
 #![allow(clippy::unwrap_used)]
@@ -28,13 +28,21 @@ fn configure(repo: &Path) {
     let text = text
         .replace("heartbeat_ms = 1000", "heartbeat_ms = 250")
         .replace("max_concurrent_tasks = 0", "max_concurrent_tasks = 16");
+    // BENCH_CACHE_BYTES sets both sled page caches (block index, task table), to tell
+    // what they hold from what grows elsewhere.
+    let text = match std::env::var("BENCH_CACHE_BYTES") {
+        Ok(bytes) => text
+            .replace(
+                "index_cache_bytes = 16777216",
+                &format!("index_cache_bytes = {bytes}"),
+            )
+            .replace(
+                "table_cache_bytes = 16777216",
+                &format!("table_cache_bytes = {bytes}"),
+            ),
+        Err(_) => text,
+    };
     std::fs::write(&path, text).unwrap();
-}
-
-fn api_base(node: &Node) -> String {
-    let addr = std::fs::read_to_string(node.repo().join("api")).unwrap();
-    let port = addr.trim().rsplit('/').next().unwrap().to_string();
-    format!("http://127.0.0.1:{port}/api/v0")
 }
 
 fn post(agent: &ureq::Agent, url: &str) -> Value {
@@ -79,7 +87,7 @@ fn main() {
         Node::start_configured("worker", &flags, configure),
         Node::start_configured("worker", &flags, configure),
     ];
-    let base = api_base(&master);
+    let base = master.api_base();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -100,14 +108,16 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let rss = |label: &str| {
+        let now = [&master, &workers[0], &workers[1]].map(|n| n.rss_kib() as f64 / 1024.0);
         println!(
             "RSS {label:<14} master {:>6.1} MiB, worker 1 {:>6.1} MiB, worker 2 {:>6.1} MiB",
-            master.rss_kib() as f64 / 1024.0,
-            workers[0].rss_kib() as f64 / 1024.0,
-            workers[1].rss_kib() as f64 / 1024.0
+            now[0], now[1], now[2]
         );
+        now
     };
-    rss("before");
+    // RSS after each round, "before" first.
+    let mut history = vec![rss("before")];
+    let mut after: Option<u64> = None;
     for round in 1..=rounds {
         let clock = Instant::now();
         std::thread::scope(|s| {
@@ -137,18 +147,29 @@ fn main() {
             std::thread::sleep(Duration::from_millis(5));
         }
         let done = clock.elapsed();
-        let records = post(&agent, &format!("{base}/task/ls?limit=1000000"));
-        let records: Vec<&Value> = records["Tasks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| {
-                r["Key"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with(&format!("r{round}-"))
-            })
-            .collect();
+        // This round's records: the pages after the last record of the previous rounds.
+        let mut records = Vec::new();
+        loop {
+            let mut url = format!("{base}/task/ls?limit=1000");
+            if let Some(a) = after {
+                url.push_str(&format!("&after={a}"));
+            }
+            let page = post(&agent, &url);
+            let tasks = page["Tasks"].as_array().unwrap();
+            if let Some(last) = tasks.last() {
+                after = last["Seq"].as_u64();
+            }
+            records.extend(tasks.iter().cloned());
+            if page["Next"].is_null() {
+                break;
+            }
+        }
+        for r in &records {
+            assert!(r["Key"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("r{round}-")));
+        }
         assert_eq!(records.len(), per_round);
         let mut latency: Vec<u64> = records
             .iter()
@@ -171,13 +192,7 @@ fn main() {
             percentile(&latency, 0.95),
             latency.last().unwrap()
         );
-        rss(&format!("after round {round}"));
-        if round == rounds / 2 && pause > Duration::ZERO {
-            // Time-bounded caches (gossipsub's seen-message cache keeps ids for 60 s) empty
-            // during an idle spell; what is left after it is what the rounds retained.
-            std::thread::sleep(pause);
-            rss(&format!("after {} s idle", pause.as_secs()));
-        }
+        history.push(rss(&format!("after round {round}")));
     }
     // Unloaded latency: one client submits one task at a time, each after the previous one
     // started, so no task waits in the queue behind others.
@@ -204,6 +219,33 @@ fn main() {
         latency.last().unwrap()
     );
     rss("at the end");
+    // Flat means the growth stops: compare the first and the last third of the rounds.
+    let third = rounds / 3;
+    if third > 0 {
+        let growth = |from: usize, to: usize| {
+            let per = 1000.0 / ((to - from) * per_round) as f64;
+            [0, 1, 2].map(|d| (history[to][d] - history[from][d]) * per)
+        };
+        let first = growth(0, third);
+        let last = growth(rounds - third, rounds);
+        println!(
+            "RSS growth per 1,000 tasks, rounds 1-{third}: master {:+.2} MiB, workers {:+.2} / \
+             {:+.2} MiB; rounds {}-{rounds}: master {:+.2} MiB, workers {:+.2} / {:+.2} MiB",
+            first[0],
+            first[1],
+            first[2],
+            rounds - third + 1,
+            last[0],
+            last[1],
+            last[2]
+        );
+    }
+    if pause > Duration::ZERO {
+        // Time-bounded caches (gossipsub's seen-message cache keeps ids for 60 s) empty
+        // during an idle spell; what is left after it is what the rounds retained.
+        std::thread::sleep(pause);
+        rss(&format!("after {} s idle", pause.as_secs()));
+    }
     let stats = post(&agent, &format!("{base}/cluster/stats"));
     println!(
         "master counters: {} task messages received, {} dropped for lack of room",

@@ -159,6 +159,17 @@ impl Node {
         &self.repo
     }
 
+    /// The base of this node's HTTP API, `http://127.0.0.1:PORT/api/v0`.
+    ///
+    /// # Panics
+    ///
+    /// When the node has not written its API address.
+    pub fn api_base(&self) -> String {
+        let addr = std::fs::read_to_string(self.repo.join("api")).expect("the api file");
+        let port = addr.trim().rsplit('/').next().unwrap_or_default();
+        format!("http://127.0.0.1:{port}/api/v0")
+    }
+
     /// Runs a CLI command against this node's repo (and so through its API).
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(ipfsbench_node_binary())

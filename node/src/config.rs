@@ -116,6 +116,9 @@ pub struct TasksConfig {
     pub exec_programs: std::collections::BTreeMap<String, String>,
     /// The most bytes an `exec` task may write to its output directory. Default 256 MiB.
     pub exec_output_max_bytes: u64,
+    /// Memory a master's task table (sled) may use for its page cache. Bytes; default
+    /// 16 MiB.
+    pub table_cache_bytes: u64,
 }
 
 impl Default for TasksConfig {
@@ -134,6 +137,7 @@ impl Default for TasksConfig {
             timeout_secs: 600,
             exec_programs: std::collections::BTreeMap::new(),
             exec_output_max_bytes: 256 << 20,
+            table_cache_bytes: 16 << 20,
         }
     }
 }
@@ -222,6 +226,8 @@ backoff_max_ms = 30000
 timeout_secs = 600
 # Workers: the most bytes an exec task may write. Bytes.
 exec_output_max_bytes = 268435456
+# Masters: memory the task table (sled) may use for its page cache. Bytes.
+table_cache_bytes = 16777216
 
 # Workers: programs exec tasks may run, name = absolute path; run without a shell.
 [tasks.exec_programs]

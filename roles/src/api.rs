@@ -11,11 +11,11 @@ use ipfsbench_protocols::task::{Kind, Spec, TaskId, WireCid, WirePeer};
 use rand::RngCore;
 use serde_json::{json, Value};
 
-use crate::master::State;
+use crate::master::{State, MAX_LIST_PAGE};
 use crate::service::{Command, Finished, Handle, ServiceError};
 
-/// The most records `task ls` returns unless asked for fewer.
-pub const DEFAULT_LIST_LIMIT: usize = 10_000;
+/// The records one `task ls` page holds unless asked for another number.
+pub const DEFAULT_LIST_LIMIT: usize = 1_000;
 
 #[derive(Debug, Clone)]
 struct Api {
@@ -150,15 +150,22 @@ async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, Api
         .map(|s| s.parse::<State>().map_err(ApiError::bad_request))
         .transpose()?;
     let limit = args.num("limit")?.unwrap_or(DEFAULT_LIST_LIMIT);
-    let records = api
+    if limit == 0 || limit > MAX_LIST_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIST_PAGE}; page with \"after\" for more"
+        )));
+    }
+    let after = args.num("after")?;
+    let (records, next) = api
         .service
         .call(|reply| Command::List {
             state,
+            after,
             limit,
             reply,
         })
         .await?;
-    Ok(Json(json!({ "Tasks": records })))
+    Ok(Json(json!({ "Tasks": records, "Next": next })))
 }
 
 async fn cancel(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {

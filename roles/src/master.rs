@@ -24,6 +24,9 @@ use crate::cluster::Peers;
 /// The most tasks that may be waiting or running at once; submissions past it are refused.
 pub const MAX_ACTIVE_TASKS: usize = 100_000;
 
+/// The most records one [`Master::list`] call returns.
+pub const MAX_LIST_PAGE: usize = 10_000;
+
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -179,6 +182,8 @@ pub struct MasterConfig {
     pub backoff_max_ms: u64,
     /// A worker silent for this long gets no new work. Milliseconds.
     pub worker_silence_ms: u64,
+    /// Memory the task table's page cache may use. Bytes.
+    pub table_cache_bytes: u64,
 }
 
 /// A worker as the master sees it.
@@ -201,6 +206,9 @@ impl Slots {
 pub struct Master {
     db: sled::Db,
     tasks: sled::Tree,
+    /// Submission order: the big-endian `seq` to the task id, so listing pages without
+    /// reading the whole table.
+    by_seq: sled::Tree,
     config: MasterConfig,
     active: HashMap<TaskId, TaskRecord>,
     queue: BTreeSet<(u64, TaskId)>,
@@ -214,12 +222,14 @@ impl Master {
     pub fn open(repo: &Path, config: MasterConfig, now_ms: u64) -> Result<Self, MasterError> {
         let db = sled::Config::new()
             .path(repo.join("tasks"))
-            .cache_capacity(16 << 20)
+            .cache_capacity(config.table_cache_bytes)
             .open()?;
         let tasks = db.open_tree("tasks")?;
+        let by_seq = db.open_tree("tasks_by_seq")?;
         let mut master = Self {
             db,
             tasks,
+            by_seq,
             config,
             active: HashMap::new(),
             queue: BTreeSet::new(),
@@ -231,10 +241,14 @@ impl Master {
             let mut record: TaskRecord =
                 serde_json::from_slice(&value).map_err(|e| MasterError::Corrupt(e.to_string()))?;
             master.next_seq = master.next_seq.max(record.seq + 1);
+            let id = record.task_id()?;
+            // Tables written before the index existed get it now.
+            if master.by_seq.get(record.seq.to_be_bytes())?.is_none() {
+                master.by_seq.insert(record.seq.to_be_bytes(), &id.0)?;
+            }
             if record.state.is_terminal() {
                 continue;
             }
-            let id = record.task_id()?;
             match record.state {
                 State::Queued => {
                     master.queue.insert((record.seq, id));
@@ -316,6 +330,7 @@ impl Master {
         };
         self.next_seq += 1;
         self.save(&record)?;
+        self.by_seq.insert(record.seq.to_be_bytes(), &id.0)?;
         self.queue.insert((record.seq, id));
         self.active.insert(id, record.clone());
         Ok((record, true))
@@ -334,20 +349,42 @@ impl Master {
         }
     }
 
-    /// Up to `limit` records in submission order, optionally only those in `state`.
-    pub fn list(&self, state: Option<State>, limit: usize) -> Result<Vec<TaskRecord>, MasterError> {
+    /// One page of records in submission order: up to `limit` (at most [`MAX_LIST_PAGE`])
+    /// records submitted after the one numbered `after`, optionally only those in `state`.
+    /// Returns the page and, when the page is full, the cursor for the next one.
+    pub fn list(
+        &self,
+        state: Option<State>,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<TaskRecord>, Option<u64>), MasterError> {
+        let limit = limit.min(MAX_LIST_PAGE);
+        let start = after.map_or(0, |seq| seq.saturating_add(1));
         let mut out = Vec::new();
-        for entry in self.tasks.iter() {
-            let (_, value) = entry?;
-            let record: TaskRecord =
-                serde_json::from_slice(&value).map_err(|e| MasterError::Corrupt(e.to_string()))?;
+        if limit == 0 || after == Some(u64::MAX) {
+            return Ok((out, None));
+        }
+        for entry in self.by_seq.range(start.to_be_bytes()..) {
+            let (_, id) = entry?;
+            let id: [u8; 16] = id
+                .as_ref()
+                .try_into()
+                .map_err(|_| MasterError::Corrupt("a task index entry is not a task id".into()))?;
+            let Some(record) = self.get(&TaskId(id))? else {
+                return Err(MasterError::Corrupt(format!(
+                    "task {} is indexed but has no record",
+                    TaskId(id)
+                )));
+            };
             if state.is_none_or(|s| s == record.state) {
                 out.push(record);
+                if out.len() == limit {
+                    let next = out.last().map(|r| r.seq);
+                    return Ok((out, next));
+                }
             }
         }
-        out.sort_by_key(|r| r.seq);
-        out.truncate(limit);
-        Ok(out)
+        Ok((out, None))
     }
 
     /// Counts of unfinished tasks by state.
@@ -698,6 +735,7 @@ mod tests {
             backoff_base_ms: 100,
             backoff_max_ms: 250,
             worker_silence_ms: 3000,
+            table_cache_bytes: 1 << 20,
         }
     }
 
@@ -806,7 +844,59 @@ mod tests {
         let record = m.get(&id.parse().unwrap()).unwrap().unwrap();
         assert_eq!(record.state, State::Queued);
         assert_eq!(m.counts().get(&State::Queued), Some(&2));
-        assert_eq!(m.list(None, 10).unwrap().len(), 2);
+        assert_eq!(m.list(None, None, 10).unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn listing_pages_in_submission_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let me = PeerId::random();
+        let mut ids = Vec::new();
+        {
+            let mut m = Master::open(dir.path(), config(), 0).unwrap();
+            for i in 0..25 {
+                let (r, _) = m
+                    .submit(me, &format!("k{i}"), Spec::new(Kind::Noop), i)
+                    .unwrap();
+                ids.push(r.id);
+            }
+            for id in ids.iter().step_by(3) {
+                m.cancel(&id.parse().unwrap(), 50).unwrap();
+            }
+            // A table from before the index: it is rebuilt on open.
+            m.db.drop_tree("tasks_by_seq").unwrap();
+        }
+        let m = Master::open(dir.path(), config(), 100).unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        let mut pages = 0;
+        loop {
+            let (page, next) = m.list(None, after, 10).unwrap();
+            assert!(page.len() <= 10);
+            seen.extend(page.into_iter().map(|r| r.id));
+            pages += 1;
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen, ids);
+        assert_eq!(pages, 3);
+        let (cancelled, next) = m.list(Some(State::Cancelled), None, 100).unwrap();
+        let expected: Vec<_> = ids.iter().step_by(3).cloned().collect();
+        assert_eq!(
+            cancelled.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+            expected
+        );
+        assert_eq!(next, None);
+        // Task 24 was cancelled, so the queued ones after 22 are task 23 alone.
+        let (page, next) = m.list(Some(State::Queued), Some(22), 5).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].id, ids[23]);
+        assert_eq!(next, None);
+        // One call never returns more than a page, whatever it asks for.
+        assert_eq!(m.list(None, None, usize::MAX).unwrap().0.len(), 25);
+        assert!(m.list(None, Some(u64::MAX), 5).unwrap().0.is_empty());
     }
 
     #[test]

@@ -144,6 +144,7 @@ impl Settings {
                 backoff_base_ms: config.backoff_base_ms,
                 backoff_max_ms: config.backoff_max_ms.max(config.backoff_base_ms),
                 worker_silence_ms: (3 * config.heartbeat_ms).max(1000),
+                table_cache_bytes: config.table_cache_bytes,
             },
             default_timeout: Duration::from_secs(u64::from(config.timeout_secs)),
             programs,
@@ -314,8 +315,9 @@ pub(crate) enum Command {
     },
     List {
         state: Option<State>,
+        after: Option<u64>,
         limit: usize,
-        reply: Reply<Vec<TaskRecord>>,
+        reply: Reply<(Vec<TaskRecord>, Option<u64>)>,
     },
     Cancel {
         id: TaskId,
@@ -892,12 +894,13 @@ impl Actor {
             }
             Command::List {
                 state,
+                after,
                 limit,
                 reply,
             } => {
                 let result = self
                     .need_master()
-                    .and_then(|m| m.list(state, limit).map_err(ServiceError::from));
+                    .and_then(|m| m.list(state, after, limit).map_err(ServiceError::from));
                 let _ = reply.send(result);
             }
             Command::Cancel { id, reply } => {
