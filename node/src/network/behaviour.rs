@@ -11,6 +11,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::{autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
 use sha2::{Digest, Sha256};
 
+use super::providers::ProviderStore;
 use super::NetworkError;
 use crate::config::Role;
 
@@ -28,7 +29,7 @@ pub(crate) struct Behaviour {
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) kad: kad::Behaviour<ProviderStore>,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
     pub(crate) autonat: autonat::Behaviour,
@@ -83,11 +84,10 @@ fn identify(key: &Keypair, agent_version: String) -> identify::Behaviour {
 }
 
 /// Masters and workers serve the DHT; leechers only query it.
-fn kademlia(peer_id: PeerId, role: Role) -> kad::Behaviour<kad::store::MemoryStore> {
+fn kademlia(peer_id: PeerId, role: Role) -> kad::Behaviour<ProviderStore> {
     let mut config = kad::Config::new(KAD_PROTOCOL);
     config.set_query_timeout(Duration::from_secs(30));
-    let mut kad =
-        kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), config);
+    let mut kad = kad::Behaviour::with_config(peer_id, ProviderStore::new(peer_id), config);
     kad.set_mode(Some(match role {
         Role::Master | Role::Worker => kad::Mode::Server,
         Role::Leecher => kad::Mode::Client,

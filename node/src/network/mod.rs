@@ -8,6 +8,7 @@
 mod behaviour;
 mod client;
 mod event_loop;
+mod providers;
 
 use std::sync::Arc;
 use std::time::Duration;
