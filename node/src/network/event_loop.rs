@@ -7,7 +7,8 @@ use cid::Cid;
 use futures::StreamExt;
 use ipfsbench_protocols::{bitswap, task};
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
@@ -101,7 +102,7 @@ pub(crate) struct Fetched {
 }
 
 type Waiters = Vec<oneshot::Sender<Result<Fetched, NetworkError>>>;
-type DialWaiters = Vec<oneshot::Sender<Result<PeerId, NetworkError>>>;
+type DialReply = oneshot::Sender<Result<PeerId, NetworkError>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
 
 pub(crate) struct EventLoop {
@@ -109,7 +110,9 @@ pub(crate) struct EventLoop {
     repo: Arc<Repo>,
     commands: mpsc::Receiver<Command>,
     bootstrap: Vec<Multiaddr>,
-    dials: HashMap<PeerId, DialWaiters>,
+    /// `swarm connect` calls waiting on their own dial, by its connection: another dial to
+    /// the same peer (a stale address Kademlia still knows, say) failing does not fail them.
+    dials: HashMap<ConnectionId, (PeerId, DialReply)>,
     wants: HashMap<Hash, (Cid, Waiters)>,
     /// CIDs whose providers were already looked up for the current wants.
     looked_up: HashSet<Hash>,
@@ -197,8 +200,12 @@ impl EventLoop {
                     let _ = reply.send(Ok(peer));
                     return;
                 }
-                match self.swarm.dial(addr.clone()) {
-                    Ok(()) => self.dials.entry(peer).or_default().push(reply),
+                let opts = DialOpts::from(addr.clone());
+                let id = opts.connection_id();
+                match self.swarm.dial(opts) {
+                    Ok(()) => {
+                        self.dials.insert(id, (peer, reply));
+                    }
                     Err(e) => {
                         let _ = reply.send(Err(NetworkError::Dial {
                             addr: addr.to_string(),
@@ -364,15 +371,20 @@ impl EventLoop {
             } if self.cut_off.contains(&peer_id) => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "refusing a peer that was cut off");
                 let _ = self.swarm.disconnect_peer_id(peer_id);
+                self.answer_dials(peer_id, || {
+                    Err(NetworkError::Dial {
+                        addr: peer_id.to_string(),
+                        reason: "the peer was cut off for sending invalid messages".into(),
+                    })
+                });
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } => {
                 self.connections
                     .insert(peer_id, endpoint.get_remote_address().clone());
-                for reply in self.dials.remove(&peer_id).unwrap_or_default() {
-                    let _ = reply.send(Ok(peer_id));
-                }
+                // Connected, by this dial or another: every `swarm connect` to it is done.
+                self.answer_dials(peer_id, || Ok(peer_id));
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -382,19 +394,39 @@ impl EventLoop {
                 self.connections.remove(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
-                peer_id: Some(peer),
+                connection_id,
                 error,
                 ..
-            } if !self.swarm.is_connected(&peer) => {
-                for reply in self.dials.remove(&peer).unwrap_or_default() {
-                    let _ = reply.send(Err(NetworkError::Dial {
-                        addr: peer.to_string(),
-                        reason: error.to_string(),
-                    }));
+            } => {
+                if let Some((peer, reply)) = self.dials.remove(&connection_id) {
+                    let result = if self.swarm.is_connected(&peer) {
+                        Ok(peer)
+                    } else {
+                        Err(NetworkError::Dial {
+                            addr: peer.to_string(),
+                            reason: error.to_string(),
+                        })
+                    };
+                    let _ = reply.send(result);
                 }
             }
             SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
             _ => {}
+        }
+    }
+
+    /// Answers every `swarm connect` waiting on a dial to `peer`.
+    fn answer_dials(&mut self, peer: PeerId, result: impl Fn() -> Result<PeerId, NetworkError>) {
+        let waiting: Vec<ConnectionId> = self
+            .dials
+            .iter()
+            .filter(|(_, (p, _))| *p == peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            if let Some((_, reply)) = self.dials.remove(&id) {
+                let _ = reply.send(result());
+            }
         }
     }
 
