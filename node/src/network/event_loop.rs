@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cid::Cid;
 use futures::StreamExt;
 use ipfsbench_protocols::{bitswap, task};
+use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
@@ -101,6 +102,10 @@ pub(crate) struct Fetched {
     pub(crate) links: Option<Vec<Cid>>,
 }
 
+/// Provider announcements (Kademlia queries) in flight at once; past it, records are kept
+/// locally and announced by the periodic republication.
+const MAX_PROVIDE_QUERIES: usize = 32;
+
 type Waiters = Vec<oneshot::Sender<Result<Fetched, NetworkError>>>;
 type DialReply = oneshot::Sender<Result<PeerId, NetworkError>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
@@ -118,6 +123,8 @@ pub(crate) struct EventLoop {
     looked_up: HashSet<Hash>,
     provider_lookups: HashMap<kad::QueryId, (Cid, Vec<PeerId>)>,
     find_providers: HashMap<kad::QueryId, (ProvidersReply, Vec<PeerId>)>,
+    /// Announcement queries in flight, at most [`MAX_PROVIDE_QUERIES`].
+    provide_queries: HashSet<kad::QueryId>,
     subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<mpsc::Sender<PubsubMessage>>)>,
     connections: HashMap<PeerId, Multiaddr>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
@@ -150,6 +157,7 @@ impl EventLoop {
                 looked_up: HashSet::new(),
                 provider_lookups: HashMap::new(),
                 find_providers: HashMap::new(),
+                provide_queries: HashSet::new(),
                 subscriptions: HashMap::new(),
                 connections: HashMap::new(),
                 addresses: HashMap::new(),
@@ -256,8 +264,23 @@ impl EventLoop {
             }
             Command::Provide { cid } => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
-                    tracing::warn!(%cid, error = %e, "cannot provide");
+                let local = *self.swarm.local_peer_id();
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                if self.provide_queries.len() < MAX_PROVIDE_QUERIES {
+                    match kad.start_providing(key) {
+                        Ok(query) => {
+                            self.provide_queries.insert(query);
+                        }
+                        Err(e) => tracing::warn!(%cid, error = %e, "cannot provide"),
+                    }
+                } else {
+                    // Too many announcements under way: keep the record, so that lookups
+                    // reaching this node find it, and let the periodic republication announce
+                    // it, rather than piling up queries.
+                    let record = kad::ProviderRecord::new(key, local, Vec::new());
+                    if let Err(e) = kad.store_mut().add_provider(record) {
+                        tracing::warn!(%cid, error = %e, "cannot provide");
+                    }
                 }
             }
             Command::FindProviders { cid, reply } => {
@@ -627,8 +650,11 @@ impl EventLoop {
                     }
                 }
             }
-            kad::QueryResult::StartProviding(Err(e)) => {
-                tracing::debug!(error = %e, "providing failed");
+            kad::QueryResult::StartProviding(result) => {
+                self.provide_queries.remove(&id);
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "providing failed");
+                }
             }
             _ => {}
         }
