@@ -310,6 +310,47 @@ fn a_master_killed_and_restarted_loses_no_task() {
 }
 
 #[test]
+fn a_report_sent_while_the_master_is_down_arrives_after_its_restart() {
+    // A lease far longer than the test waits: the task can only succeed by its report.
+    let mut m = master(60_000, &[]);
+    let w = worker(&m, 1, &[]);
+    wait_for_cluster(&m, &[&w]);
+    let id = submit(
+        &m,
+        &[
+            "--kind",
+            "exec",
+            "--param",
+            "program=sleep",
+            "--param",
+            "arg=1",
+        ],
+    );
+    wait_until(30, "the task runs", || {
+        status(&m, &id)["State"] == "running"
+    });
+    m.kill();
+    // The worker finishes and reports to nobody.
+    wait_until(30, "the worker finishes the task", || {
+        json(&w, &["cluster", "stats"])["Running"] == 0
+    });
+    m.restart();
+    w.connect(&m);
+    wait_until(
+        30,
+        "the repeated report reaches the restarted master",
+        || status(&m, &id)["State"] == "succeeded",
+    );
+    let record = status(&m, &id);
+    assert_eq!(record["Attempt"], 1, "{record}");
+    assert_eq!(record["Failures"], 0, "{record}");
+    assert_eq!(record["Worker"], w.peer_id.as_str());
+    let result = record["Result"].as_str().unwrap();
+    let out: Value = serde_json::from_slice(&m.ok(&["cat", result])).unwrap();
+    assert_eq!(out["Task"], id.as_str());
+}
+
+#[test]
 fn assignments_from_an_untrusted_master_are_ignored() {
     let m = master(10_000, &[]);
     let rogue = master(10_000, &[]);

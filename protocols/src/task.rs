@@ -436,6 +436,17 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
+/// A [`Report`] sent again, because no outcome from the master has acknowledged it (the master
+/// may have been down when it was first sent). `round` counts the repetitions, so that each
+/// is a new gossipsub message rather than a duplicate of the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Repeat {
+    /// The report.
+    pub report: Report,
+    /// 1 for the first repetition, and so on.
+    pub round: u32,
+}
+
 /// Stop a task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancel {
@@ -462,6 +473,8 @@ pub enum Message {
     Report(Report),
     /// Submitter to the master, or master to a worker.
     Cancel(Cancel),
+    /// Worker to the master: a report not acknowledged yet.
+    Repeat(Repeat),
 }
 
 /// A payload that must be dropped.
@@ -497,7 +510,9 @@ impl Message {
     pub fn topic(&self) -> Topic {
         match self {
             Message::Submit(_) | Message::Assign(_) | Message::Cancel(_) => Topic::Tasks,
-            Message::Claim(_) | Message::Progress(_) | Message::Report(_) => Topic::Reports,
+            Message::Claim(_) | Message::Progress(_) | Message::Report(_) | Message::Repeat(_) => {
+                Topic::Reports
+            }
             Message::Heartbeat(_) => Topic::Heartbeats,
         }
     }
@@ -525,7 +540,7 @@ impl Message {
                 limit(m.permille <= 1000, "progress over 1000 permille")?;
                 limit(m.note.len() <= MAX_TEXT, "note too long")
             }
-            Message::Report(m) => match &m.outcome {
+            Message::Report(m) | Message::Repeat(Repeat { report: m, .. }) => match &m.outcome {
                 Outcome::Done { .. } => Ok(()),
                 Outcome::Failed { error } => limit(error.len() <= MAX_TEXT, "error too long"),
             },
@@ -644,6 +659,17 @@ mod tests {
                 },
             }),
             Message::Cancel(Cancel { task, attempt: 0 }),
+            Message::Repeat(Repeat {
+                report: Report {
+                    task,
+                    attempt: 1,
+                    started_unix_ms: 1,
+                    outcome: Outcome::Done {
+                        record: WireCid(cid()),
+                    },
+                },
+                round: 3,
+            }),
         ]
     }
 

@@ -537,6 +537,23 @@ impl Master {
         Ok(true)
     }
 
+    /// The answer to a repeated report the master did not take: a `Cancel` of that attempt
+    /// when the task is over or has moved on to a later attempt, so the worker stops
+    /// repeating it. `None` for tasks this master does not know, and for attempts it never
+    /// gave out.
+    pub fn stale_report(&self, report: &Report) -> Result<Option<Message>, MasterError> {
+        let Some(record) = self.get(&report.task)? else {
+            return Ok(None);
+        };
+        let stale = report.attempt >= 1
+            && report.attempt <= record.attempt
+            && (record.state.is_terminal() || report.attempt < record.attempt);
+        Ok(stale.then_some(Message::Cancel(Cancel {
+            task: report.task,
+            attempt: report.attempt,
+        })))
+    }
+
     /// Counts a failed attempt: the task is queued again after its backoff, or fails when it
     /// is out of attempts.
     fn fail_attempt(&mut self, id: &TaskId, error: String, now_ms: u64) {
@@ -816,8 +833,26 @@ mod tests {
             },
         };
         assert!(!m.on_report(PeerId::random(), &done, 30).unwrap());
+        // While the attempt is current, a repeat of its report is taken, not answered.
+        assert_eq!(m.stale_report(&done).unwrap(), None);
         assert!(m.on_report(w, &done, 30).unwrap());
         assert_eq!(m.get(&task).unwrap().unwrap().state, State::Succeeded);
+        // Once the task is over, a repeat is answered by cancelling the attempt.
+        assert_eq!(
+            m.stale_report(&done).unwrap(),
+            Some(Message::Cancel(Cancel { task, attempt }))
+        );
+        // Attempts never given out, and unknown tasks, get no answer.
+        let never = Report {
+            attempt: attempt + 1,
+            ..done.clone()
+        };
+        assert_eq!(m.stale_report(&never).unwrap(), None);
+        let unknown = Report {
+            task: TaskId([9; 16]),
+            ..done.clone()
+        };
+        assert_eq!(m.stale_report(&unknown).unwrap(), None);
         assert_eq!(m.take_finished().len(), 1);
         // The freed slot takes the fifth task.
         assert_eq!(assigned(&m.tick(&peers, 40).unwrap()).len(), 1);

@@ -15,7 +15,8 @@ use ipfsbench_core::config::TasksConfig;
 use ipfsbench_core::network::{Client, PeerId, PubsubMessage};
 use ipfsbench_core::repo::Repo;
 use ipfsbench_protocols::task::{
-    self, Capacity, Claim, Heartbeat, Message, Outcome, Report, Spec, Submit, TaskId, Topic,
+    self, Cancel, Capacity, Claim, Heartbeat, Message, Outcome, Repeat, Report, Spec, Submit,
+    TaskId, Topic,
 };
 use ipfsbench_protocols::Role;
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +36,12 @@ const GOSSIP_QUEUE: usize = 8192;
 pub const MAX_WAITERS: usize = 10_000;
 /// How often the master looks at leases and the queue without other cause. Milliseconds.
 const SCHEDULE_TICK_MS: u64 = 50;
+/// Reports a worker keeps until a master acknowledges them; past it, new ones are sent once.
+const MAX_UNACKED: usize = 4096;
+/// How many times a worker repeats a report before it gives up on it.
+const MAX_REPEATS: u32 = 30;
+/// The shortest wait before a report is repeated. Milliseconds.
+const MIN_REPEAT_MS: u64 = 2000;
 
 /// The role service's settings, checked and typed.
 #[derive(Debug, Clone)]
@@ -391,6 +398,7 @@ impl Service {
             peers: Peers::default(),
             counters: Counters::default(),
             running: HashMap::new(),
+            unacked: HashMap::new(),
             runner,
             done_tx,
             out_tx,
@@ -453,11 +461,22 @@ struct Actor {
     out_tx: mpsc::Sender<Message>,
     waiters: HashMap<TaskId, Vec<Reply<Finished>>>,
     n_waiters: usize,
+    /// A worker's reports that no master has acknowledged yet (by the task's outcome, or by
+    /// cancelling the attempt). They are repeated, so that a report sent while the master was
+    /// down still arrives once it is back.
+    unacked: HashMap<TaskId, Unacked>,
     outbox: Vec<Message>,
     acks: Vec<Ack>,
     sends: Vec<(Reply<Submitted>, Submitted, Message)>,
     dirty: bool,
     seq: u64,
+}
+
+/// A report waiting for its acknowledgement.
+struct Unacked {
+    report: Report,
+    sent_ms: u64,
+    repeats: u32,
 }
 
 /// One input of the loop.
@@ -556,20 +575,105 @@ impl Actor {
                 if let Some(r) = self.running.get(&task).filter(|r| r.attempt == attempt) {
                     let started_unix_ms = r.started_ms;
                     self.running.remove(&task);
-                    self.outbox.push(Message::Report(Report {
+                    let report = Report {
                         task,
                         attempt,
                         started_unix_ms,
                         outcome,
-                    }));
+                    };
+                    if self.unacked.len() < MAX_UNACKED {
+                        self.unacked.insert(
+                            task,
+                            Unacked {
+                                report: report.clone(),
+                                sent_ms: now_ms(),
+                                repeats: 0,
+                            },
+                        );
+                    }
+                    self.outbox.push(Message::Report(report));
                 }
             }
             Input::Out(m) => self.outbox.push(m),
             Input::Heartbeat => {
                 let hb = self.heartbeat();
                 self.outbox.push(Message::Heartbeat(hb));
+                self.repeat_reports(now_ms());
             }
             Input::Tick => {}
+        }
+    }
+
+    /// Sends again the reports no master acknowledged within a few heartbeats; forgets those
+    /// repeated [`MAX_REPEATS`] times.
+    fn repeat_reports(&mut self, now: u64) {
+        let wait = (5 * self.settings.heartbeat.as_millis() as u64).max(MIN_REPEAT_MS);
+        let mut messages = Vec::new();
+        self.unacked.retain(|_, u| {
+            if now.saturating_sub(u.sent_ms) < wait {
+                return true;
+            }
+            if u.repeats >= MAX_REPEATS {
+                tracing::warn!(task = %u.report.task, "no master acknowledged the report; giving up");
+                return false;
+            }
+            u.repeats += 1;
+            u.sent_ms = now;
+            messages.push(Message::Repeat(Repeat {
+                report: u.report.clone(),
+                round: u.repeats,
+            }));
+            true
+        });
+        self.outbox.extend(messages);
+    }
+
+    /// A trusted master acknowledged a report of `attempt`.
+    fn acknowledged(&mut self, task: &TaskId, attempt: u32) {
+        if self
+            .unacked
+            .get(task)
+            .is_some_and(|u| u.report.attempt == attempt)
+        {
+            self.unacked.remove(task);
+        }
+    }
+
+    /// A master takes a worker's report (first sent or repeated). A report that does not end
+    /// the task (a failed attempt that will be retried) is acknowledged by cancelling the
+    /// attempt; one that ends it, by the outcome published for it. A repeated report that
+    /// comes too late is answered the same way, so that the worker stops repeating it.
+    fn on_report(&mut self, from: PeerId, report: &Report, now: u64, repeated: bool) -> bool {
+        let Some(master) = &mut self.master else {
+            return false;
+        };
+        let ack = Message::Cancel(Cancel {
+            task: report.task,
+            attempt: report.attempt,
+        });
+        match master.on_report(from, report, now) {
+            Ok(true) => {
+                self.dirty = true;
+                if master
+                    .get(&report.task)
+                    .is_ok_and(|r| r.is_some_and(|r| !r.state.is_terminal()))
+                {
+                    self.outbox.push(ack);
+                }
+                true
+            }
+            Ok(false) if repeated => match master.stale_report(report) {
+                Ok(Some(stop)) => {
+                    self.outbox.push(stop);
+                    true
+                }
+                _ => false,
+            },
+            Ok(false) => false,
+            Err(error) => {
+                tracing::error!(%error, "task table");
+                false
+            }
         }
     }
 
@@ -684,6 +788,14 @@ impl Actor {
                     if !self.settings.trusted_masters.contains(&from) {
                         self.counters.unauthorised += 1;
                         true
+                    } else if self
+                        .unacked
+                        .get(&c.task)
+                        .is_some_and(|u| u.report.attempt == c.attempt)
+                    {
+                        // The master took the report, or no longer wants it.
+                        self.acknowledged(&c.task, c.attempt);
+                        true
                     } else if let Some(r) =
                         self.running.get(&c.task).filter(|r| r.attempt == c.attempt)
                     {
@@ -726,12 +838,10 @@ impl Actor {
                 None => false,
             },
             Message::Report(r) => match &mut self.master {
-                Some(master) => {
-                    let taken = master.on_report(from, &r, now).unwrap_or(false);
-                    self.dirty |= taken;
-                    taken
-                }
+                Some(_) => self.on_report(from, &r, now, false),
                 None if self.settings.trusted_masters.contains(&from) => {
+                    // The master's outcome also acknowledges the worker's report.
+                    self.acknowledged(&r.task, r.attempt);
                     // A master's word that a task is over: a submitter here may be waiting.
                     let finished = match &r.outcome {
                         Outcome::Done { record } => Finished {
@@ -751,6 +861,10 @@ impl Actor {
                     true
                 }
                 // A worker's report is for its master.
+                None => false,
+            },
+            Message::Repeat(Repeat { report, .. }) => match &self.master {
+                Some(_) => self.on_report(from, &report, now, true),
                 None => false,
             },
         };
