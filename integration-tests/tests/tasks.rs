@@ -106,6 +106,22 @@ fn submit(node: &Node, args: &[&str]) -> String {
         .to_string()
 }
 
+/// Submits an `exec` task that sleeps `secs` seconds on its worker.
+fn sleep_task(node: &Node, secs: &str) -> String {
+    let arg = format!("arg={secs}");
+    submit(
+        node,
+        &[
+            "--kind",
+            "exec",
+            "--param",
+            "program=sleep",
+            "--param",
+            &arg,
+        ],
+    )
+}
+
 fn status(master: &Node, id: &str) -> Value {
     json(master, &["task", "status", id])
 }
@@ -226,28 +242,8 @@ fn a_killed_workers_task_finishes_on_the_other_worker() {
     let mut w1 = worker(&m, 1, &[]);
     let w2 = worker(&m, 1, &[]);
     wait_for_cluster(&m, &[&w1, &w2]);
-    let a = submit(
-        &m,
-        &[
-            "--kind",
-            "exec",
-            "--param",
-            "program=sleep",
-            "--param",
-            "arg=2",
-        ],
-    );
-    let b = submit(
-        &m,
-        &[
-            "--kind",
-            "exec",
-            "--param",
-            "program=sleep",
-            "--param",
-            "arg=2",
-        ],
-    );
+    let a = sleep_task(&m, "2");
+    let b = sleep_task(&m, "2");
     wait_until(30, "both tasks run", || {
         status(&m, &a)["State"] == "running" && status(&m, &b)["State"] == "running"
     });
@@ -283,17 +279,7 @@ fn a_master_killed_and_restarted_loses_no_task() {
     wait_for_cluster(&m, &[&w]);
     let mut ids = Vec::new();
     for _ in 0..30 {
-        ids.push(submit(
-            &m,
-            &[
-                "--kind",
-                "exec",
-                "--param",
-                "program=sleep",
-                "--param",
-                "arg=0.2",
-            ],
-        ));
+        ids.push(sleep_task(&m, "0.2"));
     }
     // Every submission was acknowledged, so it is durable: kill the master mid-queue.
     m.kill();
@@ -315,17 +301,7 @@ fn a_report_sent_while_the_master_is_down_arrives_after_its_restart() {
     let mut m = master(60_000, &[]);
     let w = worker(&m, 1, &[]);
     wait_for_cluster(&m, &[&w]);
-    let id = submit(
-        &m,
-        &[
-            "--kind",
-            "exec",
-            "--param",
-            "program=sleep",
-            "--param",
-            "arg=1",
-        ],
-    );
+    let id = sleep_task(&m, "1");
     wait_until(30, "the task runs", || {
         status(&m, &id)["State"] == "running"
     });

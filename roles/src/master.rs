@@ -387,6 +387,11 @@ impl Master {
         Ok((out, None))
     }
 
+    /// Whether the task is known and not over (its record is held in memory).
+    pub fn is_open(&self, id: &TaskId) -> bool {
+        self.active.contains_key(id)
+    }
+
     /// Counts of unfinished tasks by state.
     pub fn counts(&self) -> HashMap<State, usize> {
         let mut counts = HashMap::new();

@@ -654,10 +654,7 @@ impl Actor {
         match master.on_report(from, report, now) {
             Ok(true) => {
                 self.dirty = true;
-                if master
-                    .get(&report.task)
-                    .is_ok_and(|r| r.is_some_and(|r| !r.state.is_terminal()))
-                {
+                if master.is_open(&report.task) {
                     self.outbox.push(ack);
                 }
                 true
