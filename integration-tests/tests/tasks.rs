@@ -296,6 +296,26 @@ fn a_master_killed_and_restarted_loses_no_task() {
 }
 
 #[test]
+fn workers_come_back_by_themselves_to_a_master_restarted_on_its_address() {
+    let listen = format!(
+        "/ip4/127.0.0.1/tcp/{}",
+        ipfsbench_integration_tests::daemon::free_port()
+    );
+    let mut m = Node::start_listening(&listen, "master", &[], |r| configure(r, 10_000, 0));
+    let w = worker(&m, 1, &[]);
+    wait_for_cluster(&m, &[&w]);
+    // One at a time on the only worker: most of them are queued when the master dies.
+    let ids: Vec<String> = (0..8).map(|_| sleep_task(&m, "0.5")).collect();
+    m.kill();
+    m.restart();
+    assert!(m.addr.starts_with(&listen), "{} is not on {listen}", m.addr);
+    // No `swarm connect` here: the worker redials its bootstrap peer on its own.
+    wait_until(30, "every queued task finishes after the restart", || {
+        ids.iter().all(|id| status(&m, id)["State"] == "succeeded")
+    });
+}
+
+#[test]
 fn a_report_sent_while_the_master_is_down_arrives_after_its_restart() {
     // A lease far longer than the test waits: the task can only succeed by its report.
     let mut m = master(60_000, &[]);

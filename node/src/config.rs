@@ -35,6 +35,12 @@ pub struct DaemonConfig {
     pub api: String,
     /// How long a block fetch may wait for the network. Seconds; default 60.
     pub fetch_timeout_secs: u64,
+    /// Browser origins (`https://app.example`) allowed to call the API besides the API's own
+    /// (`http://127.0.0.1:<port>`, `localhost`, `[::1]`); `*` allows any. Default: none.
+    pub api_allowed_origins: Vec<String>,
+    /// Host names the API answers to besides IP literals and `localhost` (a guard against
+    /// DNS rebinding). Default: none.
+    pub api_allowed_hosts: Vec<String>,
 }
 
 impl Default for DaemonConfig {
@@ -48,6 +54,8 @@ impl Default for DaemonConfig {
             mdns: true,
             api: "127.0.0.1:5101".into(),
             fetch_timeout_secs: 60,
+            api_allowed_origins: Vec::new(),
+            api_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -172,6 +180,10 @@ index_cache_bytes = {}
 # (and wait for bytes older than eight times this), so that the fsync that makes an `add`
 # durable waits for little. Bytes.
 writeback_bytes = {}
+# Block writes are refused (the add fails cleanly, nothing half-written) rather than leave
+# less than this free on the disk, so the index, the pins and the task table always have
+# room. 0 writes until the disk itself is full. Bytes.
+min_free_bytes = {}
 
 [daemon]
 # libp2p listen multiaddrs (`--listen`).
@@ -185,6 +197,12 @@ mdns = true
 api = "127.0.0.1:5101"
 # How long a block fetch may wait for the network. Seconds.
 fetch_timeout_secs = 60
+# Web pages may call the API only from the API's own origin (http://127.0.0.1:<port>,
+# localhost, [::1]) and from the origins listed here, like "https://app.example"; "*"
+# allows any page, which lets every web site you visit use this node.
+api_allowed_origins = []
+# Host names the API answers to besides IP literals and localhost (DNS rebinding guard).
+api_allowed_hosts = []
 
 [cache]
 # Leechers: the most bytes of fetched, unpinned blocks kept on disk. Beyond it, blocks are
@@ -232,7 +250,10 @@ table_cache_bytes = 16777216
 # Workers: programs exec tasks may run, name = absolute path; run without a shell.
 [tasks.exec_programs]
 "#,
-            store.pack_target_bytes, store.index_cache_bytes, store.writeback_bytes
+            store.pack_target_bytes,
+            store.index_cache_bytes,
+            store.writeback_bytes,
+            store.min_free_bytes
         )
     }
 }

@@ -24,12 +24,18 @@ pub struct Options {
     pub role: Role,
     /// libp2p listen addresses.
     pub listen: Vec<Multiaddr>,
-    /// Peers dialled at start.
+    /// Peers dialled at start, and again whenever they drop.
     pub bootstrap: Vec<Multiaddr>,
+    /// More peers kept connected: the ones the role trusts.
+    pub keep: Vec<libp2p::PeerId>,
     /// mDNS on or off.
     pub mdns: bool,
     /// The API address.
     pub api: SocketAddr,
+    /// Browser origins allowed to call the API besides its own (`*`: any).
+    pub api_allowed_origins: Vec<String>,
+    /// Host names the API answers to besides IP literals and `localhost`.
+    pub api_allowed_hosts: Vec<String>,
     /// Block fetch timeout.
     pub fetch_timeout: Duration,
 }
@@ -94,6 +100,7 @@ impl Daemon {
                 role: options.role,
                 listen: options.listen,
                 bootstrap: options.bootstrap,
+                keep: options.keep,
                 mdns: options.mdns,
                 fetch_timeout: options.fetch_timeout,
             },
@@ -109,12 +116,14 @@ impl Daemon {
             source,
         })?;
         let (stop_api, stopped) = oneshot::channel::<()>();
-        let state = api::State {
-            repo: Arc::clone(&repo),
-            net: client.clone(),
-        };
+        let state = api::State::new(Arc::clone(&repo), client.clone());
+        let access = api::Access::new(
+            api_addr.port(),
+            &options.api_allowed_origins,
+            &options.api_allowed_hosts,
+        );
         let extra = extend(&repo, &client);
-        let api = tokio::spawn(api::serve(listener, state, extra, async {
+        let api = tokio::spawn(api::serve(listener, state, access, extra, async {
             let _ = stopped.await;
         }));
         let api_file = repo.path().join("api");

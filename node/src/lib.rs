@@ -15,6 +15,7 @@ pub mod gc;
 pub mod network;
 pub mod pin;
 pub mod repo;
+pub mod scratch;
 pub mod store;
 pub mod tiers;
 pub mod unixfs;

@@ -7,6 +7,8 @@
 //! <repo>/identity.key    Ed25519 key, libp2p protobuf encoding, mode 0600
 //! <repo>/repo.lock       advisory lock; names the holding process
 //! <repo>/blocks/         the pack store and its sled index (pins live in the same db)
+//! <repo>/tmp/            scratch: upload spools, benchmark stores, exec directories;
+//!                        what a crash leaves there is removed at open and by `gc`
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -23,6 +25,7 @@ use crate::car::{self, CarError};
 use crate::config::Config;
 use crate::gc::{self, GcError, GcStats, Protector};
 use crate::pin::{PinError, PinKind, Pins};
+use crate::scratch::{self, Scratch};
 use crate::store::{Block, BlockStore, PackStore, StoreError, StoreStat};
 use crate::tiers::TieredStore;
 use crate::unixfs::{self, AddError, AddOptions, Added, Sink};
@@ -157,6 +160,7 @@ pub struct Repo {
     store: Arc<TieredStore>,
     pins: Pins,
     protector: Arc<Protector>,
+    scratch: Scratch,
     _lock: RepoLock,
 }
 
@@ -248,6 +252,8 @@ impl Repo {
                 config.identity.peer_id
             )));
         }
+        let scratch_root = path.join("tmp");
+        let scratch = Scratch::open(scratch_root.clone()).map_err(io_at(&scratch_root))?;
         let disk = PackStore::open(&path.join("blocks"), config.store.clone())?;
         let pins = Pins::open(disk.db())?;
         let protector = Arc::new(Protector::new());
@@ -265,6 +271,7 @@ impl Repo {
             store,
             pins,
             protector,
+            scratch,
             _lock: lock,
         })
     }
@@ -281,6 +288,12 @@ impl Repo {
     /// The repo directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A scratch directory under `<repo>/tmp`, removed when dropped.
+    pub fn scratch_dir(&self, prefix: &str) -> Result<scratch::Dir, RepoError> {
+        let root = self.path.join("tmp");
+        self.scratch.dir(prefix).map_err(io_at(&root))
     }
 
     /// The configuration.
@@ -457,8 +470,18 @@ impl Repo {
 
     /// Removes every block that is neither pinned nor held by a running write.
     pub fn gc(&self) -> Result<GcStats, RepoError> {
-        let stats = gc::collect(self.store.disk(), &self.pins, &self.protector)?;
+        let root = self.path.join("tmp");
+        let (entries, scratch_bytes) = self.scratch.sweep().map_err(io_at(&root))?;
+        if entries > 0 {
+            tracing::info!(
+                entries,
+                bytes = scratch_bytes,
+                "removed stale scratch files"
+            );
+        }
+        let mut stats = gc::collect(self.store.disk(), &self.pins, &self.protector)?;
         self.store.forget_missing()?;
+        stats.reclaimed_disk_bytes += scratch_bytes;
         Ok(stats)
     }
 

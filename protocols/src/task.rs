@@ -342,6 +342,9 @@ pub struct Assign {
     pub worker: WirePeer,
     /// How long the attempt's lease lasts without a heartbeat naming it. Milliseconds.
     pub lease_ms: u32,
+    /// The assignment is void after this (Unix time, milliseconds): a worker ignores it,
+    /// so an old assignment replayed by a peer never runs a task again.
+    pub valid_until_unix_ms: u64,
     /// What to run.
     pub spec: Spec,
 }
@@ -612,6 +615,7 @@ mod tests {
                 attempt: 2,
                 worker: WirePeer(peer),
                 lease_ms: 10_000,
+                valid_until_unix_ms: 1_700_000_300_000,
                 spec,
             }),
             Message::Claim(Claim {

@@ -12,6 +12,7 @@
 //! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls.
 
 pub mod api;
+mod assignments;
 mod cluster;
 pub mod master;
 pub mod service;

@@ -26,6 +26,9 @@ pub const MAX_ACTIVE_TASKS: usize = 100_000;
 
 /// The most records one [`Master::list`] call returns.
 pub const MAX_LIST_PAGE: usize = 10_000;
+/// How long an assignment stays valid (at least its lease): workers ignore it afterwards, so
+/// a replayed old assignment runs nothing. Allows for clocks this far apart. Milliseconds.
+pub const ASSIGN_VALIDITY_MS: u64 = 5 * 60_000;
 
 /// Where a task is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -220,10 +223,10 @@ impl Master {
     /// Opens (or creates) the task database under `repo`, and takes back every task that is
     /// not over: queued ones wait again, assigned and running ones get a fresh lease.
     pub fn open(repo: &Path, config: MasterConfig, now_ms: u64) -> Result<Self, MasterError> {
-        let db = sled::Config::new()
-            .path(repo.join("tasks"))
-            .cache_capacity(config.table_cache_bytes)
-            .open()?;
+        let db = ipfsbench_core::store::open_db(
+            &repo.join("tasks"),
+            sled::Config::new().cache_capacity(config.table_cache_bytes),
+        )?;
         let tasks = db.open_tree("tasks")?;
         let by_seq = db.open_tree("tasks_by_seq")?;
         let mut master = Self {
@@ -666,6 +669,7 @@ impl Master {
                 attempt: record.attempt,
                 worker: WirePeer(worker),
                 lease_ms: u32::try_from(lease_ms).unwrap_or(u32::MAX),
+                valid_until_unix_ms: now_ms + ASSIGN_VALIDITY_MS.max(lease_ms),
                 spec,
             }));
             if let Err(e) = self.settle(&id) {

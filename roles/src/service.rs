@@ -398,6 +398,7 @@ impl Service {
             peers: Peers::default(),
             counters: Counters::default(),
             running: HashMap::new(),
+            taken: crate::assignments::Taken::default(),
             unacked: HashMap::new(),
             runner,
             done_tx,
@@ -456,6 +457,8 @@ struct Actor {
     peers: Peers,
     counters: Counters,
     running: HashMap<TaskId, Running>,
+    /// Assignments this worker took, so a replayed one runs nothing.
+    taken: crate::assignments::Taken,
     runner: Arc<Runner>,
     done_tx: mpsc::Sender<(TaskId, u32, Outcome)>,
     out_tx: mpsc::Sender<Message>,
@@ -775,6 +778,9 @@ impl Actor {
                     self.counters.unauthorised += 1;
                     tracing::warn!(%from, task = %a.task, "assignment from an untrusted master ignored");
                     true
+                } else if let Err(why) = self.taken.take(&a, now_ms()) {
+                    tracing::info!(%from, task = %a.task, attempt = a.attempt, ?why, "assignment ignored");
+                    false
                 } else {
                     self.start_attempt(a);
                     true

@@ -202,14 +202,10 @@ impl Runner {
         Ok(Produced { metrics, outputs })
     }
 
-    /// A directory under `<repo>/tmp`, removed when dropped.
-    fn scratch(&self, prefix: &str) -> Result<tempfile::TempDir, RunError> {
-        let tmp = self.repo.path().join("tmp");
-        std::fs::create_dir_all(&tmp).map_err(fail)?;
-        tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(&tmp)
-            .map_err(fail)
+    /// A directory under `<repo>/tmp`, removed when dropped (or at the next start, after a
+    /// crash).
+    fn scratch(&self, prefix: &str) -> Result<ipfsbench_core::scratch::Dir, RunError> {
+        self.repo.scratch_dir(prefix).map_err(fail)
     }
 
     /// Runs an allowed program without a shell: inputs materialised under `inputs/<cid>`,

@@ -91,6 +91,14 @@ fn add_options(args: &Args) -> Result<AddOptions, ApiError> {
             "--wrap-with-directory is not supported yet",
         ));
     }
+    args.only("hash", &["sha2-256"])?;
+    for unsupported in ["trickle", "inline", "nocopy", "fscache"] {
+        if args.flag(unsupported, false)? {
+            return Err(ApiError::bad_request(format!(
+                "{unsupported}=true is not supported"
+            )));
+        }
+    }
     let chunker = args
         .get("chunker")
         .unwrap_or("size-262144")
@@ -107,6 +115,49 @@ fn add_options(args: &Args) -> Result<AddOptions, ApiError> {
     })
 }
 
+/// The longest name of one file or directory in an upload. Bytes.
+const MAX_NAME: usize = 255;
+
+/// Where an upload's parts go, so that parts that contradict each other (a file and a
+/// directory of one name, a path through a file, a name twice) are refused with a 400 before
+/// anything is written.
+#[derive(Debug, Default)]
+struct Layout(std::collections::HashMap<PathBuf, bool>);
+
+impl Layout {
+    fn claim(&mut self, root: &Path, path: &Path, dir: bool) -> Result<(), ApiError> {
+        let conflict = |what: &str| {
+            let shown = path
+                .strip_prefix(root)
+                .unwrap_or(path)
+                .display()
+                .to_string();
+            ApiError::bad_request(format!("upload entry {shown:?} {what}"))
+        };
+        for parent in path.ancestors().skip(1) {
+            if parent == root {
+                break;
+            }
+            match self.0.get(parent) {
+                Some(false) => return Err(conflict("lies under a file of the upload")),
+                Some(true) => {}
+                None => {
+                    self.0.insert(parent.to_path_buf(), true);
+                }
+            }
+        }
+        match self.0.get(path) {
+            Some(true) if dir => Ok(()),
+            Some(true) => Err(conflict("is a directory already")),
+            Some(false) => Err(conflict("appears twice")),
+            None => {
+                self.0.insert(path.to_path_buf(), dir);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// A multipart file name, as Kubo's clients send it (URL-escaped relative path), made safe.
 fn spool_path(root: &Path, name: &str) -> Result<PathBuf, ApiError> {
     let decoded = percent_encoding::percent_decode_str(name)
@@ -117,6 +168,12 @@ fn spool_path(root: &Path, name: &str) -> Result<PathBuf, ApiError> {
     let mut any = false;
     for c in rel.components() {
         match c {
+            Component::Normal(part) if part.len() > MAX_NAME => {
+                return Err(ApiError::bad_request(format!(
+                    "a name of {} bytes in upload path {decoded:?} (at most {MAX_NAME})",
+                    part.len()
+                )))
+            }
             Component::Normal(part) => {
                 out.push(part);
                 any = true;
@@ -144,17 +201,12 @@ pub(super) async fn add(
     let options = add_options(&args)?;
     let pin = args.flag("pin", true)?;
     let only_hash = args.flag("only-hash", false)?;
+    let _turn = s.upload_turn().await?;
     // Uploads are spooled to a directory inside the repo, then imported like local paths: the
     // same importer, the same CIDs, and nothing half-added if the upload breaks off.
-    let tmp_root = s.repo.path().join("tmp");
-    tokio::fs::create_dir_all(&tmp_root)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let spool = tempfile::Builder::new()
-        .prefix("add-")
-        .tempdir_in(&tmp_root)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let spool = s.repo.scratch_dir("add-")?;
     let mut tops: Vec<(PathBuf, bool)> = Vec::new();
+    let mut layout = Layout::default();
     let bad = |e: axum::extract::multipart::MultipartError| {
         ApiError::bad_request(format!("bad multipart body: {e}"))
     };
@@ -166,6 +218,9 @@ pub(super) async fn add(
         let is_dir = field
             .content_type()
             .is_some_and(|t| t == "application/x-directory");
+        if !stdin {
+            layout.claim(spool.path(), &path, is_dir)?;
+        }
         let top = spool.path().join(
             path.strip_prefix(spool.path())
                 .ok()
@@ -277,73 +332,10 @@ pub(super) async fn get(Extract(s): Extract<State>, args: Args) -> Result<Respon
         .to_string();
     stream_body(Arc::clone(&s.repo), "application/x-tar", move |r, w| {
         let _hold = hold;
-        tar_out(r, &cid, &name, w).map_err(|e| e.to_string())?;
+        super::tarball::write(r, &cid, &name, w).map_err(|e| e.to_string())?;
         // Two zero blocks end a tar archive.
         w.write_all(&[0u8; 1024]).map_err(|e| e.to_string())
     })
-}
-
-/// Writes `cid` as tar entries under `name`, streaming file content.
-fn tar_out(repo: &Repo, cid: &Cid, name: &str, w: &mut dyn Write) -> Result<(), ReadError> {
-    let io_err = |e: io::Error| ReadError::Io {
-        path: PathBuf::from(name),
-        source: e,
-    };
-    let entries = unixfs::ls(repo.store(), cid);
-    let mut header = tar::Header::new_gnu();
-    header.set_mtime(0);
-    header.set_uid(0);
-    header.set_gid(0);
-    let is_dir = match &entries {
-        Ok(_) if cid.codec() == RAW => false,
-        Ok(_) => {
-            let data = repo.store().get(cid)?.ok_or(ReadError::NotFound(*cid))?;
-            let node = unixfs::pb::decode_node(&data).map_err(|e| ReadError::Invalid {
-                cid: *cid,
-                reason: e.to_string(),
-            })?;
-            let fs = unixfs::pb::decode_unixfs(node.data.unwrap_or_default()).map_err(|e| {
-                ReadError::Invalid {
-                    cid: *cid,
-                    reason: e.to_string(),
-                }
-            })?;
-            fs.kind == unixfs::pb::DataType::Directory
-        }
-        Err(_) => false,
-    };
-    if is_dir {
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_mode(0o755);
-        header.set_size(0);
-        header.set_path(name).map_err(io_err)?;
-        header.set_cksum();
-        w.write_all(header.as_bytes()).map_err(io_err)?;
-        for e in entries? {
-            if e.name.is_empty() || e.name.contains('/') || e.name == ".." || e.name == "." {
-                return Err(ReadError::UnsafeName(e.name));
-            }
-            tar_out(repo, &e.cid, &format!("{name}/{}", e.name), w)?;
-        }
-        return Ok(());
-    }
-    let size = unixfs::file_size(repo.store(), cid)?;
-    header.set_entry_type(tar::EntryType::Regular);
-    header.set_mode(0o644);
-    header.set_size(size);
-    header.set_path(name).map_err(io_err)?;
-    header.set_cksum();
-    w.write_all(header.as_bytes()).map_err(io_err)?;
-    let written = unixfs::cat(repo.store(), cid, 0, None, w)?;
-    if written != size {
-        return Err(ReadError::Invalid {
-            cid: *cid,
-            reason: format!("filesize says {size} bytes, the DAG holds {written}"),
-        });
-    }
-    let pad = (512 - size % 512) % 512;
-    w.write_all(&vec![0u8; pad as usize]).map_err(io_err)?;
-    Ok(())
 }
 
 pub(super) async fn ls(Extract(s): Extract<State>, args: Args) -> Result<Json<Value>, ApiError> {
@@ -432,7 +424,16 @@ pub(super) async fn block_put(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let mut multipart = super::multipart(multipart)?;
-    let codec = match args.get("cid-codec").unwrap_or("raw") {
+    // Kubo's older `format` names a codec too; `mhtype` and `mhlen` the hash.
+    args.only("format", &["raw", "v0", "dag-pb", "protobuf"])?;
+    args.only("mhtype", &["sha2-256"])?;
+    args.only("mhlen", &["-1", "32"])?;
+    let format = match args.get("format") {
+        Some("raw") => Some("raw"),
+        Some(_) => Some("dag-pb"),
+        None => None,
+    };
+    let codec = match args.get("cid-codec").or(format).unwrap_or("raw") {
         "raw" => RAW,
         "dag-pb" => DAG_PB,
         other => {
@@ -592,6 +593,7 @@ pub(super) async fn dag_import(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut multipart = super::multipart(multipart)?;
+    let _turn = s.upload_turn().await?;
     let mut body = String::new();
     let mut any = false;
     let bad = |e: axum::extract::multipart::MultipartError| {

@@ -16,6 +16,19 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// A failure with any status.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The caller may not do this (403).
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, message)
+    }
+
     /// A malformed request (400).
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {

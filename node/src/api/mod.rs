@@ -1,12 +1,15 @@
 //! The HTTP API: a Kubo-shaped `/api/v0/...` subset, so that Kubo RPC clients work for these
 //! calls, served with axum. Every call is a POST with `arg=` query parameters; malformed
 //! requests get a 4xx with Kubo's JSON error (`{"Message", "Code", "Type": "error"}`), never a
-//! 200. Bound to loopback unless configured otherwise.
+//! 200. Bound to loopback unless configured otherwise; what browsers may do is in [`guard`].
 
 mod content;
 mod error;
+pub mod guard;
 mod net;
+pub mod server;
 mod storage;
+mod tarball;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -19,6 +22,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use guard::Access;
 
 use crate::network::Client;
 use crate::repo::Repo;
@@ -29,6 +33,9 @@ pub const MAX_ARGS: usize = 256;
 pub const MAX_UPLOAD: usize = 64 << 30;
 /// The largest body of other calls (`block/put`, `pubsub/pub`). Bytes.
 pub const MAX_SMALL_BODY: usize = 4 << 20;
+/// Uploads (`add`, `dag/import`) received and imported at once; more wait their turn
+/// before their bodies are read, so memory and spool space stay bounded.
+pub const MAX_CONCURRENT_UPLOADS: usize = 4;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -37,6 +44,27 @@ pub struct State {
     pub repo: Arc<Repo>,
     /// The network host.
     pub net: Client,
+    /// Turns for uploads, [`MAX_CONCURRENT_UPLOADS`] of them.
+    uploads: Arc<tokio::sync::Semaphore>,
+}
+
+impl State {
+    /// The state of an API serving `repo` and `net`.
+    pub fn new(repo: Arc<Repo>, net: Client) -> Self {
+        Self {
+            repo,
+            net,
+            uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+        }
+    }
+
+    /// Waits for an upload's turn; the turn ends when the permit drops.
+    pub(crate) async fn upload_turn(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+        Arc::clone(&self.uploads)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::internal("the API is shutting down"))
+    }
 }
 
 /// The query parameters of a call, in order, repeated keys kept.
@@ -95,6 +123,20 @@ impl Args {
                 "{key}: {other:?} is not a boolean"
             ))),
         }
+    }
+
+    /// Refuses `key` unless it is absent or one of `supported`: an option the node does not
+    /// implement is an error, never silently ignored.
+    pub fn only(&self, key: &str, supported: &[&str]) -> Result<(), ApiError> {
+        for v in self.all(key) {
+            if !supported.contains(&v) {
+                return Err(ApiError::bad_request(format!(
+                    "{key}={v:?} is not supported (supported: {})",
+                    supported.join(", ")
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A number, if given.
@@ -169,23 +211,26 @@ pub fn router(state: State) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_SMALL_BODY))
         .fallback(|| async { ApiError::not_found("no such API endpoint") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::method_not_allowed("the API takes POST requests only")
-        })
         .with_state(state)
 }
 
 /// Serves the API, with `extra` routes beside its own, on `listener` until `shutdown`
-/// resolves.
+/// resolves. Every request passes [`guard`] first; a method other than POST gets 405 in
+/// Kubo's JSON shape, on every route.
 pub async fn serve(
     listener: TcpListener,
     state: State,
+    access: Access,
     extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state).merge(extra))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = router(state)
+        .merge(extra)
+        .method_not_allowed_fallback(|| async {
+            ApiError::method_not_allowed("the API takes POST requests only")
+        })
+        .layer(axum::middleware::from_fn_with_state(access, guard::guard));
+    server::run(listener, app, shutdown).await
 }
 
 /// Binds the API address (port 0 picks a free port).

@@ -8,7 +8,10 @@ use ipfsbench_protocols::task;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{autonat, dcutr, gossipsub, identify, kad, mdns, ping, relay, PeerId, StreamProtocol};
+use libp2p::{
+    autonat, connection_limits, dcutr, gossipsub, identify, kad, mdns, ping, relay, PeerId,
+    StreamProtocol,
+};
 use sha2::{Digest, Sha256};
 
 use super::providers::ProviderStore;
@@ -22,9 +25,19 @@ pub(crate) const PROTOCOL_VERSION: &str = "/ipfs/0.1.0";
 /// Gossipsub's largest message: Go's default, so Kubo accepts what we send.
 pub const MAX_PUBSUB_MESSAGE: usize = 1 << 20;
 
+/// Connections established at once, in all.
+pub(crate) const MAX_CONNECTIONS: u32 = 1024;
+/// Connections established with one peer at once (TCP, QUIC, a relayed one and a direct
+/// one after hole punching, with room for a redial racing a closing connection).
+pub(crate) const MAX_CONNECTIONS_PER_PEER: u32 = 8;
+/// Connections being set up at once, each way.
+pub(crate) const MAX_PENDING_CONNECTIONS: u32 = 128;
+
 /// Everything a node speaks.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so a connection over the limits is refused before any other part sees it.
+    pub(crate) limits: connection_limits::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) relay_server: Toggle<relay::Behaviour>,
     pub(crate) identify: identify::Behaviour,
@@ -52,6 +65,7 @@ impl Behaviour {
     ) -> Result<Self, NetworkError> {
         let peer_id = parts.key.public().to_peer_id();
         Ok(Self {
+            limits: connection_limits(),
             relay_client,
             relay_server: Toggle::from(
                 (parts.role == Role::Master)
@@ -74,6 +88,16 @@ impl Behaviour {
             bitswap: bitswap::Behaviour::new(bitswap::Config::default(), parts.blocks),
         })
     }
+}
+
+fn connection_limits() -> connection_limits::Behaviour {
+    connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(MAX_CONNECTIONS))
+            .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER))
+            .with_max_pending_incoming(Some(MAX_PENDING_CONNECTIONS))
+            .with_max_pending_outgoing(Some(MAX_PENDING_CONNECTIONS)),
+    )
 }
 
 fn identify(key: &Keypair, agent_version: String) -> identify::Behaviour {

@@ -15,6 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::client::{Client, PeerInfo, PubsubMessage, PubsubStats};
+use super::keep::Keep;
+use super::offences::Offences;
 use super::{Config, NetworkError};
 use crate::block::Hash;
 use crate::repo::Repo;
@@ -76,8 +78,11 @@ const COMMAND_QUEUE: usize = 1024;
 pub(crate) const SUBSCRIBER_QUEUE: usize = 256;
 /// Invalid task messages a peer may relay before it is cut off.
 pub(crate) const MAX_INVALID_MESSAGES: u32 = 8;
-/// Peers tracked for invalid messages (and cut off) at most; past it the table starts over.
+/// Peers tracked for invalid messages, and peers cut off, at most; past it the oldest entry
+/// is forgotten.
 const MAX_TRACKED_PEERS: usize = 4096;
+/// How often kept peers (bootstrap, trusted) are checked for a redial.
+const KEEP_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// The largest buffer a subscriber may ask for.
 pub(crate) const MAX_SUBSCRIBER_QUEUE: usize = 1 << 16;
 
@@ -114,7 +119,10 @@ pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
     repo: Arc<Repo>,
     commands: mpsc::Receiver<Command>,
-    bootstrap: Vec<Multiaddr>,
+    /// Bootstrap and trusted peers, redialled when they drop.
+    keep: Keep,
+    /// Bootstrap addresses without a peer id: dialled once, at start.
+    unnamed: Vec<Multiaddr>,
     /// `swarm connect` calls waiting on their own dial, by its connection: another dial to
     /// the same peer (a stale address Kademlia still knows, say) failing does not fail them.
     dials: HashMap<ConnectionId, (PeerId, DialReply)>,
@@ -129,10 +137,8 @@ pub(crate) struct EventLoop {
     connections: HashMap<PeerId, Multiaddr>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     pubsub_stats: PubsubStats,
-    /// Invalid task messages relayed per peer.
-    invalid: HashMap<PeerId, u32>,
-    /// Peers disconnected for invalid messages, refused when they come back.
-    cut_off: HashSet<PeerId>,
+    /// Invalid task messages relayed per peer, and the peers cut off for them.
+    offences: Offences,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -145,13 +151,30 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 impl EventLoop {
     pub(crate) fn new(swarm: Swarm<Behaviour>, repo: Arc<Repo>, config: Config) -> (Client, Self) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let now = tokio::time::Instant::now();
+        let mut keep = Keep::default();
+        let mut unnamed = Vec::new();
+        for addr in &config.bootstrap {
+            match peer_of(addr) {
+                Some(peer) => {
+                    let mut plain = addr.clone();
+                    plain.pop();
+                    keep.add(peer, Some(plain), now);
+                }
+                None => unnamed.push(addr.clone()),
+            }
+        }
+        for peer in &config.keep {
+            keep.add(*peer, None, now);
+        }
         (
             Client::new(tx, config.fetch_timeout),
             Self {
                 swarm,
                 repo,
                 commands: rx,
-                bootstrap: config.bootstrap,
+                keep,
+                unnamed,
                 dials: HashMap::new(),
                 wants: HashMap::new(),
                 looked_up: HashSet::new(),
@@ -162,27 +185,24 @@ impl EventLoop {
                 connections: HashMap::new(),
                 addresses: HashMap::new(),
                 pubsub_stats: PubsubStats::default(),
-                invalid: HashMap::new(),
-                cut_off: HashSet::new(),
+                offences: Offences::new(MAX_INVALID_MESSAGES, MAX_TRACKED_PEERS),
             },
         )
     }
 
     /// Runs until every client is gone.
     pub(crate) async fn run(mut self) {
-        for addr in std::mem::take(&mut self.bootstrap) {
-            if let Some(peer) = peer_of(&addr) {
-                let mut plain = addr.clone();
-                plain.pop();
-                self.swarm.behaviour_mut().kad.add_address(&peer, plain);
-            }
+        for addr in std::mem::take(&mut self.unnamed) {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, error = %e, "bootstrap dial failed");
             }
         }
+        let mut keep_tick = tokio::time::interval(KEEP_TICK);
+        keep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = keep_tick.tick() => self.redial(),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     None => break,
@@ -349,20 +369,33 @@ impl EventLoop {
         }
     }
 
+    /// Dials the kept peers that are due (dropped, or whose last dial failed).
+    fn redial(&mut self) {
+        for (peer, addrs) in self.keep.due(tokio::time::Instant::now()) {
+            if self.offences.is_cut_off(&peer) {
+                continue;
+            }
+            for addr in &addrs {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+            }
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, error = %e, "redial not started");
+                self.keep.dial_failed(&peer, tokio::time::Instant::now());
+            }
+        }
+    }
+
     /// Counts an invalid task message relayed by `peer`; past [`MAX_INVALID_MESSAGES`] the peer
     /// is disconnected and refused from then on.
     fn count_invalid(&mut self, peer: PeerId) {
-        if self.invalid.len() >= MAX_TRACKED_PEERS && !self.invalid.contains_key(&peer) {
-            self.invalid.clear();
-        }
-        let count = self.invalid.entry(peer).or_insert(0);
-        *count += 1;
-        if *count >= MAX_INVALID_MESSAGES {
-            self.invalid.remove(&peer);
-            if self.cut_off.len() >= MAX_TRACKED_PEERS {
-                self.cut_off.clear();
-            }
-            self.cut_off.insert(peer);
+        if self.offences.invalid(peer) {
             self.pubsub_stats.cut_off += 1;
             tracing::warn!(%peer, "peer cut off: it kept sending invalid task messages");
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -391,7 +424,7 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
-            } if self.cut_off.contains(&peer_id) => {
+            } if self.offences.is_cut_off(&peer_id) => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "refusing a peer that was cut off");
                 let _ = self.swarm.disconnect_peer_id(peer_id);
                 self.answer_dials(peer_id, || {
@@ -406,6 +439,7 @@ impl EventLoop {
             } => {
                 self.connections
                     .insert(peer_id, endpoint.get_remote_address().clone());
+                self.keep.connected(&peer_id);
                 // Connected, by this dial or another: every `swarm connect` to it is done.
                 self.answer_dials(peer_id, || Ok(peer_id));
             }
@@ -415,12 +449,17 @@ impl EventLoop {
                 ..
             } => {
                 self.connections.remove(&peer_id);
+                self.keep
+                    .disconnected(&peer_id, tokio::time::Instant::now());
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,
+                peer_id,
                 error,
-                ..
             } => {
+                if let Some(peer) = peer_id.filter(|p| !self.swarm.is_connected(p)) {
+                    self.keep.dial_failed(&peer, tokio::time::Instant::now());
+                }
                 if let Some((peer, reply)) = self.dials.remove(&connection_id) {
                     let result = if self.swarm.is_connected(&peer) {
                         Ok(peer)

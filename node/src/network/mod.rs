@@ -8,6 +8,8 @@
 mod behaviour;
 mod client;
 mod event_loop;
+mod keep;
+mod offences;
 mod providers;
 
 use std::sync::Arc;
@@ -29,8 +31,12 @@ pub struct Config {
     pub role: Role,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
-    /// Peers to dial at start (`.../p2p/<peer id>`), also added to Kademlia.
+    /// Peers to dial at start (`.../p2p/<peer id>`), also added to Kademlia, and redialled
+    /// whenever they drop.
     pub bootstrap: Vec<Multiaddr>,
+    /// More peers to keep connected (the ones the role trusts), at the addresses Kademlia
+    /// and identify learn for them.
+    pub keep: Vec<PeerId>,
     /// Find peers on the LAN by mDNS.
     pub mdns: bool,
     /// How long a block fetch may take before it fails.

@@ -8,6 +8,7 @@
 mod cache;
 mod memory;
 mod pack;
+mod sys;
 
 use cid::Cid;
 
@@ -79,6 +80,76 @@ pub enum StoreError {
     /// An index entry is malformed.
     #[error("corrupt block index entry: {0}")]
     CorruptIndex(String),
+    /// A write would leave less free space than the store keeps in reserve. Nothing was
+    /// written; writes work again once space is freed (`repo gc`, or removing other files).
+    #[error(
+        "disk full: {free} bytes free under {}, and the store keeps {reserve} free \
+         (store.min_free_bytes); free some space, for example with `repo gc`",
+        path.display()
+    )]
+    DiskFull {
+        /// The store's pack directory.
+        path: std::path::PathBuf,
+        /// Bytes free on its file system.
+        free: u64,
+        /// Bytes the store keeps free.
+        reserve: u64,
+    },
+    /// An fsync failed earlier, so the store refuses writes until the node restarts (what was
+    /// acknowledged before is safe; reopening resumes from it).
+    #[error("the block store refuses writes after a failed fsync ({0}); restart the node")]
+    Failed(String),
+}
+
+/// How long opening a sled database waits for a handle of this process that is being
+/// dropped to release the database's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the sled database at `path` with `config`.
+///
+/// - sled releases its file lock only once its background threads have let go of the last
+///   handle, a moment after the handle is dropped; a reopen in that moment waits for it, for
+///   at most [`LOCK_WAIT`], instead of failing.
+/// - sled writes a snapshot as `snap.N.generating` and renames it when complete, but on
+///   opening it also reads a `.generating` file left by a write that failed (a full disk) or
+///   was cut short, and then refuses to open at all. Such a file is never a finished
+///   snapshot: when sled refuses for corruption and one is there, it is removed and the open
+///   tried again (sled then recovers from its log).
+pub fn open_db(path: &std::path::Path, config: sled::Config) -> sled::Result<sled::Db> {
+    let config = config.path(path);
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let mut cleared = false;
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(sled::Error::Corruption { .. }) if !cleared && unfinished_snapshots(path)? > 0 => {
+                cleared = true;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Removes the unfinished snapshots (`snap.*.generating`) in the sled directory `path`;
+/// returns how many there were.
+fn unfinished_snapshots(path: &std::path::Path) -> std::io::Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::warn!(file = %entry.path().display(), "removing an unfinished sled snapshot");
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// What a store holds.
@@ -163,6 +234,40 @@ pub(crate) mod tests {
         store.compact().unwrap();
         assert_eq!(store.get(big.cid()).unwrap().unwrap(), big.data());
         assert_eq!(store.stat().unwrap().blocks, 2);
+    }
+
+    #[test]
+    fn reopening_waits_for_a_handle_being_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let db = open_db(&path, sled::Config::new()).unwrap();
+        db.insert(b"k", b"v").unwrap();
+        db.flush().unwrap();
+        // Plain sled refuses while the first handle lives.
+        assert!(sled::Config::new().path(&path).open().is_err());
+        let dropper = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(db);
+        });
+        let again = open_db(&path, sled::Config::new()).unwrap();
+        assert_eq!(again.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        dropper.join().unwrap();
+    }
+
+    #[test]
+    fn an_unfinished_snapshot_does_not_stop_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = open_db(&path, sled::Config::new()).unwrap();
+            db.insert(b"k", b"v").unwrap();
+            db.flush().unwrap();
+        }
+        // What a snapshot write cut short by a full disk leaves.
+        std::fs::write(path.join("snap.00000000FFFFFFFF.generating"), b"short").unwrap();
+        assert!(sled::Config::new().path(&path).open().is_err());
+        let db = open_db(&path, sled::Config::new()).unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 
     #[test]

@@ -14,7 +14,6 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -22,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use cid::Cid;
 use serde::{Deserialize, Serialize};
 
+use super::sys;
 use super::{Block, BlockStore, StoreError, StoreStat};
 use crate::block::Hash;
 
@@ -37,6 +37,10 @@ pub struct PackStoreConfig {
     /// During long writes, start writeback of new bytes once this many have accumulated, and
     /// wait for writeback of bytes older than eight times this. Bytes; default 8 MiB.
     pub writeback_bytes: u64,
+    /// Block writes are refused (the add fails cleanly) rather than leave less than this free
+    /// on the file system, so the index, the pins and the task table always have room to
+    /// write. Bytes; default 64 MiB; 0 writes until the disk itself says it is full.
+    pub min_free_bytes: u64,
 }
 
 impl Default for PackStoreConfig {
@@ -45,6 +49,7 @@ impl Default for PackStoreConfig {
             pack_target_bytes: 256 << 20,
             index_cache_bytes: 16 << 20,
             writeback_bytes: 8 << 20,
+            min_free_bytes: 64 << 20,
         }
     }
 }
@@ -84,12 +89,19 @@ impl Loc {
     fn record_len(self, hash_len: usize) -> u64 {
         u64::from(self.len) + 5 + hash_len as u64
     }
+
+    /// The offset just past the record's bytes.
+    fn end(self) -> u64 {
+        self.offset + u64::from(self.len)
+    }
 }
 
 struct Writer {
     id: u32,
     file: Arc<File>,
     path: PathBuf,
+    /// Records not yet handed to the OS; they start at `file_len`. At most [`WRITE_BUFFER`]
+    /// bytes, or one record when a record alone is larger.
     buf: Vec<u8>,
     /// Bytes of the pack already handed to the OS.
     file_len: u64,
@@ -101,6 +113,9 @@ struct Writer {
     dir_dirty: bool,
     /// Packs closed since the last flush, whose bytes `flush` must still sync.
     closed: Vec<(Arc<File>, PathBuf)>,
+    /// Why writes are refused: an fsync failed, and after a failed fsync the kernel may have
+    /// dropped the bytes it could not write while reporting later fsyncs as successful.
+    failed: Option<String>,
 }
 
 /// Block bytes in pack files, indexed by sled. See the module docs.
@@ -109,8 +124,14 @@ pub struct PackStore {
     config: PackStoreConfig,
     db: sled::Db,
     index: sled::Tree,
+    /// Pack id (big endian) to the end of the last record the index may point to in it.
+    /// Written before the index entries it covers, so bytes past it are never referenced.
+    ends: sled::Tree,
     writer: Mutex<Writer>,
     pending: Mutex<HashMap<Hash, Loc>>,
+    /// Held from taking the pending entries to writing them to the index, so that nothing
+    /// can see a location that is in neither.
+    indexing: Mutex<()>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
     compacting: Mutex<()>,
 }
@@ -156,13 +177,27 @@ fn pack_ids(dir: &Path) -> Result<Vec<u32>, StoreError> {
     Ok(ids)
 }
 
+/// Opens a pack for reading and positional writes (never `O_APPEND`: every write names its
+/// offset, so a write that failed halfway cannot shift the records after it).
 fn open_pack(path: &Path, create: bool) -> Result<File, StoreError> {
     OpenOptions::new()
         .read(true)
-        .append(true)
+        .write(true)
         .create(create)
+        .truncate(false)
         .open(path)
         .map_err(io_err(path))
+}
+
+/// Whether rewriting a pack of `size` bytes, `live` of them still referenced, is worth its
+/// copying: when most of it is dead, or when a quarter pack's worth is.
+fn worth_rewriting(size: u64, live: u64, target: u64) -> bool {
+    let dead = size.saturating_sub(live);
+    dead > 0 && (live * 2 < size || dead >= target / 4)
+}
+
+fn end_of(v: &[u8]) -> u64 {
+    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 impl PackStore {
@@ -170,16 +205,46 @@ impl PackStore {
     pub fn open(dir: &Path, config: PackStoreConfig) -> Result<Self, StoreError> {
         let packs_dir = dir.join("packs");
         fs::create_dir_all(&packs_dir).map_err(io_err(&packs_dir))?;
-        let db = sled::Config::new()
-            .path(dir.join("index"))
-            .cache_capacity(config.index_cache_bytes)
-            .flush_every_ms(Some(1000))
-            .open()?;
+        let db = super::open_db(
+            &dir.join("index"),
+            sled::Config::new()
+                .cache_capacity(config.index_cache_bytes)
+                .flush_every_ms(Some(1000)),
+        )?;
         let index = db.open_tree("blocks")?;
+        let ends = db.open_tree("pack_ends")?;
+        if ends.is_empty() && !index.is_empty() {
+            rebuild_ends(&index, &ends)?;
+            db.flush()?;
+        }
 
-        // Append to the newest pack while it has room; bytes past the last indexed record are
-        // garbage from an interrupted write and simply stay unreferenced.
-        let ids = pack_ids(&packs_dir)?;
+        // Bytes past what the index may reference were written by a write that never became
+        // durable (a crash, a failed write): cut them off, so the pack grows from where its
+        // last durable record ends and no dead bytes stay in the middle of it.
+        let mut ids = Vec::new();
+        let all = pack_ids(&packs_dir)?;
+        for &id in &all {
+            let path = pack_path(&packs_dir, id);
+            let end = ends.get(id.to_be_bytes())?.map_or(0, |v| end_of(&v));
+            let len = fs::metadata(&path).map_err(io_err(&path))?.len();
+            if end == 0 && Some(&id) != all.last() {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                continue;
+            }
+            if len > end {
+                tracing::info!(
+                    pack = id,
+                    bytes = len - end,
+                    "trimming bytes no index entry references"
+                );
+                open_pack(&path, false)?
+                    .set_len(end)
+                    .map_err(io_err(&path))?;
+            }
+            ids.push(id);
+        }
+
+        // Append to the newest pack while it has room.
         let (id, dir_dirty) = match ids.last() {
             Some(&last) => {
                 let len = fs::metadata(pack_path(&packs_dir, last))
@@ -202,6 +267,7 @@ impl PackStore {
             config,
             db,
             index,
+            ends,
             writer: Mutex::new(Writer {
                 id,
                 file,
@@ -212,8 +278,10 @@ impl PackStore {
                 settled: file_len,
                 dir_dirty,
                 closed: Vec::new(),
+                failed: None,
             }),
             pending: Mutex::new(HashMap::new()),
+            indexing: Mutex::new(()),
             readers: RwLock::new(HashMap::new()),
             compacting: Mutex::new(()),
         })
@@ -234,11 +302,32 @@ impl PackStore {
         }
     }
 
-    fn write_out(w: &mut Writer) -> Result<(), StoreError> {
+    /// Hands the buffer to the OS at the end of the pack. On failure the pack is cut back to
+    /// where it ended and the buffer kept, so every recorded location stays right and the
+    /// records are written by a later call once there is room.
+    fn write_out(&self, w: &mut Writer) -> Result<(), StoreError> {
         if w.buf.is_empty() {
             return Ok(());
         }
-        (&*w.file).write_all(&w.buf).map_err(io_err(&w.path))?;
+        if self.config.min_free_bytes > 0 {
+            let free = sys::free_bytes(&w.file).map_err(io_err(&w.path))?;
+            let need = w.buf.len() as u64 + self.config.min_free_bytes;
+            if free < need {
+                return Err(StoreError::DiskFull {
+                    path: self.packs_dir.clone(),
+                    free,
+                    reserve: self.config.min_free_bytes,
+                });
+            }
+        }
+        if let Err(e) = w.file.write_all_at(&w.buf, w.file_len) {
+            if let Err(trim) = w.file.set_len(w.file_len) {
+                // Harmless for the records (every write names its offset); the bytes stay
+                // as garbage until the next open trims them.
+                tracing::warn!(path = %w.path.display(), error = %trim, "cannot cut back a failed write");
+            }
+            return Err(io_err(&w.path)(e));
+        }
         w.file_len += w.buf.len() as u64;
         w.buf.clear();
         Ok(())
@@ -251,21 +340,34 @@ impl PackStore {
         if w.file_len - w.kicked < step {
             return;
         }
-        writeback::start(&w.file, w.kicked, w.file_len - w.kicked);
+        sys::start_writeback(&w.file, w.kicked, w.file_len - w.kicked);
         w.kicked = w.file_len;
         let horizon = w.kicked.saturating_sub(8 * step);
         if horizon > w.settled {
-            writeback::wait(&w.file, w.settled, horizon - w.settled);
+            sys::wait_writeback(&w.file, w.settled, horizon - w.settled);
             w.settled = horizon;
         }
     }
 
     fn sync_writer(&self, w: &mut Writer) -> Result<(), StoreError> {
-        Self::write_out(w)?;
-        for (file, path) in w.closed.drain(..) {
-            file.sync_data().map_err(io_err(&path))?;
+        if let Some(reason) = &w.failed {
+            return Err(StoreError::Failed(reason.clone()));
         }
-        w.file.sync_data().map_err(io_err(&w.path))?;
+        self.write_out(w)?;
+        let mut synced = Ok(());
+        for (file, path) in w.closed.drain(..) {
+            if synced.is_ok() {
+                synced = file.sync_data().map_err(io_err(&path));
+            }
+        }
+        if synced.is_ok() {
+            synced = w.file.sync_data().map_err(io_err(&w.path));
+        }
+        if let Err(e) = synced {
+            tracing::error!(error = %e, "fsync failed: the block store refuses writes until restarted");
+            w.failed = Some(e.to_string());
+            return Err(e);
+        }
         w.kicked = w.file_len;
         w.settled = w.file_len;
         if w.dir_dirty {
@@ -277,37 +379,51 @@ impl PackStore {
         Ok(())
     }
 
+    /// Closes the pack being written and starts the next one. The old pack is synced by the
+    /// next flush, before anything in it is indexed.
+    fn roll(&self, w: &mut Writer) -> Result<(), StoreError> {
+        self.write_out(w)?;
+        sys::start_writeback(&w.file, w.kicked, w.file_len - w.kicked);
+        let id = w.id + 1;
+        let path = pack_path(&self.packs_dir, id);
+        let file = Arc::new(open_pack(&path, true)?);
+        let file_len = file.metadata().map_err(io_err(&path))?.len();
+        let old = std::mem::replace(&mut w.file, file);
+        let old_path = std::mem::replace(&mut w.path, path);
+        w.closed.push((old, old_path));
+        w.file_len = file_len;
+        w.kicked = file_len;
+        w.settled = file_len;
+        w.id = id;
+        w.dir_dirty = true;
+        Ok(())
+    }
+
     /// Appends a record; the caller holds the writer lock and records the location.
     fn append(&self, w: &mut Writer, hash: &Hash, data: &[u8]) -> Result<Loc, StoreError> {
-        if w.file_len + w.buf.len() as u64 >= self.config.pack_target_bytes {
-            // The old pack is synced by the next flush, before anything in it is indexed.
-            Self::write_out(w)?;
-            writeback::start(&w.file, w.kicked, w.file_len - w.kicked);
-            let id = w.id + 1;
-            let path = pack_path(&self.packs_dir, id);
-            let old = std::mem::replace(&mut w.file, Arc::new(open_pack(&path, true)?));
-            let old_path = std::mem::replace(&mut w.path, path.clone());
-            w.closed.push((old, old_path));
-            w.file_len = w.file.metadata().map_err(io_err(&path))?.len();
-            w.kicked = w.file_len;
-            w.settled = w.file_len;
-            w.id = id;
-            w.dir_dirty = true;
+        if let Some(reason) = &w.failed {
+            return Err(StoreError::Failed(reason.clone()));
         }
         let len = u32::try_from(data.len())
             .map_err(|_| StoreError::CorruptIndex("block over 4 GiB".into()))?;
         let hash_bytes = hash.to_bytes();
         let hash_len = u8::try_from(hash_bytes.len())
             .map_err(|_| StoreError::CorruptIndex("multihash over 255 bytes".into()))?;
+        if w.file_len + w.buf.len() as u64 >= self.config.pack_target_bytes {
+            self.roll(w)?;
+        }
+        let record = 5 + hash_bytes.len() + data.len();
+        if !w.buf.is_empty() && w.buf.len() + record > WRITE_BUFFER {
+            // Written before the record joins the buffer: when this fails, nothing of the
+            // record is anywhere and the buffer stays bounded.
+            self.write_out(w)?;
+            self.kick_writeback(w);
+        }
         w.buf.extend_from_slice(&len.to_le_bytes());
         w.buf.push(hash_len);
         w.buf.extend_from_slice(&hash_bytes);
         let offset = w.file_len + w.buf.len() as u64;
         w.buf.extend_from_slice(data);
-        if w.buf.len() >= WRITE_BUFFER {
-            Self::write_out(w)?;
-            self.kick_writeback(w);
-        }
         Ok(Loc {
             pack: w.id,
             offset,
@@ -340,9 +456,14 @@ impl PackStore {
                 return Ok(None);
             };
             {
-                let mut w = lock(&self.writer);
-                if loc.pack == w.id && loc.offset + u64::from(loc.len) > w.file_len {
-                    Self::write_out(&mut w)?;
+                // Still in the write buffer: answer from there.
+                let w = lock(&self.writer);
+                if loc.pack == w.id && loc.offset >= w.file_len {
+                    let start = usize::try_from(loc.offset - w.file_len).unwrap_or(usize::MAX);
+                    let end = start.saturating_add(loc.len as usize);
+                    if let Some(bytes) = w.buf.get(start..end) {
+                        return Ok(Some(bytes.to_vec()));
+                    }
                 }
             }
             let path = pack_path(&self.packs_dir, loc.pack);
@@ -372,8 +493,50 @@ impl PackStore {
         Ok(live)
     }
 
-    /// Moves the live records of `pack` to the writer, then deletes the pack file.
+    /// Records that the index may point up to these offsets, before it does.
+    fn extend_ends(&self, locs: impl Iterator<Item = Loc>) -> Result<(), StoreError> {
+        let mut ends: HashMap<u32, u64> = HashMap::new();
+        for loc in locs {
+            let end = ends.entry(loc.pack).or_default();
+            *end = (*end).max(loc.end());
+        }
+        for (pack, end) in ends {
+            let key = pack.to_be_bytes();
+            let old = self.ends.get(key)?.map_or(0, |v| end_of(&v));
+            if end > old {
+                self.ends.insert(key, &end.to_be_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs and indexes what is pending; returns the pack being written when the pending
+    /// entries were taken (every older pack is then wholly indexed).
+    fn flush_pending(&self) -> Result<u32, StoreError> {
+        let _indexing = lock(&self.indexing);
+        let (current, entries): (u32, Vec<(Hash, Loc)>) = {
+            let mut w = lock(&self.writer);
+            self.sync_writer(&mut w)?;
+            (w.id, lock(&self.pending).drain().collect())
+        };
+        self.extend_ends(entries.iter().map(|(_, loc)| *loc))?;
+        // Each entry points at synced bytes, so entries need not land together; small batches
+        // keep sled's memory flat however many blocks one flush indexes.
+        for group in entries.chunks(256) {
+            let mut batch = sled::Batch::default();
+            for (hash, loc) in group {
+                batch.insert(hash.to_bytes(), &loc.encode()[..]);
+            }
+            self.index.apply_batch(batch)?;
+        }
+        self.db.flush()?;
+        Ok(current)
+    }
+
+    /// Moves the live records of `pack` to the writer, then deletes the pack file. The caller
+    /// makes sure every record of the pack is indexed (none pending).
     fn rewrite_pack(&self, pack: u32) -> Result<(), StoreError> {
+        let path = pack_path(&self.packs_dir, pack);
         let mut moved = Vec::new();
         for item in self.index.iter() {
             let (k, v) = item?;
@@ -383,7 +546,6 @@ impl PackStore {
             }
             let hash = Hash::from_bytes(&k)
                 .map_err(|e| StoreError::CorruptIndex(format!("key is no multihash: {e}")))?;
-            let path = pack_path(&self.packs_dir, pack);
             let mut data = vec![0u8; old.len as usize];
             self.reader(pack)
                 .and_then(|f| f.read_exact_at(&mut data, old.offset))
@@ -398,6 +560,7 @@ impl PackStore {
             let mut w = lock(&self.writer);
             self.sync_writer(&mut w)?;
         }
+        self.extend_ends(moved.iter().map(|(_, _, new)| *new))?;
         for (k, old, new) in moved {
             // Leave entries that changed meanwhile (removed, rewritten) as they are.
             let _ = self
@@ -409,9 +572,26 @@ impl PackStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pack);
-        let path = pack_path(&self.packs_dir, pack);
-        fs::remove_file(&path).map_err(io_err(&path))
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        self.ends.remove(pack.to_be_bytes())?;
+        Ok(())
     }
+}
+
+/// Builds the `pack_ends` tree of a store written before it existed.
+fn rebuild_ends(index: &sled::Tree, ends: &sled::Tree) -> Result<(), StoreError> {
+    let mut max: HashMap<u32, u64> = HashMap::new();
+    for v in index.iter().values() {
+        let loc = Loc::decode(&v?)?;
+        let end = max.entry(loc.pack).or_default();
+        *end = (*end).max(loc.end());
+    }
+    let mut batch = sled::Batch::default();
+    for (pack, end) in max {
+        batch.insert(&pack.to_be_bytes(), &end.to_be_bytes());
+    }
+    ends.apply_batch(batch)?;
+    Ok(())
 }
 
 impl BlockStore for PackStore {
@@ -463,22 +643,7 @@ impl BlockStore for PackStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        let entries: Vec<(Hash, Loc)> = {
-            let mut w = lock(&self.writer);
-            self.sync_writer(&mut w)?;
-            lock(&self.pending).drain().collect()
-        };
-        // Each entry points at synced bytes, so entries need not land together; small batches
-        // keep sled's memory flat however many blocks one flush indexes.
-        for group in entries.chunks(256) {
-            let mut batch = sled::Batch::default();
-            for (hash, loc) in group {
-                batch.insert(hash.to_bytes(), &loc.encode()[..]);
-            }
-            self.index.apply_batch(batch)?;
-        }
-        self.db.flush()?;
-        Ok(())
+        self.flush_pending().map(|_| ())
     }
 
     fn stat(&self) -> Result<StoreStat, StoreError> {
@@ -501,21 +666,46 @@ impl BlockStore for PackStore {
 
     fn compact(&self) -> Result<u64, StoreError> {
         let _one_at_a_time = lock(&self.compacting);
-        self.flush()?;
+        let target = self.config.pack_target_bytes;
+        let mut current = self.flush_pending()?;
         let live = self.live_bytes_per_pack()?;
-        let current = lock(&self.writer).id;
-        let mut freed = 0;
+        // The pack being written is closed too when it is worth rewriting, so that blocks
+        // removed from it give their space back.
+        let sealed = {
+            let mut w = lock(&self.writer);
+            let size = w.file_len + w.buf.len() as u64;
+            let live = live.get(&w.id).copied().unwrap_or(0);
+            worth_rewriting(size, live, target)
+                && match self.roll(&mut w) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot close the pack being written");
+                        false
+                    }
+                }
+        };
+        if sealed {
+            current = self.flush_pending()?;
+        }
+        let mut candidates = Vec::new();
         for id in pack_ids(&self.packs_dir)? {
-            if id == current {
+            if id >= current {
                 continue;
             }
             let path = pack_path(&self.packs_dir, id);
             let size = fs::metadata(&path).map_err(io_err(&path))?.len();
             let live = live.get(&id).copied().unwrap_or(0);
-            if live * 2 < size {
-                self.rewrite_pack(id)?;
-                freed += size - live;
+            if worth_rewriting(size, live, target) {
+                candidates.push((size - live, id));
             }
+        }
+        // Most dead bytes first: on a full disk, packs with nothing live free space without
+        // needing any.
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
+        let mut freed = 0;
+        for (dead, id) in candidates {
+            self.rewrite_pack(id)?;
+            freed += dead;
         }
         Ok(freed)
     }
@@ -587,41 +777,122 @@ mod tests {
         }
         assert_eq!(store.stat().unwrap().blocks, 4);
     }
-}
 
-/// Early writeback through `sync_file_range`. Both calls are hints for throughput: errors are
-/// ignored here because the `fdatasync` in [`PackStore::flush`] reports any that matter.
-#[allow(unsafe_code)]
-mod writeback {
-    use std::fs::File;
-    use std::os::fd::AsRawFd;
+    fn pack_len(dir: &Path) -> u64 {
+        pack_ids(&dir.join("packs"))
+            .unwrap()
+            .iter()
+            .map(|id| {
+                fs::metadata(pack_path(&dir.join("packs"), *id))
+                    .unwrap()
+                    .len()
+            })
+            .sum()
+    }
 
-    fn range(file: &File, offset: u64, len: u64, flags: libc::c_uint) {
-        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-            return;
+    #[test]
+    fn a_write_refused_for_space_changes_nothing_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Block::hash(RAW, b"kept".to_vec(), false);
+        {
+            let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+            store.put(&a).unwrap();
+            store.flush().unwrap();
+        }
+        let before = pack_len(dir.path());
+        let full = PackStoreConfig {
+            min_free_bytes: u64::MAX / 2,
+            ..PackStoreConfig::default()
         };
-        // SAFETY: the descriptor is valid for the lifetime of `file`; the call reads no memory
-        // of ours and only schedules or awaits writeback of the given byte range.
-        let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range");
+        let b = Block::hash(RAW, vec![7u8; 300_000], false);
+        {
+            let store = PackStore::open(dir.path(), full).unwrap();
+            store.put(&b).unwrap();
+            let err = store.flush().unwrap_err();
+            assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
+            assert!(err.to_string().contains("disk full"), "{err}");
+            // Still readable from memory, and nothing reached the pack.
+            assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());
+            assert_eq!(pack_len(dir.path()), before);
+        }
+        let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+        assert_eq!(store.get(a.cid()).unwrap().unwrap(), b"kept");
+        assert!(store.get(b.cid()).unwrap().is_none());
+        store.put(&b).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());
+    }
+
+    #[test]
+    fn open_trims_bytes_no_entry_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Block::hash(RAW, b"durable".to_vec(), false);
+        let end = {
+            let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+            store.put(&a).unwrap();
+            store.flush().unwrap();
+            let end = pack_len(dir.path());
+            // Large enough to reach the file before any flush: a crash leaves these bytes.
+            store
+                .put(&Block::hash(RAW, vec![1u8; WRITE_BUFFER + 1], false))
+                .unwrap();
+            store
+                .put(&Block::hash(RAW, b"tail".to_vec(), false))
+                .unwrap();
+            assert!(pack_len(dir.path()) > end);
+            end
+        };
+        let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+        assert_eq!(pack_len(dir.path()), end);
+        let b = Block::hash(RAW, b"after".to_vec(), false);
+        store.put(&b).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.get(a.cid()).unwrap().unwrap(), b"durable");
+        assert_eq!(store.get(b.cid()).unwrap().unwrap(), b"after");
+    }
+
+    #[test]
+    fn compaction_reclaims_the_pack_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+        let blocks: Vec<Block> = (0..10u8)
+            .map(|i| Block::hash(RAW, vec![i; 40_000], false))
+            .collect();
+        for b in &blocks {
+            store.put(b).unwrap();
+        }
+        store.flush().unwrap();
+        for b in &blocks[..8] {
+            store.remove(b.cid().hash()).unwrap();
+        }
+        let before = pack_len(dir.path());
+        let freed = store.compact().unwrap();
+        assert!(freed >= 8 * 40_000, "freed {freed}");
+        assert!(pack_len(dir.path()) <= before - 8 * 40_000);
+        for b in &blocks[8..] {
+            assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());
+        }
+        drop(store);
+        let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+        for b in &blocks[8..] {
+            assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());
         }
     }
 
-    /// Starts writing the range to disk without waiting.
-    pub(super) fn start(file: &File, offset: u64, len: u64) {
-        range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
-    }
-
-    /// Waits until the range is on disk (data only; `fdatasync` still follows).
-    pub(super) fn wait(file: &File, offset: u64, len: u64) {
-        range(
-            file,
-            offset,
-            len,
-            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                | libc::SYNC_FILE_RANGE_WRITE
-                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-        );
+    #[test]
+    fn ends_are_rebuilt_for_stores_written_before_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Block::hash(RAW, vec![3u8; 1000], false);
+        {
+            let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+            store.put(&a).unwrap();
+            store.flush().unwrap();
+            store.db().drop_tree("pack_ends").unwrap();
+            store.db().flush().unwrap();
+        }
+        let len = pack_len(dir.path());
+        let store = PackStore::open(dir.path(), PackStoreConfig::default()).unwrap();
+        assert_eq!(pack_len(dir.path()), len, "nothing referenced was trimmed");
+        assert_eq!(store.get(a.cid()).unwrap().unwrap(), a.data());
     }
 }

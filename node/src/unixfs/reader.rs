@@ -33,7 +33,7 @@ pub enum ReadError {
         name: String,
     },
     /// A file was expected.
-    #[error("{0} is a directory, not a file")]
+    #[error("{0}: this dag node is a directory")]
     IsDirectory(Cid),
     /// A directory was expected.
     #[error("{0} is not a directory")]
@@ -144,6 +144,16 @@ pub fn cat(
     out: &mut dyn Write,
 ) -> Result<u64, ReadError> {
     let end = length.map_or(u64::MAX, |l| offset.saturating_add(l));
+    // A directory is refused whatever the range, even an empty one that reads nothing.
+    if cid.codec() != RAW {
+        let root = load(store, cid)?;
+        if matches!(
+            decode(cid, &root)?.fs.kind,
+            DataType::Directory | DataType::HamtShard
+        ) {
+            return Err(ReadError::IsDirectory(*cid));
+        }
+    }
     let mut written = 0u64;
     let mut stack = vec![Pending {
         cid: *cid,

@@ -1,0 +1,50 @@
+//! The few OS calls the pack store makes that `std` does not offer: early writeback
+//! (`sync_file_range`) and the free space of a file system (`fstatvfs`).
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+
+fn range(file: &File, offset: u64, len: u64, flags: libc::c_uint) {
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return;
+    };
+    // SAFETY: the descriptor is valid for the lifetime of `file`; the call reads no memory
+    // of ours and only schedules or awaits writeback of the given byte range.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) };
+    if rc != 0 {
+        tracing::debug!(error = %std::io::Error::last_os_error(), "sync_file_range");
+    }
+}
+
+/// Starts writing the range to disk without waiting. A hint for throughput: errors are
+/// ignored here because the `fdatasync` of a flush reports any that matter.
+pub(super) fn start_writeback(file: &File, offset: u64, len: u64) {
+    range(file, offset, len, libc::SYNC_FILE_RANGE_WRITE);
+}
+
+/// Waits until the range is on disk (data only; `fdatasync` still follows).
+pub(super) fn wait_writeback(file: &File, offset: u64, len: u64) {
+    range(
+        file,
+        offset,
+        len,
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+    );
+}
+
+/// Bytes an unprivileged process may still write on the file system holding `file`.
+pub(super) fn free_bytes(file: &File) -> std::io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::zeroed();
+    // SAFETY: the descriptor is valid for the lifetime of `file`, and `st` is a properly
+    // sized, writable statvfs that the call fills in.
+    let rc = unsafe { libc::fstatvfs(file.as_raw_fd(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the call succeeded, so it initialised the struct.
+    let st = unsafe { st.assume_init() };
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
