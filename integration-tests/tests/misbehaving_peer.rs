@@ -127,3 +127,64 @@ fn protocol_breakers_are_cut_off_and_others_still_served() {
     honest.connect(&a);
     assert!(honest.ok(&["cat", &cid]) == std::fs::read(&file).unwrap());
 }
+
+#[test]
+fn one_peer_cannot_open_connections_without_bound() {
+    let a = Node::start("worker", &[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let established = runtime.block_on(async {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .unwrap()
+            .with_behaviour(|_| libp2p_stream::Behaviour::new())
+            .unwrap()
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
+            .build();
+        let addr: Multiaddr = a.addr.parse().unwrap();
+        let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
+            panic!("no peer id in {addr}");
+        };
+        let mut plain = addr.clone();
+        plain.pop();
+        for _ in 0..20 {
+            swarm
+                .dial(
+                    libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                        .addresses(vec![plain.clone()])
+                        .condition(libp2p::swarm::dial_opts::PeerCondition::Always)
+                        .build(),
+                )
+                .unwrap();
+        }
+        // Until every dial has ended one way or the other and the refusals have arrived, or
+        // the time is up (then the count shows what stayed open).
+        let deadline = tokio::time::sleep(Duration::from_secs(30));
+        tokio::pin!(deadline);
+        let (mut opened, mut closed, mut failed) = (0u32, 0u32, 0u32);
+        while opened + failed < 20 || opened - closed > 8 {
+            tokio::select! {
+                () = &mut deadline => break,
+                event = swarm.select_next_some() => match event {
+                    SwarmEvent::ConnectionEstablished { .. } => opened += 1,
+                    SwarmEvent::ConnectionClosed { .. } => closed += 1,
+                    SwarmEvent::OutgoingConnectionError { .. } => failed += 1,
+                    _ => {}
+                },
+            }
+        }
+        assert!(opened > 0, "no connection at all");
+        opened - closed
+    });
+    assert!(
+        established <= 8,
+        "{established} connections from one peer stay open (at most 8)"
+    );
+    // The daemon still serves others.
+    let honest = Node::start("leecher", &[]);
+    honest.connect(&a);
+}
