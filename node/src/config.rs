@@ -158,103 +158,13 @@ pub struct IdentityConfig {
     pub peer_id: String,
 }
 
+/// `config.example.toml`: every knob with its default and unit, as `init` writes it.
+pub const EXAMPLE: &str = include_str!("../../config.example.toml");
+
 impl Config {
-    /// The commented TOML that `init` writes: every knob with its default and unit.
+    /// The commented TOML that `init` writes: [`EXAMPLE`] with the node's PeerId.
     pub fn template(peer_id: &str) -> String {
-        let store = PackStoreConfig::default();
-        format!(
-            r#"# ipfsbench-node repo configuration.
-# Every key is optional: a key left out takes the default shown here.
-
-[identity]
-# The node's PeerId, derived from the Ed25519 key in `identity.key`. Do not edit:
-# the node refuses to start when it does not match the key.
-peer_id = "{peer_id}"
-
-[store]
-# A pack file is closed and a new one started once it reaches this size. Bytes.
-pack_target_bytes = {}
-# Memory the block index (sled) may use for its page cache. Bytes.
-index_cache_bytes = {}
-# During long writes, start writing new bytes to disk once this many have accumulated
-# (and wait for bytes older than eight times this), so that the fsync that makes an `add`
-# durable waits for little. Bytes.
-writeback_bytes = {}
-# Block writes are refused (the add fails cleanly, nothing half-written) rather than leave
-# less than this free on the disk, so the index, the pins and the task table always have
-# room. 0 writes until the disk itself is full. Bytes.
-min_free_bytes = {}
-
-[daemon]
-# libp2p listen multiaddrs (`--listen`).
-listen = ["/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"]
-# Peers dialled at start, each ending in /p2p/<peer id> (`--bootstrap`).
-bootstrap = []
-# Find peers on the LAN by mDNS (`--mdns`).
-mdns = true
-# Where the HTTP API listens, host:port; port 0 picks a free one (`--api`). Keep it on
-# loopback unless the network in front of it is trusted: the API can add and remove data.
-api = "127.0.0.1:5101"
-# How long a block fetch may wait for the network. Seconds.
-fetch_timeout_secs = 60
-# Web pages may call the API only from the API's own origin (http://127.0.0.1:<port>,
-# localhost, [::1]) and from the origins listed here, like "https://app.example"; "*"
-# allows any page, which lets every web site you visit use this node.
-api_allowed_origins = []
-# Host names the API answers to besides IP literals and localhost (DNS rebinding guard).
-api_allowed_hosts = []
-
-[cache]
-# Leechers: the most bytes of fetched, unpinned blocks kept on disk. Beyond it, blocks are
-# evicted by adaptive replacement (recency and frequency); pinned blocks never are, and do
-# not count. Masters and workers keep every block. Bytes.
-max_bytes = 1073741824
-# Leechers: an in-memory tier of recently read blocks in front of the disk; 0 turns it off.
-# Bytes.
-memory_bytes = 67108864
-# Answer other peers' Bitswap requests. Default: true for masters and workers, false for
-# leechers.
-# serve_blocks = false
-
-[tasks]
-# The cluster's name; its gossipsub topics are /ipfsbench/<cluster>/... (`--cluster`).
-cluster = "default"
-# Workers: PeerIds of the masters whose assignments this node runs (`--trust-master`).
-# Nobody is trusted by default, not even the bootstrap peers. Any node that submits tasks
-# also takes their outcomes only from these masters.
-trusted_masters = []
-# Masters: PeerIds allowed to submit tasks over pubsub (the local API always may).
-submitters = []
-# Masters: PeerIds of the workers to use (`--trust-worker`). Empty means any peer that
-# announces itself as a worker, which lets any peer on the cluster's topics run tasks and
-# report results: list them outside a trusted network.
-trusted_workers = []
-# Workers: the most tasks run at once; 0 means one per CPU core.
-max_concurrent_tasks = 0
-# How often this node announces its role and capacity. Milliseconds.
-heartbeat_ms = 1000
-# Masters: how long an attempt stays leased without a heartbeat naming it. Milliseconds.
-lease_ms = 10000
-# Masters: attempts before a task fails (a task may ask for fewer or more).
-max_attempts = 3
-# Masters: wait before the first retry, doubled per retry up to backoff_max_ms. Milliseconds.
-backoff_base_ms = 500
-backoff_max_ms = 30000
-# Workers: the longest one attempt may run (a task may ask for less). Seconds.
-timeout_secs = 600
-# Workers: the most bytes an exec task may write. Bytes.
-exec_output_max_bytes = 268435456
-# Masters: memory the task table (sled) may use for its page cache. Bytes.
-table_cache_bytes = 16777216
-
-# Workers: programs exec tasks may run, name = absolute path; run without a shell.
-[tasks.exec_programs]
-"#,
-            store.pack_target_bytes,
-            store.index_cache_bytes,
-            store.writeback_bytes,
-            store.min_free_bytes
-        )
+        EXAMPLE.replacen("peer_id = \"\"", &format!("peer_id = \"{peer_id}\""), 1)
     }
 }
 
@@ -272,6 +182,23 @@ mod tests {
         assert_eq!(parsed.cache, CacheConfig::default());
         assert_eq!(parsed.tasks, TasksConfig::default());
         assert_eq!(parsed.identity.peer_id, "12D3KooW");
+    }
+
+    #[test]
+    fn the_example_is_the_defaults() {
+        let parsed: Config = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(parsed, Config::default());
+        // Every section and knob of the defaults is written out in the example.
+        let defaults = toml::to_string(&Config::default()).unwrap();
+        for line in defaults.lines().filter(|l| l.contains(" = ")) {
+            let key = line.split(" = ").next().unwrap();
+            assert!(
+                EXAMPLE
+                    .lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} = "))),
+                "{key} is missing from config.example.toml"
+            );
+        }
     }
 
     #[test]
