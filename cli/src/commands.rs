@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ipfsbench_core::block::{self, DAG_PB, RAW};
-use ipfsbench_core::pin::PinFilter;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_core::store::block::{self, DAG_PB, RAW};
+use ipfsbench_core::store::pins::PinFilter;
 use ipfsbench_core::unixfs::{self, AddOptions, Added, EntryKind, Sink};
 use ipfsbench_core::Cid;
 

@@ -135,7 +135,7 @@ impl Daemon {
         })?;
         // Announce what is pinned here, so that other nodes find it.
         for (cid, kind) in repo.pins().stored().map_err(RepoError::from)? {
-            if kind == crate::pin::PinKind::Recursive {
+            if kind == crate::store::pins::PinKind::Recursive {
                 client.provide(cid).await?;
             }
         }

@@ -6,19 +6,11 @@
 //! tested against a [`store::MemoryStore`].
 
 pub mod api;
-pub mod block;
-pub mod car;
 pub mod config;
 pub mod daemon;
-pub mod dag;
-pub mod gc;
 pub mod network;
-pub mod pin;
 pub mod repo;
-pub mod scratch;
 pub mod store;
-pub mod tiers;
 pub mod unixfs;
-pub mod varint;
 
 pub use cid::Cid;

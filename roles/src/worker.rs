@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cid::Cid;
-use ipfsbench_core::block::RAW;
 use ipfsbench_core::network::{Client, PeerId};
 use ipfsbench_core::repo::Repo;
+use ipfsbench_core::store::block::RAW;
 use ipfsbench_core::store::{Block, BlockStore, PackStore, PackStoreConfig};
 use ipfsbench_core::unixfs::AddOptions;
 use ipfsbench_protocols::task::{Assign, Kind, Message, Progress, Spec};
@@ -204,7 +204,7 @@ impl Runner {
 
     /// A directory under `<repo>/tmp`, removed when dropped (or at the next start, after a
     /// crash).
-    fn scratch(&self, prefix: &str) -> Result<ipfsbench_core::scratch::Dir, RunError> {
+    fn scratch(&self, prefix: &str) -> Result<ipfsbench_core::repo::scratch::Dir, RunError> {
         self.repo.scratch_dir(prefix).map_err(fail)
     }
 
@@ -476,7 +476,7 @@ fn dag_stat(store: &dyn BlockStore, root: &Cid) -> Result<(u64, u64), RunError> 
     let mut bytes = 0u64;
     let mut seen = std::collections::HashSet::new();
     let mut sizes = Vec::new();
-    ipfsbench_core::dag::walk(store, root, false, &mut seen, &mut |cid, data| {
+    ipfsbench_core::unixfs::dag::walk(store, root, false, &mut seen, &mut |cid, data| {
         blocks += 1;
         match data {
             Some(d) => bytes += d.len() as u64,

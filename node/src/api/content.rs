@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 
 use super::net::ndjson;
 use super::{ApiError, Args, State};
-use crate::block::{self, DAG_PB, RAW};
-use crate::pin::{PinFilter, PinKind};
 use crate::repo::Repo;
+use crate::store::block::{self, DAG_PB, RAW};
+use crate::store::pins::{PinFilter, PinKind};
 use crate::unixfs::{self, AddOptions, EntryKind, ReadError};
 
 /// Runs blocking repo work off the async threads.
@@ -527,8 +527,8 @@ pub(super) async fn pin_rm(
     Ok(Json(json!({ "Pins": removed })))
 }
 
-impl From<crate::pin::PinError> for ApiError {
-    fn from(e: crate::pin::PinError) -> Self {
+impl From<crate::store::pins::PinError> for ApiError {
+    fn from(e: crate::store::pins::PinError) -> Self {
         crate::repo::RepoError::from(e).into()
     }
 }

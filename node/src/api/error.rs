@@ -88,13 +88,13 @@ impl From<RepoError> for ApiError {
             R::NotFound(_) => Self::not_found(message),
             R::Add(crate::unixfs::AddError::Io { .. }) => Self::internal(message),
             R::Add(_) | R::Car(_) | R::Block(_) | R::Pinned { .. } => Self::bad_request(message),
-            R::Pin(crate::pin::PinError::Dag(crate::dag::DagError::NotFound(_))) => {
-                Self::not_found(message)
-            }
+            R::Pin(crate::store::pins::PinError::Dag(crate::unixfs::dag::DagError::NotFound(
+                _,
+            ))) => Self::not_found(message),
             R::Pin(
-                crate::pin::PinError::NotPinned(_)
-                | crate::pin::PinError::PinnedIndirectly { .. }
-                | crate::pin::PinError::AlreadyRecursive(_),
+                crate::store::pins::PinError::NotPinned(_)
+                | crate::store::pins::PinError::PinnedIndirectly { .. }
+                | crate::store::pins::PinError::AlreadyRecursive(_),
             ) => Self::bad_request(message),
             _ => Self::internal(message),
         }
@@ -123,8 +123,8 @@ impl From<NetworkError> for ApiError {
     }
 }
 
-impl From<crate::block::InvalidCid> for ApiError {
-    fn from(e: crate::block::InvalidCid) -> Self {
+impl From<crate::store::block::InvalidCid> for ApiError {
+    fn from(e: crate::store::block::InvalidCid) -> Self {
         Self::bad_request(e.to_string())
     }
 }

@@ -11,7 +11,7 @@ use multibase::Base;
 use serde_json::{json, Value};
 
 use super::{ApiError, Args, State};
-use crate::block;
+use crate::store::block;
 
 /// Protocols announced by `id`.
 const PROTOCOLS: &[&str] = &[

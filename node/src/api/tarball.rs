@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use cid::Cid;
 
-use crate::block::RAW;
 use crate::repo::Repo;
+use crate::store::block::RAW;
 use crate::unixfs::{self, ReadError};
 
 /// The longest name a plain tar header holds.

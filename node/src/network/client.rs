@@ -9,46 +9,12 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::event_loop::{Command, Fetched, SUBSCRIBER_QUEUE};
+use super::command::{Command, Fetched, SUBSCRIBER_QUEUE};
+pub use super::command::{PeerInfo, PubsubMessage, PubsubStats};
 use super::NetworkError;
-use crate::block::{Hash, RAW};
-use crate::dag;
 use crate::repo::Repo;
-
-/// A connected peer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// Its id.
-    pub peer: PeerId,
-    /// The address of one of its connections.
-    pub addr: Multiaddr,
-}
-
-/// A pubsub message delivered to a subscriber.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PubsubMessage {
-    /// The peer that published it.
-    pub from: Option<PeerId>,
-    /// The payload.
-    pub data: Vec<u8>,
-    /// The publisher's sequence number.
-    pub seqno: Option<u64>,
-    /// The topic.
-    pub topic: String,
-}
-
-/// Counters of the pubsub messages this node received.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PubsubStats {
-    /// Messages that passed validation.
-    pub delivered: u64,
-    /// Messages on task topics that did not decode (or broke a limit): dropped, not forwarded.
-    pub rejected: u64,
-    /// Deliveries dropped because a subscriber's buffer was full.
-    pub lagged: u64,
-    /// Peers disconnected (and refused from then on) for relaying 8 invalid task messages.
-    pub cut_off: u64,
-}
+use crate::store::block::{Hash, RAW};
+use crate::unixfs::dag;
 
 /// Blocks fetched concurrently while walking a DAG.
 const DAG_FETCH_CONCURRENCY: usize = 256;

@@ -14,68 +14,17 @@ use libp2p::{gossipsub, identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use super::client::{Client, PeerInfo, PubsubMessage, PubsubStats};
+use super::client::Client;
+use super::command::{Command, Fetched, PeerInfo, PubsubMessage, PubsubStats};
 use super::keep::Keep;
 use super::offences::Offences;
 use super::{Config, NetworkError};
-use crate::block::Hash;
 use crate::repo::Repo;
+use crate::store::block::Hash;
 use crate::store::Block;
-
-/// Commands a [`Client`] sends; each carries its reply sender.
-#[derive(Debug)]
-pub(crate) enum Command {
-    Listeners {
-        reply: oneshot::Sender<Vec<Multiaddr>>,
-    },
-    Dial {
-        addr: Multiaddr,
-        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
-    },
-    Peers {
-        reply: oneshot::Sender<Vec<PeerInfo>>,
-    },
-    Want {
-        cid: Cid,
-        providers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<Fetched, NetworkError>>,
-    },
-    Cancel {
-        cid: Cid,
-    },
-    Provide {
-        cid: Cid,
-    },
-    FindProviders {
-        cid: Cid,
-        reply: oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>,
-    },
-    Publish {
-        topic: String,
-        data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
-    },
-    Subscribe {
-        topic: String,
-        capacity: usize,
-        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, NetworkError>>,
-    },
-    Topics {
-        reply: oneshot::Sender<Vec<String>>,
-    },
-    PubsubStats {
-        reply: oneshot::Sender<PubsubStats>,
-    },
-    TopicPeers {
-        topic: Option<String>,
-        reply: oneshot::Sender<Vec<PeerId>>,
-    },
-}
 
 /// Commands waiting at most; senders wait when it is full.
 const COMMAND_QUEUE: usize = 1024;
-/// Messages buffered per pubsub subscriber unless it asks for another bound; more are dropped.
-pub(crate) const SUBSCRIBER_QUEUE: usize = 256;
 /// Invalid task messages a peer may relay before it is cut off.
 pub(crate) const MAX_INVALID_MESSAGES: u32 = 8;
 /// Peers tracked for invalid messages, and peers cut off, at most; past it the oldest entry
@@ -97,14 +46,6 @@ impl bitswap::BlockSource for RepoBlocks {
     fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
         self.0.store().get(cid).ok().flatten()
     }
-}
-
-/// A block made local: who sent it, and its links when it came over the network (`None`
-/// when it was already local and the caller must read it).
-#[derive(Debug, Clone)]
-pub(crate) struct Fetched {
-    pub(crate) from: PeerId,
-    pub(crate) links: Option<Vec<Cid>>,
 }
 
 /// Provider announcements (Kademlia queries) in flight at once; past it, records are kept
@@ -577,7 +518,7 @@ impl EventLoop {
                 self.looked_up.remove(cid.hash());
                 // The links are read now, while the bytes are at hand, so that a DAG walk
                 // need not read the block back from the store.
-                let stored = crate::dag::links(&cid, &data)
+                let stored = crate::unixfs::dag::links(&cid, &data)
                     .map_err(|e| NetworkError::Store(e.to_string()))
                     .and_then(|links| {
                         self.repo

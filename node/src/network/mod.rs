@@ -7,6 +7,7 @@
 
 mod behaviour;
 mod client;
+mod command;
 mod event_loop;
 mod keep;
 mod offences;
@@ -106,7 +107,7 @@ pub fn spawn(
     let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if serve {
         Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
     } else {
-        Arc::new(crate::tiers::NoBlocks)
+        Arc::new(crate::store::tiers::NoBlocks)
     };
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
     let role = config.role;

@@ -6,7 +6,7 @@ use std::sync::RwLock;
 use cid::Cid;
 
 use super::{Block, BlockStore, StoreError, StoreStat};
-use crate::block::Hash;
+use crate::store::block::Hash;
 
 /// Blocks in a hash map.
 #[derive(Debug, Default)]

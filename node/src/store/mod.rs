@@ -5,10 +5,15 @@
 //! Every block entering a store is a [`Block`], which can only be made by hashing its bytes or
 //! by checking them against a CID, so nothing unverified is ever stored.
 
+pub mod block;
 mod cache;
+pub mod gc;
 mod memory;
 mod pack;
+pub mod pins;
+pub mod protect;
 mod sys;
+pub mod tiers;
 
 use cid::Cid;
 
@@ -16,7 +21,7 @@ pub use cache::{AdaptiveCache, CachePolicy, LruCache};
 pub use memory::MemoryStore;
 pub use pack::{PackStore, PackStoreConfig};
 
-use crate::block::{self, BlockError, Hash};
+use self::block::{BlockError, Hash};
 
 /// A block whose bytes are known to match its CID.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +199,7 @@ pub trait BlockStore: Send + Sync {
 pub(crate) mod tests {
     //! One scenario, run against every store.
     use super::*;
-    use crate::block::{DAG_PB, RAW};
+    use crate::store::block::{DAG_PB, RAW};
 
     pub(crate) fn exercise(store: &dyn BlockStore) {
         let a = Block::hash(RAW, b"alpha".to_vec(), false);

@@ -9,8 +9,8 @@ use cid::Cid;
 
 use super::pb::{self, DataType, Link, UnixfsData};
 use super::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_LINKS, SHARDING_THRESHOLD};
-use crate::block::{Hash, DAG_PB, RAW};
-use crate::gc::Session;
+use crate::store::block::{Hash, DAG_PB, RAW};
+use crate::store::protect::Session;
 use crate::store::{Block, BlockStore, StoreError};
 
 /// A fixed-size chunker, written `size-N` as in Kubo.
@@ -518,7 +518,7 @@ fn add_dir(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gc::Protector;
+    use crate::store::protect::Protector;
     use crate::store::MemoryStore;
 
     fn cid_of(bytes: &[u8], options: &AddOptions) -> Cid {

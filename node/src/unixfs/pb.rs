@@ -6,7 +6,7 @@
 
 use cid::Cid;
 
-use crate::varint;
+use crate::unixfs::varint;
 
 /// A dag-pb or UnixFS message that does not decode.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -314,7 +314,7 @@ pub fn decode_unixfs(buf: &[u8]) -> Result<UnixfsData<'_>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{cid_for, DAG_PB};
+    use crate::store::block::{cid_for, DAG_PB};
     use proptest::prelude::*;
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use cid::Cid;
 
 use super::pb::{self, DataType};
-use crate::block::{self, DAG_PB, RAW};
+use crate::store::block::{self, DAG_PB, RAW};
 use crate::store::{BlockStore, StoreError};
 
 /// Why a read failed.

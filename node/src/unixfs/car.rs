@@ -9,10 +9,10 @@ use std::io::{self, Read, Write};
 
 use cid::Cid;
 
-use crate::block::{BlockError, MAX_BLOCK_SIZE};
-use crate::dag::{self, DagError};
+use crate::store::block::{BlockError, MAX_BLOCK_SIZE};
 use crate::store::{Block, BlockStore};
-use crate::varint;
+use crate::unixfs::dag::{self, DagError};
+use crate::unixfs::varint;
 
 /// The largest header accepted, in bytes.
 pub const MAX_HEADER: u64 = 1 << 20;
@@ -317,7 +317,7 @@ fn decode_header(bytes: &[u8]) -> Result<Vec<Cid>, CarError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::{DAG_PB, RAW};
+    use crate::store::block::{DAG_PB, RAW};
     use crate::store::MemoryStore;
     use proptest::prelude::*;
 

@@ -21,9 +21,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use cid::Cid;
 use serde::{Deserialize, Serialize};
 
+mod loc;
+
+use self::loc::{end_of, rebuild_ends, Loc};
 use super::sys;
 use super::{Block, BlockStore, StoreError, StoreStat};
-use crate::block::Hash;
+use crate::store::block::Hash;
 
 /// Tuning of a [`PackStore`].
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -55,47 +58,6 @@ impl Default for PackStoreConfig {
 }
 
 const WRITE_BUFFER: usize = 4 << 20;
-const LOC_LEN: usize = 16;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Loc {
-    pack: u32,
-    offset: u64,
-    len: u32,
-}
-
-impl Loc {
-    fn encode(self) -> [u8; LOC_LEN] {
-        let mut out = [0u8; LOC_LEN];
-        out[..4].copy_from_slice(&self.pack.to_le_bytes());
-        out[4..12].copy_from_slice(&self.offset.to_le_bytes());
-        out[12..].copy_from_slice(&self.len.to_le_bytes());
-        out
-    }
-
-    fn decode(b: &[u8]) -> Result<Self, StoreError> {
-        let b: &[u8; LOC_LEN] = b
-            .try_into()
-            .map_err(|_| StoreError::CorruptIndex(format!("location of {} bytes", b.len())))?;
-        let [p0, p1, p2, p3, o0, o1, o2, o3, o4, o5, o6, o7, l0, l1, l2, l3] = *b;
-        Ok(Self {
-            pack: u32::from_le_bytes([p0, p1, p2, p3]),
-            offset: u64::from_le_bytes([o0, o1, o2, o3, o4, o5, o6, o7]),
-            len: u32::from_le_bytes([l0, l1, l2, l3]),
-        })
-    }
-
-    /// Record size including its header.
-    fn record_len(self, hash_len: usize) -> u64 {
-        u64::from(self.len) + 5 + hash_len as u64
-    }
-
-    /// The offset just past the record's bytes.
-    fn end(self) -> u64 {
-        self.offset + u64::from(self.len)
-    }
-}
-
 struct Writer {
     id: u32,
     file: Arc<File>,
@@ -194,10 +156,6 @@ fn open_pack(path: &Path, create: bool) -> Result<File, StoreError> {
 fn worth_rewriting(size: u64, live: u64, target: u64) -> bool {
     let dead = size.saturating_sub(live);
     dead > 0 && (live * 2 < size || dead >= target / 4)
-}
-
-fn end_of(v: &[u8]) -> u64 {
-    v.try_into().map(u64::from_be_bytes).unwrap_or(0)
 }
 
 impl PackStore {
@@ -578,22 +536,6 @@ impl PackStore {
     }
 }
 
-/// Builds the `pack_ends` tree of a store written before it existed.
-fn rebuild_ends(index: &sled::Tree, ends: &sled::Tree) -> Result<(), StoreError> {
-    let mut max: HashMap<u32, u64> = HashMap::new();
-    for v in index.iter().values() {
-        let loc = Loc::decode(&v?)?;
-        let end = max.entry(loc.pack).or_default();
-        *end = (*end).max(loc.end());
-    }
-    let mut batch = sled::Batch::default();
-    for (pack, end) in max {
-        batch.insert(&pack.to_be_bytes(), &end.to_be_bytes());
-    }
-    ends.apply_batch(batch)?;
-    Ok(())
-}
-
 impl BlockStore for PackStore {
     fn put(&self, block: &Block) -> Result<bool, StoreError> {
         let hash = block.cid().hash();
@@ -714,7 +656,7 @@ impl BlockStore for PackStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::block::RAW;
+    use crate::store::block::RAW;
 
     #[test]
     fn scenario() {

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use cid::Cid;
 
-use crate::block::{Hash, DAG_PB, RAW};
+use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::{BlockStore, StoreError};
 use crate::unixfs::pb;
 

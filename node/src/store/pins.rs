@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use cid::Cid;
 
-use crate::block::Hash;
-use crate::dag::{self, DagError};
-use crate::gc::Protector;
+use crate::store::block::Hash;
+use crate::store::protect::Protector;
 use crate::store::BlockStore;
+use crate::unixfs::dag::{self, DagError};
 
 /// How a CID is pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -305,7 +305,7 @@ impl Pins {
 }
 
 fn direct_children(store: &dyn BlockStore, root: &Cid) -> Result<Vec<Cid>, DagError> {
-    if root.codec() == crate::block::RAW {
+    if root.codec() == crate::store::block::RAW {
         return Ok(Vec::new());
     }
     let data = store.get(root)?.ok_or(DagError::NotFound(*root))?;

@@ -8,7 +8,7 @@
 //!   `cache.max_bytes` (those are the blocks fetched from peers: the repo's own writers, `add`,
 //!   `block put` and CAR import, write to the pack store directly and are not cache). A block
 //!   the cache evicts is removed from the store unless it is pinned (recursively, directly or
-//!   indirectly) or a running write protects it (see [`crate::gc`]). Reads are references:
+//!   indirectly) or a running write protects it (see [`crate::store::gc`]). Reads are references:
 //!   the first read of a freshly fetched block belongs to the fetch, a later one moves the
 //!   block to ARC's frequent list.
 //! - **memory**: an [`AdaptiveCache`] of `cache.memory_bytes` holding block bytes in front
@@ -24,19 +24,26 @@
 //! Masters and workers, and a repo used without a daemon, keep every block: their tiers only
 //! count.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cid::Cid;
 use ipfsbench_protocols::bitswap;
-use serde::Serialize;
 
-use crate::block::{Hash, RAW};
+mod disk;
+mod memory;
+mod report;
+
+use disk::DiskCache;
+use memory::MemoryCache;
+pub use report::{DiskTier, MemoryTier, PeerTier, Tier, TiersReport};
+
 use crate::config::{CacheConfig, Role};
-use crate::gc::{Protector, Removal};
-use crate::pin::Pins;
+use crate::store::block::{Hash, RAW};
+use crate::store::pins::Pins;
+use crate::store::protect::{Protector, Removal};
 use crate::store::{
     AdaptiveCache, Block, BlockStore, CachePolicy, PackStore, StoreError, StoreStat,
 };
@@ -58,86 +65,6 @@ pub enum TiersError {
     /// The thread that compacts evicted space could not be started.
     #[error("starting the cache compaction thread: {0}")]
     Thread(#[source] std::io::Error),
-}
-
-/// What the tiers hold and how reads went, as `storage tiers` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct TiersReport {
-    /// The role the tiers run as; `None` for a repo used without a daemon.
-    pub role: Option<Role>,
-    /// Whether this node answers other peers' Bitswap requests.
-    pub serves_blocks: bool,
-    /// Memory, disk and peer, in that order.
-    pub tiers: Vec<Tier>,
-}
-
-/// One tier's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "Name", rename_all = "lowercase")]
-pub enum Tier {
-    /// Block bytes in memory.
-    Memory(MemoryTier),
-    /// The block store.
-    Disk(DiskTier),
-    /// Blocks fetched from other peers.
-    Peer(PeerTier),
-}
-
-/// The memory tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct MemoryTier {
-    /// Bytes held.
-    pub bytes: u64,
-    /// Capacity in bytes; 0 when the tier is off (masters, workers, `memory_bytes = 0`).
-    pub max_bytes: u64,
-    /// Blocks held.
-    pub blocks: u64,
-    /// Reads served from memory.
-    pub hits: u64,
-    /// Reads that went on to the disk.
-    pub misses: u64,
-}
-
-/// The disk tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct DiskTier {
-    /// Bytes of every block stored (cached, pinned and added).
-    pub bytes: u64,
-    /// Blocks stored.
-    pub blocks: u64,
-    /// Bytes of the fetched blocks the cache tracks; at most `MaxBytes`.
-    pub cache_bytes: u64,
-    /// Blocks the cache tracks.
-    pub cache_blocks: u64,
-    /// The cache's capacity in bytes; `None` when the node keeps everything.
-    pub max_bytes: Option<u64>,
-    /// Cached bytes referenced once since they were fetched (ARC's T1).
-    pub recent_bytes: u64,
-    /// Cached bytes referenced more than once (ARC's T2).
-    pub frequent_bytes: u64,
-    /// Evicted blocks still on disk because a reader holds the cache.
-    pub pending_evictions: u64,
-    /// Reads found on disk.
-    pub hits: u64,
-    /// Reads of blocks not stored.
-    pub misses: u64,
-    /// Blocks the cache removed from disk.
-    pub evictions: u64,
-    /// Their bytes.
-    pub evicted_bytes: u64,
-}
-
-/// The peer tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PeerTier {
-    /// Blocks fetched from peers and stored.
-    pub blocks: u64,
-    /// Their bytes.
-    pub bytes: u64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -165,152 +92,6 @@ fn bump(counter: &AtomicU64, by: u64) {
 
 fn read(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
-}
-
-/// An evicted block waiting to be removed from disk.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    /// When it was evicted, on the cache's clock.
-    epoch: u64,
-    hash: Hash,
-    size: u64,
-}
-
-/// The disk tier's bookkeeping.
-#[derive(Debug)]
-struct DiskCache {
-    policy: AdaptiveCache<Hash>,
-    /// Fetched, not read since: the first read is part of the fetch, not a second reference.
-    fresh: HashSet<Hash>,
-    /// Evictions in epoch order; an entry whose epoch no longer matches `pending_at` is stale.
-    pending: VecDeque<Pending>,
-    /// The live pending entry of each evicted block still on disk: epoch and size.
-    pending_at: HashMap<Hash, (u64, u64)>,
-    /// Counts evictions; holds remember its value when taken.
-    clock: u64,
-    /// Live holds by the clock value when taken, with their number.
-    holds: BTreeMap<u64, usize>,
-}
-
-impl DiskCache {
-    fn new(capacity: u64) -> Self {
-        Self {
-            policy: AdaptiveCache::new(capacity),
-            fresh: HashSet::new(),
-            pending: VecDeque::new(),
-            pending_at: HashMap::new(),
-            clock: 0,
-            holds: BTreeMap::new(),
-        }
-    }
-
-    /// Tracks `hash`; what the policy evicts waits for removal.
-    fn admit(&mut self, hash: Hash, size: u64, fresh: bool) {
-        self.pending_at.remove(&hash);
-        let evicted = self.policy.insert(hash, size);
-        if fresh && self.policy.contains(&hash) {
-            self.fresh.insert(hash);
-        }
-        for (gone, size) in evicted {
-            self.fresh.remove(&gone);
-            self.enqueue(gone, size);
-        }
-    }
-
-    fn enqueue(&mut self, hash: Hash, size: u64) {
-        self.clock += 1;
-        let epoch = self.clock;
-        self.pending.push_back(Pending { epoch, hash, size });
-        self.pending_at.insert(hash, (epoch, size));
-    }
-
-    /// Counts a read of `hash`.
-    fn touch(&mut self, hash: &Hash) {
-        if self.fresh.remove(hash) || self.policy.record_hit(hash) {
-            return;
-        }
-        self.revive(hash);
-    }
-
-    /// Admits `hash` again if it was evicted but is still on disk.
-    fn revive(&mut self, hash: &Hash) {
-        if let Some(&(_, size)) = self.pending_at.get(hash) {
-            self.admit(*hash, size, false);
-        }
-    }
-
-    fn forget(&mut self, hash: &Hash) {
-        self.policy.remove(hash);
-        self.fresh.remove(hash);
-        self.pending_at.remove(hash);
-    }
-
-    /// An eviction may be carried out once every hold taken before it has ended.
-    fn removable(&self, epoch: u64) -> bool {
-        self.holds
-            .keys()
-            .next()
-            .is_none_or(|&oldest| oldest >= epoch)
-    }
-
-    fn has_removable(&self) -> bool {
-        self.pending
-            .front()
-            .is_some_and(|p| self.removable(p.epoch))
-    }
-
-    /// The oldest eviction that may be carried out, no longer pending once returned.
-    fn pop_removable(&mut self) -> Option<Pending> {
-        while let Some(front) = self.pending.front().copied() {
-            if !self.removable(front.epoch) {
-                return None;
-            }
-            self.pending.pop_front();
-            if self
-                .pending_at
-                .get(&front.hash)
-                .is_some_and(|&(epoch, _)| epoch == front.epoch)
-            {
-                self.pending_at.remove(&front.hash);
-                return Some(front);
-            }
-        }
-        None
-    }
-}
-
-/// Block bytes in memory, chosen by adaptive replacement.
-#[derive(Debug)]
-struct MemoryCache {
-    policy: AdaptiveCache<Hash>,
-    blocks: HashMap<Hash, Vec<u8>>,
-}
-
-impl MemoryCache {
-    fn get(&mut self, hash: &Hash) -> Option<Vec<u8>> {
-        if self.policy.record_hit(hash) {
-            self.blocks.get(hash).cloned()
-        } else {
-            None
-        }
-    }
-
-    fn put(&mut self, hash: Hash, data: &[u8]) {
-        if self.policy.contains(&hash) {
-            return;
-        }
-        for (gone, _) in self.policy.insert(hash, data.len() as u64) {
-            self.blocks.remove(&gone);
-        }
-        if self.policy.contains(&hash) {
-            self.blocks.insert(hash, data.to_vec());
-        }
-    }
-
-    fn remove(&mut self, hash: &Hash) {
-        self.policy.remove(hash);
-        self.blocks.remove(hash);
-    }
 }
 
 /// The live set as of one pin generation; `None` when marking failed at that generation.

@@ -20,14 +20,17 @@ use std::sync::Arc;
 use cid::Cid;
 use libp2p_identity::{Keypair, PeerId};
 
-use crate::block::{self, Hash, RAW};
-use crate::car::{self, CarError};
+pub mod scratch;
+
+use self::scratch::Scratch;
 use crate::config::Config;
-use crate::gc::{self, GcError, GcStats, Protector};
-use crate::pin::{PinError, PinKind, Pins};
-use crate::scratch::{self, Scratch};
+use crate::store::block::{self, Hash, RAW};
+use crate::store::gc::{self, GcError, GcStats};
+use crate::store::pins::{PinError, PinKind, Pins};
+use crate::store::protect::Protector;
+use crate::store::tiers::TieredStore;
 use crate::store::{Block, BlockStore, PackStore, StoreError, StoreStat};
-use crate::tiers::TieredStore;
+use crate::unixfs::car::{self, CarError};
 use crate::unixfs::{self, AddError, AddOptions, Added, Sink};
 
 /// Failures to open or use a repo.
@@ -319,7 +322,7 @@ impl Repo {
     }
 
     /// The storage tiers: their figures, their activation for a role, and holds for readers
-    /// (see [`crate::tiers`]).
+    /// (see [`crate::store::tiers`]).
     pub fn tiers(&self) -> &Arc<TieredStore> {
         &self.store
     }
@@ -404,13 +407,9 @@ impl Repo {
             for root in &roots {
                 // Pinning walks the DAG: an incomplete one fails here, before anything is kept.
                 let mut seen = std::collections::HashSet::new();
-                crate::dag::walk(
-                    self.store.disk(),
-                    root,
-                    false,
-                    &mut seen,
-                    &mut |_, _| Ok(()),
-                )
+                crate::unixfs::dag::walk(self.store.disk(), root, false, &mut seen, &mut |_, _| {
+                    Ok(())
+                })
                 .map_err(PinError::from)?;
             }
             self.store.flush()?;
