@@ -268,7 +268,8 @@ fn block_cmd(repo: &Repo, cmd: BlockCommand) -> Result<()> {
                 Codec::DagPb => DAG_PB,
             };
             if codec == DAG_PB {
-                unixfs::pb::decode_node(&data).context("block is not valid dag-pb")?;
+                ipfsbench_core::codec::pb::decode_node(&data)
+                    .context("block is not valid dag-pb")?;
             }
             println!("{}", repo.block_put(data, codec)?);
         }

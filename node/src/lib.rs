@@ -6,6 +6,7 @@
 //! tested against a [`store::MemoryStore`].
 
 pub mod api;
+pub mod codec;
 pub mod config;
 pub mod daemon;
 pub mod network;

@@ -476,7 +476,7 @@ fn dag_stat(store: &dyn BlockStore, root: &Cid) -> Result<(u64, u64), RunError> 
     let mut bytes = 0u64;
     let mut seen = std::collections::HashSet::new();
     let mut sizes = Vec::new();
-    ipfsbench_core::unixfs::dag::walk(store, root, false, &mut seen, &mut |cid, data| {
+    ipfsbench_core::store::dag::walk(store, root, false, &mut seen, &mut |cid, data| {
         blocks += 1;
         match data {
             Some(d) => bytes += d.len() as u64,

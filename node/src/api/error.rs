@@ -88,9 +88,9 @@ impl From<RepoError> for ApiError {
             R::NotFound(_) => Self::not_found(message),
             R::Add(crate::unixfs::AddError::Io { .. }) => Self::internal(message),
             R::Add(_) | R::Car(_) | R::Block(_) | R::Pinned { .. } => Self::bad_request(message),
-            R::Pin(crate::store::pins::PinError::Dag(crate::unixfs::dag::DagError::NotFound(
-                _,
-            ))) => Self::not_found(message),
+            R::Pin(crate::store::pins::PinError::Dag(crate::store::dag::DagError::NotFound(_))) => {
+                Self::not_found(message)
+            }
             R::Pin(
                 crate::store::pins::PinError::NotPinned(_)
                 | crate::store::pins::PinError::PinnedIndirectly { .. }

@@ -14,7 +14,7 @@ pub use super::command::{PeerInfo, PubsubMessage, PubsubStats};
 use super::NetworkError;
 use crate::repo::Repo;
 use crate::store::block::{Hash, RAW};
-use crate::unixfs::dag;
+use crate::store::dag;
 
 /// Blocks fetched concurrently while walking a DAG.
 const DAG_FETCH_CONCURRENCY: usize = 256;

@@ -518,7 +518,7 @@ impl EventLoop {
                 self.looked_up.remove(cid.hash());
                 // The links are read now, while the bytes are at hand, so that a DAG walk
                 // need not read the block back from the store.
-                let stored = crate::unixfs::dag::links(&cid, &data)
+                let stored = crate::store::dag::links(&cid, &data)
                     .map_err(|e| NetworkError::Store(e.to_string()))
                     .and_then(|links| {
                         self.repo

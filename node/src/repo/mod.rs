@@ -407,7 +407,7 @@ impl Repo {
             for root in &roots {
                 // Pinning walks the DAG: an incomplete one fails here, before anything is kept.
                 let mut seen = std::collections::HashSet::new();
-                crate::unixfs::dag::walk(self.store.disk(), root, false, &mut seen, &mut |_, _| {
+                crate::store::dag::walk(self.store.disk(), root, false, &mut seen, &mut |_, _| {
                     Ok(())
                 })
                 .map_err(PinError::from)?;

@@ -7,6 +7,7 @@
 
 pub mod block;
 mod cache;
+pub mod dag;
 pub mod gc;
 mod memory;
 mod pack;

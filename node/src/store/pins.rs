@@ -9,9 +9,9 @@ use std::sync::Arc;
 use cid::Cid;
 
 use crate::store::block::Hash;
+use crate::store::dag::{self, DagError};
 use crate::store::protect::Protector;
 use crate::store::BlockStore;
-use crate::unixfs::dag::{self, DagError};
 
 /// How a CID is pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -9,10 +9,10 @@ use std::io::{self, Read, Write};
 
 use cid::Cid;
 
+use crate::codec::varint;
 use crate::store::block::{BlockError, MAX_BLOCK_SIZE};
+use crate::store::dag::{self, DagError};
 use crate::store::{Block, BlockStore};
-use crate::unixfs::dag::{self, DagError};
-use crate::unixfs::varint;
 
 /// The largest header accepted, in bytes.
 pub const MAX_HEADER: u64 = 1 << 20;
@@ -326,8 +326,8 @@ mod tests {
         let store = MemoryStore::new();
         let leaf = Block::hash(RAW, b"leaf".to_vec(), false);
         store.put(&leaf).unwrap();
-        let node = crate::unixfs::pb::encode_node(
-            &[crate::unixfs::pb::Link {
+        let node = crate::codec::pb::encode_node(
+            &[crate::codec::pb::Link {
                 cid: *leaf.cid(),
                 name: "a".into(),
                 tsize: 4,

@@ -7,8 +7,8 @@ use std::sync::mpsc::sync_channel;
 
 use cid::Cid;
 
-use super::pb::{self, DataType, Link, UnixfsData};
 use super::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_LINKS, SHARDING_THRESHOLD};
+use crate::codec::pb::{self, DataType, Link, UnixfsData};
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::protect::Session;
 use crate::store::{Block, BlockStore, StoreError};

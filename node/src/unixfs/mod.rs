@@ -6,11 +6,8 @@
 //! Kubo by the `kubo_cids` integration test.
 
 pub mod car;
-pub mod dag;
 mod importer;
-pub mod pb;
 mod reader;
-pub mod varint;
 
 pub use importer::{add_path, add_reader, AddError, AddOptions, Added, Chunker, Sink};
 pub use reader::{cat, file_size, get, ls, resolve, Entry, EntryKind, ReadError};

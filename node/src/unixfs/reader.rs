@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use cid::Cid;
 
-use super::pb::{self, DataType};
+use crate::codec::pb::{self, DataType};
 use crate::store::block::{self, DAG_PB, RAW};
 use crate::store::{BlockStore, StoreError};
 

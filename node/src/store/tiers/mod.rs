@@ -1,6 +1,6 @@
 //! Storage tiers: memory, disk and peers, in front of the repo's pack store.
 //!
-//! [`TieredStore`] is the [`BlockStore`] that [`Repo::store`](crate::repo::Repo::store) hands
+//! [`TieredStore`] is the [`BlockStore`] that `Repo::store` hands
 //! out. It counts reads (hits and misses per tier) and the blocks that arrive from peers, and
 //! on a leecher it bounds what the node keeps of what it fetched:
 //!
@@ -32,21 +32,24 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use cid::Cid;
 use ipfsbench_protocols::bitswap;
 
+mod config;
 mod disk;
 mod memory;
 mod report;
+
+pub use config::CacheConfig;
 
 use disk::DiskCache;
 use memory::MemoryCache;
 pub use report::{DiskTier, MemoryTier, PeerTier, Tier, TiersReport};
 
-use crate::config::{CacheConfig, Role};
 use crate::store::block::{Hash, RAW};
 use crate::store::pins::Pins;
 use crate::store::protect::{Protector, Removal};
 use crate::store::{
     AdaptiveCache, Block, BlockStore, CachePolicy, PackStore, StoreError, StoreStat,
 };
+use ipfsbench_protocols::Role;
 
 /// Failures to start the tiers.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::config::Role;
+use ipfsbench_protocols::Role;
 
 /// What the tiers hold and how reads went, as `storage tiers` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -6,7 +6,7 @@
 
 use cid::Cid;
 
-use crate::unixfs::varint;
+use crate::codec::varint;
 
 /// A dag-pb or UnixFS message that does not decode.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -4,9 +4,9 @@ use std::collections::HashSet;
 
 use cid::Cid;
 
+use crate::codec::pb;
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::{BlockStore, StoreError};
-use crate::unixfs::pb;
 
 /// A DAG that cannot be walked.
 #[derive(Debug, thiserror::Error)]
