@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde_json::{json, Value};
 
 use crate::master::{State, MAX_LIST_PAGE};
-use crate::service::{Command, Finished, Handle, ServiceError};
+use crate::service::{Finished, Handle, ServiceError};
 
 /// The records one `task ls` page holds unless asked for another number.
 pub const DEFAULT_LIST_LIMIT: usize = 1_000;
@@ -114,10 +114,7 @@ async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
         }
     };
     let wait = args.flag("wait", false)?;
-    let submitted = api
-        .service
-        .call(|reply| Command::Submit { key, spec, reply })
-        .await?;
+    let submitted = api.service.submit(key, spec).await?;
     let mut out = json!({
         "Id": submitted.id.to_string(),
         "New": submitted.new,
@@ -125,10 +122,7 @@ async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
     });
     if wait {
         let id = submitted.id;
-        let finished = api
-            .service
-            .call(|reply| Command::Wait { id, reply })
-            .await?;
+        let finished = api.service.wait(id).await?;
         out = finished_json(&finished);
         out["New"] = json!(submitted.new);
     }
@@ -137,10 +131,7 @@ async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
 
 async fn status(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
     let id = task_id(&args)?;
-    let record = api
-        .service
-        .call(|reply| Command::Status { id, reply })
-        .await?;
+    let record = api.service.status(id).await?;
     Ok(Json(json!(record)))
 }
 
@@ -156,39 +147,23 @@ async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, Api
         )));
     }
     let after = args.num("after")?;
-    let (records, next) = api
-        .service
-        .call(|reply| Command::List {
-            state,
-            after,
-            limit,
-            reply,
-        })
-        .await?;
+    let (records, next) = api.service.list(state, after, limit).await?;
     Ok(Json(json!({ "Tasks": records, "Next": next })))
 }
 
 async fn cancel(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
     let id = task_id(&args)?;
-    let record = api
-        .service
-        .call(|reply| Command::Cancel { id, reply })
-        .await?;
+    let record = api.service.cancel(id).await?;
     Ok(Json(json!(record)))
 }
 
 async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
     let id = task_id(&args)?;
     let finished = if args.flag("wait", false)? {
-        api.service
-            .call(|reply| Command::Wait { id, reply })
-            .await?
+        api.service.wait(id).await?
     } else {
-        let record = api
-            .service
-            .call(|reply| Command::Status { id, reply })
-            .await?;
-        Finished::from(&record)
+        let record = api.service.status(id).await?;
+        Finished::try_from(&record).map_err(ServiceError::from)?
     };
     match (&finished.result, finished.state) {
         (Some(_), State::Succeeded) => Ok(Json(finished_json(&finished))),
@@ -205,12 +180,12 @@ async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
 }
 
 async fn peers(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
-    let peers = api.service.call(|reply| Command::Peers { reply }).await?;
+    let peers = api.service.peers().await?;
     Ok(Json(json!({ "Peers": peers })))
 }
 
 async fn stats(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
-    let mut stats = api.service.call(|reply| Command::Stats { reply }).await?;
+    let mut stats = api.service.stats().await?;
     let host = api.net.pubsub_stats().await?;
     stats.rejected_by_host = host.rejected;
     stats.lagged = host.lagged;

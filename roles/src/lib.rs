@@ -6,22 +6,34 @@
 //!
 //! - [`master`]: the durable task table and the scheduling rules (capacity-based assignment,
 //!   leases renewed by heartbeats, retries with capped exponential backoff, cancellation,
-//!   idempotent submission);
-//! - [`service`]: the per-node task that owns the role's state, speaks gossipsub and answers
-//!   the API;
+//!   idempotent submission), and what a master does with the cluster's messages;
+//! - `worker`: the attempts a worker runs and the reports it repeats until acknowledged,
+//!   and the task kinds it runs;
+//! - `submitter`: callers waiting for outcomes, submissions published to the masters;
+//! - `gossip`: the cluster's messages, decoded once at the edge;
+//! - `cluster`: the peer table every node keeps from heartbeats;
+//! - [`settings`]: the `[tasks]` configuration, checked and typed;
+//! - [`service`]: the per-node task that owns all of the above and answers the API through
+//!   its [`service::Handle`];
 //! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls.
+//!
+//! A leecher has no task role of its own: it submits and waits like any node, and its cache
+//! is the node's storage tiers (`ipfsbench_core::store::tiers`).
 
 pub mod api;
-mod assignments;
 mod cluster;
+mod gossip;
 pub mod master;
 pub mod service;
+pub mod settings;
+mod submitter;
 mod system;
 mod worker;
 
 pub use cluster::Counters;
-pub use ipfsbench_core::config::Role;
-pub use service::{Service, Settings};
+pub use ipfsbench_protocols::Role;
+pub use service::Service;
+pub use settings::Settings;
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> u64 {

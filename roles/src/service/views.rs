@@ -1,0 +1,155 @@
+//! What the service answers: the outcome of a task, a submission, the cluster's peers and
+//! this node's counters, and the service's errors.
+
+use std::collections::HashMap;
+
+use ipfsbench_protocols::task::{Capacity, TaskId};
+use ipfsbench_protocols::Role;
+
+use crate::cluster::Counters;
+use crate::master::{MasterError, State, TaskRecord};
+
+/// How a task ended, as a waiting submitter learns it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The task.
+    pub id: TaskId,
+    /// Its final state.
+    pub state: State,
+    /// The result record's CID, when it succeeded.
+    pub result: Option<String>,
+    /// The last error, when it did not.
+    pub error: Option<String>,
+}
+
+impl TryFrom<&TaskRecord> for Finished {
+    type Error = MasterError;
+
+    /// A stored record whose id does not parse is an error, never some other task.
+    fn try_from(r: &TaskRecord) -> Result<Self, MasterError> {
+        Ok(Self {
+            id: r.task_id()?,
+            state: r.state,
+            result: r.result.clone(),
+            error: r.last_error.clone(),
+        })
+    }
+}
+
+/// A submission's answer: the task's id, whether it is new, and its record when this node is
+/// the master.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The task id.
+    pub id: TaskId,
+    /// False when the same key was submitted before.
+    pub new: bool,
+    /// The record (masters only).
+    pub record: Option<TaskRecord>,
+}
+
+/// A node of the cluster as `cluster peers` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PeerView {
+    /// Its PeerId.
+    pub peer: String,
+    /// Its role.
+    pub role: Role,
+    /// Whether it is this node.
+    pub this_node: bool,
+    /// Its capacity as last announced.
+    pub capacity: CapacityView,
+    /// Attempts it runs.
+    pub running: usize,
+    /// Milliseconds since its last heartbeat.
+    pub last_heartbeat_ms_ago: u64,
+}
+
+/// A capacity, for JSON.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CapacityView {
+    /// CPU cores.
+    pub cores: u16,
+    /// Total memory. Bytes.
+    pub memory_total_bytes: u64,
+    /// Available memory. Bytes.
+    pub memory_available_bytes: u64,
+    /// Free space of the store. Bytes.
+    pub store_free_bytes: u64,
+    /// The most attempts it runs at once.
+    pub max_concurrent: u16,
+    /// CPU and platform.
+    pub hardware: String,
+    /// Programs `exec` may run there.
+    pub programs: Vec<String>,
+}
+
+impl From<&Capacity> for CapacityView {
+    fn from(c: &Capacity) -> Self {
+        Self {
+            cores: c.cores,
+            memory_total_bytes: c.memory_total_bytes,
+            memory_available_bytes: c.memory_available_bytes,
+            store_free_bytes: c.store_free_bytes,
+            max_concurrent: c.max_concurrent,
+            hardware: c.hardware.clone(),
+            programs: c.programs.clone(),
+        }
+    }
+}
+
+/// Counters of this node, with the host's count of rejected gossip.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Stats {
+    /// This node's role.
+    pub role: Role,
+    /// Task message counters.
+    pub messages: Counters,
+    /// Gossip on task topics the host rejected before it reached the service (did not decode
+    /// or broke a limit).
+    pub rejected_by_host: u64,
+    /// Gossip this node's subscribers had no room for: dropped.
+    pub lagged: u64,
+    /// Peers the host disconnected for relaying invalid task messages.
+    pub cut_off_peers: u64,
+    /// Attempts running here.
+    pub running: usize,
+    /// Unfinished tasks by state (masters).
+    pub tasks: HashMap<String, usize>,
+}
+
+/// What the service can fail at, as the API reports it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A request this node's role does not serve.
+    #[error("{0}")]
+    WrongRole(String),
+    /// A refused request.
+    #[error("{0}")]
+    Refused(String),
+    /// No such task.
+    #[error("no task {0}")]
+    NotFound(TaskId),
+    /// The master's database failed.
+    #[error(transparent)]
+    Master(MasterError),
+    /// The network failed.
+    #[error("network: {0}")]
+    Network(String),
+    /// The service has stopped.
+    #[error("the role service has stopped")]
+    Stopped,
+}
+
+impl From<MasterError> for ServiceError {
+    fn from(e: MasterError) -> Self {
+        match e {
+            MasterError::Refused(m) => ServiceError::Refused(m),
+            MasterError::NoSuchTask(id) => ServiceError::NotFound(id),
+            other => ServiceError::Master(other),
+        }
+    }
+}
