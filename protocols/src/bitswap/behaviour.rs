@@ -14,320 +14,35 @@ use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{
     behaviour::{ConnectionClosed, ConnectionEstablished, DialFailure},
     CloseConnection, ConnectionDenied, ConnectionId, DialError, FromSwarm, NetworkBehaviour,
-    NotifyHandler, THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
+    THandler, THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::PeerId;
 use multihash::Multihash;
 
+use super::config::{BlockSource, Config, Event, Stats};
 use super::handler::{Handler, HandlerConfig, HandlerIn, HandlerOut, Received};
-use super::message::{Entry, Message, Payload, Presence, PresenceType, WantType, ENTRY_SIZE_HINT};
-
-/// What the engine needs from a block store. Calls are made from the swarm task: keep them
-/// quick (the node's store answers from page cache).
-pub trait BlockSource: Send + Sync + 'static {
-    /// Whether the block named by `cid` (by multihash) is held.
-    fn has(&self, cid: &Cid) -> bool;
-    /// The block's bytes, if held.
-    fn get(&self, cid: &Cid) -> Option<Vec<u8>>;
-    /// The block's length in bytes, if held. Used to answer want-have: blocks up to
-    /// [`Config::small_block_bytes`] are sent instead of HAVE. The default reads the block;
-    /// stores that know sizes cheaply should override it.
-    fn size(&self, cid: &Cid) -> Option<usize> {
-        if self.has(cid) {
-            self.get(cid).map(|b| b.len())
-        } else {
-            None
-        }
-    }
-}
-
-/// Limits and timings of the engine.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// Largest inbound message accepted, in bytes; a larger frame closes the connection.
-    /// Default 4 MiB (Kubo's limit).
-    pub max_message_bytes: usize,
-    /// Size messages we build are kept under, in bytes, except a message holding a single
-    /// larger block. Default 2 MiB (Kubo's).
-    pub max_send_message_bytes: usize,
-    /// Entries a peer may keep in its wantlist with us; more closes the connection.
-    /// Default 8192.
-    pub max_wantlist_entries: usize,
-    /// Messages queued per connection waiting to be written; past it messages are dropped
-    /// (and counted). Default 256.
-    pub max_outbound_queue: usize,
-    /// Block bytes queued to one peer, in bytes, before serving pauses until they are written
-    /// (wants stay in the ledger meanwhile, nothing is dropped). Default 16 MiB.
-    pub max_outbound_bytes: usize,
-    /// Inbound streams open at once per connection; more are refused. Default 32.
-    pub max_inbound_streams: usize,
-    /// Want-blocks outstanding to one peer; further wants wait for a free slot. Default 64.
-    pub max_wants_in_flight: usize,
-    /// CIDs we fetch at once; `want` beyond it is answered with [`Event::NotFound`].
-    /// Default 65536.
-    pub max_wants: usize,
-    /// Provider hints kept per want. Default 16.
-    pub max_providers_per_want: usize,
-    /// Dials to hinted providers in progress at once. Default 32.
-    pub max_pending_dials: usize,
-    /// How long a want-block may go unanswered before it is asked elsewhere (or re-broadcast).
-    /// Default 10 s.
-    pub want_timeout: Duration,
-    /// How often wants nobody is serving are re-sent as want-have to every connected peer.
-    /// Default 30 s (Kubo's).
-    pub rebroadcast_interval: Duration,
-    /// Blocks up to this size, in bytes, are sent in answer to want-have instead of HAVE.
-    /// Default 1024 (Kubo's).
-    pub small_block_bytes: usize,
-    /// Wants served per peer per poll of the behaviour, to keep each poll short. Default 256.
-    pub max_served_per_poll: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_message_bytes: 4 * 1024 * 1024,
-            max_send_message_bytes: 2 * 1024 * 1024,
-            max_wantlist_entries: 8192,
-            max_outbound_queue: 256,
-            max_outbound_bytes: 16 * 1024 * 1024,
-            max_inbound_streams: 32,
-            max_wants_in_flight: 64,
-            max_wants: 65536,
-            max_providers_per_want: 16,
-            max_pending_dials: 32,
-            want_timeout: Duration::from_secs(10),
-            rebroadcast_interval: Duration::from_secs(30),
-            small_block_bytes: 1024,
-            max_served_per_poll: 256,
-        }
-    }
-}
-
-/// What the engine reports.
-#[derive(Debug)]
-pub enum Event {
-    /// A wanted block arrived and its bytes hash to its CID. Unwanted blocks are dropped
-    /// (counted in [`Stats::unwanted_blocks`]), not emitted.
-    Block {
-        /// The peer that sent it.
-        peer: PeerId,
-        /// The CID it was wanted under.
-        cid: Cid,
-        /// Its bytes.
-        data: Vec<u8>,
-    },
-    /// No connected peer has `cid` (all asked answered DONT_HAVE, or no peer is connected and
-    /// none was given): the node may look up providers and call `want` again with them. The
-    /// want stays active; emitted once until `want` is called again with providers.
-    NotFound {
-        /// The block.
-        cid: Cid,
-    },
-    /// A peer broke the protocol (undecodable or oversized message, wantlist overflow, block
-    /// not matching its CID) and its connection was closed.
-    Misbehaved {
-        /// The peer.
-        peer: PeerId,
-        /// What it did.
-        reason: String,
-    },
-}
-
-/// Counters, for metrics.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Wanted blocks received.
-    pub blocks_received: u64,
-    /// Bytes of wanted blocks received.
-    pub bytes_received: u64,
-    /// Blocks received that nobody wanted (dropped).
-    pub unwanted_blocks: u64,
-    /// Blocks dropped because their hash function is not one we verify.
-    pub unverifiable_blocks: u64,
-    /// Blocks sent to peers.
-    pub blocks_sent: u64,
-    /// Bytes of blocks sent to peers.
-    pub bytes_sent: u64,
-    /// HAVEs sent.
-    pub haves_sent: u64,
-    /// DONT_HAVEs sent.
-    pub dont_haves_sent: u64,
-    /// Outgoing messages dropped (queue full, stream failed, peer without Bitswap).
-    pub messages_dropped: u64,
-    /// Wantlist entries dropped because a peer's connection did not drain.
-    pub entries_dropped: u64,
-    /// Inbound streams refused for being over the per-connection cap.
-    pub inbound_streams_refused: u64,
-    /// Want-blocks that timed out.
-    pub want_timeouts: u64,
-    /// `want` calls refused for being over [`Config::max_wants`].
-    pub wants_refused: u64,
-    /// Connections closed for misbehaviour.
-    pub misbehaviours: u64,
-}
-
-/// One block we fetch.
-#[derive(Debug)]
-struct Want {
-    priority: i32,
-    /// Peers believed to have it (hints from the caller).
-    providers: Vec<PeerId>,
-    /// Providers we dialed for this want.
-    dialed: HashSet<PeerId>,
-    /// The peer asked for the block, and when we give up on it.
-    block_peer: Option<(PeerId, Instant)>,
-    /// Peers sent want-have that have not answered, and until when we wait for them
-    /// (a peer silent past `want_timeout` no longer holds off [`Event::NotFound`]).
-    asked: HashMap<PeerId, Instant>,
-    /// Peers that answered HAVE.
-    haves: HashSet<PeerId>,
-    /// Peers that answered DONT_HAVE (or could not be dialed).
-    dont_have: HashSet<PeerId>,
-    /// Peers whose want-block timed out (not asked for the block again until a rebroadcast).
-    timed_out: HashSet<PeerId>,
-    /// Every peer sent a want for it (they get a CANCEL when it is done).
-    sent_to: HashSet<PeerId>,
-    /// Waiting in `starved` for a peer with a free want-block slot.
-    starved: bool,
-    not_found_sent: bool,
-}
-
-impl Want {
-    fn new(priority: i32) -> Self {
-        Want {
-            priority,
-            providers: Vec::new(),
-            dialed: HashSet::new(),
-            block_peer: None,
-            asked: HashMap::new(),
-            haves: HashSet::new(),
-            dont_have: HashSet::new(),
-            timed_out: HashSet::new(),
-            sent_to: HashSet::new(),
-            starved: false,
-            not_found_sent: false,
-        }
-    }
-
-    fn excluded(&self, peer: &PeerId) -> bool {
-        self.dont_have.contains(peer) || self.timed_out.contains(peer)
-    }
-
-    /// Forgets everything about `peer`; returns whether it was the block peer.
-    fn forget(&mut self, peer: &PeerId) -> bool {
-        self.asked.remove(peer);
-        self.haves.remove(peer);
-        self.dont_have.remove(peer);
-        self.timed_out.remove(peer);
-        self.sent_to.remove(peer);
-        if self.block_peer.is_some_and(|(p, _)| p == *peer) {
-            self.block_peer = None;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// A want a peer has sent us.
-#[derive(Debug, Clone, Copy)]
-struct LedgerEntry {
-    want_type: WantType,
-    send_dont_have: bool,
-    /// Whether the CID sits in the peer's task queue.
-    queued: bool,
-}
-
-/// What we will send a peer at the next flush.
-#[derive(Debug, Default)]
-struct Outbox {
-    entries: Vec<Entry>,
-    /// Position of each CID in `entries`: a newer entry replaces an unsent older one.
-    index: HashMap<Cid, usize>,
-    presences: Vec<Presence>,
-    blocks: Vec<Payload>,
-    block_bytes: usize,
-    /// Entries dropped for being over [`MAX_OUTBOX_ENTRIES`].
-    dropped_entries: u64,
-}
-
-/// Wantlist entries waiting for a peer whose connection does not drain; past it new entries
-/// are dropped (a lost want-block is recovered by the want timeout).
-const MAX_OUTBOX_ENTRIES: usize = 65536;
-
-impl Outbox {
-    fn push_entry(&mut self, entry: Entry) {
-        match self.index.entry(entry.cid) {
-            MapEntry::Occupied(o) => self.entries[*o.get()] = entry,
-            MapEntry::Vacant(_) if self.entries.len() >= MAX_OUTBOX_ENTRIES => {
-                self.dropped_entries += 1;
-            }
-            MapEntry::Vacant(v) => {
-                v.insert(self.entries.len());
-                self.entries.push(entry);
-            }
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.presences.is_empty() && self.blocks.is_empty()
-    }
-}
-
-#[derive(Debug)]
-struct Connection {
-    id: ConnectionId,
-    queued_messages: usize,
-    queued_bytes: usize,
-}
-
-/// A connected peer.
-#[derive(Debug, Default)]
-struct Peer {
-    /// Open connections; we send on the first.
-    connections: Vec<Connection>,
-    /// False once the peer is known to speak a version without want-have (before 1.2.0).
-    no_have: bool,
-    /// True once the peer refused every Bitswap protocol.
-    unsupported: bool,
-    /// Want-blocks outstanding to it.
-    in_flight: usize,
-    ledger: HashMap<Cid, LedgerEntry>,
-    /// Ledger CIDs to answer, in arrival order (may hold stale CIDs; see `serve`).
-    tasks: VecDeque<Cid>,
-    outbox: Outbox,
-}
-
-impl Peer {
-    fn usable(&self) -> bool {
-        !self.unsupported && !self.connections.is_empty()
-    }
-
-    fn supports_have(&self) -> bool {
-        !self.no_have
-    }
-}
+use super::message::{Entry, PresenceType, WantType};
+use super::state::{Connection, Peer, Want};
 
 /// The Bitswap network behaviour. See the [module docs](super).
 pub struct Behaviour {
-    config: Config,
-    source: Arc<dyn BlockSource>,
-    wants: HashMap<Cid, Want>,
+    pub(super) config: Config,
+    pub(super) source: Arc<dyn BlockSource>,
+    pub(super) wants: HashMap<Cid, Want>,
     /// Wanted CIDs by multihash: a block under another CID version/codec still matches.
-    by_hash: HashMap<Multihash<64>, Cid>,
-    peers: HashMap<PeerId, Peer>,
-    dialing: HashSet<PeerId>,
+    pub(super) by_hash: HashMap<Multihash<64>, Cid>,
+    pub(super) peers: HashMap<PeerId, Peer>,
+    pub(super) dialing: HashSet<PeerId>,
     /// Wants with candidate peers that are all at `max_wants_in_flight`.
-    starved: VecDeque<Cid>,
+    pub(super) starved: VecDeque<Cid>,
     /// Set when a want-block slot was freed: `starved` is retried at the next poll.
-    slot_freed: bool,
-    events: VecDeque<ToSwarm<Event, HandlerIn>>,
-    stats: Stats,
-    next_priority: i32,
-    round_robin: usize,
-    tick: Option<tokio::time::Interval>,
-    next_rebroadcast: Option<Instant>,
+    pub(super) slot_freed: bool,
+    pub(super) events: VecDeque<ToSwarm<Event, HandlerIn>>,
+    pub(super) stats: Stats,
+    pub(super) next_priority: i32,
+    pub(super) round_robin: usize,
+    pub(super) tick: Option<tokio::time::Interval>,
+    pub(super) next_rebroadcast: Option<Instant>,
 }
 
 impl Behaviour {
@@ -454,7 +169,7 @@ impl Behaviour {
         if let Some(conn) = self.peers.get(peer).and_then(|p| p.connections.first()) {
             self.events.push_back(ToSwarm::NotifyHandler {
                 peer_id: *peer,
-                handler: NotifyHandler::One(conn.id),
+                handler: libp2p::swarm::NotifyHandler::One(conn.id),
                 event: HandlerIn::SendRaw(raw),
             });
         }
@@ -659,61 +374,6 @@ impl Behaviour {
         }
     }
 
-    fn update_ledger(
-        &mut self,
-        peer: &PeerId,
-        full: bool,
-        wantlist: Vec<Entry>,
-    ) -> Result<(), String> {
-        let max = self.config.max_wantlist_entries;
-        let Some(p) = self.peers.get_mut(peer) else {
-            return Ok(());
-        };
-        if full {
-            p.ledger.clear();
-        }
-        for e in wantlist {
-            if e.cancel {
-                p.ledger.remove(&e.cid);
-                continue;
-            }
-            let len = p.ledger.len();
-            match p.ledger.entry(e.cid) {
-                MapEntry::Occupied(mut o) => {
-                    let entry = o.get_mut();
-                    // A want-block is never downgraded to a want-have.
-                    if e.want_type == WantType::Block {
-                        entry.want_type = WantType::Block;
-                    }
-                    entry.send_dont_have = e.send_dont_have;
-                    if !entry.queued {
-                        entry.queued = true;
-                        p.tasks.push_back(e.cid);
-                    }
-                }
-                MapEntry::Vacant(v) => {
-                    if len >= max {
-                        return Err(format!("wantlist exceeds {max} entries"));
-                    }
-                    v.insert(LedgerEntry {
-                        want_type: e.want_type,
-                        send_dont_have: e.send_dont_have,
-                        queued: true,
-                    });
-                    p.tasks.push_back(e.cid);
-                }
-            }
-        }
-        // Cancelled entries leave stale CIDs in the task queue: keep it within bounds.
-        if p.tasks.len() > 2 * max {
-            let ledger = &p.ledger;
-            p.tasks.retain(|c| ledger.get(c).is_some_and(|e| e.queued));
-            let mut seen = HashSet::new();
-            p.tasks.retain(|c| seen.insert(*c));
-        }
-        Ok(())
-    }
-
     /// A wanted block arrived from `from`.
     fn complete(&mut self, cid: Cid, from: PeerId, data: Vec<u8>) {
         let Some(want) = self.remove_want(&cid) else {
@@ -746,154 +406,6 @@ impl Behaviour {
         });
         self.events
             .push_back(ToSwarm::GenerateEvent(Event::Misbehaved { peer, reason }));
-    }
-
-    /// Answers queued ledger entries while the peer's send credit lasts.
-    /// Returns whether work remains that credit would allow (so poll again soon).
-    fn serve(&mut self) -> bool {
-        let mut more = false;
-        let small = self.config.small_block_bytes;
-        for p in self.peers.values_mut() {
-            let Some((queued_bytes, queued_messages)) = p
-                .connections
-                .first()
-                .map(|c| (c.queued_bytes, c.queued_messages))
-            else {
-                continue;
-            };
-            let mut budget = self.config.max_served_per_poll;
-            loop {
-                if p.tasks.is_empty() {
-                    break;
-                }
-                let credit_left = queued_bytes + p.outbox.block_bytes
-                    < self.config.max_outbound_bytes
-                    && queued_messages < self.config.max_outbound_queue;
-                if !credit_left {
-                    break;
-                }
-                if budget == 0 {
-                    more = true;
-                    break;
-                }
-                budget -= 1;
-                let Some(cid) = p.tasks.pop_front() else {
-                    break;
-                };
-                let Some(entry) = p.ledger.get_mut(&cid) else {
-                    continue;
-                };
-                if !entry.queued {
-                    continue;
-                }
-                entry.queued = false;
-                let entry = *entry;
-                let answered = match entry.want_type {
-                    WantType::Block => match self.source.get(&cid) {
-                        Some(data) => {
-                            push_block(p, &mut self.stats, cid, data);
-                            true
-                        }
-                        None => false,
-                    },
-                    WantType::Have => match self.source.size(&cid) {
-                        Some(size) if size <= small => match self.source.get(&cid) {
-                            Some(data) => {
-                                push_block(p, &mut self.stats, cid, data);
-                                true
-                            }
-                            None => false,
-                        },
-                        Some(_) => {
-                            p.outbox.presences.push(Presence {
-                                cid,
-                                kind: PresenceType::Have,
-                            });
-                            self.stats.haves_sent += 1;
-                            true
-                        }
-                        None => false,
-                    },
-                };
-                let answered = answered
-                    || (entry.send_dont_have && {
-                        p.outbox.presences.push(Presence {
-                            cid,
-                            kind: PresenceType::DontHave,
-                        });
-                        self.stats.dont_haves_sent += 1;
-                        true
-                    });
-                if answered {
-                    p.ledger.remove(&cid);
-                }
-            }
-        }
-        more
-    }
-
-    /// Turns each peer's outbox into messages for its first connection.
-    fn flush(&mut self) {
-        let max = self.config.max_send_message_bytes;
-        for (id, p) in self.peers.iter_mut() {
-            if p.outbox.is_empty() {
-                continue;
-            }
-            let Some(conn) = p.connections.first_mut() else {
-                p.outbox = Outbox::default();
-                continue;
-            };
-            if conn.queued_messages >= self.config.max_outbound_queue {
-                // Wait for the handler to drain; the outbox is bounded by the wants and
-                // ledger it derives from.
-                continue;
-            }
-            let outbox = std::mem::take(&mut p.outbox);
-            self.stats.entries_dropped += outbox.dropped_entries;
-            let mut messages: Vec<(Message, usize)> = Vec::new();
-            let mut current = Message::default();
-            let mut size = 0usize;
-            let mut credit = 0usize;
-            let mut push = |msg: &mut Message, size: &mut usize, credit: &mut usize| {
-                messages.push((std::mem::take(msg), std::mem::take(credit)));
-                *size = 0;
-            };
-            for e in outbox.entries {
-                if size + ENTRY_SIZE_HINT > max && !current.is_empty() {
-                    push(&mut current, &mut size, &mut credit);
-                }
-                size += ENTRY_SIZE_HINT;
-                current.wantlist.push(e);
-            }
-            for pr in outbox.presences {
-                if size + ENTRY_SIZE_HINT > max && !current.is_empty() {
-                    push(&mut current, &mut size, &mut credit);
-                }
-                size += ENTRY_SIZE_HINT;
-                current.presences.push(pr);
-            }
-            for b in outbox.blocks {
-                let len = b.data.len() + 40;
-                if size + len > max && !current.is_empty() {
-                    push(&mut current, &mut size, &mut credit);
-                }
-                size += len;
-                credit += b.data.len();
-                current.blocks.push(b);
-            }
-            if !current.is_empty() {
-                push(&mut current, &mut size, &mut credit);
-            }
-            for (message, credit) in messages {
-                conn.queued_messages += 1;
-                conn.queued_bytes += credit;
-                self.events.push_back(ToSwarm::NotifyHandler {
-                    peer_id: *id,
-                    handler: NotifyHandler::One(conn.id),
-                    event: HandlerIn::Send { message, credit },
-                });
-            }
-        }
     }
 
     /// Moves timed-out want-blocks elsewhere and re-broadcasts stale wants.
@@ -983,13 +495,6 @@ impl Behaviour {
     fn tick_period(&self) -> Duration {
         (self.config.want_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
-}
-
-fn push_block(p: &mut Peer, stats: &mut Stats, cid: Cid, data: Vec<u8>) {
-    stats.blocks_sent += 1;
-    stats.bytes_sent += data.len() as u64;
-    p.outbox.block_bytes += data.len();
-    p.outbox.blocks.push(Payload::new(&cid, data));
 }
 
 impl NetworkBehaviour for Behaviour {

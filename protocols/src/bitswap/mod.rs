@@ -52,10 +52,14 @@
 
 mod behaviour;
 pub mod codec;
+mod config;
 mod handler;
 pub mod message;
+mod serving;
+mod state;
 
-pub use behaviour::{Behaviour, BlockSource, Config, Event, Stats};
+pub use behaviour::Behaviour;
+pub use config::{BlockSource, Config, Event, Stats};
 pub use handler::{Handler, HandlerIn, HandlerOut, Received, Upgrade};
 pub use message::{Message, ProtocolVersion};
 

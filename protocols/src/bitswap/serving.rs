@@ -1,0 +1,229 @@
+//! The serving half of the engine: each peer's ledger of the wants it sent, answered in
+//! arrival order within bounded queues, and what is flushed to each peer.
+
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::HashSet;
+
+use cid::Cid;
+use libp2p::swarm::{NotifyHandler, ToSwarm};
+use libp2p::PeerId;
+
+use super::behaviour::Behaviour;
+use super::config::Stats;
+use super::handler::HandlerIn;
+use super::message::{Entry, Message, Payload, Presence, PresenceType, WantType, ENTRY_SIZE_HINT};
+use super::state::{LedgerEntry, Outbox, Peer};
+
+impl Behaviour {
+    /// Takes a peer's wantlist into its ledger, within the ledger's bound.
+    pub(super) fn update_ledger(
+        &mut self,
+        peer: &PeerId,
+        full: bool,
+        wantlist: Vec<Entry>,
+    ) -> Result<(), String> {
+        let max = self.config.max_wantlist_entries;
+        let Some(p) = self.peers.get_mut(peer) else {
+            return Ok(());
+        };
+        if full {
+            p.ledger.clear();
+        }
+        for e in wantlist {
+            if e.cancel {
+                p.ledger.remove(&e.cid);
+                continue;
+            }
+            let len = p.ledger.len();
+            match p.ledger.entry(e.cid) {
+                MapEntry::Occupied(mut o) => {
+                    let entry = o.get_mut();
+                    // A want-block is never downgraded to a want-have.
+                    if e.want_type == WantType::Block {
+                        entry.want_type = WantType::Block;
+                    }
+                    entry.send_dont_have = e.send_dont_have;
+                    if !entry.queued {
+                        entry.queued = true;
+                        p.tasks.push_back(e.cid);
+                    }
+                }
+                MapEntry::Vacant(v) => {
+                    if len >= max {
+                        return Err(format!("wantlist exceeds {max} entries"));
+                    }
+                    v.insert(LedgerEntry {
+                        want_type: e.want_type,
+                        send_dont_have: e.send_dont_have,
+                        queued: true,
+                    });
+                    p.tasks.push_back(e.cid);
+                }
+            }
+        }
+        // Cancelled entries leave stale CIDs in the task queue: keep it within bounds.
+        if p.tasks.len() > 2 * max {
+            let ledger = &p.ledger;
+            p.tasks.retain(|c| ledger.get(c).is_some_and(|e| e.queued));
+            let mut seen = HashSet::new();
+            p.tasks.retain(|c| seen.insert(*c));
+        }
+        Ok(())
+    }
+
+    /// Answers queued ledger entries while the peer's send credit lasts.
+    /// Returns whether work remains that credit would allow (so poll again soon).
+    pub(super) fn serve(&mut self) -> bool {
+        let mut more = false;
+        let small = self.config.small_block_bytes;
+        for p in self.peers.values_mut() {
+            let Some((queued_bytes, queued_messages)) = p
+                .connections
+                .first()
+                .map(|c| (c.queued_bytes, c.queued_messages))
+            else {
+                continue;
+            };
+            let mut budget = self.config.max_served_per_poll;
+            loop {
+                if p.tasks.is_empty() {
+                    break;
+                }
+                let credit_left = queued_bytes + p.outbox.block_bytes
+                    < self.config.max_outbound_bytes
+                    && queued_messages < self.config.max_outbound_queue;
+                if !credit_left {
+                    break;
+                }
+                if budget == 0 {
+                    more = true;
+                    break;
+                }
+                budget -= 1;
+                let Some(cid) = p.tasks.pop_front() else {
+                    break;
+                };
+                let Some(entry) = p.ledger.get_mut(&cid) else {
+                    continue;
+                };
+                if !entry.queued {
+                    continue;
+                }
+                entry.queued = false;
+                let entry = *entry;
+                let answered = match entry.want_type {
+                    WantType::Block => match self.source.get(&cid) {
+                        Some(data) => {
+                            push_block(p, &mut self.stats, cid, data);
+                            true
+                        }
+                        None => false,
+                    },
+                    WantType::Have => match self.source.size(&cid) {
+                        Some(size) if size <= small => match self.source.get(&cid) {
+                            Some(data) => {
+                                push_block(p, &mut self.stats, cid, data);
+                                true
+                            }
+                            None => false,
+                        },
+                        Some(_) => {
+                            p.outbox.presences.push(Presence {
+                                cid,
+                                kind: PresenceType::Have,
+                            });
+                            self.stats.haves_sent += 1;
+                            true
+                        }
+                        None => false,
+                    },
+                };
+                let answered = answered
+                    || (entry.send_dont_have && {
+                        p.outbox.presences.push(Presence {
+                            cid,
+                            kind: PresenceType::DontHave,
+                        });
+                        self.stats.dont_haves_sent += 1;
+                        true
+                    });
+                if answered {
+                    p.ledger.remove(&cid);
+                }
+            }
+        }
+        more
+    }
+
+    /// Turns each peer's outbox into messages for its first connection.
+    pub(super) fn flush(&mut self) {
+        let max = self.config.max_send_message_bytes;
+        for (id, p) in self.peers.iter_mut() {
+            if p.outbox.is_empty() {
+                continue;
+            }
+            let Some(conn) = p.connections.first_mut() else {
+                p.outbox = Outbox::default();
+                continue;
+            };
+            if conn.queued_messages >= self.config.max_outbound_queue {
+                // Wait for the handler to drain; the outbox is bounded by the wants and
+                // ledger it derives from.
+                continue;
+            }
+            let outbox = std::mem::take(&mut p.outbox);
+            self.stats.entries_dropped += outbox.dropped_entries;
+            let mut messages: Vec<(Message, usize)> = Vec::new();
+            let mut current = Message::default();
+            let mut size = 0usize;
+            let mut credit = 0usize;
+            let mut push = |msg: &mut Message, size: &mut usize, credit: &mut usize| {
+                messages.push((std::mem::take(msg), std::mem::take(credit)));
+                *size = 0;
+            };
+            for e in outbox.entries {
+                if size + ENTRY_SIZE_HINT > max && !current.is_empty() {
+                    push(&mut current, &mut size, &mut credit);
+                }
+                size += ENTRY_SIZE_HINT;
+                current.wantlist.push(e);
+            }
+            for pr in outbox.presences {
+                if size + ENTRY_SIZE_HINT > max && !current.is_empty() {
+                    push(&mut current, &mut size, &mut credit);
+                }
+                size += ENTRY_SIZE_HINT;
+                current.presences.push(pr);
+            }
+            for b in outbox.blocks {
+                let len = b.data.len() + 40;
+                if size + len > max && !current.is_empty() {
+                    push(&mut current, &mut size, &mut credit);
+                }
+                size += len;
+                credit += b.data.len();
+                current.blocks.push(b);
+            }
+            if !current.is_empty() {
+                push(&mut current, &mut size, &mut credit);
+            }
+            for (message, credit) in messages {
+                conn.queued_messages += 1;
+                conn.queued_bytes += credit;
+                self.events.push_back(ToSwarm::NotifyHandler {
+                    peer_id: *id,
+                    handler: NotifyHandler::One(conn.id),
+                    event: HandlerIn::Send { message, credit },
+                });
+            }
+        }
+    }
+}
+
+/// Queues `data` for `p`, counting it as sent.
+fn push_block(p: &mut Peer, stats: &mut Stats, cid: Cid, data: Vec<u8>) {
+    stats.blocks_sent += 1;
+    stats.bytes_sent += data.len() as u64;
+    p.outbox.block_bytes += data.len();
+    p.outbox.blocks.push(Payload::new(&cid, data));
+}
