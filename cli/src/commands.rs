@@ -65,9 +65,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             repo_path.display()
         );
     }
+    local(&repo_path, command)
+}
+
+/// Runs a command on the repo itself, with no daemon.
+fn local(repo_path: &Path, command: Command) -> Result<ExitCode> {
     match command {
         Command::Init => {
-            let repo = Repo::init(&repo_path)?;
+            let repo = Repo::init(repo_path)?;
             println!(
                 "initialised repo at {}\npeer identity: {}",
                 repo_path.display(),
@@ -75,42 +80,22 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             );
             repo.close()?;
         }
-        Command::Add(args) => add(&repo_path, args)?,
+        Command::Add(args) => add(repo_path, args)?,
         Command::Cat {
             path,
             offset,
             length,
         } => {
-            let repo = open(&repo_path)?;
+            let repo = open(repo_path)?;
             let cid = unixfs::resolve(repo.store(), &path)?;
             let stdout = io::stdout();
             let mut out = stdout.lock();
             unixfs::cat(repo.store(), &cid, offset, length, &mut out)?;
             out.flush()?;
         }
-        Command::Get { path, output } => {
-            let repo = open(&repo_path)?;
-            let cid = unixfs::resolve(repo.store(), &path)?;
-            let dest = output.unwrap_or_else(|| {
-                PathBuf::from(
-                    path.trim_end_matches('/')
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(&path),
-                )
-            });
-            if dest.symlink_metadata().is_ok() {
-                bail!("{} already exists", dest.display());
-            }
-            eprintln!("Saving file(s) to {}", dest.display());
-            if let Err(e) = unixfs::get(repo.store(), &cid, &dest) {
-                // Leave nothing half-written behind.
-                let _ = std::fs::remove_dir_all(&dest).or_else(|_| std::fs::remove_file(&dest));
-                return Err(e.into());
-            }
-        }
+        Command::Get { path, output } => get(repo_path, &path, output)?,
         Command::Ls { path } => {
-            let repo = open(&repo_path)?;
+            let repo = open(repo_path)?;
             let cid = unixfs::resolve(repo.store(), &path)?;
             let mut out = io::stdout().lock();
             for e in unixfs::ls(repo.store(), &cid)? {
@@ -120,22 +105,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
-        Command::Block(cmd) => block_cmd(&open(&repo_path)?, cmd)?,
-        Command::Pin(cmd) => pin_cmd(&open(&repo_path)?, cmd)?,
-        Command::Repo(cmd) => return repo_cmd(&open(&repo_path)?, cmd),
-        Command::Dag(cmd) => dag_cmd(&open(&repo_path)?, cmd)?,
-        Command::Id => {
-            let repo = open(&repo_path)?;
-            let public = repo.keypair().public().encode_protobuf();
-            let id = serde_json::json!({
-                "ID": repo.peer_id().to_string(),
-                "PublicKey": multibase::encode(multibase::Base::Base64Pad, public)[1..].to_string(),
-                "Addresses": [],
-                "AgentVersion": format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION")),
-                "Protocols": [],
-            });
-            println!("{}", serde_json::to_string_pretty(&id)?);
-        }
+        Command::Block(cmd) => block_cmd(&open(repo_path)?, cmd)?,
+        Command::Pin(cmd) => pin_cmd(&open(repo_path)?, cmd)?,
+        Command::Repo(cmd) => return repo_cmd(&open(repo_path)?, cmd),
+        Command::Dag(cmd) => dag_cmd(&open(repo_path)?, cmd)?,
+        Command::Id => id(repo_path)?,
         Command::Swarm(_)
         | Command::Routing(_)
         | Command::Pubsub(_)
@@ -147,6 +121,45 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `get` without a daemon: writes the file or tree, or nothing.
+fn get(repo_path: &Path, path: &str, output: Option<PathBuf>) -> Result<()> {
+    let repo = open(repo_path)?;
+    let cid = unixfs::resolve(repo.store(), path)?;
+    let dest = output.unwrap_or_else(|| {
+        PathBuf::from(
+            path.trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .unwrap_or(path),
+        )
+    });
+    if dest.symlink_metadata().is_ok() {
+        bail!("{} already exists", dest.display());
+    }
+    eprintln!("Saving file(s) to {}", dest.display());
+    if let Err(e) = unixfs::get(repo.store(), &cid, &dest) {
+        // Leave nothing half-written behind.
+        let _ = std::fs::remove_dir_all(&dest).or_else(|_| std::fs::remove_file(&dest));
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// `id` without a daemon: the identity, with no addresses.
+fn id(repo_path: &Path) -> Result<()> {
+    let repo = open(repo_path)?;
+    let public = repo.keypair().public().encode_protobuf();
+    let id = serde_json::json!({
+        "ID": repo.peer_id().to_string(),
+        "PublicKey": multibase::encode(multibase::Base::Base64Pad, public)[1..].to_string(),
+        "Addresses": [],
+        "AgentVersion": format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION")),
+        "Protocols": [],
+    });
+    println!("{}", serde_json::to_string_pretty(&id)?);
+    Ok(())
 }
 
 /// Opens the repo, creating it (and saying so) on first use.

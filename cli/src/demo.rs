@@ -227,6 +227,35 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         .iter()
         .map(|w| w.identity().map(|(id, _)| id))
         .collect::<Result<_>>()?;
+    wait_for_workers(&master, &worker_ids)?;
+    writeln!(
+        err,
+        "cluster formed in {:.1} s; adding a {} MiB input on the master",
+        clock.elapsed().as_secs_f64(),
+        args.size >> 20
+    )?;
+    let input = add_input(&master, size)?;
+    let results = run_tasks(&master, &worker_ids, &input, args.size, &mut err)?;
+    let mut out = std::io::stdout().lock();
+    print_results(&leecher, &results, &mut out)?;
+    let peers = master.api.json("cluster/peers", &[])?;
+    let hardware = peers["Peers"][0]["Capacity"]["Hardware"]
+        .as_str()
+        .unwrap_or_default();
+    writeln!(out, "hardware: {hardware}")?;
+    writeln!(
+        out,
+        "{} tasks on 2 workers, results fetched by the leecher; {:.1} s in all",
+        results.len(),
+        clock.elapsed().as_secs_f64()
+    )?;
+    drop((leecher, workers, master));
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Waits until the master has heard every worker: the cluster has formed.
+fn wait_for_workers(master: &NodeProcess, worker_ids: &[String]) -> Result<()> {
+    let workers = worker_ids.len();
     // The cluster has formed once the master has heard every worker.
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
@@ -237,7 +266,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             .flatten()
             .filter(|p| worker_ids.iter().any(|w| p["Peer"].as_str() == Some(w)))
             .count();
-        if heard == workers.len() {
+        if heard == workers {
             break;
         }
         if Instant::now() > deadline {
@@ -248,12 +277,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    writeln!(
-        err,
-        "cluster formed in {:.1} s; adding a {} MiB input on the master",
-        clock.elapsed().as_secs_f64(),
-        args.size >> 20
-    )?;
+    Ok(())
+}
+
+/// Adds the benchmark input on the master; its CID.
+fn add_input(master: &NodeProcess, size: usize) -> Result<String> {
     let mut added = String::new();
     master
         .api
@@ -266,24 +294,34 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             }],
         )?
         .read_to_string(&mut added)?;
-    let input = added
+    added
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["Hash"].as_str().map(str::to_string))
         .next_back()
-        .context("the master's add answered no CID")?;
+        .context("the master's add answered no CID")
+}
+
+/// One task of each kind on each worker, waited for: (kind, worker, task, result).
+fn run_tasks(
+    master: &NodeProcess,
+    worker_ids: &[String],
+    input: &str,
+    size: u64,
+    err: &mut impl Write,
+) -> Result<Vec<(&'static str, String, String, String)>> {
     let mut results = Vec::new();
     for kind in KINDS {
-        for worker in &worker_ids {
+        for worker in worker_ids {
             let mut q = vec![
                 ("kind", kind.to_string()),
                 ("target", worker.clone()),
                 ("wait", "true".to_string()),
             ];
             if kind == "bench.fetch" {
-                q.push(("input", input.clone()));
+                q.push(("input", input.to_string()));
             } else {
-                q.push(("param", format!("size={}", args.size)));
+                q.push(("param", format!("size={size}")));
             }
             let done = master.api.json("task/submit", &q)?;
             let Some(result) = done["Result"].as_str() else {
@@ -306,14 +344,22 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             ));
         }
     }
+    Ok(results)
+}
+
+/// Has the leecher fetch every result record, checks it, and prints the table.
+fn print_results(
+    leecher: &NodeProcess,
+    results: &[(&'static str, String, String, String)],
+    out: &mut impl Write,
+) -> Result<()> {
     // The leecher fetches every result record from the cluster.
-    let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "{:<10} {:<11} {:<18} {:<34} RESULT (fetched by the leecher)",
         "WORKER", "KIND", "THROUGHPUT", "DETAIL"
     )?;
-    for (kind, worker, _task, result) in &results {
+    for (kind, worker, _task, result) in results {
         let mut body = String::new();
         leecher
             .api
@@ -335,17 +381,5 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
             result
         )?;
     }
-    let peers = master.api.json("cluster/peers", &[])?;
-    let hardware = peers["Peers"][0]["Capacity"]["Hardware"]
-        .as_str()
-        .unwrap_or_default();
-    writeln!(out, "hardware: {hardware}")?;
-    writeln!(
-        out,
-        "{} tasks on 2 workers, results fetched by the leecher; {:.1} s in all",
-        results.len(),
-        clock.elapsed().as_secs_f64()
-    )?;
-    drop((leecher, workers, master));
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(())
 }

@@ -41,31 +41,7 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
             io::copy(&mut api.stream("cat", &q)?, &mut out)?;
         }
         Command::Get { path, output } => get(api, &path, output)?,
-        Command::Ls { path } => {
-            let v = api.json("ls", &[("arg", path)])?;
-            let links = v["Objects"][0]["Links"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            for l in links {
-                if l["Type"].as_u64() == Some(1) {
-                    writeln!(
-                        out,
-                        "{} - {}/",
-                        str_field(&l, "Hash"),
-                        str_field(&l, "Name")
-                    )?;
-                } else {
-                    writeln!(
-                        out,
-                        "{} {} {}",
-                        str_field(&l, "Hash"),
-                        l["Size"].as_u64().unwrap_or(0),
-                        str_field(&l, "Name")
-                    )?;
-                }
-            }
-        }
+        Command::Ls { path } => ls(api, path, &mut out)?,
         Command::Block(cmd) => block(api, cmd, &mut out)?,
         Command::Pin(cmd) => pin(api, cmd, &mut out)?,
         Command::Repo(cmd) => return repo(api, cmd, &mut out),
@@ -81,17 +57,7 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
                 writeln!(out, "{}", line.as_str().unwrap_or(""))?;
             }
         }
-        Command::Swarm(SwarmCommand::Peers) => {
-            let v = api.json("swarm/peers", &[])?;
-            for p in v["Peers"].as_array().cloned().unwrap_or_default() {
-                writeln!(
-                    out,
-                    "{}/p2p/{}",
-                    str_field(&p, "Addr"),
-                    str_field(&p, "Peer")
-                )?;
-            }
-        }
+        Command::Swarm(SwarmCommand::Peers) => swarm_peers(api, &mut out)?,
         Command::Routing(RoutingCommand::Findprovs { cid }) => {
             let r = BufReader::new(api.stream("routing/findprovs", &[("arg", cid)])?);
             for line in r.lines() {
@@ -109,6 +75,48 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
     }
     out.flush()?;
     Ok(true)
+}
+
+/// `ls` through the daemon.
+fn ls(api: &Api, path: String, out: &mut impl Write) -> Result<()> {
+    let v = api.json("ls", &[("arg", path)])?;
+    let links = v["Objects"][0]["Links"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for l in links {
+        if l["Type"].as_u64() == Some(1) {
+            writeln!(
+                out,
+                "{} - {}/",
+                str_field(&l, "Hash"),
+                str_field(&l, "Name")
+            )?;
+        } else {
+            writeln!(
+                out,
+                "{} {} {}",
+                str_field(&l, "Hash"),
+                l["Size"].as_u64().unwrap_or(0),
+                str_field(&l, "Name")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `swarm peers` through the daemon.
+fn swarm_peers(api: &Api, out: &mut impl Write) -> Result<()> {
+    let v = api.json("swarm/peers", &[])?;
+    for p in v["Peers"].as_array().cloned().unwrap_or_default() {
+        writeln!(
+            out,
+            "{}/p2p/{}",
+            str_field(&p, "Addr"),
+            str_field(&p, "Peer")
+        )?;
+    }
+    Ok(())
 }
 
 /// The API arguments of a submission.

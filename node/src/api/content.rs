@@ -205,55 +205,7 @@ pub(super) async fn add(
     // Uploads are spooled to a directory inside the repo, then imported like local paths: the
     // same importer, the same CIDs, and nothing half-added if the upload breaks off.
     let spool = s.repo.scratch_dir("add-")?;
-    let mut tops: Vec<(PathBuf, bool)> = Vec::new();
-    let mut layout = Layout::default();
-    let bad = |e: axum::extract::multipart::MultipartError| {
-        ApiError::bad_request(format!("bad multipart body: {e}"))
-    };
-    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
-        let raw_name = field.file_name().unwrap_or("").to_string();
-        let stdin = raw_name.is_empty();
-        let name = if stdin { "stdin".to_string() } else { raw_name };
-        let path = spool_path(spool.path(), &name)?;
-        let is_dir = field
-            .content_type()
-            .is_some_and(|t| t == "application/x-directory");
-        if !stdin {
-            layout.claim(spool.path(), &path, is_dir)?;
-        }
-        let top = spool.path().join(
-            path.strip_prefix(spool.path())
-                .ok()
-                .and_then(|p| p.components().next())
-                .map(|c| c.as_os_str().to_owned())
-                .unwrap_or_default(),
-        );
-        if !tops.iter().any(|(t, _)| *t == top) {
-            tops.push((top, stdin));
-        }
-        if is_dir {
-            tokio::fs::create_dir_all(&path)
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            continue;
-        }
-        if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-        }
-        let mut file = tokio::fs::File::create(&path)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        while let Some(chunk) = field.chunk().await.map_err(bad)? {
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-        }
-        file.flush()
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-    }
+    let tops = spool_parts(&mut multipart, spool.path()).await?;
     if tops.is_empty() {
         return Err(ApiError::bad_request("no file in the upload"));
     }
@@ -292,6 +244,64 @@ pub(super) async fn add(
         body.push('\n');
     }
     ndjson(Body::from(body))
+}
+
+/// Writes an upload's parts under `root`; returns the top-level entries, each with whether
+/// it came unnamed (stdin).
+async fn spool_parts(
+    multipart: &mut Multipart,
+    root: &Path,
+) -> Result<Vec<(PathBuf, bool)>, ApiError> {
+    let mut tops: Vec<(PathBuf, bool)> = Vec::new();
+    let mut layout = Layout::default();
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::bad_request(format!("bad multipart body: {e}"))
+    };
+    while let Some(mut field) = multipart.next_field().await.map_err(bad)? {
+        let raw_name = field.file_name().unwrap_or("").to_string();
+        let stdin = raw_name.is_empty();
+        let name = if stdin { "stdin".to_string() } else { raw_name };
+        let path = spool_path(root, &name)?;
+        let is_dir = field
+            .content_type()
+            .is_some_and(|t| t == "application/x-directory");
+        if !stdin {
+            layout.claim(root, &path, is_dir)?;
+        }
+        let top = root.join(
+            path.strip_prefix(root)
+                .ok()
+                .and_then(|p| p.components().next())
+                .map(|c| c.as_os_str().to_owned())
+                .unwrap_or_default(),
+        );
+        if !tops.iter().any(|(t, _)| *t == top) {
+            tops.push((top, stdin));
+        }
+        if is_dir {
+            tokio::fs::create_dir_all(&path)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+    }
+    Ok(tops)
 }
 
 pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {

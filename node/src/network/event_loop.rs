@@ -160,29 +160,7 @@ impl EventLoop {
                 addrs.extend(self.swarm.external_addresses().cloned());
                 let _ = reply.send(addrs);
             }
-            Command::Dial { addr, reply } => {
-                let Some(peer) = peer_of(&addr) else {
-                    let _ = reply.send(Err(NetworkError::BadPeerAddr(addr.to_string())));
-                    return;
-                };
-                if self.swarm.is_connected(&peer) {
-                    let _ = reply.send(Ok(peer));
-                    return;
-                }
-                let opts = DialOpts::from(addr.clone());
-                let id = opts.connection_id();
-                match self.swarm.dial(opts) {
-                    Ok(()) => {
-                        self.dials.insert(id, (peer, reply));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(NetworkError::Dial {
-                            addr: addr.to_string(),
-                            reason: e.to_string(),
-                        }));
-                    }
-                }
-            }
+            Command::Dial { addr, reply } => self.dial(addr, reply),
             Command::Peers { reply } => {
                 let peers = self
                     .connections
@@ -198,21 +176,7 @@ impl EventLoop {
                 cid,
                 providers,
                 reply,
-            } => {
-                if self.repo.store().has(cid.hash()).unwrap_or(false) {
-                    let _ = reply.send(Ok(Fetched {
-                        from: *self.swarm.local_peer_id(),
-                        links: None,
-                    }));
-                    return;
-                }
-                let entry = self
-                    .wants
-                    .entry(*cid.hash())
-                    .or_insert_with(|| (cid, Vec::new()));
-                entry.1.push(reply);
-                self.swarm.behaviour_mut().bitswap.want(cid, &providers);
-            }
+            } => self.want(cid, providers, reply),
             Command::Cancel { cid } => {
                 if let Some((_, waiters)) = self.wants.get_mut(cid.hash()) {
                     waiters.retain(|w| !w.is_closed());
@@ -223,66 +187,18 @@ impl EventLoop {
                     }
                 }
             }
-            Command::Provide { cid } => {
-                let key = kad::RecordKey::new(&cid.hash().to_bytes());
-                let local = *self.swarm.local_peer_id();
-                let kad = &mut self.swarm.behaviour_mut().kad;
-                if self.provide_queries.len() < MAX_PROVIDE_QUERIES {
-                    match kad.start_providing(key) {
-                        Ok(query) => {
-                            self.provide_queries.insert(query);
-                        }
-                        Err(e) => tracing::warn!(%cid, error = %e, "cannot provide"),
-                    }
-                } else {
-                    // Too many announcements under way: keep the record, so that lookups
-                    // reaching this node find it, and let the periodic republication announce
-                    // it, rather than piling up queries.
-                    let record = kad::ProviderRecord::new(key, local, Vec::new());
-                    if let Err(e) = kad.store_mut().add_provider(record) {
-                        tracing::warn!(%cid, error = %e, "cannot provide");
-                    }
-                }
-            }
+            Command::Provide { cid } => self.provide(cid),
             Command::FindProviders { cid, reply } => {
                 let key = kad::RecordKey::new(&cid.hash().to_bytes());
                 let query = self.swarm.behaviour_mut().kad.get_providers(key);
                 self.find_providers.insert(query, (reply, Vec::new()));
             }
-            Command::Publish { topic, data, reply } => {
-                let result = match self
-                    .swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .publish(gossipsub::IdentTopic::new(topic), data)
-                {
-                    Ok(_) => Ok(()),
-                    // As in Kubo, publishing with nobody listening is not an error.
-                    Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
-                    Err(e) => Err(NetworkError::Pubsub(e.to_string())),
-                };
-                let _ = reply.send(result);
-            }
+            Command::Publish { topic, data, reply } => self.publish(topic, data, reply),
             Command::Subscribe {
                 topic,
                 capacity,
                 reply,
-            } => {
-                let ident = gossipsub::IdentTopic::new(topic.clone());
-                let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
-                    Ok(_) => {
-                        let (tx, rx) = mpsc::channel(capacity.clamp(1, MAX_SUBSCRIBER_QUEUE));
-                        self.subscriptions
-                            .entry(ident.hash())
-                            .or_insert_with(|| (topic, Vec::new()))
-                            .1
-                            .push(tx);
-                        Ok(rx)
-                    }
-                    Err(e) => Err(NetworkError::Pubsub(e.to_string())),
-                };
-                let _ = reply.send(result);
-            }
+            } => self.subscribe(topic, capacity, reply),
             Command::Topics { reply } => {
                 self.prune_subscriptions();
                 let topics = self
@@ -295,19 +211,133 @@ impl EventLoop {
             Command::PubsubStats { reply } => {
                 let _ = reply.send(self.pubsub_stats);
             }
-            Command::TopicPeers { topic, reply } => {
-                let wanted = topic.map(|t| gossipsub::IdentTopic::new(t).hash());
-                let peers = self
-                    .swarm
-                    .behaviour()
-                    .gossipsub
-                    .all_peers()
-                    .filter(|(_, topics)| wanted.as_ref().is_none_or(|w| topics.contains(&w)))
-                    .map(|(p, _)| *p)
-                    .collect();
-                let _ = reply.send(peers);
+            Command::TopicPeers { topic, reply } => self.topic_peers(topic, reply),
+        }
+    }
+
+    /// A `swarm connect`: answered when its own dial ends.
+    fn dial(&mut self, addr: Multiaddr, reply: DialReply) {
+        let Some(peer) = peer_of(&addr) else {
+            let _ = reply.send(Err(NetworkError::BadPeerAddr(addr.to_string())));
+            return;
+        };
+        if self.swarm.is_connected(&peer) {
+            let _ = reply.send(Ok(peer));
+            return;
+        }
+        let opts = DialOpts::from(addr.clone());
+        let id = opts.connection_id();
+        match self.swarm.dial(opts) {
+            Ok(()) => {
+                self.dials.insert(id, (peer, reply));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(NetworkError::Dial {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                }));
             }
         }
+    }
+
+    /// A block to fetch, answered when it is local.
+    fn want(
+        &mut self,
+        cid: Cid,
+        providers: Vec<PeerId>,
+        reply: oneshot::Sender<Result<Fetched, NetworkError>>,
+    ) {
+        if self.repo.store().has(cid.hash()).unwrap_or(false) {
+            let _ = reply.send(Ok(Fetched {
+                from: *self.swarm.local_peer_id(),
+                links: None,
+            }));
+            return;
+        }
+        let entry = self
+            .wants
+            .entry(*cid.hash())
+            .or_insert_with(|| (cid, Vec::new()));
+        entry.1.push(reply);
+        self.swarm.behaviour_mut().bitswap.want(cid, &providers);
+    }
+
+    /// Announces `cid`, within the bound on announcements in flight.
+    fn provide(&mut self, cid: Cid) {
+        let key = kad::RecordKey::new(&cid.hash().to_bytes());
+        let local = *self.swarm.local_peer_id();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if self.provide_queries.len() < MAX_PROVIDE_QUERIES {
+            match kad.start_providing(key) {
+                Ok(query) => {
+                    self.provide_queries.insert(query);
+                }
+                Err(e) => tracing::warn!(%cid, error = %e, "cannot provide"),
+            }
+        } else {
+            // Too many announcements under way: keep the record, so that lookups
+            // reaching this node find it, and let the periodic republication announce
+            // it, rather than piling up queries.
+            let record = kad::ProviderRecord::new(key, local, Vec::new());
+            if let Err(e) = kad.store_mut().add_provider(record) {
+                tracing::warn!(%cid, error = %e, "cannot provide");
+            }
+        }
+    }
+
+    fn publish(
+        &mut self,
+        topic: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), NetworkError>>,
+    ) {
+        let result = match self
+            .swarm
+            .behaviour_mut()
+            .gossipsub
+            .publish(gossipsub::IdentTopic::new(topic), data)
+        {
+            Ok(_) => Ok(()),
+            // As in Kubo, publishing with nobody listening is not an error.
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
+            Err(e) => Err(NetworkError::Pubsub(e.to_string())),
+        };
+        let _ = reply.send(result);
+    }
+
+    fn subscribe(
+        &mut self,
+        topic: String,
+        capacity: usize,
+        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, NetworkError>>,
+    ) {
+        let ident = gossipsub::IdentTopic::new(topic.clone());
+        let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
+            Ok(_) => {
+                let (tx, rx) = mpsc::channel(capacity.clamp(1, MAX_SUBSCRIBER_QUEUE));
+                self.subscriptions
+                    .entry(ident.hash())
+                    .or_insert_with(|| (topic, Vec::new()))
+                    .1
+                    .push(tx);
+                Ok(rx)
+            }
+            Err(e) => Err(NetworkError::Pubsub(e.to_string())),
+        };
+        let _ = reply.send(result);
+    }
+
+    fn topic_peers(&mut self, topic: Option<String>, reply: oneshot::Sender<Vec<PeerId>>) {
+        let wanted = topic.map(|t| gossipsub::IdentTopic::new(t).hash());
+        let peers = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| wanted.as_ref().is_none_or(|w| topics.contains(&w)))
+            .map(|(p, _)| *p)
+            .collect();
+        let _ = reply.send(peers);
     }
 
     /// Dials the kept peers that are due (dropped, or whose last dial failed).

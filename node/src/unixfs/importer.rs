@@ -427,14 +427,9 @@ pub fn add_path(
     Ok(files)
 }
 
-fn add_dir(
-    path: &Path,
-    name: &str,
-    options: &AddOptions,
-    sink: &mut Sink<'_>,
-    files: &mut Vec<Added>,
-    dirs: &mut Vec<Added>,
-) -> Result<Added, AddError> {
+/// A directory's entries to add, sorted bytewise by name as Kubo sorts links; dotfiles only
+/// with `hidden`.
+fn dir_entries(path: &Path, options: &AddOptions) -> Result<Vec<(String, PathBuf)>, AddError> {
     let mut entries = Vec::new();
     for entry in std::fs::read_dir(path).map_err(io_at(path))? {
         let entry = entry.map_err(io_at(path))?;
@@ -448,6 +443,44 @@ fn add_dir(
         entries.push((entry_name, entry.path()));
     }
     entries.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    Ok(entries)
+}
+
+/// A symlink as a UnixFS node holding its target.
+fn add_symlink(
+    path: &Path,
+    name: String,
+    options: &AddOptions,
+    sink: &mut Sink<'_>,
+) -> Result<Added, AddError> {
+    let target = std::fs::read_link(path).map_err(io_at(path))?;
+    let target = target.to_str().ok_or_else(|| AddError::NonUtf8Name {
+        path: path.to_path_buf(),
+    })?;
+    let data = pb::encode_unixfs(&UnixfsData {
+        kind: DataType::Symlink,
+        data: Some(target.as_bytes()),
+        filesize: None,
+        blocksizes: Vec::new(),
+    });
+    let block = Block::hash(DAG_PB, pb::encode_node(&[], Some(&data)), options.v0());
+    sink.put(&block)?;
+    Ok(Added {
+        name,
+        cid: *block.cid(),
+        tsize: block.data().len() as u64,
+    })
+}
+
+fn add_dir(
+    path: &Path,
+    name: &str,
+    options: &AddOptions,
+    sink: &mut Sink<'_>,
+    files: &mut Vec<Added>,
+    dirs: &mut Vec<Added>,
+) -> Result<Added, AddError> {
+    let entries = dir_entries(path, options)?;
 
     let mut links = Vec::with_capacity(entries.len());
     let mut estimate = 0usize;
@@ -457,23 +490,7 @@ fn add_dir(
         let child = if meta.is_dir() {
             add_dir(&entry_path, &child_name, options, sink, files, dirs)?
         } else if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&entry_path).map_err(io_at(&entry_path))?;
-            let target = target.to_str().ok_or_else(|| AddError::NonUtf8Name {
-                path: entry_path.clone(),
-            })?;
-            let data = pb::encode_unixfs(&UnixfsData {
-                kind: DataType::Symlink,
-                data: Some(target.as_bytes()),
-                filesize: None,
-                blocksizes: Vec::new(),
-            });
-            let block = Block::hash(DAG_PB, pb::encode_node(&[], Some(&data)), options.v0());
-            sink.put(&block)?;
-            let added = Added {
-                name: child_name,
-                cid: *block.cid(),
-                tsize: block.data().len() as u64,
-            };
+            let added = add_symlink(&entry_path, child_name, options, sink)?;
             files.push(added.clone());
             added
         } else {

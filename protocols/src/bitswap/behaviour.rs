@@ -196,55 +196,11 @@ impl Behaviour {
     /// Sends the want-block to the best candidate when nobody has it yet, want-have to every
     /// connected peer not asked yet, and dials hinted providers that are not connected.
     fn schedule(&mut self, cid: Cid) {
+        let now = Instant::now();
+        self.ask_for_block(cid, now);
         let Some(want) = self.wants.get_mut(&cid) else {
             return;
         };
-        let now = Instant::now();
-
-        if want.block_peer.is_none() {
-            let mut candidates: Vec<PeerId> = Vec::new();
-            for p in want.haves.iter().chain(want.providers.iter()) {
-                if !candidates.contains(p)
-                    && !want.excluded(p)
-                    && self.peers.get(p).is_some_and(Peer::usable)
-                {
-                    candidates.push(*p);
-                }
-            }
-            if !candidates.is_empty() {
-                let offset = self.round_robin % candidates.len();
-                self.round_robin = self.round_robin.wrapping_add(1);
-                candidates.rotate_left(offset);
-                let cap = self.config.max_wants_in_flight;
-                let best = candidates
-                    .iter()
-                    .filter_map(|p| self.peers.get(p).map(|s| (*p, s.in_flight)))
-                    .filter(|(_, n)| *n < cap)
-                    .min_by_key(|(_, n)| *n);
-                match best {
-                    Some((peer, _)) => {
-                        if let Some(p) = self.peers.get_mut(&peer) {
-                            p.in_flight += 1;
-                            p.outbox.push_entry(Entry::want(
-                                cid,
-                                WantType::Block,
-                                want.priority,
-                                p.supports_have(),
-                            ));
-                        }
-                        want.block_peer = Some((peer, now + self.config.want_timeout));
-                        want.asked.remove(&peer);
-                        want.sent_to.insert(peer);
-                    }
-                    None => {
-                        if !want.starved {
-                            want.starved = true;
-                            self.starved.push_back(cid);
-                        }
-                    }
-                }
-            }
-        }
 
         let block_peer = want.block_peer.map(|(p, _)| p);
         for (id, peer) in self.peers.iter_mut() {
@@ -276,6 +232,59 @@ impl Behaviour {
             self.events.push_back(ToSwarm::Dial {
                 opts: DialOpts::peer_id(*p).build(),
             });
+        }
+    }
+
+    /// Sends the want-block for `cid` to the least-loaded usable peer believed to have it,
+    /// unless one is out already; when every such peer is at its cap, the want waits.
+    fn ask_for_block(&mut self, cid: Cid, now: Instant) {
+        let Some(want) = self.wants.get_mut(&cid) else {
+            return;
+        };
+        if want.block_peer.is_some() {
+            return;
+        }
+        let mut candidates: Vec<PeerId> = Vec::new();
+        for p in want.haves.iter().chain(want.providers.iter()) {
+            if !candidates.contains(p)
+                && !want.excluded(p)
+                && self.peers.get(p).is_some_and(Peer::usable)
+            {
+                candidates.push(*p);
+            }
+        }
+        if !candidates.is_empty() {
+            let offset = self.round_robin % candidates.len();
+            self.round_robin = self.round_robin.wrapping_add(1);
+            candidates.rotate_left(offset);
+            let cap = self.config.max_wants_in_flight;
+            let best = candidates
+                .iter()
+                .filter_map(|p| self.peers.get(p).map(|s| (*p, s.in_flight)))
+                .filter(|(_, n)| *n < cap)
+                .min_by_key(|(_, n)| *n);
+            match best {
+                Some((peer, _)) => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.in_flight += 1;
+                        p.outbox.push_entry(Entry::want(
+                            cid,
+                            WantType::Block,
+                            want.priority,
+                            p.supports_have(),
+                        ));
+                    }
+                    want.block_peer = Some((peer, now + self.config.want_timeout));
+                    want.asked.remove(&peer);
+                    want.sent_to.insert(peer);
+                }
+                None => {
+                    if !want.starved {
+                        want.starved = true;
+                        self.starved.push_back(cid);
+                    }
+                }
+            }
         }
     }
 

@@ -428,56 +428,14 @@ impl ConnectionHandler for Handler {
                 return Poll::Ready(ConnectionHandlerEvent::NotifyBehaviour(event));
             }
 
-            match std::mem::replace(&mut self.outbound, OutboundState::None) {
-                OutboundState::Writing {
-                    mut future,
-                    credit,
-                    messages,
-                } => match future.poll_unpin(cx) {
-                    Poll::Ready(Ok(stream)) => {
-                        self.outbound_failures = 0;
-                        self.outbound = OutboundState::Idle(stream);
-                        self.events.push_back(HandlerOut::Sent {
-                            credit,
-                            messages,
-                            dropped: 0,
-                        });
-                        continue;
-                    }
-                    Poll::Ready(Err(e)) => {
-                        self.events.push_back(HandlerOut::Sent {
-                            credit,
-                            messages,
-                            dropped: messages,
-                        });
-                        self.on_outbound_failure(&e.to_string());
-                        continue;
-                    }
-                    Poll::Pending => {
-                        self.outbound = OutboundState::Writing {
-                            future,
-                            credit,
-                            messages,
-                        };
-                    }
-                },
-                OutboundState::Idle(stream) => {
-                    if self.queue.is_empty() {
-                        self.outbound = OutboundState::Idle(stream);
-                    } else {
-                        self.start_write(stream);
-                        continue;
-                    }
+            match self.poll_outbound(cx) {
+                Step::Again => continue,
+                Step::Open => {
+                    return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
+                        protocol: SubstreamProtocol::new(Upgrade, ()),
+                    })
                 }
-                OutboundState::Opening => self.outbound = OutboundState::Opening,
-                OutboundState::None => {
-                    if !self.queue.is_empty() && !self.unsupported {
-                        self.outbound = OutboundState::Opening;
-                        return Poll::Ready(ConnectionHandlerEvent::OutboundSubstreamRequest {
-                            protocol: SubstreamProtocol::new(Upgrade, ()),
-                        });
-                    }
-                }
+                Step::Wait => {}
             }
 
             match self.inbound.poll_next_unpin(cx) {
@@ -498,6 +456,78 @@ impl ConnectionHandler for Handler {
                 // `None`: no inbound stream open; a new one comes with a connection event,
                 // after which we are polled again.
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// What one step of the outbound side asks of `poll`.
+enum Step {
+    /// Something changed: look again.
+    Again,
+    /// Ask the swarm for a new outbound stream.
+    Open,
+    /// Nothing to do until woken.
+    Wait,
+}
+
+impl Handler {
+    /// Advances the outbound stream: finishes a write, starts the next, or asks for a stream.
+    fn poll_outbound(&mut self, cx: &mut Context<'_>) -> Step {
+        match std::mem::replace(&mut self.outbound, OutboundState::None) {
+            OutboundState::Writing {
+                mut future,
+                credit,
+                messages,
+            } => match future.poll_unpin(cx) {
+                Poll::Ready(Ok(stream)) => {
+                    self.outbound_failures = 0;
+                    self.outbound = OutboundState::Idle(stream);
+                    self.events.push_back(HandlerOut::Sent {
+                        credit,
+                        messages,
+                        dropped: 0,
+                    });
+                    Step::Again
+                }
+                Poll::Ready(Err(e)) => {
+                    self.events.push_back(HandlerOut::Sent {
+                        credit,
+                        messages,
+                        dropped: messages,
+                    });
+                    self.on_outbound_failure(&e.to_string());
+                    Step::Again
+                }
+                Poll::Pending => {
+                    self.outbound = OutboundState::Writing {
+                        future,
+                        credit,
+                        messages,
+                    };
+                    Step::Wait
+                }
+            },
+            OutboundState::Idle(stream) => {
+                if self.queue.is_empty() {
+                    self.outbound = OutboundState::Idle(stream);
+                    Step::Wait
+                } else {
+                    self.start_write(stream);
+                    Step::Again
+                }
+            }
+            OutboundState::Opening => {
+                self.outbound = OutboundState::Opening;
+                Step::Wait
+            }
+            OutboundState::None => {
+                if !self.queue.is_empty() && !self.unsupported {
+                    self.outbound = OutboundState::Opening;
+                    Step::Open
+                } else {
+                    Step::Wait
+                }
             }
         }
     }

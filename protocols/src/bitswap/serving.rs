@@ -9,7 +9,7 @@ use libp2p::swarm::{NotifyHandler, ToSwarm};
 use libp2p::PeerId;
 
 use super::behaviour::Behaviour;
-use super::config::Stats;
+use super::config::{BlockSource, Stats};
 use super::handler::HandlerIn;
 use super::message::{Entry, Message, Payload, Presence, PresenceType, WantType, ENTRY_SIZE_HINT};
 use super::state::{LedgerEntry, Outbox, Peer};
@@ -111,42 +111,7 @@ impl Behaviour {
                 }
                 entry.queued = false;
                 let entry = *entry;
-                let answered = match entry.want_type {
-                    WantType::Block => match self.source.get(&cid) {
-                        Some(data) => {
-                            push_block(p, &mut self.stats, cid, data);
-                            true
-                        }
-                        None => false,
-                    },
-                    WantType::Have => match self.source.size(&cid) {
-                        Some(size) if size <= small => match self.source.get(&cid) {
-                            Some(data) => {
-                                push_block(p, &mut self.stats, cid, data);
-                                true
-                            }
-                            None => false,
-                        },
-                        Some(_) => {
-                            p.outbox.presences.push(Presence {
-                                cid,
-                                kind: PresenceType::Have,
-                            });
-                            self.stats.haves_sent += 1;
-                            true
-                        }
-                        None => false,
-                    },
-                };
-                let answered = answered
-                    || (entry.send_dont_have && {
-                        p.outbox.presences.push(Presence {
-                            cid,
-                            kind: PresenceType::DontHave,
-                        });
-                        self.stats.dont_haves_sent += 1;
-                        true
-                    });
+                let answered = answer(self.source.as_ref(), small, p, &mut self.stats, cid, entry);
                 if answered {
                     p.ledger.remove(&cid);
                 }
@@ -226,4 +191,52 @@ fn push_block(p: &mut Peer, stats: &mut Stats, cid: Cid, data: Vec<u8>) {
     stats.bytes_sent += data.len() as u64;
     p.outbox.block_bytes += data.len();
     p.outbox.blocks.push(Payload::new(&cid, data));
+}
+
+/// Answers one ledger entry: the block, HAVE, or DONT_HAVE when asked for; whether it was
+/// answered (and leaves the ledger).
+fn answer(
+    source: &dyn BlockSource,
+    small: usize,
+    p: &mut Peer,
+    stats: &mut Stats,
+    cid: Cid,
+    entry: LedgerEntry,
+) -> bool {
+    let answered = match entry.want_type {
+        WantType::Block => match source.get(&cid) {
+            Some(data) => {
+                push_block(p, stats, cid, data);
+                true
+            }
+            None => false,
+        },
+        WantType::Have => match source.size(&cid) {
+            Some(size) if size <= small => match source.get(&cid) {
+                Some(data) => {
+                    push_block(p, stats, cid, data);
+                    true
+                }
+                None => false,
+            },
+            Some(_) => {
+                p.outbox.presences.push(Presence {
+                    cid,
+                    kind: PresenceType::Have,
+                });
+                stats.haves_sent += 1;
+                true
+            }
+            None => false,
+        },
+    };
+    answered
+        || (entry.send_dont_have && {
+            p.outbox.presences.push(Presence {
+                cid,
+                kind: PresenceType::DontHave,
+            });
+            stats.dont_haves_sent += 1;
+            true
+        })
 }

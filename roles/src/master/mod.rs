@@ -445,23 +445,7 @@ impl Master {
     /// Expires leases, then assigns queued tasks to live workers with room, the roomiest
     /// first. Returns the assignments to publish.
     pub(crate) fn tick(&mut self, peers: &Peers, now_ms: u64) -> Result<Vec<Message>, MasterError> {
-        let expired: Vec<TaskId> = self
-            .active
-            .iter()
-            .filter(|(_, r)| {
-                matches!(r.state, State::Assigned | State::Running) && r.lease_until_ms <= now_ms
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            let worker = self.active.get(&id).and_then(|r| r.worker.clone());
-            let error = format!(
-                "lease expired: worker {} stopped reporting",
-                worker.unwrap_or_default()
-            );
-            self.fail_attempt(&id, error, now_ms);
-            self.settle(&id)?;
-        }
+        self.expire_leases(now_ms)?;
         if self.queue.is_empty() {
             return Ok(Vec::new());
         }
@@ -499,24 +483,10 @@ impl Master {
             if let Some(s) = slots.get_mut(&worker) {
                 s.used += 1;
             }
-            let lease_ms = self.config.lease_ms;
-            let Some(record) = self.active.get_mut(&id) else {
+            let Some(assign) = self.assign(id, worker, spec, now_ms) else {
                 continue;
             };
-            record.attempt += 1;
-            record.state = State::Assigned;
-            record.worker = Some(worker.to_string());
-            record.assigned_ms = Some(now_ms);
-            record.started_ms = None;
-            record.lease_until_ms = now_ms + lease_ms;
-            out.push(Message::Assign(Assign {
-                task: id,
-                attempt: record.attempt,
-                worker: WirePeer(worker),
-                lease_ms: u32::try_from(lease_ms).unwrap_or(u32::MAX),
-                valid_until_unix_ms: now_ms + ASSIGN_VALIDITY_MS.max(lease_ms),
-                spec,
-            }));
+            out.push(Message::Assign(assign));
             if let Err(e) = self.settle(&id) {
                 self.queue.extend(skipped);
                 return Err(e);
@@ -524,6 +494,48 @@ impl Master {
         }
         self.queue.extend(skipped);
         Ok(out)
+    }
+
+    /// Fails every attempt whose lease ran out.
+    fn expire_leases(&mut self, now_ms: u64) -> Result<(), MasterError> {
+        let expired: Vec<TaskId> = self
+            .active
+            .iter()
+            .filter(|(_, r)| {
+                matches!(r.state, State::Assigned | State::Running) && r.lease_until_ms <= now_ms
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let worker = self.active.get(&id).and_then(|r| r.worker.clone());
+            let error = format!(
+                "lease expired: worker {} stopped reporting",
+                worker.unwrap_or_default()
+            );
+            self.fail_attempt(&id, error, now_ms);
+            self.settle(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Gives the queued task `id` to `worker`: the assignment to publish.
+    fn assign(&mut self, id: TaskId, worker: PeerId, spec: Spec, now_ms: u64) -> Option<Assign> {
+        let lease_ms = self.config.lease_ms;
+        let record = self.active.get_mut(&id)?;
+        record.attempt += 1;
+        record.state = State::Assigned;
+        record.worker = Some(worker.to_string());
+        record.assigned_ms = Some(now_ms);
+        record.started_ms = None;
+        record.lease_until_ms = now_ms + lease_ms;
+        Some(Assign {
+            task: id,
+            attempt: record.attempt,
+            worker: WirePeer(worker),
+            lease_ms: u32::try_from(lease_ms).unwrap_or(u32::MAX),
+            valid_until_unix_ms: now_ms + ASSIGN_VALIDITY_MS.max(lease_ms),
+            spec,
+        })
     }
 
     /// The free slots of every live worker.

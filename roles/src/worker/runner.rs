@@ -226,20 +226,7 @@ impl Runner {
         let outputs = dir.path().join("outputs");
         std::fs::create_dir_all(&inputs).map_err(fail)?;
         std::fs::create_dir_all(&outputs).map_err(fail)?;
-        for input in &spec.inputs {
-            self.client
-                .fetch_dag(&self.repo, input.0)
-                .await
-                .map_err(fail)?;
-            let repo = Arc::clone(&self.repo);
-            let (cid, dest) = (input.0, inputs.join(input.0.to_string()));
-            tokio::task::spawn_blocking(move || {
-                ipfsbench_core::unixfs::get(repo.store(), &cid, &dest)
-            })
-            .await
-            .map_err(fail)?
-            .map_err(fail)?;
-        }
+        self.materialise(spec, &inputs).await?;
         report(100, "inputs ready");
         let args: Vec<&str> = spec
             .params
@@ -263,22 +250,7 @@ impl Runner {
             .map_err(|e| RunError(format!("starting {}: {e}", program.display())))?;
         let stdout = capture(child.stdout.take());
         let stderr = capture(child.stderr.take());
-        let mut check = tokio::time::interval(Duration::from_millis(200));
-        let status = loop {
-            tokio::select! {
-                status = child.wait() => break status.map_err(fail)?,
-                _ = check.tick() => {
-                    let used = dir_size(&outputs);
-                    if used > self.output_cap {
-                        let _ = child.kill().await;
-                        return Err(RunError(format!(
-                            "outputs reached {used} bytes, over the {}-byte cap",
-                            self.output_cap
-                        )));
-                    }
-                }
-            }
-        };
+        let status = self.wait_capped(&mut child, &outputs).await?;
         let seconds = clock.elapsed().as_secs_f64();
         let (stdout, stderr) = (stdout.await.map_err(fail)?, stderr.await.map_err(fail)?);
         let used = dir_size(&outputs);
@@ -295,8 +267,65 @@ impl Runner {
             )));
         }
         report(900, "adding outputs");
+        let root = self.add_outputs(&outputs).await?;
+        let _ = self.client.provide(root).await;
+        let mut metrics = Map::new();
+        metrics.insert("Program".into(), json!(name));
+        metrics.insert("ExitCode".into(), json!(status.code()));
+        metrics.insert("Seconds".into(), json!(seconds));
+        metrics.insert("OutputBytes".into(), json!(used));
+        metrics.insert("Stdout".into(), json!(stdout));
+        metrics.insert("Stderr".into(), json!(stderr));
+        Ok((metrics, root))
+    }
+
+    /// Waits for the program, killing it once its outputs pass the cap.
+    async fn wait_capped(
+        &self,
+        child: &mut tokio::process::Child,
+        outputs: &std::path::Path,
+    ) -> Result<std::process::ExitStatus, RunError> {
+        let mut check = tokio::time::interval(Duration::from_millis(200));
+        loop {
+            tokio::select! {
+                status = child.wait() => return status.map_err(fail),
+                _ = check.tick() => {
+                    let used = dir_size(outputs);
+                    if used > self.output_cap {
+                        let _ = child.kill().await;
+                        return Err(RunError(format!(
+                            "outputs reached {used} bytes, over the {}-byte cap",
+                            self.output_cap
+                        )));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fetches each input and writes it under `dir/<cid>`.
+    async fn materialise(&self, spec: &Spec, dir: &std::path::Path) -> Result<(), RunError> {
+        for input in &spec.inputs {
+            self.client
+                .fetch_dag(&self.repo, input.0)
+                .await
+                .map_err(fail)?;
+            let repo = Arc::clone(&self.repo);
+            let (cid, dest) = (input.0, dir.join(input.0.to_string()));
+            tokio::task::spawn_blocking(move || {
+                ipfsbench_core::unixfs::get(repo.store(), &cid, &dest)
+            })
+            .await
+            .map_err(fail)?
+            .map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Adds and pins what a program wrote; the root of `outputs/`.
+    async fn add_outputs(&self, outputs: &std::path::Path) -> Result<Cid, RunError> {
         let repo = Arc::clone(&self.repo);
-        let out_dir = outputs.clone();
+        let out_dir = outputs.to_path_buf();
         let added = tokio::task::spawn_blocking(move || {
             let options = AddOptions {
                 hidden: true,
@@ -307,20 +336,11 @@ impl Runner {
         .await
         .map_err(fail)?
         .map_err(fail)?;
-        let root = added
+        added
             .iter()
             .find(|a| a.name == "outputs")
             .map(|a| a.cid)
-            .ok_or_else(|| RunError("adding the outputs gave no root".into()))?;
-        let _ = self.client.provide(root).await;
-        let mut metrics = Map::new();
-        metrics.insert("Program".into(), json!(name));
-        metrics.insert("ExitCode".into(), json!(status.code()));
-        metrics.insert("Seconds".into(), json!(seconds));
-        metrics.insert("OutputBytes".into(), json!(used));
-        metrics.insert("Stdout".into(), json!(stdout));
-        metrics.insert("Stderr".into(), json!(stderr));
-        Ok((metrics, root))
+            .ok_or_else(|| RunError("adding the outputs gave no root".into()))
     }
 }
 

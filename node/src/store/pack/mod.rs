@@ -158,6 +158,37 @@ fn worth_rewriting(size: u64, live: u64, target: u64) -> bool {
     dead > 0 && (live * 2 < size || dead >= target / 4)
 }
 
+/// Cuts every pack back to the end of what the index may reference, and removes packs with
+/// nothing referenced but the newest; returns the ids of the packs that remain.
+fn trim_packs(packs_dir: &Path, ends: &sled::Tree) -> Result<Vec<u32>, StoreError> {
+    // Bytes past what the index may reference were written by a write that never became
+    // durable (a crash, a failed write): cut them off, so the pack grows from where its
+    // last durable record ends and no dead bytes stay in the middle of it.
+    let mut ids = Vec::new();
+    let all = pack_ids(packs_dir)?;
+    for &id in &all {
+        let path = pack_path(packs_dir, id);
+        let end = ends.get(id.to_be_bytes())?.map_or(0, |v| end_of(&v));
+        let len = fs::metadata(&path).map_err(io_err(&path))?.len();
+        if end == 0 && Some(&id) != all.last() {
+            fs::remove_file(&path).map_err(io_err(&path))?;
+            continue;
+        }
+        if len > end {
+            tracing::info!(
+                pack = id,
+                bytes = len - end,
+                "trimming bytes no index entry references"
+            );
+            open_pack(&path, false)?
+                .set_len(end)
+                .map_err(io_err(&path))?;
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
 impl PackStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path, config: PackStoreConfig) -> Result<Self, StoreError> {
@@ -176,31 +207,7 @@ impl PackStore {
             db.flush()?;
         }
 
-        // Bytes past what the index may reference were written by a write that never became
-        // durable (a crash, a failed write): cut them off, so the pack grows from where its
-        // last durable record ends and no dead bytes stay in the middle of it.
-        let mut ids = Vec::new();
-        let all = pack_ids(&packs_dir)?;
-        for &id in &all {
-            let path = pack_path(&packs_dir, id);
-            let end = ends.get(id.to_be_bytes())?.map_or(0, |v| end_of(&v));
-            let len = fs::metadata(&path).map_err(io_err(&path))?.len();
-            if end == 0 && Some(&id) != all.last() {
-                fs::remove_file(&path).map_err(io_err(&path))?;
-                continue;
-            }
-            if len > end {
-                tracing::info!(
-                    pack = id,
-                    bytes = len - end,
-                    "trimming bytes no index entry references"
-                );
-                open_pack(&path, false)?
-                    .set_len(end)
-                    .map_err(io_err(&path))?;
-            }
-            ids.push(id);
-        }
+        let ids = trim_packs(&packs_dir, &ends)?;
 
         // Append to the newest pack while it has room.
         let (id, dir_dirty) = match ids.last() {
