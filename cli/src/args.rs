@@ -1,8 +1,11 @@
 //! The command line, parsed by clap.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use ipfsbench_core::network::{Multiaddr, PeerId};
+use ipfsbench_roles::Role;
 
 /// A self-contained IPFS peer: content-addressed storage with Kubo-identical CIDs.
 ///
@@ -25,31 +28,31 @@ pub(crate) struct Cli {
 pub(crate) struct DaemonArgs {
     /// Run the daemon as this role: master, worker or leecher.
     #[arg(long)]
-    pub(crate) role: Option<String>,
+    pub(crate) role: Option<Role>,
     /// libp2p listen multiaddr (repeatable) [default: TCP and QUIC on port 4101].
     #[arg(long, value_name = "MULTIADDR")]
-    pub(crate) listen: Vec<String>,
+    pub(crate) listen: Vec<Multiaddr>,
     /// Peer to dial at start, ending in /p2p/<peer id> (repeatable).
     #[arg(long, value_name = "MULTIADDR")]
-    pub(crate) bootstrap: Vec<String>,
+    pub(crate) bootstrap: Vec<Multiaddr>,
     /// Find peers on the LAN by mDNS [default: true].
     #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
     pub(crate) mdns: Option<bool>,
     /// HTTP API address, host:port (port 0 picks a free one) [default: 127.0.0.1:5101].
     #[arg(long, value_name = "HOST:PORT")]
-    pub(crate) api: Option<String>,
+    pub(crate) api: Option<SocketAddr>,
     /// The cluster to join: its task topics are /ipfsbench/<NAME>/... [default: default].
     #[arg(long, value_name = "NAME")]
     pub(crate) cluster: Option<String>,
     /// Run assignments from this master (repeatable; adds to tasks.trusted_masters).
     #[arg(long = "trust-master", value_name = "PEERID")]
-    pub(crate) trust_master: Vec<String>,
+    pub(crate) trust_master: Vec<PeerId>,
     /// Masters: give tasks only to this worker (repeatable; adds to tasks.trusted_workers).
     #[arg(long = "trust-worker", value_name = "PEERID")]
-    pub(crate) trust_worker: Vec<String>,
+    pub(crate) trust_worker: Vec<PeerId>,
     /// Take submissions over pubsub from this peer (repeatable; adds to tasks.submitters).
     #[arg(long, value_name = "PEERID")]
-    pub(crate) submitter: Vec<String>,
+    pub(crate) submitter: Vec<PeerId>,
 }
 
 #[derive(Debug, Subcommand)]

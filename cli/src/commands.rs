@@ -22,14 +22,14 @@ use crate::remote;
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     let repo_path = cli.repo.clone().unwrap_or_else(Repo::default_path);
     let Some(command) = cli.command else {
-        let Some(role) = cli.daemon.role.clone() else {
+        let Some(role) = cli.daemon.role else {
             bail!(
                 "nothing to do: give a command, or --role master|worker|leecher to run the \
                  daemon (see --help)"
             );
         };
         let repo = open(&repo_path)?;
-        crate::daemon::run(&repo_path, &role, cli.daemon, repo)?;
+        crate::daemon::run(&repo_path, role, cli.daemon, repo)?;
         return Ok(ExitCode::SUCCESS);
     };
     if cli.daemon.role.is_some() {

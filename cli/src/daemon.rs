@@ -1,117 +1,114 @@
 //! `ipfsbench-node --role ROLE`: the daemon in the foreground until SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use ipfsbench_core::daemon::{Daemon, Options};
+use ipfsbench_core::daemon::Options;
+use ipfsbench_core::network::Multiaddr;
 use ipfsbench_core::repo::Repo;
-use ipfsbench_roles::master::Master;
-use ipfsbench_roles::{now_ms, Role, Service, Settings};
+use ipfsbench_roles::daemon::{Config, Daemon};
+use ipfsbench_roles::{Role, Settings};
 
 use crate::args::DaemonArgs;
 
-fn multiaddrs(list: &[String], what: &str) -> Result<Vec<ipfsbench_core::network::Multiaddr>> {
-    list.iter()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("invalid {what} multiaddr {a:?}"))
-        })
-        .collect()
+/// Runs the daemon on the repo at `path`.
+pub(crate) fn run(path: &Path, role: Role, flags: DaemonArgs, repo: Repo) -> Result<()> {
+    let config = config(role, flags, &repo)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let daemon = Daemon::start(repo, config)
+            .await
+            .context("starting the daemon")?;
+        announce(&daemon, path, role).await?;
+        wait_for_signal().await?;
+        eprintln!("shutting down");
+        daemon.shutdown().await.context("shutting down")?;
+        Ok(())
+    })
 }
 
-/// Runs the daemon on the repo at `path`.
-pub(crate) fn run(path: &Path, role: &str, flags: DaemonArgs, repo: Repo) -> Result<()> {
-    let role: Role = role.parse()?;
-    let config = repo.config().daemon.clone();
+/// The node's typed config: the repo's `config.toml`, each flag given overriding it. Checked
+/// whole before anything starts.
+fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
+    let file = &repo.config().daemon;
     let listen = if flags.listen.is_empty() {
-        config.listen
+        multiaddrs(&file.listen, "daemon.listen")?
     } else {
         flags.listen
     };
     let bootstrap = if flags.bootstrap.is_empty() {
-        config.bootstrap
+        multiaddrs(&file.bootstrap, "daemon.bootstrap")?
     } else {
         flags.bootstrap
     };
-    let api_text = flags.api.clone().unwrap_or(config.api);
-    let mut tasks = repo.config().tasks.clone();
-    if let Some(cluster) = &flags.cluster {
-        tasks.cluster = cluster.clone();
-    }
-    tasks
-        .trusted_masters
-        .extend(flags.trust_master.iter().cloned());
-    tasks
-        .trusted_workers
-        .extend(flags.trust_worker.iter().cloned());
-    tasks.submitters.extend(flags.submitter.iter().cloned());
-    let settings = Settings::new(role, &tasks).context("the [tasks] configuration")?;
-    let master = if role == Role::Master {
-        let config = settings.master.clone();
-        Some(Master::open(repo.path(), config, now_ms()).context("opening the task table")?)
-    } else {
-        None
+    let api = match flags.api {
+        Some(api) => api,
+        None => file
+            .api
+            .parse()
+            .with_context(|| format!("daemon.api: {:?} is not a host:port address", file.api))?,
     };
-    let options = Options {
+    let mut tasks = repo.config().tasks.clone();
+    if let Some(cluster) = flags.cluster {
+        tasks.cluster = cluster;
+    }
+    let mut settings = Settings::new(role, &tasks).context("the [tasks] configuration")?;
+    settings.trusted_masters.extend(flags.trust_master);
+    settings.trusted_workers.extend(flags.trust_worker);
+    settings.submitters.extend(flags.submitter);
+    let daemon = Options {
         role,
-        listen: multiaddrs(&listen, "--listen")?,
-        bootstrap: multiaddrs(&bootstrap, "--bootstrap")?,
+        listen,
+        bootstrap,
         keep: settings
             .trusted_masters
             .iter()
             .chain(&settings.trusted_workers)
             .copied()
             .collect(),
-        mdns: flags.mdns.unwrap_or(config.mdns),
-        api: api_text
-            .parse::<SocketAddr>()
-            .with_context(|| format!("invalid --api address {api_text:?} (expected host:port)"))?,
-        fetch_timeout: Duration::from_secs(config.fetch_timeout_secs),
-        api_allowed_origins: config.api_allowed_origins.clone(),
-        api_allowed_hosts: config.api_allowed_hosts.clone(),
+        mdns: flags.mdns.unwrap_or(file.mdns),
+        api,
+        fetch_timeout: Duration::from_secs(file.fetch_timeout_secs),
+        api_allowed_origins: file.api_allowed_origins.clone(),
+        api_allowed_hosts: file.api_allowed_hosts.clone(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        let mut service = None;
-        let daemon = Daemon::start_with(repo, options, |repo, client| {
-            let started = Service::start(Arc::clone(repo), client.clone(), settings, master);
-            let routes = ipfsbench_roles::api::router(started.handle(), client.clone());
-            service = Some(started);
-            routes
+    Ok(Config { daemon, settings })
+}
+
+fn multiaddrs(list: &[String], key: &str) -> Result<Vec<Multiaddr>> {
+    list.iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("{key}: invalid multiaddr {a:?}"))
         })
-        .await
-        .context("starting the daemon")?;
-        let peer = daemon.repo().peer_id();
-        tracing::info!(%peer, %role, api = %daemon.api_addr(), "daemon started");
-        eprintln!("peer id: {peer}");
-        eprintln!("role: {role}");
-        eprintln!("repo: {}", path.display());
-        eprintln!("API listening on {}", daemon.api_addr());
-        // Give the listeners a moment to report the addresses they bound.
-        for _ in 0..50 {
-            if !daemon.client().listen_addrs().await?.is_empty() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        .collect()
+}
+
+/// Prints what a user needs to reach the node, once its listeners are up.
+async fn announce(daemon: &Daemon, path: &Path, role: Role) -> Result<()> {
+    let core = daemon.core();
+    let peer = core.repo().peer_id();
+    tracing::info!(%peer, %role, api = %core.api_addr(), "daemon started");
+    eprintln!("peer id: {peer}");
+    eprintln!("role: {role}");
+    eprintln!("repo: {}", path.display());
+    eprintln!("API listening on {}", core.api_addr());
+    // Give the listeners a moment to report the addresses they bound.
+    for _ in 0..50 {
+        if !core.client().listen_addrs().await?.is_empty() {
+            break;
         }
-        for addr in daemon.client().listen_addrs().await? {
-            eprintln!("listening on {addr}/p2p/{peer}");
-        }
-        eprintln!("daemon is ready");
-        wait_for_signal().await?;
-        eprintln!("shutting down");
-        if let Some(service) = service {
-            service.shutdown().await;
-        }
-        daemon.shutdown().await.context("shutting down")?;
-        Ok(())
-    })
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for addr in core.client().listen_addrs().await? {
+        eprintln!("listening on {addr}/p2p/{peer}");
+    }
+    eprintln!("daemon is ready");
+    Ok(())
 }
 
 async fn wait_for_signal() -> Result<()> {

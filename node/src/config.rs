@@ -142,8 +142,6 @@ impl Config {
     }
 }
 
-pub use ipfsbench_protocols::Role;
-
 #[cfg(test)]
 mod tests {
     use super::*;

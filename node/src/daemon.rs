@@ -13,9 +13,9 @@ use libp2p::Multiaddr;
 use tokio::sync::oneshot;
 
 use crate::api;
-use crate::config::Role;
 use crate::network::{self, Client, NetworkError};
 use crate::repo::{Repo, RepoError};
+use ipfsbench_protocols::Role;
 
 /// Everything the daemon needs, after the config file and flags are merged.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ pub enum DaemonError {
 pub struct Daemon {
     repo: Arc<Repo>,
     client: Client,
-    network: tokio::task::JoinHandle<()>,
+    network: network::Host,
     api: tokio::task::JoinHandle<std::io::Result<()>>,
     api_addr: SocketAddr,
     stop_api: oneshot::Sender<()>,
@@ -83,16 +83,19 @@ pub struct Daemon {
 impl Daemon {
     /// Starts the host and the API on `repo`.
     pub async fn start(repo: Repo, options: Options) -> Result<Self, DaemonError> {
-        Self::start_with(repo, options, |_, _| axum::Router::new()).await
+        let (daemon, ()) =
+            Self::start_with(repo, options, |_, _| (axum::Router::new(), ())).await?;
+        Ok(daemon)
     }
 
     /// Starts the host and the API on `repo`; `extend` is called once the host runs and
-    /// returns routes served beside the API's own (the roles' task and cluster calls).
-    pub async fn start_with(
+    /// returns routes served beside the API's own (the roles' task and cluster calls), and
+    /// what else it started, handed back beside the daemon.
+    pub async fn start_with<T>(
         repo: Repo,
         options: Options,
-        extend: impl FnOnce(&Arc<Repo>, &Client) -> axum::Router,
-    ) -> Result<Self, DaemonError> {
+        extend: impl FnOnce(&Arc<Repo>, &Client) -> (axum::Router, T),
+    ) -> Result<(Self, T), DaemonError> {
         let repo = Arc::new(repo);
         let (client, network) = network::spawn(
             Arc::clone(&repo),
@@ -122,7 +125,7 @@ impl Daemon {
             &options.api_allowed_origins,
             &options.api_allowed_hosts,
         );
-        let extra = extend(&repo, &client);
+        let (extra, extended) = extend(&repo, &client);
         let api = tokio::spawn(api::serve(listener, state, access, extra, async {
             let _ = stopped.await;
         }));
@@ -139,14 +142,15 @@ impl Daemon {
                 client.provide(cid).await?;
             }
         }
-        Ok(Self {
+        let daemon = Self {
             repo,
             client,
             network,
             api,
             api_addr,
             stop_api,
-        })
+        };
+        Ok((daemon, extended))
     }
 
     /// The bound API address.
@@ -169,8 +173,7 @@ impl Daemon {
         let _ = self.stop_api.send(());
         let api_result = self.api.await;
         drop(self.client);
-        // The host stops when its last client is gone; the API held the others.
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.network).await;
+        self.network.shutdown().await;
         let api_file = self.repo.path().join("api");
         match std::fs::remove_file(&api_file) {
             Ok(()) => {}

@@ -15,13 +15,15 @@
 //! - [`settings`]: the `[tasks]` configuration, checked and typed;
 //! - [`service`]: the per-node task that owns all of the above and answers the API through
 //!   its [`service::Handle`];
-//! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls.
+//! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls;
+//! - [`daemon`]: a node with its role, started and stopped as one.
 //!
 //! A leecher has no task role of its own: it submits and waits like any node, and its cache
 //! is the node's storage tiers (`ipfsbench_core::store::tiers`).
 
 pub mod api;
 mod cluster;
+pub mod daemon;
 mod gossip;
 pub mod master;
 pub mod service;

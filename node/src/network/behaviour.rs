@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::providers::ProviderStore;
 use super::NetworkError;
-use crate::config::Role;
+use ipfsbench_protocols::Role;
 
 /// Kademlia on the public IPFS DHT protocol.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");

@@ -132,7 +132,8 @@ impl EventLoop {
     }
 
     /// Runs until every client is gone.
-    pub(crate) async fn run(mut self) {
+    /// Runs until `stop` fires or every client is gone.
+    pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         for addr in std::mem::take(&mut self.unnamed) {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, error = %e, "bootstrap dial failed");
@@ -142,6 +143,7 @@ impl EventLoop {
         keep_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = &mut stop => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = keep_tick.tick() => self.redial(),
                 command = self.commands.recv() => match command {

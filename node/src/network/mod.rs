@@ -22,8 +22,8 @@ pub use behaviour::MAX_PUBSUB_MESSAGE;
 pub use client::{Client, PeerInfo, PubsubMessage, PubsubStats};
 pub use libp2p::{Multiaddr, PeerId};
 
-use crate::config::Role;
 use crate::repo::Repo;
+use ipfsbench_protocols::Role;
 
 /// How the host runs.
 #[derive(Debug, Clone)]
@@ -91,12 +91,9 @@ pub enum NetworkError {
     Stopped,
 }
 
-/// Starts the host on the tokio runtime; returns its client and the task that owns it. The
-/// task ends when every [`Client`] is dropped.
-pub fn spawn(
-    repo: Arc<Repo>,
-    config: Config,
-) -> Result<(Client, tokio::task::JoinHandle<()>), NetworkError> {
+/// Starts the host on the tokio runtime; returns its client and the host itself, which ends
+/// at [`Host::shutdown`] or when every [`Client`] is dropped.
+pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), NetworkError> {
     let key = repo.keypair().clone();
     // The role fixes the storage tiers: a leecher bounds its cache and, unless configured
     // otherwise, serves nothing (Bitswap answers DONT_HAVE).
@@ -151,6 +148,23 @@ pub fn spawn(
             })?;
     }
     let (client, event_loop) = event_loop::EventLoop::new(swarm, repo, config);
-    let task = tokio::spawn(event_loop.run());
-    Ok((client, task))
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(event_loop.run(stopped));
+    Ok((client, Host { stop, task }))
+}
+
+/// The running host: the task that owns the swarm.
+#[derive(Debug)]
+pub struct Host {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Host {
+    /// Stops the host, whoever still holds a [`Client`] (their calls then fail with
+    /// [`NetworkError::Stopped`]), and waits for it to end, at most 10 s.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
 }
