@@ -95,7 +95,7 @@ fn finished_json(f: &Finished) -> Value {
     json!({
         "Id": f.id.to_string(),
         "State": f.state,
-        "Result": f.result,
+        "Result": f.result.map(|c| c.to_string()),
         "Error": f.error,
     })
 }
@@ -163,7 +163,7 @@ async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
         api.service.wait(id).await?
     } else {
         let record = api.service.status(id).await?;
-        Finished::try_from(&record).map_err(ServiceError::from)?
+        Finished::from(&record)
     };
     match (&finished.result, finished.state) {
         (Some(_), State::Succeeded) => Ok(Json(finished_json(&finished))),

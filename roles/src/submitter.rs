@@ -66,7 +66,7 @@ pub(crate) fn finished_by(report: &Report) -> Finished {
         Outcome::Done { record } => Finished {
             id: report.task,
             state: State::Succeeded,
-            result: Some(record.0.to_string()),
+            result: Some(record.0),
             error: None,
         },
         Outcome::Failed { error } => Finished {

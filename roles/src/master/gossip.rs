@@ -66,7 +66,7 @@ impl Master {
         fx: &mut Effects<'_>,
     ) -> bool {
         match self.get(&c.task) {
-            Ok(Some(r)) if r.submitter == from.to_string() => {
+            Ok(Some(r)) if r.submitter == from => {
                 if let Ok((_, stop)) = self.cancel(&c.task, now) {
                     fx.outbox.extend(stop);
                     *fx.dirty = true;

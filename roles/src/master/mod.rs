@@ -89,7 +89,7 @@ impl Master {
             let mut record: TaskRecord =
                 serde_json::from_slice(&value).map_err(|e| MasterError::Corrupt(e.to_string()))?;
             master.next_seq = master.next_seq.max(record.seq + 1);
-            let id = record.task_id()?;
+            let id = record.id;
             // Tables written before the index existed get it now.
             if master.by_seq.get(record.seq.to_be_bytes())?.is_none() {
                 master.by_seq.insert(record.seq.to_be_bytes(), &id.0)?;
@@ -109,7 +109,7 @@ impl Master {
     }
 
     fn save(&self, record: &TaskRecord) -> Result<(), MasterError> {
-        let id = record.task_id()?;
+        let id = record.id;
         let bytes = serde_json::to_vec(record).map_err(|e| MasterError::Corrupt(e.to_string()))?;
         self.tasks.insert(id.0, bytes)?;
         Ok(())
@@ -152,15 +152,15 @@ impl Master {
             spec.max_attempts
         };
         let record = TaskRecord {
-            id: id.to_string(),
+            id,
             key: key.to_string(),
-            submitter: submitter.to_string(),
-            kind: spec.kind.name().to_string(),
-            inputs: spec.inputs.iter().map(|c| c.0.to_string()).collect(),
+            submitter,
+            kind: spec.kind,
+            inputs: spec.inputs.iter().map(|c| c.0).collect(),
             params: spec.params,
             timeout_secs: spec.timeout_secs,
             max_attempts: max_attempts.max(1),
-            target: spec.target.map(|p| p.0.to_string()),
+            target: spec.target.map(|p| p.0),
             state: State::Queued,
             attempt: 0,
             failures: 0,
@@ -283,11 +283,10 @@ impl Master {
         hb: &Heartbeat,
         now_ms: u64,
     ) -> Result<Vec<Message>, MasterError> {
-        let me = from.to_string();
         let mut stop = Vec::new();
         for (task, attempt) in &hb.running {
             if let Some(record) = self.active.get_mut(task) {
-                if record.attempt == *attempt && record.worker.as_deref() == Some(me.as_str()) {
+                if record.attempt == *attempt && record.worker == Some(from) {
                     record.lease_until_ms = now_ms + self.config.lease_ms;
                     continue;
                 }
@@ -308,10 +307,9 @@ impl Master {
     /// The record of the current attempt `attempt` of `task` run by `from`, if that is what
     /// it is.
     fn current(&mut self, task: &TaskId, attempt: u32, from: &PeerId) -> Option<&mut TaskRecord> {
-        let from = from.to_string();
         self.active.get_mut(task).filter(|r| {
             r.attempt == attempt
-                && r.worker.as_deref() == Some(from.as_str())
+                && r.worker == Some(*from)
                 && matches!(r.state, State::Assigned | State::Running)
         })
     }
@@ -376,7 +374,7 @@ impl Master {
                     // The claim may have been lost or overtaken; the report says it too.
                     record.started_ms.get_or_insert(report.started_unix_ms);
                     record.state = State::Succeeded;
-                    record.result = Some(cid.0.to_string());
+                    record.result = Some(cid.0);
                     record.progress_permille = 1000;
                     record.finished_ms = Some(now_ms);
                 }
@@ -467,15 +465,7 @@ impl Master {
                 skipped.push((seq, id));
                 continue;
             }
-            let spec = match record.spec() {
-                Ok(spec) => spec,
-                Err(e) => {
-                    // Back in the queue, so a failure here strands nothing.
-                    skipped.push((seq, id));
-                    self.queue.extend(skipped);
-                    return Err(e);
-                }
-            };
+            let spec = record.spec();
             let Some(worker) = choose(&slots, peers, &spec) else {
                 skipped.push((seq, id));
                 continue;
@@ -507,10 +497,10 @@ impl Master {
             .map(|(id, _)| *id)
             .collect();
         for id in expired {
-            let worker = self.active.get(&id).and_then(|r| r.worker.clone());
+            let worker = self.active.get(&id).and_then(|r| r.worker);
             let error = format!(
                 "lease expired: worker {} stopped reporting",
-                worker.unwrap_or_default()
+                worker.map(|w| w.to_string()).unwrap_or_default()
             );
             self.fail_attempt(&id, error, now_ms);
             self.settle(&id)?;
@@ -524,7 +514,7 @@ impl Master {
         let record = self.active.get_mut(&id)?;
         record.attempt += 1;
         record.state = State::Assigned;
-        record.worker = Some(worker.to_string());
+        record.worker = Some(worker);
         record.assigned_ms = Some(now_ms);
         record.started_ms = None;
         record.lease_until_ms = now_ms + lease_ms;
@@ -562,11 +552,7 @@ impl Master {
             if !matches!(record.state, State::Assigned | State::Running) {
                 continue;
             }
-            let Some(worker) = record
-                .worker
-                .as_deref()
-                .and_then(|w| w.parse::<PeerId>().ok())
-            else {
+            let Some(worker) = record.worker else {
                 continue;
             };
             if let Some(s) = slots.get_mut(&worker) {
@@ -743,7 +729,7 @@ mod tests {
             a.id
         };
         let m = Master::open(dir.path(), config(), 100).unwrap();
-        let record = m.get(&id.parse().unwrap()).unwrap().unwrap();
+        let record = m.get(&id).unwrap().unwrap();
         assert_eq!(record.state, State::Queued);
         assert_eq!(m.counts().get(&State::Queued), Some(&2));
         assert_eq!(m.list(None, None, 10).unwrap().0.len(), 2);
@@ -763,7 +749,7 @@ mod tests {
                 ids.push(r.id);
             }
             for id in ids.iter().step_by(3) {
-                m.cancel(&id.parse().unwrap(), 50).unwrap();
+                m.cancel(id, 50).unwrap();
             }
             // A table from before the index: it is rebuilt on open.
             m.db.drop_tree("tasks_by_seq").unwrap();
@@ -786,10 +772,7 @@ mod tests {
         assert_eq!(pages, 3);
         let (cancelled, next) = m.list(Some(State::Cancelled), None, 100).unwrap();
         let expected: Vec<_> = ids.iter().step_by(3).cloned().collect();
-        assert_eq!(
-            cancelled.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
-            expected
-        );
+        assert_eq!(cancelled.iter().map(|r| r.id).collect::<Vec<_>>(), expected);
         assert_eq!(next, None);
         // Task 24 was cancelled, so the queued ones after 22 are task 23 alone.
         let (page, next) = m.list(Some(State::Queued), Some(22), 5).unwrap();
@@ -810,7 +793,7 @@ mod tests {
         let (record, _) = m
             .submit(PeerId::random(), "k", Spec::new(Kind::Noop), 0)
             .unwrap();
-        let id: TaskId = record.id.parse().unwrap();
+        let id: TaskId = record.id;
         let mut now = 0;
         let mut waits = Vec::new();
         for attempt in 1..=3 {
@@ -844,7 +827,7 @@ mod tests {
         let (record, _) = m
             .submit(PeerId::random(), "k", Spec::new(Kind::Noop), 0)
             .unwrap();
-        let id: TaskId = record.id.parse().unwrap();
+        let id: TaskId = record.id;
         assert_eq!(assigned(&m.tick(&peers, 0).unwrap()).len(), 1);
         let hb = Heartbeat {
             role: Role::Worker,

@@ -1,5 +1,7 @@
 //! A task as the master records it, its states, and the master's settings and errors.
 
+use cid::Cid;
+use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Kind, Spec, TaskId, WireCid, WirePeer};
 use serde::{Deserialize, Serialize};
 
@@ -54,15 +56,19 @@ impl std::str::FromStr for State {
 #[serde(rename_all = "PascalCase")]
 pub struct TaskRecord {
     /// The task id.
-    pub id: String,
+    #[serde(with = "text")]
+    pub id: TaskId,
     /// The submitter's idempotency key.
     pub key: String,
     /// Who submitted it.
-    pub submitter: String,
+    #[serde(with = "text")]
+    pub submitter: PeerId,
     /// Its kind.
-    pub kind: String,
+    #[serde(with = "text")]
+    pub kind: Kind,
     /// Input CIDs.
-    pub inputs: Vec<String>,
+    #[serde(with = "text::list")]
+    pub inputs: Vec<Cid>,
     /// Parameters, in order.
     pub params: Vec<(String, String)>,
     /// The longest one attempt may run; 0 leaves it to the worker. Seconds.
@@ -70,7 +76,8 @@ pub struct TaskRecord {
     /// Failed attempts allowed before the task fails.
     pub max_attempts: u8,
     /// The worker it must run on, if any.
-    pub target: Option<String>,
+    #[serde(with = "text::option")]
+    pub target: Option<PeerId>,
     /// Where it is.
     pub state: State,
     /// The number of the latest assignment (0 before the first).
@@ -78,7 +85,8 @@ pub struct TaskRecord {
     /// Attempts that failed (or whose lease expired).
     pub failures: u8,
     /// The worker of the latest assignment.
-    pub worker: Option<String>,
+    #[serde(with = "text::option")]
+    pub worker: Option<PeerId>,
     /// When the latest assignment's lease ends unless renewed. Unix ms.
     pub lease_until_ms: u64,
     /// The task is not assigned again before this (retry backoff). Unix ms.
@@ -86,7 +94,8 @@ pub struct TaskRecord {
     /// The latest error.
     pub last_error: Option<String>,
     /// The result record's CID, once succeeded.
-    pub result: Option<String>,
+    #[serde(with = "text::option")]
+    pub result: Option<Cid>,
     /// The latest progress report, in thousandths.
     pub progress_permille: u16,
     /// Submission order.
@@ -102,30 +111,86 @@ pub struct TaskRecord {
 }
 
 impl TaskRecord {
-    /// The task's id, parsed.
-    pub(crate) fn task_id(&self) -> Result<TaskId, MasterError> {
-        self.id
-            .parse()
-            .map_err(|e: ipfsbench_protocols::task::BadTaskId| MasterError::Corrupt(e.to_string()))
-    }
-
     /// The spec an assignment carries, rebuilt from the record.
-    pub(crate) fn spec(&self) -> Result<Spec, MasterError> {
-        let corrupt = |e: &dyn std::fmt::Display| MasterError::Corrupt(format!("{}: {e}", self.id));
-        let kind: Kind = self.kind.parse().map_err(|e| corrupt(&e))?;
-        let mut spec = Spec::new(kind);
-        for input in &self.inputs {
-            spec.inputs
-                .push(WireCid(input.parse().map_err(|e| corrupt(&e))?));
-        }
+    pub(crate) fn spec(&self) -> Spec {
+        let mut spec = Spec::new(self.kind);
+        spec.inputs = self.inputs.iter().copied().map(WireCid).collect();
         spec.params = self.params.clone();
         spec.timeout_secs = self.timeout_secs;
         spec.max_attempts = self.max_attempts;
-        spec.target = match &self.target {
-            Some(t) => Some(WirePeer(t.parse().map_err(|e| corrupt(&e))?)),
-            None => None,
-        };
-        Ok(spec)
+        spec.target = self.target.map(WirePeer);
+        spec
+    }
+}
+
+/// Typed fields written as their text forms (hex task ids, base58 peer ids, CID strings,
+/// kind names), so that the stored records and the API's JSON read as before; a stored
+/// field that does not parse fails the whole record.
+mod text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(v)
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        String::deserialize(d)?.parse().map_err(de::Error::custom)
+    }
+
+    pub(super) mod option {
+        use super::*;
+
+        pub(in super::super) fn serialize<T: Display, S: Serializer>(
+            v: &Option<T>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => s.collect_str(v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(in super::super) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+        where
+            T: FromStr,
+            T::Err: Display,
+            D: Deserializer<'de>,
+        {
+            Option::<String>::deserialize(d)?
+                .map(|v| v.parse().map_err(de::Error::custom))
+                .transpose()
+        }
+    }
+
+    pub(super) mod list {
+        use super::*;
+
+        pub(in super::super) fn serialize<T: Display, S: Serializer>(
+            v: &[T],
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(ToString::to_string))
+        }
+
+        pub(in super::super) fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
+        where
+            T: FromStr,
+            T::Err: Display,
+            D: Deserializer<'de>,
+        {
+            Vec::<String>::deserialize(d)?
+                .into_iter()
+                .map(|v| v.parse().map_err(de::Error::custom))
+                .collect()
+        }
     }
 }
 

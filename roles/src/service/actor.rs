@@ -436,14 +436,12 @@ impl Actor {
         }
         let result = master
             .submit(self.me, &key, spec, now)
-            .map_err(ServiceError::from)
-            .and_then(|(record, new)| {
-                Ok(Submitted {
-                    id: record.task_id()?,
-                    new,
-                    record: Some(record),
-                })
-            });
+            .map(|(record, new)| Submitted {
+                id: record.id,
+                new,
+                record: Some(record),
+            })
+            .map_err(ServiceError::from);
         self.dirty |= result.as_ref().is_ok_and(|s| s.new);
         self.acks.push(Ack::Submitted(reply, result));
     }
@@ -452,7 +450,7 @@ impl Actor {
         if let Some(master) = &self.master {
             match master.get(&id) {
                 Ok(Some(r)) if r.state.is_terminal() => {
-                    let _ = reply.send(Finished::try_from(&r).map_err(ServiceError::from));
+                    let _ = reply.send(Ok(Finished::from(&r)));
                     return;
                 }
                 Ok(Some(_)) => {}
@@ -535,13 +533,7 @@ impl Actor {
         }
         for record in master.take_finished() {
             self.dirty = true;
-            let finished = match Finished::try_from(&record) {
-                Ok(f) => f,
-                Err(error) => {
-                    tracing::error!(%error, "a finished task's record");
-                    continue;
-                }
-            };
+            let finished = Finished::from(&record);
             self.outbox
                 .push(Message::Report(outcome_report(&record, &finished)));
             self.submitter.wake(&finished);
@@ -608,11 +600,11 @@ impl Actor {
 
 /// The report a master publishes when a task is over.
 fn outcome_report(record: &TaskRecord, finished: &Finished) -> Report {
-    let outcome = match finished.result.as_deref().map(str::parse) {
-        Some(Ok(cid)) => Outcome::Done {
+    let outcome = match finished.result {
+        Some(cid) => Outcome::Done {
             record: task::WireCid(cid),
         },
-        _ => {
+        None => {
             let mut error = match record.state {
                 State::Cancelled => "cancelled".to_string(),
                 _ => finished.error.clone().unwrap_or_default(),

@@ -17,22 +17,19 @@ pub struct Finished {
     /// Its final state.
     pub state: State,
     /// The result record's CID, when it succeeded.
-    pub result: Option<String>,
+    pub result: Option<cid::Cid>,
     /// The last error, when it did not.
     pub error: Option<String>,
 }
 
-impl TryFrom<&TaskRecord> for Finished {
-    type Error = MasterError;
-
-    /// A stored record whose id does not parse is an error, never some other task.
-    fn try_from(r: &TaskRecord) -> Result<Self, MasterError> {
-        Ok(Self {
-            id: r.task_id()?,
+impl From<&TaskRecord> for Finished {
+    fn from(r: &TaskRecord) -> Self {
+        Self {
+            id: r.id,
             state: r.state,
-            result: r.result.clone(),
+            result: r.result,
             error: r.last_error.clone(),
-        })
+        }
     }
 }
 
