@@ -123,10 +123,9 @@ fn local(repo_path: &Path, command: Command) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `get` without a daemon: writes the file or tree, or nothing.
-fn get(repo_path: &Path, path: &str, output: Option<PathBuf>) -> Result<()> {
-    let repo = open(repo_path)?;
-    let cid = unixfs::resolve(repo.store(), path)?;
+/// Where `get PATH [-o OUTPUT]` writes: OUTPUT, or the last name of PATH; never over
+/// something that exists.
+pub(crate) fn get_destination(path: &str, output: Option<PathBuf>) -> Result<PathBuf> {
     let dest = output.unwrap_or_else(|| {
         PathBuf::from(
             path.trim_end_matches('/')
@@ -139,6 +138,14 @@ fn get(repo_path: &Path, path: &str, output: Option<PathBuf>) -> Result<()> {
         bail!("{} already exists", dest.display());
     }
     eprintln!("Saving file(s) to {}", dest.display());
+    Ok(dest)
+}
+
+/// `get` without a daemon: writes the file or tree, or nothing.
+fn get(repo_path: &Path, path: &str, output: Option<PathBuf>) -> Result<()> {
+    let repo = open(repo_path)?;
+    let cid = unixfs::resolve(repo.store(), path)?;
+    let dest = get_destination(path, output)?;
     if let Err(e) = unixfs::get(repo.store(), &cid, &dest) {
         // Leave nothing half-written behind.
         let _ = std::fs::remove_dir_all(&dest).or_else(|_| std::fs::remove_file(&dest));

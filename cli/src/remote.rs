@@ -280,18 +280,7 @@ fn add(api: &Api, args: AddArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn get(api: &Api, path: &str, output: Option<PathBuf>) -> Result<()> {
-    let dest = output.unwrap_or_else(|| {
-        PathBuf::from(
-            path.trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or(path),
-        )
-    });
-    if dest.symlink_metadata().is_ok() {
-        bail!("{} already exists", dest.display());
-    }
-    eprintln!("Saving file(s) to {}", dest.display());
+    let dest = crate::commands::get_destination(path, output)?;
     let stream = api.stream("get", &[("arg", path.to_string())])?;
     let result = extract(stream, &dest);
     if result.is_err() {

@@ -14,10 +14,9 @@ use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol};
 
 const BITSWAP: StreamProtocol = StreamProtocol::new("/ipfs/bitswap/1.2.0");
 
-/// Connects a bare libp2p peer to `addr`, writes `frame` on a Bitswap stream, and waits for
-/// the daemon to close the connection. Returns whether it did within the time limit.
-async fn send_and_expect_disconnect(addr: &str, frame: Vec<u8>) -> bool {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+/// A bare libp2p peer: TCP, noise, yamux and raw streams, nothing else.
+fn bare_swarm() -> libp2p::Swarm<libp2p_stream::Behaviour> {
+    libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
             tcp::Config::default(),
@@ -28,7 +27,13 @@ async fn send_and_expect_disconnect(addr: &str, frame: Vec<u8>) -> bool {
         .with_behaviour(|_| libp2p_stream::Behaviour::new())
         .unwrap()
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-        .build();
+        .build()
+}
+
+/// Connects a bare libp2p peer to `addr`, writes `frame` on a Bitswap stream, and waits for
+/// the daemon to close the connection. Returns whether it did within the time limit.
+async fn send_and_expect_disconnect(addr: &str, frame: Vec<u8>) -> bool {
+    let mut swarm = bare_swarm();
     let addr: Multiaddr = addr.parse().unwrap();
     let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
         panic!("no peer id in {addr}");
@@ -133,18 +138,7 @@ fn one_peer_cannot_open_connections_without_bound() {
     let a = Node::start("worker", &[]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let established = runtime.block_on(async {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .unwrap()
-            .with_behaviour(|_| libp2p_stream::Behaviour::new())
-            .unwrap()
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(300)))
-            .build();
+        let mut swarm = bare_swarm();
         let addr: Multiaddr = a.addr.parse().unwrap();
         let Some(libp2p::multiaddr::Protocol::P2p(peer)) = addr.iter().last() else {
             panic!("no peer id in {addr}");

@@ -31,8 +31,9 @@ pub const MAX_ACTIVE_TASKS: usize = 100_000;
 /// The most records one [`Master::list`] call returns.
 pub const MAX_LIST_PAGE: usize = 10_000;
 /// How long an assignment stays valid (at least its lease): workers ignore it afterwards, so
-/// a replayed old assignment runs nothing. Allows for clocks this far apart. Milliseconds.
-pub const ASSIGN_VALIDITY_MS: u64 = 5 * 60_000;
+/// a replayed old assignment runs nothing. Allows for clocks this far apart, and is how long
+/// workers remember what they took (memory that grows with the task rate). Milliseconds.
+pub const ASSIGN_VALIDITY_MS: u64 = 60_000;
 
 /// A worker as the master sees it.
 #[derive(Debug, Clone, Copy)]
