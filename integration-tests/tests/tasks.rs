@@ -304,12 +304,22 @@ fn workers_come_back_by_themselves_to_a_master_restarted_on_its_address() {
     let mut m = Node::start_listening(&listen, "master", &[], |r| configure(r, 10_000, 0));
     let w = worker(&m, 1, &[]);
     wait_for_cluster(&m, &[&w]);
-    // One at a time on the only worker: most of them are queued when the master dies.
-    let ids: Vec<String> = (0..8).map(|_| sleep_task(&m, "0.5")).collect();
+    // The cluster is idle when the master dies: no running task, no result to announce,
+    // nothing of the worker's own that would dial the master again.
     m.kill();
+    // Down for a while, as a master is when it crashes and is restarted: the worker notices,
+    // and whatever it tries to reach the master meanwhile fails.
+    wait_until(30, "the worker sees the master gone", || {
+        !String::from_utf8(w.ok(&["swarm", "peers"]))
+            .unwrap()
+            .contains(&m.peer_id)
+    });
+    std::thread::sleep(Duration::from_secs(3));
     m.restart();
     assert!(m.addr.starts_with(&listen), "{} is not on {listen}", m.addr);
-    // No `swarm connect` here: the worker redials its bootstrap peer on its own.
+    // Queued on a master whose workers are away. No `swarm connect` here: the worker redials
+    // its bootstrap peer on its own.
+    let ids: Vec<String> = (0..8).map(|_| submit(&m, &["--kind", "noop"])).collect();
     wait_until(30, "every queued task finishes after the restart", || {
         ids.iter().all(|id| status(&m, id)["State"] == "succeeded")
     });
