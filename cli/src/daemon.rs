@@ -60,22 +60,19 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
     settings.trusted_masters.extend(flags.trust_master);
     settings.trusted_workers.extend(flags.trust_worker);
     settings.submitters.extend(flags.submitter);
-    let daemon = Options {
-        role,
-        listen,
-        bootstrap,
-        keep: settings
-            .trusted_masters
-            .iter()
-            .chain(&settings.trusted_workers)
-            .copied()
-            .collect(),
-        mdns: flags.mdns.unwrap_or(file.mdns),
-        api,
-        fetch_timeout: Duration::from_secs(file.fetch_timeout_secs),
-        api_allowed_origins: file.api_allowed_origins.clone(),
-        api_allowed_hosts: file.api_allowed_hosts.clone(),
-    };
+    let mut daemon = Options::new(role, api);
+    daemon.listen = listen;
+    daemon.bootstrap = bootstrap;
+    daemon.keep = settings
+        .trusted_masters
+        .iter()
+        .chain(&settings.trusted_workers)
+        .copied()
+        .collect();
+    daemon.mdns = flags.mdns.unwrap_or(file.mdns);
+    daemon.fetch_timeout = Duration::from_secs(file.fetch_timeout_secs);
+    daemon.api_allowed_origins = file.api_allowed_origins.clone();
+    daemon.api_allowed_hosts = file.api_allowed_hosts.clone();
     Ok(Config { daemon, settings })
 }
 

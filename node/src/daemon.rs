@@ -20,8 +20,15 @@ use ipfsbench_protocols::Role;
 /// Everything the daemon needs, after the config file and flags are merged.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The role.
+    /// The role: it sets the storage tiers (a leecher bounds its cache and, unless
+    /// configured otherwise, serves no blocks) and labels the tiers' report.
     pub role: Role,
+    /// Answer Kademlia queries (masters and workers) or only ask them (leechers).
+    pub kad_server: bool,
+    /// Relay other peers' connections (masters).
+    pub relay_server: bool,
+    /// Rules for the gossip topics that carry typed messages.
+    pub topic_rules: Vec<network::TopicRule>,
     /// libp2p listen addresses.
     pub listen: Vec<Multiaddr>,
     /// Peers dialled at start, and again whenever they drop.
@@ -40,6 +47,29 @@ pub struct Options {
     pub fetch_timeout: Duration,
 }
 
+impl Options {
+    /// A node of `role` with its API on `api`: listening nowhere, dialling nobody, mDNS off,
+    /// a 60 s fetch timeout, no browser origins or host names beyond the API's own, and
+    /// neither a DHT server nor a relay, nor rules for typed topics (what a role decides is
+    /// set by whoever knows the role).
+    pub fn new(role: Role, api: SocketAddr) -> Self {
+        Self {
+            role,
+            kad_server: false,
+            relay_server: false,
+            topic_rules: Vec::new(),
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            keep: Vec::new(),
+            mdns: false,
+            api,
+            fetch_timeout: Duration::from_secs(60),
+            api_allowed_origins: Vec::new(),
+            api_allowed_hosts: Vec::new(),
+        }
+    }
+}
+
 /// Daemon failures.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -49,6 +79,9 @@ pub enum DaemonError {
     /// The host failed.
     #[error(transparent)]
     Network(#[from] NetworkError),
+    /// The storage tiers could not start.
+    #[error("storage tiers: {0}")]
+    Tiers(#[from] crate::store::tiers::TiersError),
     /// The API could not bind or serve.
     #[error("API on {addr}: {source}")]
     Api {
@@ -97,10 +130,14 @@ impl Daemon {
         extend: impl FnOnce(&Arc<Repo>, &Client) -> (axum::Router, T),
     ) -> Result<(Self, T), DaemonError> {
         let repo = Arc::new(repo);
+        repo.tiers().activate(options.role)?;
         let (client, network) = network::spawn(
             Arc::clone(&repo),
             network::Config {
-                role: options.role,
+                kad_server: options.kad_server,
+                relay_server: options.relay_server,
+                serve_blocks: repo.tiers().serves_blocks(),
+                topic_rules: options.topic_rules,
                 listen: options.listen,
                 bootstrap: options.bootstrap,
                 keep: options.keep,

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use ipfsbench_core::daemon::{self as core, DaemonError, Options};
+use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
 
 use crate::master::{Master, MasterError};
@@ -32,6 +34,19 @@ pub enum Error {
     Daemon(#[from] DaemonError),
 }
 
+/// What a role decides for its host: masters and workers serve the DHT and leechers only
+/// query it; masters relay; the cluster's task topics carry typed task messages.
+fn decide(role: Role, mut options: Options) -> Options {
+    options.role = role;
+    options.kad_server = role != Role::Leecher;
+    options.relay_server = role == Role::Master;
+    options.topic_rules = vec![TopicRule {
+        prefix: task::TOPIC_PREFIX,
+        valid: |data| task::Message::decode(data).is_ok(),
+    }];
+    options
+}
+
 /// A running node. See the module docs.
 #[derive(Debug)]
 pub struct Daemon {
@@ -47,13 +62,14 @@ impl Daemon {
     /// When the task table, the host or the API cannot start.
     pub async fn start(repo: Repo, config: Config) -> Result<Self, Error> {
         let settings = config.settings;
+        let options = decide(settings.role, config.daemon);
         let master = if settings.role == Role::Master {
             let table = Master::open(repo.path(), settings.master.clone(), crate::now_ms());
             Some(table.map_err(Error::TaskTable)?)
         } else {
             None
         };
-        let (core, service) = core::Daemon::start_with(repo, config.daemon, |repo, client| {
+        let (core, service) = core::Daemon::start_with(repo, options, |repo, client| {
             let service = Service::start(Arc::clone(repo), client.clone(), settings, master);
             let routes = crate::api::router(service.handle(), client.clone());
             (routes, service)

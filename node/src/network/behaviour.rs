@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ipfsbench_protocols::bitswap;
-use ipfsbench_protocols::task;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
@@ -16,7 +15,6 @@ use sha2::{Digest, Sha256};
 
 use super::providers::ProviderStore;
 use super::NetworkError;
-use ipfsbench_protocols::Role;
 
 /// Kademlia on the public IPFS DHT protocol.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
@@ -52,7 +50,9 @@ pub(crate) struct Behaviour {
 
 pub(crate) struct Parts<'a> {
     pub(crate) key: &'a Keypair,
-    pub(crate) role: Role,
+    pub(crate) kad_server: bool,
+    pub(crate) relay_server: bool,
+    pub(crate) rules: Vec<super::TopicRule>,
     pub(crate) mdns: bool,
     pub(crate) agent_version: String,
     pub(crate) blocks: Arc<dyn bitswap::BlockSource>,
@@ -68,13 +68,14 @@ impl Behaviour {
             limits: connection_limits(),
             relay_client,
             relay_server: Toggle::from(
-                (parts.role == Role::Master)
+                parts
+                    .relay_server
                     .then(|| relay::Behaviour::new(peer_id, relay::Config::default())),
             ),
             identify: identify(parts.key, parts.agent_version),
             ping: ping::Behaviour::new(ping::Config::new()),
-            kad: kademlia(peer_id, parts.role),
-            gossipsub: gossipsub(parts.key)?,
+            kad: kademlia(peer_id, parts.kad_server),
+            gossipsub: gossipsub(parts.key, parts.rules)?,
             mdns: Toggle::from(if parts.mdns {
                 Some(
                     mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
@@ -108,29 +109,32 @@ fn identify(key: &Keypair, agent_version: String) -> identify::Behaviour {
 }
 
 /// Masters and workers serve the DHT; leechers only query it.
-fn kademlia(peer_id: PeerId, role: Role) -> kad::Behaviour<ProviderStore> {
+fn kademlia(peer_id: PeerId, server: bool) -> kad::Behaviour<ProviderStore> {
     let mut config = kad::Config::new(KAD_PROTOCOL);
     config.set_query_timeout(Duration::from_secs(30));
     let mut kad = kad::Behaviour::with_config(peer_id, ProviderStore::new(peer_id), config);
-    kad.set_mode(Some(match role {
-        Role::Master | Role::Worker => kad::Mode::Server,
-        Role::Leecher => kad::Mode::Client,
+    kad.set_mode(Some(if server {
+        kad::Mode::Server
+    } else {
+        kad::Mode::Client
     }));
     kad
 }
 
-/// Signed messages and strict validation. Message ids: on cluster task topics
-/// (`/ipfsbench/...`) the sha2-256 of the author and content, so a replayed message is a
-/// duplicate; on
-/// other topics Go's `from ‖ seqno`, which is what Kubo expects. Every message is validated by
-/// the event loop before it is forwarded.
-fn gossipsub(key: &Keypair) -> Result<gossipsub::Behaviour, NetworkError> {
+/// Signed messages and strict validation. Message ids: on topics with a rule the sha2-256 of
+/// the author and content, so a replayed message is a duplicate; on other topics Go's
+/// `from ‖ seqno`, which is what Kubo expects. Every message is validated by the event loop
+/// before it is forwarded.
+fn gossipsub(
+    key: &Keypair,
+    rules: Vec<super::TopicRule>,
+) -> Result<gossipsub::Behaviour, NetworkError> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
         .max_transmit_size(MAX_PUBSUB_MESSAGE)
-        .message_id_fn(|m: &gossipsub::Message| {
-            if m.topic.as_str().starts_with(task::TOPIC_PREFIX) {
+        .message_id_fn(move |m: &gossipsub::Message| {
+            if rules.iter().any(|r| m.topic.as_str().starts_with(r.prefix)) {
                 let mut h = Sha256::new();
                 h.update(m.source.map(|p| p.to_bytes()).unwrap_or_default());
                 h.update(&m.data);

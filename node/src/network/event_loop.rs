@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use cid::Cid;
 use futures::StreamExt;
-use ipfsbench_protocols::{bitswap, task};
+use ipfsbench_protocols::bitswap;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
@@ -80,6 +80,8 @@ pub(crate) struct EventLoop {
     pubsub_stats: PubsubStats,
     /// Invalid task messages relayed per peer, and the peers cut off for them.
     offences: Offences,
+    /// What topics with typed messages must carry.
+    topic_rules: Vec<super::TopicRule>,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -127,6 +129,7 @@ impl EventLoop {
                 addresses: HashMap::new(),
                 pubsub_stats: PubsubStats::default(),
                 offences: Offences::new(MAX_INVALID_MESSAGES, MAX_TRACKED_PEERS),
+                topic_rules: config.topic_rules,
             },
         )
     }
@@ -474,20 +477,21 @@ impl EventLoop {
                 message_id,
                 message,
             }) => {
-                // Task topics carry typed messages: what does not decode is rejected here, at
-                // the edge: counted, not forwarded, and a peer that keeps relaying them is cut off.
-                let acceptance = if message.topic.as_str().starts_with(task::TOPIC_PREFIX) {
-                    match task::Message::decode(&message.data) {
-                        Ok(_) => gossipsub::MessageAcceptance::Accept,
-                        Err(error) => {
-                            self.pubsub_stats.rejected += 1;
-                            tracing::debug!(%propagation_source, %error, "task message rejected");
-                            self.count_invalid(propagation_source);
-                            gossipsub::MessageAcceptance::Reject
-                        }
+                // Topics with a rule carry typed messages: what is not well formed is rejected
+                // here, at the edge: counted, not forwarded, and a peer that keeps relaying
+                // such messages is cut off.
+                let rule = self
+                    .topic_rules
+                    .iter()
+                    .find(|r| message.topic.as_str().starts_with(r.prefix));
+                let acceptance = match rule {
+                    Some(rule) if !(rule.valid)(&message.data) => {
+                        self.pubsub_stats.rejected += 1;
+                        tracing::debug!(%propagation_source, topic = %message.topic, "message rejected");
+                        self.count_invalid(propagation_source);
+                        gossipsub::MessageAcceptance::Reject
                     }
-                } else {
-                    gossipsub::MessageAcceptance::Accept
+                    _ => gossipsub::MessageAcceptance::Accept,
                 };
                 self.swarm
                     .behaviour_mut()

@@ -23,13 +23,30 @@ pub use client::{Client, PeerInfo, PubsubMessage, PubsubStats};
 pub use libp2p::{Multiaddr, PeerId};
 
 use crate::repo::Repo;
-use ipfsbench_protocols::Role;
 
-/// How the host runs.
+/// What a family of gossipsub topics carries: a message that is not well formed is rejected
+/// at the edge (not delivered, not forwarded) and counts against the peer that relayed it,
+/// which is cut off past a limit. Such topics use content-hash message ids, so a replayed
+/// message is a duplicate.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicRule {
+    /// The topics whose names start with this.
+    pub prefix: &'static str,
+    /// Whether a payload is well formed.
+    pub valid: fn(&[u8]) -> bool,
+}
+
+/// How the host runs: what its role decided, and where it listens and dials.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The node's role.
-    pub role: Role,
+    /// Answer Kademlia queries (a DHT server) rather than only ask them.
+    pub kad_server: bool,
+    /// Relay other peers' connections (circuit relay v2 server).
+    pub relay_server: bool,
+    /// Answer other peers' Bitswap wants from this node's blocks.
+    pub serve_blocks: bool,
+    /// Rules for the topics that carry typed messages.
+    pub topic_rules: Vec<TopicRule>,
     /// Addresses to listen on.
     pub listen: Vec<Multiaddr>,
     /// Peers to dial at start (`.../p2p/<peer id>`), also added to Kademlia, and redialled
@@ -95,19 +112,14 @@ pub enum NetworkError {
 /// at [`Host::shutdown`] or when every [`Client`] is dropped.
 pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), NetworkError> {
     let key = repo.keypair().clone();
-    // The role fixes the storage tiers: a leecher bounds its cache and, unless configured
-    // otherwise, serves nothing (Bitswap answers DONT_HAVE).
-    repo.tiers()
-        .activate(config.role)
-        .map_err(|e| NetworkError::Setup(e.to_string()))?;
-    let serve = repo.tiers().serves_blocks();
-    let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if serve {
+    let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if config.serve_blocks {
         Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
     } else {
         Arc::new(crate::store::tiers::NoBlocks)
     };
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
-    let role = config.role;
+    let (kad_server, relay_server) = (config.kad_server, config.relay_server);
+    let rules = config.topic_rules.clone();
     let mdns = config.mdns;
     let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
@@ -127,7 +139,9 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), NetworkE
             behaviour::Behaviour::new(
                 behaviour::Parts {
                     key,
-                    role,
+                    kad_server,
+                    relay_server,
+                    rules,
                     mdns,
                     agent_version,
                     blocks,
