@@ -20,9 +20,11 @@ use ipfsbench_protocols::Role;
 /// Everything the daemon needs, after the config file and flags are merged.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The role: it sets the storage tiers (a leecher bounds its cache and, unless
-    /// configured otherwise, serves no blocks) and labels the tiers' report.
+    /// The role, as the storage tiers' report names it.
     pub role: Role,
+    /// How the storage tiers keep fetched blocks: all of them, or a bounded cache that (unless
+    /// configured otherwise) serves nothing to other peers.
+    pub cache_mode: crate::store::tiers::Mode,
     /// Answer Kademlia queries (masters and workers) or only ask them (leechers).
     pub kad_server: bool,
     /// Relay other peers' connections (masters).
@@ -55,6 +57,7 @@ impl Options {
     pub fn new(role: Role, api: SocketAddr) -> Self {
         Self {
             role,
+            cache_mode: crate::store::tiers::Mode::KeepAll,
             kad_server: false,
             relay_server: false,
             topic_rules: Vec::new(),
@@ -130,7 +133,7 @@ impl Daemon {
         extend: impl FnOnce(&Arc<Repo>, &Client) -> (axum::Router, T),
     ) -> Result<(Self, T), DaemonError> {
         let repo = Arc::new(repo);
-        repo.tiers().activate(options.role)?;
+        repo.tiers().activate(options.cache_mode, options.role)?;
         let (client, network) = network::spawn(
             Arc::clone(&repo),
             network::Config {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use ipfsbench_core::daemon::{self as core, DaemonError, Options};
 use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_core::store::tiers::Mode;
 use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
 
@@ -34,10 +35,16 @@ pub enum Error {
     Daemon(#[from] DaemonError),
 }
 
-/// What a role decides for its host: masters and workers serve the DHT and leechers only
-/// query it; masters relay; the cluster's task topics carry typed task messages.
+/// What a role decides for its host: masters and workers keep every block and serve the DHT,
+/// leechers cache and only query it; masters relay; the cluster's task topics carry typed
+/// task messages.
 fn decide(role: Role, mut options: Options) -> Options {
     options.role = role;
+    options.cache_mode = if role == Role::Leecher {
+        Mode::Cache
+    } else {
+        Mode::KeepAll
+    };
     options.kad_server = role != Role::Leecher;
     options.relay_server = role == Role::Master;
     options.topic_rules = vec![TopicRule {

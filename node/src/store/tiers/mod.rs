@@ -104,6 +104,16 @@ struct LiveSet {
     hashes: Option<Arc<HashSet<Hash>>>,
 }
 
+/// How the tiers keep what the node fetched from peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Keep every block (masters and workers; a repo used without a daemon).
+    KeepAll,
+    /// Keep fetched, unpinned blocks in a cache of `cache.max_bytes`, with a memory tier
+    /// in front (leechers).
+    Cache,
+}
+
 /// The pack store behind the memory tier, with the leecher's bounded cache. See the module
 /// docs.
 #[derive(Debug)]
@@ -114,7 +124,8 @@ pub struct TieredStore {
     config: CacheConfig,
     /// Evicted bytes after which the pack store is asked to compact.
     compact_after: u64,
-    role: OnceLock<Role>,
+    /// The mode, and the role it was started for (a label for the report).
+    active: OnceLock<(Mode, Role)>,
     cache: Mutex<DiskCache>,
     memory: Mutex<MemoryCache>,
     live: Mutex<Option<LiveSet>>,
@@ -184,7 +195,7 @@ impl TieredStore {
             }),
             config,
             compact_after: compact_after.max(1),
-            role: OnceLock::new(),
+            active: OnceLock::new(),
             live: Mutex::new(None),
             counters: Counters::default(),
             compactor: OnceLock::new(),
@@ -196,19 +207,22 @@ impl TieredStore {
         &self.disk
     }
 
-    /// Starts the tiers for `role`, once per process. A leecher's cache is seeded with the
-    /// unpinned blocks already stored, and evicts down to `cache.max_bytes` at once.
-    pub fn activate(self: &Arc<Self>, role: Role) -> Result<(), TiersError> {
-        if self.role.set(role).is_err() {
-            return match self.role.get() {
-                Some(&active) if active != role => Err(TiersError::RoleChanged {
-                    active,
-                    asked: role,
-                }),
+    /// Starts the tiers in `mode`, once per process, for a node of `role` (which only labels
+    /// the report). A cache is seeded with the unpinned blocks already stored, and evicts
+    /// down to `cache.max_bytes` at once.
+    pub fn activate(self: &Arc<Self>, mode: Mode, role: Role) -> Result<(), TiersError> {
+        if self.active.set((mode, role)).is_err() {
+            return match self.active.get() {
+                Some(&(active_mode, active)) if (active_mode, active) != (mode, role) => {
+                    Err(TiersError::RoleChanged {
+                        active,
+                        asked: role,
+                    })
+                }
                 _ => Ok(()),
             };
         }
-        if role != Role::Leecher {
+        if mode != Mode::Cache {
             return Ok(());
         }
         self.start_compactor()?;
@@ -255,21 +269,26 @@ impl TieredStore {
         Ok(())
     }
 
-    /// The role the tiers run as, once activated.
+    /// The role the tiers run for, once activated.
     pub fn role(&self) -> Option<Role> {
-        self.role.get().copied()
+        self.active.get().map(|&(_, role)| role)
+    }
+
+    /// The mode, once activated.
+    pub fn mode(&self) -> Option<Mode> {
+        self.active.get().map(|&(mode, _)| mode)
     }
 
     /// Whether the node answers other peers' Bitswap requests: `cache.serve_blocks`, by
-    /// default everyone but leechers.
+    /// default every node but one that only caches (a leecher).
     pub fn serves_blocks(&self) -> bool {
         self.config
             .serve_blocks
-            .unwrap_or(self.role() != Some(Role::Leecher))
+            .unwrap_or(self.mode() != Some(Mode::Cache))
     }
 
     fn bounded(&self) -> bool {
-        self.role() == Some(Role::Leecher)
+        self.mode() == Some(Mode::Cache)
     }
 
     fn memory_on(&self) -> bool {
@@ -608,7 +627,7 @@ mod tests {
     fn a_leecher_keeps_its_budget_and_its_pins() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 10, 0);
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         let pinned = block(0);
         t.put(&pinned).unwrap();
         t.pins
@@ -638,7 +657,7 @@ mod tests {
     fn frequently_read_blocks_survive_a_scan() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 10, 0);
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         let hot: Vec<Block> = (0..4).map(block).collect();
         for b in &hot {
             t.put(b).unwrap();
@@ -663,7 +682,7 @@ mod tests {
     fn a_hold_keeps_evicted_blocks_until_it_ends() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 5, 0);
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         let hold = t.hold();
         let blocks: Vec<Block> = (0..20).map(block).collect();
         for b in &blocks {
@@ -685,7 +704,7 @@ mod tests {
     fn a_block_found_after_its_eviction_is_admitted_again() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 5, 0);
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         let first = t.hold();
         let early = block(0);
         t.put(&early).unwrap();
@@ -707,7 +726,7 @@ mod tests {
     fn a_block_a_running_write_protects_is_not_removed() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 3, 0);
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         let kept = block(0);
         let protector = Arc::clone(&t.protector);
         let session = protector.session();
@@ -726,7 +745,7 @@ mod tests {
     fn the_memory_tier_serves_repeated_reads() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 100, 10 * BLOCK as u64);
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         let b = block(1);
         t.put(&b).unwrap();
         for _ in 0..3 {
@@ -748,7 +767,7 @@ mod tests {
     fn workers_keep_everything_and_serve() {
         let dir = tempfile::tempdir().unwrap();
         let t = tiers(dir.path(), 2, 1 << 20);
-        t.activate(Role::Worker).unwrap();
+        t.activate(Mode::KeepAll, Role::Worker).unwrap();
         for i in 0..10 {
             t.put(&block(i)).unwrap();
         }
@@ -756,7 +775,7 @@ mod tests {
         assert_eq!((d.blocks, d.evictions, d.max_bytes), (10, 0, None));
         assert!(t.serves_blocks());
         assert!(matches!(
-            t.activate(Role::Leecher),
+            t.activate(Mode::Cache, Role::Leecher),
             Err(TiersError::RoleChanged { .. })
         ));
         let report = serde_json::to_value(t.report().unwrap()).unwrap();
@@ -774,7 +793,7 @@ mod tests {
             t.put(&block(i)).unwrap();
         }
         assert!(t.serves_blocks() && t.role().is_none());
-        t.activate(Role::Leecher).unwrap();
+        t.activate(Mode::Cache, Role::Leecher).unwrap();
         assert!(!t.serves_blocks());
         let d = disk_tier(&t);
         assert!(d.blocks <= 4 && d.evictions >= 8, "{d:?}");
