@@ -108,10 +108,7 @@ impl Client {
                 let repo = Arc::clone(repo);
                 let client = self.clone();
                 running.push(async move {
-                    let local = repo
-                        .store()
-                        .has(cid.hash())
-                        .map_err(|e| NetworkError::Store(e.to_string()))?;
+                    let local = repo.store().has(cid.hash()).map_err(NetworkError::store)?;
                     let (from, links) = if local {
                         (None, None)
                     } else {
@@ -126,9 +123,9 @@ impl Client {
                         let data = repo
                             .store()
                             .get(&cid)
-                            .map_err(|e| NetworkError::Store(e.to_string()))?
+                            .map_err(NetworkError::store)?
                             .ok_or(NetworkError::NotFound(cid))?;
-                        dag::links(&cid, &data).map_err(|e| NetworkError::Store(e.to_string()))?
+                        dag::links(&cid, &data).map_err(NetworkError::store)?
                     };
                     Ok::<_, NetworkError>((from, links))
                 });
@@ -148,8 +145,8 @@ impl Client {
             let repo = Arc::clone(repo);
             tokio::task::spawn_blocking(move || repo.store().flush())
                 .await
-                .map_err(|e| NetworkError::Store(e.to_string()))?
-                .map_err(|e| NetworkError::Store(e.to_string()))?;
+                .map_err(NetworkError::store)?
+                .map_err(NetworkError::store)?;
         }
         Ok(fetched)
     }

@@ -305,7 +305,7 @@ impl EventLoop {
             Ok(_) => Ok(()),
             // As in Kubo, publishing with nobody listening is not an error.
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
-            Err(e) => Err(NetworkError::Pubsub(e.to_string())),
+            Err(e) => Err(NetworkError::from(e)),
         };
         let _ = reply.send(result);
     }
@@ -327,7 +327,7 @@ impl EventLoop {
                     .push(tx);
                 Ok(rx)
             }
-            Err(e) => Err(NetworkError::Pubsub(e.to_string())),
+            Err(e) => Err(NetworkError::from(e)),
         };
         let _ = reply.send(result);
     }
@@ -554,13 +554,14 @@ impl EventLoop {
                 self.looked_up.remove(cid.hash());
                 // The links are read now, while the bytes are at hand, so that a DAG walk
                 // need not read the block back from the store.
+                type Shared = Arc<dyn std::error::Error + Send + Sync>;
                 let stored = crate::store::dag::links(&cid, &data)
-                    .map_err(|e| NetworkError::Store(e.to_string()))
+                    .map_err(|e| Arc::new(e) as Shared)
                     .and_then(|links| {
                         self.repo
                             .store()
                             .put(&Block::verified_upstream(cid, data))
-                            .map_err(|e| NetworkError::Store(e.to_string()))?;
+                            .map_err(|e| Arc::new(e) as Shared)?;
                         Ok(links)
                     });
                 for reply in waiters {
@@ -569,7 +570,7 @@ impl EventLoop {
                             from: peer,
                             links: Some(links.clone()),
                         }),
-                        Err(e) => Err(NetworkError::Store(e.to_string())),
+                        Err(e) => Err(NetworkError::Store(Arc::clone(e))),
                     });
                 }
             }

@@ -61,6 +61,13 @@ pub struct Config {
     pub fetch_timeout: Duration,
 }
 
+impl NetworkError {
+    /// A store failure, keeping its source.
+    pub(crate) fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Store(Arc::new(e))
+    }
+}
+
 /// Failures of the host.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
@@ -97,12 +104,16 @@ pub enum NetworkError {
     /// Every peer asked said it does not have the block and no provider was found.
     #[error("block {0} not found: no connected peer or provider has it")]
     NotFound(cid::Cid),
-    /// A pubsub operation failed.
+    /// Publishing failed.
     #[error("pubsub: {0}")]
-    Pubsub(String),
-    /// Storing a fetched block failed.
+    Publish(#[from] libp2p::gossipsub::PublishError),
+    /// Subscribing failed.
+    #[error("pubsub: {0}")]
+    Subscribe(#[from] libp2p::gossipsub::SubscriptionError),
+    /// Storing or reading a fetched block failed. Shared: one failure answers every caller
+    /// waiting for the block.
     #[error("storing a fetched block: {0}")]
-    Store(String),
+    Store(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// The host has stopped.
     #[error("the network task has stopped")]
     Stopped,

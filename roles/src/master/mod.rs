@@ -87,8 +87,7 @@ impl Master {
         };
         for entry in master.tasks.iter() {
             let (_, value) = entry?;
-            let mut record: TaskRecord =
-                serde_json::from_slice(&value).map_err(|e| MasterError::Corrupt(e.to_string()))?;
+            let mut record: TaskRecord = serde_json::from_slice(&value)?;
             master.next_seq = master.next_seq.max(record.seq + 1);
             let id = record.id;
             // Tables written before the index existed get it now.
@@ -111,7 +110,7 @@ impl Master {
 
     fn save(&self, record: &TaskRecord) -> Result<(), MasterError> {
         let id = record.id;
-        let bytes = serde_json::to_vec(record).map_err(|e| MasterError::Corrupt(e.to_string()))?;
+        let bytes = serde_json::to_vec(record)?;
         self.tasks.insert(id.0, bytes)?;
         Ok(())
     }
@@ -191,9 +190,7 @@ impl Master {
             return Ok(Some(record.clone()));
         }
         match self.tasks.get(id.0)? {
-            Some(bytes) => Ok(Some(
-                serde_json::from_slice(&bytes).map_err(|e| MasterError::Corrupt(e.to_string()))?,
-            )),
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
         }
     }

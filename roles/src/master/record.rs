@@ -203,6 +203,9 @@ pub enum MasterError {
     /// A stored record does not decode.
     #[error("corrupt task record: {0}")]
     Corrupt(String),
+    /// A record could not be read or written as JSON.
+    #[error("corrupt task record: {0}")]
+    Json(#[from] serde_json::Error),
     /// The submission is refused.
     #[error("{0}")]
     Refused(String),

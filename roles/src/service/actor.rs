@@ -181,7 +181,7 @@ impl Actor {
                 .client
                 .subscribe_with_capacity(topic.name(&self.settings.cluster), GOSSIP_QUEUE)
                 .await
-                .map_err(|e| ServiceError::Network(e.to_string()))?;
+                .map_err(ServiceError::from)?;
             let tx = tx.clone();
             tokio::spawn(async move {
                 while let Some(m) = sub.recv().await {
@@ -577,7 +577,7 @@ impl Actor {
                     .publish(message.topic().name(&self.settings.cluster), bytes)
                     .await
                     .map(|()| submitted)
-                    .map_err(|e| ServiceError::Network(e.to_string())),
+                    .map_err(ServiceError::from),
                 Err(e) => Err(ServiceError::Refused(e.to_string())),
             };
             let _ = reply.send(result);

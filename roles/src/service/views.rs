@@ -135,7 +135,7 @@ pub enum ServiceError {
     Master(MasterError),
     /// The network failed.
     #[error("network: {0}")]
-    Network(String),
+    Network(#[from] ipfsbench_core::network::NetworkError),
     /// The service has stopped.
     #[error("the role service has stopped")]
     Stopped,
