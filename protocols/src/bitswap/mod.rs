@@ -57,6 +57,7 @@ mod handler;
 pub mod message;
 mod serving;
 mod state;
+mod timeouts;
 
 pub use behaviour::Behaviour;
 pub use config::{BlockSource, Config, Event, Stats};
