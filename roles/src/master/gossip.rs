@@ -119,3 +119,137 @@ impl Master {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::Peers;
+    use crate::master::{MasterConfig, State};
+    use ipfsbench_core::config::TasksConfig;
+    use ipfsbench_protocols::task::{Capacity, Claim, Heartbeat, Kind, Outcome, Spec, TaskId};
+    use ipfsbench_protocols::Role;
+
+    const T0: u64 = 1_700_000_000_000;
+
+    fn master(dir: &std::path::Path) -> Master {
+        let config = MasterConfig {
+            lease_ms: 1000,
+            max_attempts: 3,
+            backoff_base_ms: 100,
+            backoff_max_ms: 250,
+            worker_silence_ms: 3000,
+            table_cache_bytes: 1 << 20,
+        };
+        Master::open(dir, config, T0).unwrap()
+    }
+
+    fn submit(key: &str) -> Message {
+        Message::Submit(Submit {
+            key: key.into(),
+            spec: Spec::new(Kind::Noop),
+        })
+    }
+
+    #[test]
+    fn gossip_submissions_and_cancels_need_the_right_peer() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = master(dir.path());
+        let mut settings = Settings::new(Role::Master, &TasksConfig::default()).unwrap();
+        let (listed, stranger) = (PeerId::random(), PeerId::random());
+        settings.submitters.insert(listed);
+        let (mut outbox, mut dirty, mut counters) = (Vec::new(), false, Counters::default());
+        let mut fx = Effects {
+            outbox: &mut outbox,
+            dirty: &mut dirty,
+            counters: &mut counters,
+        };
+        assert!(m.on_gossip(&settings, stranger, submit("a"), T0, &mut fx));
+        assert_eq!(fx.counters.unauthorised, 1);
+        assert!(!*fx.dirty);
+        assert!(m.get(&TaskId::derive(&stranger, "a")).unwrap().is_none());
+
+        assert!(m.on_gossip(&settings, listed, submit("b"), T0, &mut fx));
+        assert!(*fx.dirty);
+        let id = TaskId::derive(&listed, "b");
+        assert_eq!(m.get(&id).unwrap().unwrap().state, State::Queued);
+
+        // Only the submitter may cancel it.
+        let cancel = Message::Cancel(Cancel {
+            task: id,
+            attempt: 0,
+        });
+        assert!(m.on_gossip(&settings, stranger, cancel.clone(), T0 + 1, &mut fx));
+        assert_eq!(fx.counters.unauthorised, 2);
+        assert_eq!(m.get(&id).unwrap().unwrap().state, State::Queued);
+        assert!(m.on_gossip(&settings, listed, cancel, T0 + 2, &mut fx));
+        assert_eq!(m.get(&id).unwrap().unwrap().state, State::Cancelled);
+    }
+
+    #[test]
+    fn a_failed_attempt_that_will_be_retried_is_acknowledged_by_a_cancel() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = master(dir.path());
+        let settings = Settings::new(Role::Master, &TasksConfig::default()).unwrap();
+        let me = PeerId::random();
+        let worker = PeerId::random();
+        let mut peers = Peers::default();
+        peers.heard(
+            worker,
+            &Heartbeat {
+                role: Role::Worker,
+                seq: 1,
+                capacity: Capacity {
+                    cores: 2,
+                    memory_total_bytes: 0,
+                    memory_available_bytes: 0,
+                    store_free_bytes: 0,
+                    running: 0,
+                    max_concurrent: 1,
+                    hardware: String::new(),
+                    programs: Vec::new(),
+                },
+                running: Vec::new(),
+            },
+            T0,
+        );
+        let (record, _) = m.submit(me, "k", Spec::new(Kind::Noop), T0).unwrap();
+        let assigned = m.tick(&peers, T0 + 1).unwrap();
+        assert_eq!(assigned.len(), 1);
+        let (mut outbox, mut dirty, mut counters) = (Vec::new(), false, Counters::default());
+        let mut fx = Effects {
+            outbox: &mut outbox,
+            dirty: &mut dirty,
+            counters: &mut counters,
+        };
+        let claim = Message::Claim(Claim {
+            task: record.id,
+            attempt: 1,
+            accepted: true,
+            started_unix_ms: T0 + 2,
+            reason: String::new(),
+        });
+        assert!(m.on_gossip(&settings, worker, claim, T0 + 2, &mut fx));
+        let failed = Report {
+            task: record.id,
+            attempt: 1,
+            started_unix_ms: T0 + 2,
+            outcome: Outcome::Failed {
+                error: "boom".into(),
+            },
+        };
+        assert!(m.on_gossip(
+            &settings,
+            worker,
+            Message::Report(failed.clone()),
+            T0 + 3,
+            &mut fx
+        ));
+        assert!(matches!(
+            fx.outbox.last(),
+            Some(Message::Cancel(c)) if c.task == record.id && c.attempt == 1
+        ));
+        assert_eq!(m.get(&record.id).unwrap().unwrap().state, State::Queued);
+        // The same report from another peer is not about its attempt.
+        assert!(!m.on_gossip(&settings, me, Message::Report(failed), T0 + 4, &mut fx));
+    }
+}
