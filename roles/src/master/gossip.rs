@@ -124,23 +124,15 @@ impl Master {
 mod tests {
     use super::*;
     use crate::cluster::Peers;
-    use crate::master::{MasterConfig, State};
+    use crate::master::State;
     use ipfsbench_core::config::TasksConfig;
-    use ipfsbench_protocols::task::{Capacity, Claim, Heartbeat, Kind, Outcome, Spec, TaskId};
+    use ipfsbench_protocols::task::{Claim, Kind, Outcome, Spec, TaskId};
     use ipfsbench_protocols::Role;
 
     const T0: u64 = 1_700_000_000_000;
 
     fn master(dir: &std::path::Path) -> Master {
-        let config = MasterConfig {
-            lease_ms: 1000,
-            max_attempts: 3,
-            backoff_base_ms: 100,
-            backoff_max_ms: 250,
-            worker_silence_ms: 3000,
-            table_cache_bytes: 1 << 20,
-        };
-        Master::open(dir, config, T0).unwrap()
+        Master::open(dir, super::super::tests::config(), T0).unwrap()
     }
 
     fn submit(key: &str) -> Message {
@@ -193,25 +185,7 @@ mod tests {
         let me = PeerId::random();
         let worker = PeerId::random();
         let mut peers = Peers::default();
-        peers.heard(
-            worker,
-            &Heartbeat {
-                role: Role::Worker,
-                seq: 1,
-                capacity: Capacity {
-                    cores: 2,
-                    memory_total_bytes: 0,
-                    memory_available_bytes: 0,
-                    store_free_bytes: 0,
-                    running: 0,
-                    max_concurrent: 1,
-                    hardware: String::new(),
-                    programs: Vec::new(),
-                },
-                running: Vec::new(),
-            },
-            T0,
-        );
+        super::super::tests::worker(&mut peers, worker, 1, T0);
         let (record, _) = m.submit(me, "k", Spec::new(Kind::Noop), T0).unwrap();
         let assigned = m.tick(&peers, T0 + 1).unwrap();
         assert_eq!(assigned.len(), 1);

@@ -596,7 +596,8 @@ mod tests {
     use ipfsbench_protocols::task::Capacity;
     use ipfsbench_protocols::task::WireCid;
 
-    fn config() -> MasterConfig {
+    /// The scheduling settings of these tests (and the gossip handlers').
+    pub(super) fn config() -> MasterConfig {
         MasterConfig {
             lease_ms: 1000,
             max_attempts: 3,
@@ -607,7 +608,8 @@ mod tests {
         }
     }
 
-    fn worker(peers: &mut Peers, id: PeerId, max: u16, now: u64) {
+    /// `id` heard as a worker with `max` slots at `now`.
+    pub(super) fn worker(peers: &mut Peers, id: PeerId, max: u16, now: u64) {
         peers.heard(
             id,
             &Heartbeat {
