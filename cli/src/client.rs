@@ -6,7 +6,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value;
+use ipfsbench_core::api::wire;
+
+/// Reads NDJSON from `r`, one `T` per line.
+pub(crate) fn ndjson<T: serde::de::DeserializeOwned>(
+    r: impl Read,
+) -> impl Iterator<Item = Result<T>> {
+    io::BufRead::lines(io::BufReader::new(r)).map(|line| {
+        let line = line?;
+        serde_json::from_str(&line)
+            .with_context(|| format!("daemon sent an unexpected line: {line}"))
+    })
+}
 
 /// A daemon's API.
 pub(crate) struct Api {
@@ -50,22 +61,35 @@ impl Api {
         }
         let status = resp.status();
         let text = resp.into_body().read_to_string().unwrap_or_default();
-        let message = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("Message").and_then(Value::as_str).map(str::to_string))
+        let message = serde_json::from_str::<wire::Failure>(&text)
+            .map(|f| f.message)
             .unwrap_or(text);
         bail!("{message} (daemon answered {status})")
     }
 
     /// Calls `path` and parses the JSON answer.
-    pub(crate) fn json(&self, path: &str, args: &[(&str, String)]) -> Result<Value> {
+    pub(crate) fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        args: &[(&str, String)],
+    ) -> Result<T> {
         let resp = Self::check(self.post(path, args).context("calling the daemon")?)?;
         let text = resp
             .into_body()
             .with_config()
             .limit(64 << 20)
             .read_to_string()?;
-        serde_json::from_str(&text).with_context(|| format!("daemon sent invalid JSON: {text}"))
+        serde_json::from_str(&text)
+            .with_context(|| format!("daemon sent an unexpected answer to {path}: {text}"))
+    }
+
+    /// Calls `path` and reads its NDJSON answer, one `T` per line.
+    pub(crate) fn lines<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        args: &[(&str, String)],
+    ) -> Result<impl Iterator<Item = Result<T>>> {
+        Ok(ndjson(self.stream(path, args)?))
     }
 
     /// Calls `path` and returns the body as a stream.

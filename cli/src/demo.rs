@@ -11,11 +11,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use ipfsbench_core::api::wire;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_roles::api::wire as tasks;
 use serde_json::Value;
 
 use crate::args::DemoArgs;
-use crate::client::{Api, Part};
+use crate::client::{ndjson, Api, Part};
 
 /// How long a node may take to start, or the cluster to form.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -113,18 +115,15 @@ impl NodeProcess {
 
     /// The node's PeerId and a loopback TCP address to dial it.
     fn identity(&self) -> Result<(String, String)> {
-        let id = self.api.json("id", &[])?;
-        let peer = id["ID"].as_str().unwrap_or_default().to_string();
-        let addr = id["Addresses"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
+        let id: wire::Identity = self.api.json("id", &[])?;
+        let addr = id
+            .addresses
+            .iter()
             .find(|a| a.starts_with("/ip4/127.0.0.1/tcp/"))
             .with_context(|| format!("the {} listens on no loopback TCP address", self.name))?;
         // `id` lists addresses with the /p2p/ suffix already.
         let addr = addr.split("/p2p/").next().unwrap_or(addr).to_string();
-        Ok((peer, addr))
+        Ok((id.id, addr))
     }
 }
 
@@ -238,9 +237,11 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
     let results = run_tasks(&master, &worker_ids, &input, args.size, &mut err)?;
     let mut out = std::io::stdout().lock();
     print_results(&leecher, &results, &mut out)?;
-    let peers = master.api.json("cluster/peers", &[])?;
-    let hardware = peers["Peers"][0]["Capacity"]["Hardware"]
-        .as_str()
+    let peers: tasks::ClusterPeers = master.api.json("cluster/peers", &[])?;
+    let hardware = peers
+        .peers
+        .first()
+        .map(|p| p.capacity.hardware.as_str())
         .unwrap_or_default();
     writeln!(out, "hardware: {hardware}")?;
     writeln!(
@@ -259,12 +260,11 @@ fn wait_for_workers(master: &NodeProcess, worker_ids: &[String]) -> Result<()> {
     // The cluster has formed once the master has heard every worker.
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        let peers = master.api.json("cluster/peers", &[])?;
-        let heard = peers["Peers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| worker_ids.iter().any(|w| p["Peer"].as_str() == Some(w)))
+        let peers: tasks::ClusterPeers = master.api.json("cluster/peers", &[])?;
+        let heard = peers
+            .peers
+            .iter()
+            .filter(|p| worker_ids.contains(&p.peer))
             .count();
         if heard == workers {
             break;
@@ -282,24 +282,19 @@ fn wait_for_workers(master: &NodeProcess, worker_ids: &[String]) -> Result<()> {
 
 /// Adds the benchmark input on the master; its CID.
 fn add_input(master: &NodeProcess, size: usize) -> Result<String> {
-    let mut added = String::new();
-    master
-        .api
-        .upload(
-            "add",
-            &[("quieter", "true".into())],
-            vec![Part::Bytes {
-                name: "input".into(),
-                data: input_bytes(size),
-            }],
-        )?
-        .read_to_string(&mut added)?;
-    added
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["Hash"].as_str().map(str::to_string))
-        .next_back()
-        .context("the master's add answered no CID")
+    let added = master.api.upload(
+        "add",
+        &[("quieter", "true".into())],
+        vec![Part::Bytes {
+            name: "input".into(),
+            data: input_bytes(size),
+        }],
+    )?;
+    let mut root = None;
+    for entry in ndjson::<wire::Added>(added) {
+        root = Some(entry?.hash);
+    }
+    root.context("the master's add answered no CID")
 }
 
 /// One task of each kind on each worker, waited for: (kind, worker, task, result).
@@ -323,12 +318,12 @@ fn run_tasks(
             } else {
                 q.push(("param", format!("size={size}")));
             }
-            let done = master.api.json("task/submit", &q)?;
-            let Some(result) = done["Result"].as_str() else {
+            let done: tasks::Outcome = master.api.json("task/submit", &q)?;
+            let Some(result) = done.result else {
                 bail!(
                     "{kind} on {worker} ended {}: {}",
-                    done["State"].as_str().unwrap_or("?"),
-                    done["Error"].as_str().unwrap_or("?")
+                    done.state,
+                    done.error.as_deref().unwrap_or("?")
                 );
             };
             writeln!(
@@ -336,12 +331,7 @@ fn run_tasks(
                 "{kind:<11} on {}: done, result {result}",
                 short(worker)
             )?;
-            results.push((
-                kind,
-                worker.clone(),
-                done["Id"].as_str().unwrap_or("").to_string(),
-                result.to_string(),
-            ));
+            results.push((kind, worker.clone(), done.id, result));
         }
     }
     Ok(results)

@@ -1,26 +1,24 @@
 //! The commands, done through a running daemon's API.
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use serde_json::Value;
+use ipfsbench_core::api::wire;
+use ipfsbench_roles::api::wire as tasks;
+use ipfsbench_roles::master::TaskRecord;
 
 use crate::args::{
     AddArgs, BlockCommand, ClusterCommand, Codec, Command, DagCommand, PinCommand, PinType,
     PubsubCommand, RepoCommand, RoutingCommand, SubmitArgs, SwarmCommand, TaskCommand,
 };
-use crate::client::{Api, Part};
+use crate::client::{ndjson, Api, Part};
 
 /// Records asked for per `task ls` page.
 const LS_PAGE: usize = 1_000;
 
 fn s(v: impl ToString) -> String {
     v.to_string()
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
 /// Runs `command` through `api`; `Ok(false)` means the command was a failure to report.
@@ -47,23 +45,21 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
         Command::Repo(cmd) => return repo(api, cmd, &mut out),
         Command::Dag(cmd) => dag(api, cmd, &mut out)?,
         Command::Id => {
-            let v = api.json("id", &[])?;
+            let v: wire::Identity = api.json("id", &[])?;
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
         Command::Swarm(SwarmCommand::Connect { addrs }) => {
             let q: Vec<(&str, String)> = addrs.into_iter().map(|a| ("arg", a)).collect();
-            let v = api.json("swarm/connect", &q)?;
-            for line in v["Strings"].as_array().cloned().unwrap_or_default() {
-                writeln!(out, "{}", line.as_str().unwrap_or(""))?;
+            let v: wire::Strings = api.json("swarm/connect", &q)?;
+            for line in v.strings {
+                writeln!(out, "{line}")?;
             }
         }
         Command::Swarm(SwarmCommand::Peers) => swarm_peers(api, &mut out)?,
         Command::Routing(RoutingCommand::Findprovs { cid }) => {
-            let r = BufReader::new(api.stream("routing/findprovs", &[("arg", cid)])?);
-            for line in r.lines() {
-                let v: Value = serde_json::from_str(&line?)?;
-                for resp in v["Responses"].as_array().cloned().unwrap_or_default() {
-                    writeln!(out, "{}", str_field(&resp, "ID"))?;
+            for event in api.lines::<wire::RoutingEvent>("routing/findprovs", &[("arg", cid)])? {
+                for provider in event?.responses {
+                    writeln!(out, "{}", provider.id)?;
                 }
             }
         }
@@ -79,27 +75,12 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
 
 /// `ls` through the daemon.
 fn ls(api: &Api, path: String, out: &mut impl Write) -> Result<()> {
-    let v = api.json("ls", &[("arg", path)])?;
-    let links = v["Objects"][0]["Links"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    for l in links {
-        if l["Type"].as_u64() == Some(1) {
-            writeln!(
-                out,
-                "{} - {}/",
-                str_field(&l, "Hash"),
-                str_field(&l, "Name")
-            )?;
+    let v: wire::Listing = api.json("ls", &[("arg", path)])?;
+    for l in v.objects.into_iter().flat_map(|o| o.links) {
+        if l.kind == wire::Link::DIRECTORY {
+            writeln!(out, "{} - {}/", l.hash, l.name)?;
         } else {
-            writeln!(
-                out,
-                "{} {} {}",
-                str_field(&l, "Hash"),
-                l["Size"].as_u64().unwrap_or(0),
-                str_field(&l, "Name")
-            )?;
+            writeln!(out, "{} {} {}", l.hash, l.size, l.name)?;
         }
     }
     Ok(())
@@ -107,14 +88,9 @@ fn ls(api: &Api, path: String, out: &mut impl Write) -> Result<()> {
 
 /// `swarm peers` through the daemon.
 fn swarm_peers(api: &Api, out: &mut impl Write) -> Result<()> {
-    let v = api.json("swarm/peers", &[])?;
-    for p in v["Peers"].as_array().cloned().unwrap_or_default() {
-        writeln!(
-            out,
-            "{}/p2p/{}",
-            str_field(&p, "Addr"),
-            str_field(&p, "Peer")
-        )?;
+    let v: wire::SwarmPeers = api.json("swarm/peers", &[])?;
+    for p in v.peers {
+        writeln!(out, "{}/p2p/{}", p.addr, p.peer)?;
     }
     Ok(())
 }
@@ -143,24 +119,27 @@ pub(crate) fn submit_query(args: &SubmitArgs) -> Vec<(&'static str, String)> {
 }
 
 fn task(api: &Api, cmd: TaskCommand, out: &mut dyn Write) -> Result<()> {
-    let pretty = |out: &mut dyn Write, v: &Value| -> Result<()> {
+    let pretty = |out: &mut dyn Write, v: &TaskRecord| -> Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
         Ok(())
     };
     match cmd {
         TaskCommand::Submit(args) => {
-            let v = api.json("task/submit", &submit_query(&args))?;
-            writeln!(out, "{}", str_field(&v, "Id"))?;
-            if args.wait {
-                match v["Result"].as_str() {
-                    Some(cid) => writeln!(out, "{cid}")?,
-                    None => bail!(
-                        "task {} ended {}: {}",
-                        str_field(&v, "Id"),
-                        str_field(&v, "State"),
-                        str_field(&v, "Error")
-                    ),
-                }
+            if !args.wait {
+                let v: tasks::Submission = api.json("task/submit", &submit_query(&args))?;
+                writeln!(out, "{}", v.id)?;
+                return Ok(());
+            }
+            let v: tasks::Outcome = api.json("task/submit", &submit_query(&args))?;
+            writeln!(out, "{}", v.id)?;
+            match v.result {
+                Some(cid) => writeln!(out, "{cid}")?,
+                None => bail!(
+                    "task {} ended {}: {}",
+                    v.id,
+                    v.state,
+                    v.error.unwrap_or_default()
+                ),
             }
         }
         TaskCommand::Status { id } => pretty(out, &api.json("task/status", &[("arg", id)])?)?,
@@ -172,32 +151,31 @@ fn task(api: &Api, cmd: TaskCommand, out: &mut dyn Write) -> Result<()> {
                 let mut q: Vec<(&str, String)> = vec![("limit", s(left.min(LS_PAGE)))];
                 q.extend(state.iter().map(|st| ("state", st.clone())));
                 q.extend(after.map(|a| ("after", s(a))));
-                let v = api.json("task/ls", &q)?;
-                let tasks = v["Tasks"].as_array().cloned().unwrap_or_default();
-                left = left.saturating_sub(tasks.len());
-                for t in tasks {
+                let page: tasks::TaskPage = api.json("task/ls", &q)?;
+                left = left.saturating_sub(page.tasks.len());
+                for t in page.tasks {
+                    let result = t.result.map_or_else(|| "-".to_string(), |c| c.to_string());
                     writeln!(
                         out,
-                        "{} {:<11} {:<9} {}",
-                        str_field(&t, "Id"),
-                        str_field(&t, "Kind"),
-                        str_field(&t, "State"),
-                        t["Result"].as_str().unwrap_or("-")
+                        "{} {:<11} {:<9} {result}",
+                        t.id,
+                        t.kind.to_string(),
+                        t.state.as_str(),
                     )?;
                 }
-                match v["Next"].as_u64() {
+                match page.next {
                     Some(next) => after = Some(next),
                     None => break,
                 }
             }
         }
         TaskCommand::Cancel { id } => {
-            let v = api.json("task/cancel", &[("arg", id)])?;
-            writeln!(out, "{} {}", str_field(&v, "Id"), str_field(&v, "State"))?;
+            let v: TaskRecord = api.json("task/cancel", &[("arg", id)])?;
+            writeln!(out, "{} {}", v.id, v.state)?;
         }
         TaskCommand::Result { id, wait } => {
-            let v = api.json("task/result", &[("arg", id), ("wait", s(wait))])?;
-            writeln!(out, "{}", str_field(&v, "Result"))?;
+            let v: tasks::Outcome = api.json("task/result", &[("arg", id), ("wait", s(wait))])?;
+            writeln!(out, "{}", v.result.unwrap_or_default())?;
         }
     }
     Ok(())
@@ -206,33 +184,28 @@ fn task(api: &Api, cmd: TaskCommand, out: &mut dyn Write) -> Result<()> {
 fn cluster(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         ClusterCommand::Peers => {
-            let v = api.json("cluster/peers", &[])?;
+            let v: tasks::ClusterPeers = api.json("cluster/peers", &[])?;
             writeln!(
                 out,
                 "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}",
                 "PEER", "ROLE", "CORES", "RUNNING", "MAX", "LAST (ms)"
             )?;
-            for p in v["Peers"].as_array().cloned().unwrap_or_default() {
-                let c = &p["Capacity"];
+            for p in v.peers {
                 writeln!(
                     out,
                     "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}{}",
-                    str_field(&p, "Peer"),
-                    str_field(&p, "Role"),
-                    c["Cores"].as_u64().unwrap_or(0),
-                    p["Running"].as_u64().unwrap_or(0),
-                    c["MaxConcurrent"].as_u64().unwrap_or(0),
-                    p["LastHeartbeatMsAgo"].as_u64().unwrap_or(0),
-                    if p["ThisNode"].as_bool() == Some(true) {
-                        " (this node)"
-                    } else {
-                        ""
-                    }
+                    p.peer,
+                    p.role.to_string(),
+                    p.capacity.cores,
+                    p.running,
+                    p.capacity.max_concurrent,
+                    p.last_heartbeat_ms_ago,
+                    if p.this_node { " (this node)" } else { "" }
                 )?;
             }
         }
         ClusterCommand::Stats => {
-            let v = api.json("cluster/stats", &[])?;
+            let v: ipfsbench_roles::service::Stats = api.json("cluster/stats", &[])?;
             writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
     }
@@ -261,20 +234,9 @@ fn add(api: &Api, args: AddArgs, out: &mut dyn Write) -> Result<()> {
     if let Some(raw) = args.raw_leaves {
         q.push(("raw-leaves", s(raw)));
     }
-    let reader = BufReader::new(api.upload("add", &q, parts)?);
-    let entries: Vec<Value> = reader
-        .lines()
-        .map(|l| Ok(serde_json::from_str::<Value>(&l?)?))
+    let lines: Vec<(String, String)> = ndjson::<wire::Added>(api.upload("add", &q, parts)?)
+        .map(|e| e.map(|e| (e.hash, e.name)))
         .collect::<Result<_>>()?;
-    let lines: Vec<(String, String)> = entries
-        .iter()
-        .map(|e| {
-            (
-                str_field(e, "Hash").to_string(),
-                str_field(e, "Name").to_string(),
-            )
-        })
-        .collect();
     crate::commands::print_added(&args, &lines, out)?;
     Ok(())
 }
@@ -338,22 +300,21 @@ fn block(api: &Api, cmd: BlockCommand, out: &mut dyn Write) -> Result<()> {
             )?;
             let mut text = String::new();
             r.read_to_string(&mut text)?;
-            let v: Value = serde_json::from_str(&text)?;
-            writeln!(out, "{}", str_field(&v, "Key"))?;
+            let v: wire::BlockStat = serde_json::from_str(&text)
+                .with_context(|| format!("daemon sent an unexpected answer: {text}"))?;
+            writeln!(out, "{}", v.key)?;
         }
         BlockCommand::Get { cid } => {
             io::copy(&mut api.stream("block/get", &[("arg", cid)])?, out)?;
         }
         BlockCommand::Stat { cid } => {
-            let v = api.json("block/stat", &[("arg", cid)])?;
-            writeln!(out, "Key: {}\nSize: {}", str_field(&v, "Key"), v["Size"])?;
+            let v: wire::BlockStat = api.json("block/stat", &[("arg", cid)])?;
+            writeln!(out, "Key: {}\nSize: {}", v.key, v.size)?;
         }
         BlockCommand::Rm { cids } => {
             let q: Vec<(&str, String)> = cids.into_iter().map(|c| ("arg", c)).collect();
-            let r = BufReader::new(api.stream("block/rm", &q)?);
-            for line in r.lines() {
-                let v: Value = serde_json::from_str(&line?)?;
-                writeln!(out, "removed {}", str_field(&v, "Hash"))?;
+            for v in api.lines::<wire::BlockRemoved>("block/rm", &q)? {
+                writeln!(out, "removed {}", v?.hash)?;
             }
         }
     }
@@ -364,18 +325,19 @@ fn pin(api: &Api, cmd: PinCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         PinCommand::Add { paths, recursive } => {
             for p in paths {
-                let v = api.json("pin/add", &[("arg", p), ("recursive", s(recursive))])?;
+                let v: wire::Pins =
+                    api.json("pin/add", &[("arg", p), ("recursive", s(recursive))])?;
                 let how = if recursive { "recursively" } else { "directly" };
-                for c in v["Pins"].as_array().cloned().unwrap_or_default() {
-                    writeln!(out, "pinned {} {how}", c.as_str().unwrap_or(""))?;
+                for c in v.pins {
+                    writeln!(out, "pinned {c} {how}")?;
                 }
             }
         }
         PinCommand::Rm { paths } => {
             let q: Vec<(&str, String)> = paths.into_iter().map(|p| ("arg", p)).collect();
-            let v = api.json("pin/rm", &q)?;
-            for c in v["Pins"].as_array().cloned().unwrap_or_default() {
-                writeln!(out, "unpinned {}", c.as_str().unwrap_or(""))?;
+            let v: wire::Pins = api.json("pin/rm", &q)?;
+            for c in v.pins {
+                writeln!(out, "unpinned {c}")?;
             }
         }
         PinCommand::Ls { kind, quiet } => {
@@ -385,14 +347,12 @@ fn pin(api: &Api, cmd: PinCommand, out: &mut dyn Write) -> Result<()> {
                 PinType::Indirect => "indirect",
                 PinType::All => "all",
             };
-            let v = api.json("pin/ls", &[("type", t.to_string())])?;
-            if let Some(keys) = v["Keys"].as_object() {
-                for (cid, info) in keys {
-                    if quiet {
-                        writeln!(out, "{cid}")?;
-                    } else {
-                        writeln!(out, "{cid} {}", str_field(info, "Type"))?;
-                    }
+            let v: wire::PinList = api.json("pin/ls", &[("type", t.to_string())])?;
+            for (cid, info) in v.keys {
+                if quiet {
+                    writeln!(out, "{cid}")?;
+                } else {
+                    writeln!(out, "{cid} {}", info.kind)?;
                 }
             }
         }
@@ -403,34 +363,28 @@ fn pin(api: &Api, cmd: PinCommand, out: &mut dyn Write) -> Result<()> {
 fn repo(api: &Api, cmd: RepoCommand, out: &mut dyn Write) -> Result<bool> {
     match cmd {
         RepoCommand::Stat => {
-            let v = api.json("repo/stat", &[])?;
-            writeln!(out, "NumObjects: {}", v["NumObjects"])?;
-            writeln!(out, "LogicalSize: {}", v["LogicalSize"])?;
-            writeln!(out, "RepoSize: {}", v["RepoSize"])?;
-            writeln!(out, "RepoPath: {}", str_field(&v, "RepoPath"))?;
+            let v: wire::RepoStat = api.json("repo/stat", &[])?;
+            writeln!(out, "NumObjects: {}", v.num_objects)?;
+            writeln!(out, "LogicalSize: {}", v.logical_size)?;
+            writeln!(out, "RepoSize: {}", v.repo_size)?;
+            writeln!(out, "RepoPath: {}", v.repo_path)?;
         }
         RepoCommand::Gc => {
-            let v = api.json("repo/gc", &[])?;
+            let v: wire::GcReport = api.json("repo/gc", &[])?;
             writeln!(
                 out,
                 "removed {} blocks ({} bytes); reclaimed {} bytes on disk",
-                v["RemovedBlocks"], v["RemovedBytes"], v["ReclaimedBytes"]
+                v.removed_blocks, v.removed_bytes, v.reclaimed_bytes
             )?;
         }
         RepoCommand::Verify => {
-            let v = api.json("repo/verify", &[])?;
-            let bad = v["Bad"].as_array().cloned().unwrap_or_default();
-            for b in &bad {
-                writeln!(
-                    out,
-                    "bad block {}: {}",
-                    str_field(b, "Cid"),
-                    str_field(b, "Reason")
-                )?;
+            let v: wire::VerifyReport = api.json("repo/verify", &[])?;
+            for b in &v.bad {
+                writeln!(out, "bad block {}: {}", b.cid, b.reason)?;
             }
-            writeln!(out, "verified {} blocks: {} bad", v["Checked"], bad.len())?;
+            writeln!(out, "verified {} blocks: {} bad", v.checked, v.bad.len())?;
             out.flush()?;
-            return Ok(bad.is_empty());
+            return Ok(v.bad.is_empty());
         }
     }
     Ok(true)
@@ -444,7 +398,7 @@ fn dag(api: &Api, cmd: DagCommand, out: &mut dyn Write) -> Result<()> {
         DagCommand::Import { files } => {
             for f in files {
                 std::fs::File::open(&f).with_context(|| format!("{}", f.display()))?;
-                let r = BufReader::new(
+                let r = ndjson::<wire::Imported>(
                     api.upload(
                         "dag/import",
                         &[],
@@ -455,10 +409,8 @@ fn dag(api: &Api, cmd: DagCommand, out: &mut dyn Write) -> Result<()> {
                     )
                     .with_context(|| format!("importing {}", f.display()))?,
                 );
-                for line in r.lines() {
-                    let v: Value = serde_json::from_str(&line?)?;
-                    let root = v["Root"]["Cid"]["/"].as_str().unwrap_or("");
-                    writeln!(out, "Pinned root {root} success")?;
+                for v in r {
+                    writeln!(out, "Pinned root {} success", v?.root.cid.cid)?;
                 }
             }
         }
@@ -494,10 +446,10 @@ fn pubsub(api: &Api, cmd: PubsubCommand, out: &mut dyn Write) -> Result<()> {
             io::copy(&mut r, &mut io::sink())?;
         }
         PubsubCommand::Sub { topic } => {
-            let r = BufReader::new(api.stream("pubsub/sub", &[("arg", topic_arg(&topic))])?);
-            for line in r.lines() {
-                let v: Value = serde_json::from_str(&line?)?;
-                let (_, data) = multibase::decode(str_field(&v, "data"))
+            let messages =
+                api.lines::<wire::PubsubMessage>("pubsub/sub", &[("arg", topic_arg(&topic))])?;
+            for v in messages {
+                let (_, data) = multibase::decode(v?.data)
                     .map_err(|e| anyhow!("daemon sent undecodable data: {e}"))?;
                 out.write_all(&data)?;
                 out.write_all(b"\n")?;
@@ -505,18 +457,18 @@ fn pubsub(api: &Api, cmd: PubsubCommand, out: &mut dyn Write) -> Result<()> {
             }
         }
         PubsubCommand::Ls => {
-            let v = api.json("pubsub/ls", &[])?;
-            for t in v["Strings"].as_array().cloned().unwrap_or_default() {
-                let (_, name) = multibase::decode(t.as_str().unwrap_or(""))
+            let v: wire::Strings = api.json("pubsub/ls", &[])?;
+            for t in v.strings {
+                let (_, name) = multibase::decode(t)
                     .map_err(|e| anyhow!("daemon sent an undecodable topic: {e}"))?;
                 writeln!(out, "{}", String::from_utf8_lossy(&name))?;
             }
         }
         PubsubCommand::Peers { topic } => {
             let q: Vec<(&str, String)> = topic.iter().map(|t| ("arg", topic_arg(t))).collect();
-            let v = api.json("pubsub/peers", &q)?;
-            for p in v["Strings"].as_array().cloned().unwrap_or_default() {
-                writeln!(out, "{}", p.as_str().unwrap_or(""))?;
+            let v: wire::Strings = api.json("pubsub/peers", &q)?;
+            for p in v.strings {
+                writeln!(out, "{p}")?;
             }
         }
     }

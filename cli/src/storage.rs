@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use serde_json::Value;
+use ipfsbench_core::store::tiers::{Tier, TiersReport};
 
 use crate::args::StorageCommand;
 use crate::client::Api;
@@ -12,7 +12,7 @@ use crate::client::Api;
 pub(crate) fn run(api: &Api, cmd: StorageCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         StorageCommand::Tiers { json } => {
-            let v = api.json("storage/tiers", &[])?;
+            let v: TiersReport = api.json("storage/tiers", &[])?;
             if json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
             } else {
@@ -21,10 +21,6 @@ pub(crate) fn run(api: &Api, cmd: StorageCommand, out: &mut dyn Write) -> Result
         }
     }
     Ok(())
-}
-
-fn num(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 /// Bytes with a binary unit, one decimal.
@@ -43,62 +39,58 @@ fn human(bytes: u64) -> String {
     }
 }
 
-fn table(v: &Value, out: &mut dyn Write) -> Result<()> {
-    let role = v["Role"].as_str().unwrap_or("none (no daemon role)");
-    let serves = if v["ServesBlocks"].as_bool().unwrap_or(false) {
-        "yes"
-    } else {
-        "no"
-    };
+fn table(v: &TiersReport, out: &mut dyn Write) -> Result<()> {
+    let role = v
+        .role
+        .map_or_else(|| "none (no daemon role)".to_string(), |r| r.to_string());
+    let serves = if v.serves_blocks { "yes" } else { "no" };
     writeln!(out, "role: {role}, serves blocks: {serves}")?;
-    for tier in v["Tiers"].as_array().cloned().unwrap_or_default() {
-        match tier["Name"].as_str().unwrap_or("") {
-            "memory" => {
-                let max = num(&tier, "MaxBytes");
-                let of = if max == 0 {
+    for tier in &v.tiers {
+        match tier {
+            Tier::Memory(m) => {
+                let of = if m.max_bytes == 0 {
                     " (off)".to_string()
                 } else {
-                    format!(" of {}", human(max))
+                    format!(" of {}", human(m.max_bytes))
                 };
                 writeln!(
                     out,
                     "memory  {} blocks, {}{of}; hits {}, misses {}",
-                    num(&tier, "Blocks"),
-                    human(num(&tier, "Bytes")),
-                    num(&tier, "Hits"),
-                    num(&tier, "Misses"),
+                    m.blocks,
+                    human(m.bytes),
+                    m.hits,
+                    m.misses,
                 )?;
             }
-            "disk" => {
-                let cache = match tier["MaxBytes"].as_u64() {
+            Tier::Disk(d) => {
+                let cache = match d.max_bytes {
                     Some(max) => format!(
                         "cache {} blocks, {} of {} (recent {}, frequent {}); ",
-                        num(&tier, "CacheBlocks"),
-                        human(num(&tier, "CacheBytes")),
+                        d.cache_blocks,
+                        human(d.cache_bytes),
                         human(max),
-                        human(num(&tier, "RecentBytes")),
-                        human(num(&tier, "FrequentBytes")),
+                        human(d.recent_bytes),
+                        human(d.frequent_bytes),
                     ),
                     None => "no cache bound; ".to_string(),
                 };
                 writeln!(
                     out,
                     "disk    {} blocks, {}; {cache}hits {}, misses {}, evictions {} ({})",
-                    num(&tier, "Blocks"),
-                    human(num(&tier, "Bytes")),
-                    num(&tier, "Hits"),
-                    num(&tier, "Misses"),
-                    num(&tier, "Evictions"),
-                    human(num(&tier, "EvictedBytes")),
+                    d.blocks,
+                    human(d.bytes),
+                    d.hits,
+                    d.misses,
+                    d.evictions,
+                    human(d.evicted_bytes),
                 )?;
             }
-            "peer" => writeln!(
+            Tier::Peer(p) => writeln!(
                 out,
                 "peer    {} blocks, {} fetched",
-                num(&tier, "Blocks"),
-                human(num(&tier, "Bytes")),
+                p.blocks,
+                human(p.bytes),
             )?,
-            other => writeln!(out, "{other}: {tier}")?,
         }
     }
     Ok(())
@@ -128,8 +120,9 @@ mod tests {
                 {"Name": "peer", "Blocks": 9, "Bytes": 9216}
             ]
         });
+        let report: TiersReport = serde_json::from_value(v).unwrap();
         let mut out = Vec::new();
-        table(&v, &mut out).unwrap();
+        table(&report, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("role: leecher, serves blocks: no"), "{text}");
         assert!(

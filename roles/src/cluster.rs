@@ -69,7 +69,7 @@ impl Peers {
 }
 
 /// Counts of task messages, as `cluster stats` reports them.
-#[derive(Debug, Default, Clone, Copy, Serialize)]
+#[derive(Debug, Default, Clone, Copy, Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Counters {
     /// Messages decoded and looked at.

@@ -10,11 +10,11 @@ use axum::extract::{Multipart, State as Extract};
 use axum::response::Response;
 use axum::Json;
 use cid::Cid;
-use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
-use super::net::ndjson;
+use super::net::{ndjson, push_line};
+use super::wire;
 use super::{ApiError, Args, State};
 use crate::repo::Repo;
 use crate::store::block::{self, DAG_PB, RAW};
@@ -237,11 +237,12 @@ pub(super) async fn add(
     }
     let mut body = String::new();
     for e in &added {
-        body.push_str(
-            &json!({"Name": e.name, "Hash": e.cid.to_string(), "Size": e.tsize.to_string()})
-                .to_string(),
-        );
-        body.push('\n');
+        let line = wire::Added {
+            name: e.name.clone(),
+            hash: e.cid.to_string(),
+            size: e.tsize.to_string(),
+        };
+        push_line(&mut body, &line);
     }
     ndjson(Body::from(body))
 }
@@ -348,7 +349,10 @@ pub(super) async fn get(Extract(s): Extract<State>, args: Args) -> Result<Respon
     })
 }
 
-pub(super) async fn ls(Extract(s): Extract<State>, args: Args) -> Result<Json<Value>, ApiError> {
+pub(super) async fn ls(
+    Extract(s): Extract<State>,
+    args: Args,
+) -> Result<Json<wire::Listing>, ApiError> {
     let _hold = s.repo.tiers().hold();
     let path = args.arg()?.to_string();
     let cid = resolve(&s, &path).await?;
@@ -363,26 +367,27 @@ pub(super) async fn ls(Extract(s): Extract<State>, args: Args) -> Result<Json<Va
             Err(e) => return Err(e.into()),
         }
     };
-    let links: Vec<Value> = entries
+    let links = entries
         .iter()
-        .map(|e| {
-            json!({
-                "Name": e.name,
-                "Hash": e.cid.to_string(),
-                "Size": e.size,
-                "Type": match e.kind {
-                    EntryKind::Directory => 1,
-                    EntryKind::File => 2,
-                    EntryKind::Symlink => 4,
-                    EntryKind::Other => 0,
-                },
-                "Target": "",
-            })
+        .map(|e| wire::Link {
+            name: e.name.clone(),
+            hash: e.cid.to_string(),
+            size: e.size,
+            kind: match e.kind {
+                EntryKind::Directory => wire::Link::DIRECTORY,
+                EntryKind::File => wire::Link::FILE,
+                EntryKind::Symlink => wire::Link::SYMLINK,
+                EntryKind::Other => 0,
+            },
+            target: String::new(),
         })
         .collect();
-    Ok(Json(
-        json!({ "Objects": [{ "Hash": path, "Links": links }] }),
-    ))
+    Ok(Json(wire::Listing {
+        objects: vec![wire::ListedObject {
+            hash: path.to_string(),
+            links,
+        }],
+    }))
 }
 
 async fn fetch_one(s: &State, cid: Cid) -> Result<(), ApiError> {
@@ -415,7 +420,7 @@ pub(super) async fn block_get(
 pub(super) async fn block_stat(
     Extract(s): Extract<State>,
     args: Args,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BlockStat>, ApiError> {
     let cid = block::parse_cid(args.arg()?)?;
     let _hold = s.repo.tiers().hold();
     fetch_one(&s, cid).await?;
@@ -425,14 +430,17 @@ pub(super) async fn block_stat(
             .ok_or_else(|| ApiError::not_found(format!("block {cid} not found locally")))
     })
     .await?;
-    Ok(Json(json!({ "Key": cid.to_string(), "Size": size })))
+    Ok(Json(wire::BlockStat {
+        key: cid.to_string(),
+        size,
+    }))
 }
 
 pub(super) async fn block_put(
     Extract(s): Extract<State>,
     args: Args,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::BlockStat>, ApiError> {
     let mut multipart = super::multipart(multipart)?;
     // Kubo's older `format` names a codec too; `mhtype` and `mhlen` the hash.
     args.only("format", &["raw", "v0", "dag-pb", "protobuf"])?;
@@ -461,7 +469,10 @@ pub(super) async fn block_put(
     }
     let size = data.len();
     let cid = blocking(&s, move |r| Ok(r.block_put(data, codec)?)).await?;
-    Ok(Json(json!({ "Key": cid.to_string(), "Size": size })))
+    Ok(Json(wire::BlockStat {
+        key: cid.to_string(),
+        size: size as u64,
+    }))
 }
 
 pub(super) async fn block_rm(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
@@ -477,8 +488,11 @@ pub(super) async fn block_rm(Extract(s): Extract<State>, args: Args) -> Result<R
         let mut body = String::new();
         for cid in cids {
             r.block_rm(&cid)?;
-            body.push_str(&json!({"Hash": cid.to_string(), "Error": ""}).to_string());
-            body.push('\n');
+            let line = wire::BlockRemoved {
+                hash: cid.to_string(),
+                error: String::new(),
+            };
+            push_line(&mut body, &line);
         }
         Ok(body)
     })
@@ -489,7 +503,7 @@ pub(super) async fn block_rm(Extract(s): Extract<State>, args: Args) -> Result<R
 pub(super) async fn pin_add(
     Extract(s): Extract<State>,
     args: Args,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Pins>, ApiError> {
     let recursive = args.flag("recursive", true)?;
     let paths = args.all("arg");
     if paths.is_empty() {
@@ -513,13 +527,13 @@ pub(super) async fn pin_add(
         s.net.provide(cid).await?;
         pinned.push(cid.to_string());
     }
-    Ok(Json(json!({ "Pins": pinned })))
+    Ok(Json(wire::Pins { pins: pinned }))
 }
 
 pub(super) async fn pin_rm(
     Extract(s): Extract<State>,
     args: Args,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Pins>, ApiError> {
     let paths: Vec<String> = args.all("arg").into_iter().map(str::to_string).collect();
     if paths.is_empty() {
         return Err(ApiError::bad_request("argument \"arg\" is required"));
@@ -534,7 +548,7 @@ pub(super) async fn pin_rm(
         Ok(out)
     })
     .await?;
-    Ok(Json(json!({ "Pins": removed })))
+    Ok(Json(wire::Pins { pins: removed }))
 }
 
 impl From<crate::store::pins::PinError> for ApiError {
@@ -552,7 +566,7 @@ impl From<crate::store::StoreError> for ApiError {
 pub(super) async fn pin_ls(
     Extract(s): Extract<State>,
     args: Args,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::PinList>, ApiError> {
     let filter = match args.get("type").unwrap_or("all") {
         "all" => PinFilter::All,
         "recursive" => PinFilter::Recursive,
@@ -565,7 +579,7 @@ pub(super) async fn pin_ls(
         }
     };
     let pins = blocking(&s, move |r| Ok(r.pins().list(r.store(), filter)?)).await?;
-    let keys: serde_json::Map<String, Value> = pins
+    let keys = pins
         .into_iter()
         .map(|(cid, kind)| {
             let kind = match kind {
@@ -573,10 +587,11 @@ pub(super) async fn pin_ls(
                 PinKind::Direct => "direct",
                 PinKind::Indirect => "indirect",
             };
-            (cid.to_string(), json!({ "Type": kind }))
+            let kind = kind.to_string();
+            (cid.to_string(), wire::PinType { kind })
         })
         .collect();
-    Ok(Json(json!({ "Keys": keys })))
+    Ok(Json(wire::PinList { keys }))
 }
 
 pub(super) async fn dag_export(
@@ -629,10 +644,15 @@ pub(super) async fn dag_import(
         .await?;
         for root in imported.roots {
             s.net.provide(root).await?;
-            body.push_str(
-                &json!({"Root": {"Cid": {"/": root.to_string()}, "PinErrorMsg": ""}}).to_string(),
-            );
-            body.push('\n');
+            let line = wire::Imported {
+                root: wire::ImportedRoot {
+                    cid: wire::CidLink {
+                        cid: root.to_string(),
+                    },
+                    pin_error_msg: String::new(),
+                },
+            };
+            push_line(&mut body, &line);
         }
     }
     if !any {
@@ -641,33 +661,43 @@ pub(super) async fn dag_import(
     ndjson(Body::from(body))
 }
 
-pub(super) async fn repo_stat(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn repo_stat(
+    Extract(s): Extract<State>,
+) -> Result<Json<wire::RepoStat>, ApiError> {
     let stat = blocking(&s, |r| Ok(r.stat()?)).await?;
-    Ok(Json(json!({
-        "NumObjects": stat.blocks,
-        "RepoSize": stat.disk_bytes,
-        "LogicalSize": stat.logical_bytes,
-        "StorageMax": 0,
-        "RepoPath": s.repo.path().display().to_string(),
-        "Version": "ipfsbench-1",
-    })))
+    Ok(Json(wire::RepoStat {
+        num_objects: stat.blocks,
+        repo_size: stat.disk_bytes,
+        logical_size: stat.logical_bytes,
+        storage_max: 0,
+        repo_path: s.repo.path().display().to_string(),
+        version: "ipfsbench-1".to_string(),
+    }))
 }
 
-pub(super) async fn repo_gc(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn repo_gc(Extract(s): Extract<State>) -> Result<Json<wire::GcReport>, ApiError> {
     let stats = blocking(&s, |r| Ok(r.gc()?)).await?;
-    Ok(Json(json!({
-        "RemovedBlocks": stats.removed_blocks,
-        "RemovedBytes": stats.removed_bytes,
-        "ReclaimedBytes": stats.reclaimed_disk_bytes,
-    })))
+    Ok(Json(wire::GcReport {
+        removed_blocks: stats.removed_blocks,
+        removed_bytes: stats.removed_bytes,
+        reclaimed_bytes: stats.reclaimed_disk_bytes,
+    }))
 }
 
-pub(super) async fn repo_verify(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn repo_verify(
+    Extract(s): Extract<State>,
+) -> Result<Json<wire::VerifyReport>, ApiError> {
     let report = blocking(&s, |r| Ok(r.verify()?)).await?;
-    let bad: Vec<Value> = report
+    let bad = report
         .bad
         .iter()
-        .map(|(h, reason)| json!({"Cid": Cid::new_v1(RAW, *h).to_string(), "Reason": reason}))
+        .map(|(h, reason)| wire::BadBlock {
+            cid: Cid::new_v1(RAW, *h).to_string(),
+            reason: reason.clone(),
+        })
         .collect();
-    Ok(Json(json!({ "Checked": report.checked, "Bad": bad })))
+    Ok(Json(wire::VerifyReport {
+        checked: report.checked,
+        bad,
+    }))
 }

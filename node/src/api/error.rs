@@ -71,11 +71,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Kubo's command errors: Code 1 is a client error, 0 a normal failure.
         let code = u8::from(self.status.is_client_error());
-        let body = serde_json::json!({
-            "Message": self.message,
-            "Code": code,
-            "Type": "error",
-        });
+        let body = super::wire::Failure {
+            message: self.message,
+            code,
+            kind: "error".to_string(),
+        };
         (self.status, Json(body)).into_response()
     }
 }

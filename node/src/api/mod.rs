@@ -10,6 +10,7 @@ mod net;
 pub mod server;
 mod storage;
 mod tarball;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::str::FromStr;

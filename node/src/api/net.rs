@@ -8,9 +8,8 @@ use axum::Json;
 use futures::StreamExt;
 use libp2p::Multiaddr;
 use multibase::Base;
-use serde_json::{json, Value};
 
-use super::{ApiError, Args, State};
+use super::{wire, ApiError, Args, State};
 use crate::store::block;
 
 /// Protocols announced by `id`.
@@ -29,7 +28,7 @@ const PROTOCOLS: &[&str] = &[
     "/meshsub/1.1.0",
 ];
 
-pub(super) async fn id(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn id(Extract(s): Extract<State>) -> Result<Json<wire::Identity>, ApiError> {
     let peer = s.repo.peer_id();
     let public = s.repo.keypair().public().encode_protobuf();
     // Kubo prints the key as plain base64: multibase's 'm' prefix dropped.
@@ -41,29 +40,29 @@ pub(super) async fn id(Extract(s): Extract<State>) -> Result<Json<Value>, ApiErr
         .into_iter()
         .map(|a| format!("{a}/p2p/{peer}"))
         .collect();
-    Ok(Json(json!({
-        "ID": peer.to_string(),
-        "PublicKey": public,
-        "Addresses": addrs,
-        "AgentVersion": format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION")),
-        "Protocols": PROTOCOLS,
-    })))
+    Ok(Json(wire::Identity {
+        id: peer.to_string(),
+        public_key: public,
+        addresses: addrs,
+        agent_version: format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION")),
+        protocols: PROTOCOLS.iter().map(|p| p.to_string()).collect(),
+    }))
 }
 
-pub(super) async fn version() -> Json<Value> {
-    Json(json!({
-        "Version": env!("CARGO_PKG_VERSION"),
-        "Commit": "",
-        "Repo": "1",
-        "System": format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
-        "Golang": "",
-    }))
+pub(super) async fn version() -> Json<wire::Version> {
+    Json(wire::Version {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        commit: String::new(),
+        repo: "1".to_string(),
+        system: format!("{}/{}", std::env::consts::ARCH, std::env::consts::OS),
+        golang: String::new(),
+    })
 }
 
 pub(super) async fn swarm_connect(
     Extract(s): Extract<State>,
     args: Args,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Strings>, ApiError> {
     let addrs = args.all("arg");
     if addrs.is_empty() {
         return Err(ApiError::bad_request("argument \"arg\" is required"));
@@ -76,27 +75,27 @@ pub(super) async fn swarm_connect(
         let peer = s.net.connect(addr).await?;
         out.push(format!("connect {peer} success"));
     }
-    Ok(Json(json!({ "Strings": out })))
+    Ok(Json(wire::Strings { strings: out }))
 }
 
-pub(super) async fn swarm_peers(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
-    let peers: Vec<Value> = s
+pub(super) async fn swarm_peers(
+    Extract(s): Extract<State>,
+) -> Result<Json<wire::SwarmPeers>, ApiError> {
+    let peers = s
         .net
         .peers()
         .await?
         .into_iter()
-        .map(|p| {
-            json!({
-                "Addr": p.addr.to_string(),
-                "Peer": p.peer.to_string(),
-                "Latency": "",
-                "Muxer": "",
-                "Direction": 0,
-                "Streams": null,
-            })
+        .map(|p| wire::SwarmPeer {
+            addr: p.addr.to_string(),
+            peer: p.peer.to_string(),
+            latency: String::new(),
+            muxer: String::new(),
+            direction: 0,
+            streams: None,
         })
         .collect();
-    Ok(Json(json!({ "Peers": peers })))
+    Ok(Json(wire::SwarmPeers { peers }))
 }
 
 pub(super) async fn findprovs(
@@ -107,19 +106,26 @@ pub(super) async fn findprovs(
     let providers = s.net.find_providers(cid).await?;
     let mut body = String::new();
     for (peer, addrs) in providers {
-        let line = json!({
-            "Extra": "",
-            "ID": "",
-            "Responses": [{
-                "ID": peer.to_string(),
-                "Addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        let line = wire::RoutingEvent {
+            extra: String::new(),
+            id: String::new(),
+            responses: vec![wire::Provider {
+                id: peer.to_string(),
+                addrs: addrs.iter().map(ToString::to_string).collect(),
             }],
-            "Type": 4,
-        });
-        body.push_str(&line.to_string());
-        body.push('\n');
+            kind: wire::RoutingEvent::PROVIDER,
+        };
+        push_line(&mut body, &line);
     }
     ndjson(Body::from(body))
+}
+
+/// Appends `line` and a newline to an NDJSON body. (These types always serialize.)
+pub(super) fn push_line(body: &mut String, line: &impl serde::Serialize) {
+    if let Ok(text) = serde_json::to_string(line) {
+        body.push_str(&text);
+        body.push('\n');
+    }
 }
 
 pub(super) fn ndjson(body: Body) -> Result<Response, ApiError> {
@@ -148,7 +154,7 @@ pub(super) async fn pubsub_pub(
     Extract(s): Extract<State>,
     args: Args,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Empty>, ApiError> {
     let mut multipart = super::multipart(multipart)?;
     let topic = decode_topic(args.arg()?)?;
     let data = super::first_part(&mut multipart, "the message data").await?;
@@ -160,7 +166,7 @@ pub(super) async fn pubsub_pub(
         )));
     }
     s.net.publish(topic, data.to_vec()).await?;
-    Ok(Json(json!({})))
+    Ok(Json(wire::Empty {}))
 }
 
 pub(super) async fn pubsub_sub(
@@ -171,18 +177,18 @@ pub(super) async fn pubsub_sub(
     let rx = s.net.subscribe(topic.clone()).await?;
     let encoded_topic = encode(topic.as_bytes());
     let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |m| {
-        let line = json!({
-            "from": m.from.map(|p| p.to_string()).unwrap_or_default(),
-            "data": encode(&m.data),
-            "seqno": encode(&m.seqno.unwrap_or(0).to_be_bytes()),
-            "topicIDs": [encoded_topic.clone()],
-        });
-        Ok::<_, std::convert::Infallible>(format!("{line}\n"))
+        let line = wire::PubsubMessage {
+            from: m.from.map(|p| p.to_string()).unwrap_or_default(),
+            data: encode(&m.data),
+            seqno: encode(&m.seqno.unwrap_or(0).to_be_bytes()),
+            topic_ids: vec![encoded_topic.clone()],
+        };
+        serde_json::to_string(&line).map(|text| text + "\n")
     });
     ndjson(Body::from_stream(lines))
 }
 
-pub(super) async fn pubsub_ls(Extract(s): Extract<State>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn pubsub_ls(Extract(s): Extract<State>) -> Result<Json<wire::Strings>, ApiError> {
     let topics: Vec<String> = s
         .net
         .topics()
@@ -190,13 +196,13 @@ pub(super) async fn pubsub_ls(Extract(s): Extract<State>) -> Result<Json<Value>,
         .iter()
         .map(|t| encode(t.as_bytes()))
         .collect();
-    Ok(Json(json!({ "Strings": topics })))
+    Ok(Json(wire::Strings { strings: topics }))
 }
 
 pub(super) async fn pubsub_peers(
     Extract(s): Extract<State>,
     args: Args,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<wire::Strings>, ApiError> {
     let topic = args.get("arg").map(decode_topic).transpose()?;
     let peers: Vec<String> = s
         .net
@@ -205,5 +211,5 @@ pub(super) async fn pubsub_peers(
         .iter()
         .map(ToString::to_string)
         .collect();
-    Ok(Json(json!({ "Strings": peers })))
+    Ok(Json(wire::Strings { strings: peers }))
 }

@@ -30,6 +30,26 @@ impl State {
     }
 }
 
+impl State {
+    /// Its name, as the API and `task ls` write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Queued => "queued",
+            State::Assigned => "assigned",
+            State::Running => "running",
+            State::Succeeded => "succeeded",
+            State::Failed => "failed",
+            State::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::str::FromStr for State {
     type Err = String;
 
@@ -229,4 +249,25 @@ pub struct MasterConfig {
     pub worker_silence_ms: u64,
     /// Memory the task table's page cache may use. Bytes.
     pub table_cache_bytes: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_state_is_written_as_it_is_parsed() {
+        for state in [
+            State::Queued,
+            State::Assigned,
+            State::Running,
+            State::Succeeded,
+            State::Failed,
+            State::Cancelled,
+        ] {
+            let json = serde_json::to_value(state).unwrap();
+            assert_eq!(json.as_str(), Some(state.as_str()));
+            assert_eq!(state.as_str().parse::<State>(), Ok(state));
+        }
+    }
 }

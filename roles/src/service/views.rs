@@ -46,7 +46,7 @@ pub struct Submitted {
 }
 
 /// A node of the cluster as `cluster peers` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PeerView {
     /// Its PeerId.
@@ -64,7 +64,7 @@ pub struct PeerView {
 }
 
 /// A capacity, for JSON.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CapacityView {
     /// CPU cores.
@@ -98,7 +98,7 @@ impl From<&Capacity> for CapacityView {
 }
 
 /// Counters of this node, with the host's count of rejected gossip.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Stats {
     /// This node's role.

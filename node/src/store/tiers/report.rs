@@ -1,11 +1,11 @@
 //! What `storage tiers` reports: each tier's size and hit and miss counts.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use ipfsbench_protocols::Role;
 
 /// What the tiers hold and how reads went, as `storage tiers` reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TiersReport {
     /// The role the tiers run as; `None` for a repo used without a daemon.
@@ -17,7 +17,7 @@ pub struct TiersReport {
 }
 
 /// One tier's figures.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "Name", rename_all = "lowercase")]
 pub enum Tier {
     /// Block bytes in memory.
@@ -29,7 +29,7 @@ pub enum Tier {
 }
 
 /// The memory tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct MemoryTier {
     /// Bytes held.
@@ -45,7 +45,7 @@ pub struct MemoryTier {
 }
 
 /// The disk tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct DiskTier {
     /// Bytes of every block stored (cached, pinned and added).
@@ -75,7 +75,7 @@ pub struct DiskTier {
 }
 
 /// The peer tier.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PeerTier {
     /// Blocks fetched from peers and stored.

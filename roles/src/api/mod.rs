@@ -1,6 +1,8 @@
 //! The task and cluster calls of the HTTP API, served beside the node's own:
 //! `/api/v0/task/submit|status|ls|cancel|result` and `/api/v0/cluster/peers|stats`. Errors use
-//! the node API's Kubo-shaped JSON.
+//! the node API's Kubo-shaped JSON. The answers' types are in [`wire`].
+
+pub mod wire;
 
 use axum::extract::State as Extract;
 use axum::routing::post;
@@ -9,10 +11,9 @@ use ipfsbench_core::api::{ApiError, Args};
 use ipfsbench_core::network::{Client, PeerId};
 use ipfsbench_protocols::task::{Kind, Spec, TaskId, WireCid, WirePeer};
 use rand::RngCore;
-use serde_json::{json, Value};
 
-use crate::master::{State, MAX_LIST_PAGE};
-use crate::service::{Finished, Handle, ServiceError};
+use crate::master::{State, TaskRecord, MAX_LIST_PAGE};
+use crate::service::{Finished, Handle, ServiceError, Stats};
 
 /// The records one `task ls` page holds unless asked for another number.
 pub const DEFAULT_LIST_LIMIT: usize = 1_000;
@@ -91,16 +92,15 @@ fn spec(args: &Args) -> Result<Spec, ApiError> {
     Ok(spec)
 }
 
-fn finished_json(f: &Finished) -> Value {
-    json!({
-        "Id": f.id.to_string(),
-        "State": f.state,
-        "Result": f.result.map(|c| c.to_string()),
-        "Error": f.error,
-    })
+/// `task/submit`'s answer: the submission, or with `wait` how the task ended.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum SubmitAnswer {
+    Sent(wire::Submission),
+    Ended(wire::Outcome),
 }
 
-async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<SubmitAnswer>, ApiError> {
     let spec = spec(&args)?;
     let key = match args.get("key") {
         Some(k) if k.is_empty() || k.len() > ipfsbench_protocols::task::MAX_SHORT_TEXT => {
@@ -115,27 +115,21 @@ async fn submit(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
     };
     let wait = args.flag("wait", false)?;
     let submitted = api.service.submit(key, spec).await?;
-    let mut out = json!({
-        "Id": submitted.id.to_string(),
-        "New": submitted.new,
-        "State": submitted.record.as_ref().map(|r| r.state),
-    });
-    if wait {
-        let id = submitted.id;
-        let finished = api.service.wait(id).await?;
-        out = finished_json(&finished);
-        out["New"] = json!(submitted.new);
+    if !wait {
+        return Ok(Json(SubmitAnswer::Sent(wire::Submission::from(&submitted))));
     }
-    Ok(Json(out))
+    let finished = api.service.wait(submitted.id).await?;
+    let mut outcome = wire::Outcome::from(&finished);
+    outcome.new = Some(submitted.new);
+    Ok(Json(SubmitAnswer::Ended(outcome)))
 }
 
-async fn status(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+async fn status(Extract(api): Extract<Api>, args: Args) -> Result<Json<TaskRecord>, ApiError> {
     let id = task_id(&args)?;
-    let record = api.service.status(id).await?;
-    Ok(Json(json!(record)))
+    Ok(Json(api.service.status(id).await?))
 }
 
-async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<wire::TaskPage>, ApiError> {
     let state = args
         .get("state")
         .map(|s| s.parse::<State>().map_err(ApiError::bad_request))
@@ -147,17 +141,16 @@ async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, Api
         )));
     }
     let after = args.num("after")?;
-    let (records, next) = api.service.list(state, after, limit).await?;
-    Ok(Json(json!({ "Tasks": records, "Next": next })))
+    let (tasks, next) = api.service.list(state, after, limit).await?;
+    Ok(Json(wire::TaskPage { tasks, next }))
 }
 
-async fn cancel(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+async fn cancel(Extract(api): Extract<Api>, args: Args) -> Result<Json<TaskRecord>, ApiError> {
     let id = task_id(&args)?;
-    let record = api.service.cancel(id).await?;
-    Ok(Json(json!(record)))
+    Ok(Json(api.service.cancel(id).await?))
 }
 
-async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, ApiError> {
+async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<wire::Outcome>, ApiError> {
     let id = task_id(&args)?;
     let finished = if args.flag("wait", false)? {
         api.service.wait(id).await?
@@ -166,29 +159,29 @@ async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<Value>, A
         Finished::from(&record)
     };
     match (&finished.result, finished.state) {
-        (Some(_), State::Succeeded) => Ok(Json(finished_json(&finished))),
+        (Some(_), State::Succeeded) => Ok(Json(wire::Outcome::from(&finished))),
         (_, state) if state.is_terminal() => Err(ApiError::bad_request(format!(
             "task {id} is {}: {}",
-            json!(state).as_str().unwrap_or("over"),
+            state,
             finished.error.as_deref().unwrap_or("no result")
         ))),
         (_, state) => Err(ApiError::bad_request(format!(
             "task {id} is {} and has no result yet",
-            json!(state).as_str().unwrap_or("unfinished")
+            state
         ))),
     }
 }
 
-async fn peers(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
+async fn peers(Extract(api): Extract<Api>) -> Result<Json<wire::ClusterPeers>, ApiError> {
     let peers = api.service.peers().await?;
-    Ok(Json(json!({ "Peers": peers })))
+    Ok(Json(wire::ClusterPeers { peers }))
 }
 
-async fn stats(Extract(api): Extract<Api>) -> Result<Json<Value>, ApiError> {
+async fn stats(Extract(api): Extract<Api>) -> Result<Json<Stats>, ApiError> {
     let mut stats = api.service.stats().await?;
     let host = api.net.pubsub_stats().await?;
     stats.rejected_by_host = host.rejected;
     stats.lagged = host.lagged;
     stats.cut_off_peers = host.cut_off;
-    Ok(Json(json!(stats)))
+    Ok(Json(stats))
 }

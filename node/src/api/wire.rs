@@ -1,0 +1,379 @@
+//! The API's request answers, defined once: the server serializes these and the CLI's client
+//! reads them back, so the two cannot drift. Field names are Kubo's, exactly (PascalCase, with
+//! Kubo's own exceptions such as `ID` and pubsub's lowercase fields).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Every failed call's answer, in Kubo's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Failure {
+    /// What went wrong.
+    pub message: String,
+    /// 1 for a client error, 0 otherwise.
+    pub code: u8,
+    /// Always `error`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// One line of `add`'s answer: an entry added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Added {
+    /// Its path in the upload (the CID for unnamed stdin).
+    pub name: String,
+    /// Its CID.
+    pub hash: String,
+    /// Its cumulative size, in decimal text as Kubo sends it.
+    pub size: String,
+}
+
+/// `ls`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Listing {
+    /// One object per path listed.
+    pub objects: Vec<ListedObject>,
+}
+
+/// A directory listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ListedObject {
+    /// The path asked for.
+    pub hash: String,
+    /// Its entries.
+    pub links: Vec<Link>,
+}
+
+/// An entry of a directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Link {
+    /// Its name in the directory.
+    pub name: String,
+    /// Its CID.
+    pub hash: String,
+    /// Its size. Bytes.
+    pub size: u64,
+    /// Kubo's type number: [`Link::DIRECTORY`], [`Link::FILE`], [`Link::SYMLINK`] or 0.
+    #[serde(rename = "Type")]
+    pub kind: u8,
+    /// A symlink's target (empty: not resolved).
+    pub target: String,
+}
+
+impl Link {
+    /// The type number of a directory.
+    pub const DIRECTORY: u8 = 1;
+    /// The type number of a file.
+    pub const FILE: u8 = 2;
+    /// The type number of a symlink.
+    pub const SYMLINK: u8 = 4;
+}
+
+/// `block/put` and `block/stat`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BlockStat {
+    /// The block's CID.
+    pub key: String,
+    /// Its size. Bytes.
+    pub size: u64,
+}
+
+/// One line of `block/rm`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BlockRemoved {
+    /// The CID removed.
+    pub hash: String,
+    /// Empty: a failure ends the call with an error instead.
+    pub error: String,
+}
+
+/// `pin/add` and `pin/rm`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Pins {
+    /// The CIDs pinned or unpinned.
+    pub pins: Vec<String>,
+}
+
+/// `pin/ls`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PinList {
+    /// Each pinned CID with how it is pinned.
+    pub keys: BTreeMap<String, PinType>,
+}
+
+/// How a CID is pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PinType {
+    /// `recursive`, `direct` or `indirect`.
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// One line of `dag/import`'s answer: a root imported and pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Imported {
+    /// The root.
+    pub root: ImportedRoot,
+}
+
+/// A root of an imported CAR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImportedRoot {
+    /// Its CID as a dag-json link.
+    pub cid: CidLink,
+    /// Empty: a failed pin ends the call with an error instead.
+    pub pin_error_msg: String,
+}
+
+/// A CID in dag-json's link form, `{"/": "<cid>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CidLink {
+    /// The CID.
+    #[serde(rename = "/")]
+    pub cid: String,
+}
+
+/// `repo/stat`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RepoStat {
+    /// Blocks stored.
+    pub num_objects: u64,
+    /// Bytes the store takes on disk.
+    pub repo_size: u64,
+    /// Bytes of the blocks stored.
+    pub logical_size: u64,
+    /// 0: no configured maximum.
+    pub storage_max: u64,
+    /// The repo's directory.
+    pub repo_path: String,
+    /// The repo format.
+    pub version: String,
+}
+
+/// `repo/gc`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GcReport {
+    /// Blocks removed.
+    pub removed_blocks: u64,
+    /// Their bytes.
+    pub removed_bytes: u64,
+    /// Bytes the store gave back to the disk.
+    pub reclaimed_bytes: u64,
+}
+
+/// `repo/verify`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct VerifyReport {
+    /// Blocks read and hashed.
+    pub checked: u64,
+    /// The blocks whose bytes do not match their hash.
+    pub bad: Vec<BadBlock>,
+}
+
+/// A block that failed verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct BadBlock {
+    /// Its CID.
+    pub cid: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// `id`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Identity {
+    /// The PeerId.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The public key, protobuf-encoded, in base64.
+    pub public_key: String,
+    /// Listen addresses, each ending in `/p2p/<id>`.
+    pub addresses: Vec<String>,
+    /// `ipfsbench-node/<version>`.
+    pub agent_version: String,
+    /// The protocols spoken.
+    pub protocols: Vec<String>,
+}
+
+/// `version`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Version {
+    /// The node's version.
+    pub version: String,
+    /// Empty.
+    pub commit: String,
+    /// The repo version.
+    pub repo: String,
+    /// `<arch>/<os>`.
+    pub system: String,
+    /// Empty: not a Go program.
+    pub golang: String,
+}
+
+/// A list of strings: `swarm/connect`, `pubsub/ls`, `pubsub/peers`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Strings {
+    /// The strings.
+    pub strings: Vec<String>,
+}
+
+/// `swarm/peers`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmPeers {
+    /// The connected peers.
+    pub peers: Vec<SwarmPeer>,
+}
+
+/// A connected peer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SwarmPeer {
+    /// The address of the connection.
+    pub addr: String,
+    /// Its PeerId.
+    pub peer: String,
+    /// Empty: not measured.
+    pub latency: String,
+    /// Empty: not reported.
+    pub muxer: String,
+    /// 0: not reported.
+    pub direction: u8,
+    /// Null: not reported.
+    pub streams: Option<Vec<String>>,
+}
+
+/// One line of `routing/findprovs`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RoutingEvent {
+    /// Empty.
+    pub extra: String,
+    /// Empty.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// The providers found.
+    pub responses: Vec<Provider>,
+    /// Kubo's event type: [`RoutingEvent::PROVIDER`].
+    #[serde(rename = "Type")]
+    pub kind: u8,
+}
+
+impl RoutingEvent {
+    /// The event type of a provider found.
+    pub const PROVIDER: u8 = 4;
+}
+
+/// A provider of a CID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Provider {
+    /// Its PeerId.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its addresses.
+    pub addrs: Vec<String>,
+}
+
+/// One line of `pubsub/sub`'s answer: a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PubsubMessage {
+    /// The sender's PeerId (empty when unsigned).
+    pub from: String,
+    /// The data, multibase base64url.
+    pub data: String,
+    /// The sequence number's 8 big-endian bytes, multibase base64url.
+    pub seqno: String,
+    /// The topic, multibase base64url.
+    #[serde(rename = "topicIDs")]
+    pub topic_ids: Vec<String>,
+}
+
+/// An empty JSON object: `pubsub/pub`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_names_are_kubos() {
+        let v = serde_json::to_value(Listing {
+            objects: vec![ListedObject {
+                hash: "p".into(),
+                links: vec![Link {
+                    name: "a".into(),
+                    hash: "h".into(),
+                    size: 3,
+                    kind: Link::FILE,
+                    target: String::new(),
+                }],
+            }],
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Objects": [{"Hash": "p", "Links": [
+                {"Name": "a", "Hash": "h", "Size": 3, "Type": 2, "Target": ""}]}]})
+        );
+        let v = serde_json::to_value(Imported {
+            root: ImportedRoot {
+                cid: CidLink { cid: "c".into() },
+                pin_error_msg: String::new(),
+            },
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Root": {"Cid": {"/": "c"}, "PinErrorMsg": ""}})
+        );
+        let v = serde_json::to_value(PubsubMessage {
+            from: "f".into(),
+            data: "d".into(),
+            seqno: "s".into(),
+            topic_ids: vec!["t".into()],
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"from": "f", "data": "d", "seqno": "s", "topicIDs": ["t"]})
+        );
+        let v = serde_json::to_value(RoutingEvent {
+            extra: String::new(),
+            id: String::new(),
+            responses: vec![Provider {
+                id: "p".into(),
+                addrs: vec![],
+            }],
+            kind: RoutingEvent::PROVIDER,
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"Extra": "", "ID": "", "Responses": [{"ID": "p", "Addrs": []}], "Type": 4})
+        );
+        assert_eq!(serde_json::to_string(&Empty {}).unwrap(), "{}");
+    }
+}

@@ -1,0 +1,76 @@
+//! The task and cluster calls' answers, defined once: the server serializes these and the
+//! CLI's client reads them back. Field names are PascalCase, as the node's Kubo-shaped calls.
+
+use serde::{Deserialize, Serialize};
+
+use crate::master::{State, TaskRecord};
+use crate::service::{PeerView, Submitted};
+
+/// `task/submit`'s answer without `wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Submission {
+    /// The task's id.
+    pub id: String,
+    /// False when the same key was submitted before.
+    pub new: bool,
+    /// Its state, when this node is the master.
+    pub state: Option<State>,
+}
+
+impl From<&Submitted> for Submission {
+    fn from(s: &Submitted) -> Self {
+        Self {
+            id: s.id.to_string(),
+            new: s.new,
+            state: s.record.as_ref().map(|r| r.state),
+        }
+    }
+}
+
+/// How a task ended: `task/result`'s answer, and `task/submit`'s with `wait`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Outcome {
+    /// The task's id.
+    pub id: String,
+    /// Its final state.
+    pub state: State,
+    /// The result record's CID, when it succeeded.
+    pub result: Option<String>,
+    /// The last error, when it did not.
+    pub error: Option<String>,
+    /// With `wait` on a submission: false when the same key was submitted before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new: Option<bool>,
+}
+
+impl From<&crate::service::Finished> for Outcome {
+    fn from(f: &crate::service::Finished) -> Self {
+        Self {
+            id: f.id.to_string(),
+            state: f.state,
+            result: f.result.map(|c| c.to_string()),
+            error: f.error.clone(),
+            new: None,
+        }
+    }
+}
+
+/// A page of `task/ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskPage {
+    /// The records, in submission order.
+    pub tasks: Vec<TaskRecord>,
+    /// Where the next page starts (its `after`), when there is one.
+    pub next: Option<u64>,
+}
+
+/// `cluster/peers`'s answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ClusterPeers {
+    /// The nodes heard from, this one included.
+    pub peers: Vec<PeerView>,
+}
