@@ -11,6 +11,7 @@ pub mod config;
 pub mod daemon;
 pub mod network;
 pub mod repo;
+pub mod state;
 pub mod store;
 pub mod unixfs;
 

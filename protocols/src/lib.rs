@@ -7,10 +7,13 @@
 //!   [`bitswap::BlockSource`], fetches blocks and verifies them against their CIDs).
 //! - [`task`]: the typed task messages masters, workers and submitters exchange over
 //!   gossipsub.
+//! - [`state`]: the replicated cluster state (a Merkle-CRDT): deltas, snapshots and the
+//!   announcements of heads.
 //! - [`Role`]: what a node does in the cluster, announced in its heartbeats.
 
 pub mod bitswap;
 mod role;
+pub mod state;
 pub mod task;
 
 pub use role::Role;

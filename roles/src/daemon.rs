@@ -8,8 +8,8 @@ use ipfsbench_core::daemon::{self as core, DaemonError, Options};
 use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
 use ipfsbench_core::store::tiers::Mode;
-use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
+use ipfsbench_protocols::{state, task};
 
 use crate::master::{Master, MasterError};
 use crate::service::Service;
@@ -47,10 +47,18 @@ fn decide(role: Role, mut options: Options) -> Options {
     };
     options.kad_server = role != Role::Leecher;
     options.relay_server = role == Role::Master;
-    options.topic_rules = vec![TopicRule {
-        prefix: task::TOPIC_PREFIX,
-        valid: |data| task::Message::decode(data).is_ok(),
-    }];
+    options.topic_rules = vec![
+        TopicRule {
+            prefix: task::TOPIC_PREFIX,
+            suffix: state::TOPIC_SUFFIX,
+            valid: |data| state::Announce::decode(data).is_ok(),
+        },
+        TopicRule {
+            prefix: task::TOPIC_PREFIX,
+            suffix: "",
+            valid: |data| task::Message::decode(data).is_ok(),
+        },
+    ];
     options
 }
 

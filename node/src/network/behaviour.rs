@@ -134,7 +134,7 @@ fn gossipsub(
         .validate_messages()
         .max_transmit_size(MAX_PUBSUB_MESSAGE)
         .message_id_fn(move |m: &gossipsub::Message| {
-            if rules.iter().any(|r| m.topic.as_str().starts_with(r.prefix)) {
+            if rules.iter().any(|r| r.applies(m.topic.as_str())) {
                 let mut h = Sha256::new();
                 h.update(m.source.map(|p| p.to_bytes()).unwrap_or_default());
                 h.update(&m.data);

@@ -483,7 +483,7 @@ impl EventLoop {
                 let rule = self
                     .topic_rules
                     .iter()
-                    .find(|r| message.topic.as_str().starts_with(r.prefix));
+                    .find(|r| r.applies(message.topic.as_str()));
                 let acceptance = match rule {
                     Some(rule) if !(rule.valid)(&message.data) => {
                         self.pubsub_stats.rejected += 1;

@@ -30,10 +30,19 @@ use crate::repo::Repo;
 /// message is a duplicate.
 #[derive(Debug, Clone, Copy)]
 pub struct TopicRule {
-    /// The topics whose names start with this.
+    /// The topics whose names start with this...
     pub prefix: &'static str,
+    /// ...and end with this. The first rule that applies to a topic is its rule.
+    pub suffix: &'static str,
     /// Whether a payload is well formed.
     pub valid: fn(&[u8]) -> bool,
+}
+
+impl TopicRule {
+    /// Whether this rule applies to `topic`.
+    pub fn applies(&self, topic: &str) -> bool {
+        topic.starts_with(self.prefix) && topic.ends_with(self.suffix)
+    }
 }
 
 /// How the host runs: what its role decided, and where it listens and dials.

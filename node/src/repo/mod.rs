@@ -460,6 +460,11 @@ impl Repo {
         Ok(())
     }
 
+    /// The replicated state's database (see [`crate::state`]).
+    pub fn state(&self) -> Result<crate::state::Db, crate::state::DbError> {
+        crate::state::Db::open(self.store.disk().db())
+    }
+
     /// Pins `cid` (recursively or directly); the blocks must be local.
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), RepoError> {
         Ok(self

@@ -89,6 +89,9 @@ pub enum PinError {
 #[derive(Debug, Clone)]
 pub struct Pins {
     tree: sled::Tree,
+    /// Blocks the node keeps for itself (the replicated state's deltas and snapshots): live
+    /// like direct pins, but not users' pins, so `pin ls` does not list them.
+    kept: sled::Tree,
     /// Bumped by every change, shared by clones: lets a cache of the live set notice changes.
     generation: Arc<AtomicU64>,
 }
@@ -98,6 +101,7 @@ impl Pins {
     pub fn open(db: &sled::Db) -> Result<Self, PinError> {
         Ok(Self {
             tree: db.open_tree("pins")?,
+            kept: db.open_tree("kept")?,
             generation: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -117,6 +121,22 @@ impl Pins {
     pub fn temporary() -> Result<Self, PinError> {
         let db = sled::Config::new().temporary(true).open()?;
         Self::open(&db)
+    }
+
+    /// Keeps the block `cid` from GC and cache eviction, for the node's own use.
+    pub fn keep(&self, cid: &Cid) -> Result<(), PinError> {
+        if self.kept.insert(cid.to_bytes(), &[])?.is_none() {
+            self.changed();
+        }
+        Ok(())
+    }
+
+    /// Lets GC take the block `cid` again (unless a pin holds it).
+    pub fn release(&self, cid: &Cid) -> Result<(), PinError> {
+        if self.kept.remove(cid.to_bytes())?.is_some() {
+            self.changed();
+        }
+        Ok(())
     }
 
     /// The stored pin of `cid` (recursive or direct), if any.
@@ -290,6 +310,12 @@ impl Pins {
     /// missing block is an error: what lies below the gap could not be marked.
     pub fn live_set(&self, store: &dyn BlockStore) -> Result<HashSet<Hash>, PinError> {
         let mut live = HashSet::new();
+        for item in self.kept.iter() {
+            let (key, _) = item?;
+            let cid = Cid::try_from(key.as_ref())
+                .map_err(|e| PinError::Corrupt(format!("kept block {key:?}: {e}")))?;
+            live.insert(*cid.hash());
+        }
         for (cid, kind) in self.stored()? {
             match kind {
                 PinKind::Direct => {

@@ -1,0 +1,608 @@
+//! The actor that owns the replicated state: it writes local changes as deltas, announces
+//! heads, fetches what peers announce, applies deltas in causal order, and compacts.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cid::Cid;
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use ipfsbench_protocols::state::delta::{MAX_DELTA_BYTES, MAX_OPS};
+use ipfsbench_protocols::state::{Announce, Delta, DeltaRef, Op, StateError, WireRef};
+use ipfsbench_protocols::task::WireCid;
+use libp2p::PeerId;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::clock::{self, Clock};
+use super::db::Applied;
+use super::snapshots::{self, FLOOR_KEY, SNAPSHOT_KEY};
+use super::{hex, Command, Config, Db, Error, Handle, Status};
+use crate::network::{Client, PubsubMessage};
+use crate::repo::Repo;
+
+/// Blocks fetched at once.
+const FETCHES: usize = 32;
+/// Announcements come at most this often, however fast the state changes.
+const ANNOUNCE_GAP: Duration = Duration::from_millis(50);
+/// The clock reserve written ahead: a restart starts past every promise made. Milliseconds.
+const CLOCK_RESERVE_MS: u64 = 60_000;
+/// Bytes of changes batched into one delta, at most (leaves room for the rest of it).
+const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
+/// Waiting gossip messages, at most; more are dropped by the host and counted there.
+const GOSSIP_QUEUE: usize = 4_096;
+/// The meta key of the clock reserve.
+const CLOCK_KEY: &str = "clock";
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+type Fetch = BoxFuture<'static, (DeltaRef, PeerId, bool)>;
+type WriteReply = oneshot::Sender<Result<DeltaRef, Error>>;
+
+/// The running replica.
+#[derive(Debug)]
+pub struct Replica {
+    handle: Handle,
+    task: JoinHandle<()>,
+}
+
+impl Replica {
+    /// Starts the replica of `repo`'s state on `client`'s network.
+    pub async fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
+        let db = repo.state()?;
+        let me = repo.peer_id();
+        let gossip = client
+            .subscribe_with_capacity(config.topic.clone(), GOSSIP_QUEUE)
+            .await?;
+        let mut start = db.meta_u64(CLOCK_KEY)?.unwrap_or(0);
+        for v in db.versions()? {
+            start = start.max(v.stamp);
+        }
+        let (tx, rx) = mpsc::channel(1_024);
+        let actor = Actor {
+            repo,
+            client,
+            db: db.clone(),
+            config,
+            me,
+            clock: Clock::starting_after(start),
+            reserve: start,
+            pending: BTreeMap::new(),
+            waiting: HashSet::new(),
+            queue: VecDeque::new(),
+            fetches: FuturesUnordered::new(),
+            promises: HashMap::new(),
+            snapshots: HashMap::new(),
+            tried_snapshots: HashSet::new(),
+            heard: HashMap::new(),
+            since_snapshot: 0,
+            announce_due: Some(Instant::now()),
+            last_announce: Instant::now(),
+            status: Status::default(),
+        };
+        let task = tokio::spawn(actor.run(rx, gossip));
+        Ok(Self {
+            handle: Handle { tx, db, me },
+            task,
+        })
+    }
+
+    /// A handle to write and read through.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Stops the actor and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.handle.tx.send(Command::Stop).await;
+        let _ = self.task.await;
+    }
+}
+
+struct Actor {
+    repo: Arc<Repo>,
+    client: Client,
+    db: Db,
+    config: Config,
+    me: PeerId,
+    clock: Clock,
+    /// The clock stamp written ahead in the database.
+    reserve: u64,
+    /// Fetched deltas waiting for their parents, by (writer, seq).
+    pending: BTreeMap<(PeerId, u64), (Cid, Delta)>,
+    /// Deltas pending, queued or being fetched.
+    waiting: HashSet<Cid>,
+    /// Deltas to fetch, with the peer to ask.
+    queue: VecDeque<(DeltaRef, PeerId)>,
+    fetches: FuturesUnordered<Fetch>,
+    /// Each trusted peer's latest promise: (its own sequence, its clock).
+    promises: HashMap<PeerId, (u64, u64)>,
+    /// Each peer's newest snapshot.
+    snapshots: HashMap<PeerId, Cid>,
+    /// Snapshots tried (loaded or failed), not tried again.
+    tried_snapshots: HashSet<Cid>,
+    /// The highest sequence heard of, per writer.
+    heard: HashMap<PeerId, u64>,
+    since_snapshot: u64,
+    announce_due: Option<Instant>,
+    last_announce: Instant,
+    status: Status,
+}
+
+impl Actor {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Command>,
+        mut gossip: mpsc::Receiver<PubsubMessage>,
+    ) {
+        let mut ticker = tokio::time::interval(self.config.announce_every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let due = self.announce_due;
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    None | Some(Command::Stop) => break,
+                    Some(cmd) => self.on_command(cmd, &mut rx),
+                },
+                Some(m) = gossip.recv() => self.on_gossip(m).await,
+                Some((r, from, ok)) = self.fetches.next(), if !self.fetches.is_empty() => {
+                    self.on_fetched(r, from, ok).await;
+                }
+                _ = ticker.tick() => self.on_tick(),
+                _ = sleep_until(due), if due.is_some() => self.announce().await,
+            }
+            self.start_fetches();
+        }
+        if let Err(e) = self.db.flush() {
+            tracing::warn!("flushing the replicated state: {e}");
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command, rx: &mut mpsc::Receiver<Command>) {
+        match cmd {
+            Command::Write { ops, reply } => {
+                let mut batch = vec![(ops, reply)];
+                let mut deferred = None;
+                let (mut count, mut bytes) = size(&batch[0].0);
+                // Batch the writes already waiting into one delta.
+                while count < MAX_OPS / 2 && bytes < BATCH_BYTES / 2 {
+                    match rx.try_recv() {
+                        Ok(Command::Write { ops, reply }) => {
+                            let (c, b) = size(&ops);
+                            count += c;
+                            bytes += b;
+                            batch.push((ops, reply));
+                        }
+                        Ok(other) => {
+                            deferred = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.write(batch);
+                if let Some(cmd) = deferred {
+                    self.on_command(cmd, rx);
+                }
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.report());
+            }
+            Command::Snapshot { reply } => {
+                let _ = reply.send(self.snapshot());
+            }
+            Command::Stop => {}
+        }
+    }
+
+    /// Commits a batch of writes as one delta; a write that breaks a limit fails alone.
+    fn write(&mut self, batch: Vec<(Vec<Op>, WriteReply)>) {
+        let mut ops: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
+        let mut replies = Vec::new();
+        for (write, reply) in batch {
+            if let Err(e) = check_ops(&write) {
+                let _ = reply.send(Err(e.into()));
+                continue;
+            }
+            for op in write {
+                ops.insert(op.key, op.value);
+            }
+            replies.push(reply);
+        }
+        if replies.is_empty() {
+            return;
+        }
+        let ops = ops
+            .into_iter()
+            .map(|(key, value)| Op { key, value })
+            .collect();
+        let result = self.commit(ops).map_err(Arc::new);
+        for reply in replies {
+            let _ = reply.send(match &result {
+                Ok(r) => Ok(*r),
+                Err(e) => Err(Error::Commit(Arc::clone(e))),
+            });
+        }
+    }
+
+    fn commit(&mut self, ops: Vec<Op>) -> Result<DeltaRef, Error> {
+        let own = self.db.version(&self.me)?;
+        let parents = self.db.heads()?;
+        let delta = Delta {
+            writer: self.me,
+            seq: own.map_or(0, |v| v.seq) + 1,
+            height: parents.iter().map(|p| p.height).max().unwrap_or(0) + 1,
+            stamp: self.clock.tick(now_ms()),
+            parents,
+            ops,
+        };
+        delta.check()?;
+        let bytes = delta.encode();
+        if bytes.len() > MAX_DELTA_BYTES {
+            return Err(StateError::TooLarge(bytes.len()).into());
+        }
+        let cid = snapshots::put_kept(&self.repo, bytes)?;
+        self.repo.store().flush()?;
+        match self.db.apply(cid, &delta)? {
+            Applied::Changed(_) => {}
+            other => {
+                tracing::error!(?other, "a local delta did not apply");
+                return Err(StateError::Invalid("local delta did not apply").into());
+            }
+        }
+        self.db.flush()?;
+        self.status.written += 1;
+        self.since_snapshot += 1;
+        self.changed();
+        Ok(delta.reference(cid))
+    }
+
+    fn changed(&mut self) {
+        if self.announce_due.is_none() {
+            self.announce_due = Some((self.last_announce + ANNOUNCE_GAP).max(Instant::now()));
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.announce_due = Some(Instant::now());
+        let every = self.config.snapshot_every;
+        if every > 0 && self.since_snapshot >= every {
+            if let Err(e) = self.snapshot() {
+                tracing::warn!("writing a state snapshot: {e}");
+            }
+        }
+    }
+
+    async fn announce(&mut self) {
+        self.announce_due = None;
+        self.last_announce = Instant::now();
+        match self.announcement() {
+            Ok(payload) => {
+                if let Err(e) = self
+                    .client
+                    .publish(self.config.topic.clone(), payload)
+                    .await
+                {
+                    // No peers on the topic yet is normal; the next tick tries again.
+                    tracing::debug!("announcing state heads: {e}");
+                }
+            }
+            Err(e) => tracing::warn!("state announcement: {e}"),
+        }
+    }
+
+    fn announcement(&mut self) -> Result<Vec<u8>, Error> {
+        // Promise only what a restart cannot break: write the clock reserve ahead first.
+        let stamp = self.clock.tick(now_ms());
+        if stamp > self.reserve {
+            self.reserve = stamp + clock::from_millis(CLOCK_RESERVE_MS);
+            self.db.set_meta_u64(CLOCK_KEY, self.reserve)?;
+            self.db.flush()?;
+        }
+        let summary = self.db.summary()?;
+        let snapshot = self
+            .db
+            .meta_bytes(SNAPSHOT_KEY)?
+            .and_then(|b| Cid::try_from(b.as_slice()).ok())
+            .map(WireCid);
+        let announce = Announce {
+            heads: self.db.heads()?.into_iter().map(WireRef::from).collect(),
+            own_seq: self.db.version(&self.me)?.map_or(0, |v| v.seq),
+            stamp,
+            entries: summary.live + summary.tombstones,
+            digest: summary.digest,
+            snapshot,
+        };
+        Ok(announce.encode()?)
+    }
+
+    async fn on_gossip(&mut self, m: PubsubMessage) {
+        let Some(from) = m.from.filter(|p| *p != self.me) else {
+            return;
+        };
+        if !self.config.trusted.contains(&from) {
+            self.status.dropped_untrusted += 1;
+            return;
+        }
+        // The host checked the payload before delivering it.
+        let Ok(announce) = Announce::decode(&m.data) else {
+            self.status.invalid += 1;
+            return;
+        };
+        self.promises
+            .insert(from, (announce.own_seq, announce.stamp));
+        if let Some(snapshot) = announce.snapshot {
+            self.snapshots.insert(from, snapshot.0);
+        }
+        let heads: Vec<DeltaRef> = announce.heads.into_iter().map(DeltaRef::from).collect();
+        let mut behind = 0u64;
+        for h in &heads {
+            let seen = self.heard.entry(h.writer).or_default();
+            *seen = (*seen).max(h.seq);
+            let have = self
+                .db
+                .version(&h.writer)
+                .ok()
+                .flatten()
+                .map_or(0, |v| v.seq);
+            behind += h.seq.saturating_sub(have);
+        }
+        if behind > self.config.catch_up_from_snapshot {
+            self.catch_up(from).await;
+        }
+        for h in heads {
+            self.want(h, from);
+        }
+    }
+
+    /// Starts from `from`'s snapshot, if it has one not tried yet.
+    async fn catch_up(&mut self, from: PeerId) {
+        let Some(cid) = self.snapshots.get(&from).copied() else {
+            return;
+        };
+        if !self.tried_snapshots.insert(cid) {
+            return;
+        }
+        let timeout = self.config.fetch_timeout;
+        match snapshots::load(&self.repo, &self.client, &self.db, cid, from, timeout).await {
+            Ok(root) => {
+                tracing::info!(%cid, entries = root.entries, "started from a peer's snapshot");
+                self.status.snapshots_loaded += 1;
+                for c in &root.covered {
+                    self.clock.observe(c.stamp);
+                }
+                self.drain();
+                self.changed();
+            }
+            Err(e) => tracing::warn!("loading snapshot {cid}: {e}"),
+        }
+    }
+
+    /// Queues a fetch of `r` from `from` unless it is applied, waiting or untrusted.
+    fn want(&mut self, r: DeltaRef, from: PeerId) {
+        if self.waiting.contains(&r.cid) || self.db.has(&r).unwrap_or(true) {
+            return;
+        }
+        if !self.config.trusted.contains(&r.writer) {
+            self.status.dropped_untrusted += 1;
+            return;
+        }
+        if self.waiting.len() >= self.config.max_pending {
+            // Over the bound: drop; the next announcement asks again.
+            return;
+        }
+        self.waiting.insert(r.cid);
+        self.queue.push_back((r, from));
+    }
+
+    fn start_fetches(&mut self) {
+        while self.fetches.len() < FETCHES {
+            let Some((r, from)) = self.queue.pop_front() else {
+                return;
+            };
+            let client = self.client.clone();
+            let timeout = self.config.fetch_timeout;
+            self.fetches.push(Box::pin(async move {
+                let ok = matches!(
+                    tokio::time::timeout(timeout, client.fetch_block(r.cid, vec![from])).await,
+                    Ok(Ok(_))
+                );
+                (r, from, ok)
+            }));
+        }
+    }
+
+    async fn on_fetched(&mut self, r: DeltaRef, from: PeerId, ok: bool) {
+        if !ok {
+            self.waiting.remove(&r.cid);
+            self.status.fetch_failures += 1;
+            // The delta may be compacted away there: its snapshot covers it.
+            self.catch_up(from).await;
+            return;
+        }
+        let delta = match self.read_delta(&r) {
+            Ok(delta) => delta,
+            Err(e) => {
+                tracing::debug!(cid = %r.cid, "dropping a delta: {e}");
+                self.waiting.remove(&r.cid);
+                self.status.invalid += 1;
+                return;
+            }
+        };
+        for p in &delta.parents {
+            self.want(*p, from);
+        }
+        self.pending.insert((r.writer, r.seq), (r.cid, delta));
+        self.drain();
+    }
+
+    /// The fetched delta `r`, checked against what named it; kept from GC.
+    fn read_delta(&mut self, r: &DeltaRef) -> Result<Delta, Error> {
+        let bytes = self
+            .repo
+            .store()
+            .get(&r.cid)?
+            .ok_or(StateError::Invalid("fetched block is gone"))?;
+        let delta = Delta::decode(&bytes)?;
+        if delta.reference(r.cid) != *r {
+            return Err(StateError::Invalid("delta is not what its link says").into());
+        }
+        self.repo.pins().keep(&r.cid)?;
+        Ok(delta)
+    }
+
+    /// Applies every pending delta whose parents are applied, in causal order.
+    fn drain(&mut self) {
+        loop {
+            let mut progress = false;
+            let writers: Vec<PeerId> = {
+                let mut w: Vec<PeerId> = self.pending.keys().map(|(w, _)| *w).collect();
+                w.dedup();
+                w
+            };
+            for writer in writers {
+                let have = self.db.version(&writer).ok().flatten().map_or(0, |v| v.seq);
+                // Anything at or below what is applied is done.
+                let stale: Vec<(PeerId, u64)> = self
+                    .pending
+                    .range((writer, 0)..=(writer, have))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in stale {
+                    if let Some((cid, _)) = self.pending.remove(&k) {
+                        self.waiting.remove(&cid);
+                    }
+                }
+                let Some((cid, delta)) = self.pending.get(&(writer, have + 1)) else {
+                    continue;
+                };
+                let (cid, stamp) = (*cid, delta.stamp);
+                match self.db.apply(cid, delta) {
+                    Ok(Applied::NotReady) => continue,
+                    Ok(Applied::Changed(_)) => {
+                        self.status.applied += 1;
+                        self.since_snapshot += 1;
+                        self.clock.observe(stamp);
+                        progress = true;
+                    }
+                    Ok(Applied::Already) => progress = true,
+                    Ok(Applied::Invalid) => self.status.invalid += 1,
+                    Err(e) => tracing::warn!("applying delta {cid}: {e}"),
+                }
+                self.pending.remove(&(writer, have + 1));
+                self.waiting.remove(&cid);
+            }
+            if !progress {
+                break;
+            }
+            self.changed();
+        }
+    }
+
+    /// Writes a snapshot now.
+    fn snapshot(&mut self) -> Result<Cid, Error> {
+        let floor = self.floor()?;
+        let (cid, collected) = snapshots::write(&self.repo, &self.db, floor)?;
+        self.db.flush()?;
+        self.status.tombstones_collected += collected;
+        self.since_snapshot = 0;
+        self.changed();
+        Ok(cid)
+    }
+
+    /// The stamp at or below which no delta this node lacks can be: the lowest promise of
+    /// the trusted writers whose promised deltas are all applied here (0 if one has none).
+    fn floor(&self) -> Result<u64, Error> {
+        let mut members: HashSet<PeerId> = self.config.trusted.clone();
+        for v in self.db.versions()? {
+            members.insert(v.delta.writer);
+        }
+        let mut floor = self.clock.last();
+        for m in members.iter().filter(|m| **m != self.me) {
+            let have = self.db.version(m)?.map_or(0, |v| v.seq);
+            match self.promises.get(m) {
+                Some(&(seq, stamp)) if seq <= have => floor = floor.min(stamp),
+                _ => return Ok(self.db.meta_u64(FLOOR_KEY)?.unwrap_or(0)),
+            }
+        }
+        Ok(floor.max(self.db.meta_u64(FLOOR_KEY)?.unwrap_or(0)))
+    }
+
+    fn report(&self) -> Result<Status, Error> {
+        let summary = self.db.summary()?;
+        let heads = self.db.heads()?;
+        let versions = self.db.versions()?;
+        let lag = self
+            .heard
+            .iter()
+            .map(|(w, seq)| {
+                let have = versions
+                    .iter()
+                    .find(|v| v.delta.writer == *w)
+                    .map_or(0, |v| v.seq);
+                seq.saturating_sub(have)
+            })
+            .max()
+            .unwrap_or(0);
+        Ok(Status {
+            live: summary.live,
+            tombstones: summary.tombstones,
+            digest: hex(&summary.digest),
+            height: heads.iter().map(|h| h.height).max().unwrap_or(0),
+            heads: heads.iter().map(|h| h.cid.to_string()).collect(),
+            writers: versions
+                .iter()
+                .map(|v| (v.delta.writer.to_string(), v.seq))
+                .collect(),
+            pending: self.pending.len(),
+            fetching: self.fetches.len() + self.queue.len(),
+            snapshot: self
+                .db
+                .meta_bytes(SNAPSHOT_KEY)?
+                .and_then(|b| Cid::try_from(b.as_slice()).ok())
+                .map(|c| c.to_string()),
+            lag,
+            ..self.status.clone()
+        })
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    if let Some(due) = due {
+        tokio::time::sleep_until(due.into()).await;
+    }
+}
+
+/// The number of ops and their bytes.
+fn size(ops: &[Op]) -> (usize, usize) {
+    let bytes = ops
+        .iter()
+        .map(|o| o.key.len() + o.value.as_ref().map_or(0, Vec::len) + 8)
+        .sum();
+    (ops.len(), bytes)
+}
+
+/// A write's own limits: each key and value within bounds, not too many.
+fn check_ops(ops: &[Op]) -> Result<(), StateError> {
+    use ipfsbench_protocols::state::delta::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+    if ops.is_empty() || ops.len() > MAX_OPS / 2 {
+        return Err(StateError::Limit("ops in one write"));
+    }
+    for op in ops {
+        if op.key.is_empty() || op.key.len() > MAX_KEY_BYTES {
+            return Err(StateError::Limit("key length"));
+        }
+        if op.value.as_ref().is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
+            return Err(StateError::Limit("value length"));
+        }
+    }
+    if size(ops).1 > BATCH_BYTES {
+        return Err(StateError::Limit("bytes in one write"));
+    }
+    Ok(())
+}
