@@ -23,6 +23,8 @@ pub mod db;
 mod replica;
 mod snapshots;
 #[cfg(test)]
+mod swarm_tests;
+#[cfg(test)]
 mod tests;
 
 use std::collections::HashSet;

@@ -358,6 +358,15 @@ impl Actor {
         for h in heads {
             self.want(h, from);
         }
+        // Parents of waiting deltas whose fetch failed before: ask again.
+        let missing: Vec<DeltaRef> = self
+            .pending
+            .values()
+            .flat_map(|(_, d)| d.parents.iter().copied())
+            .collect();
+        for p in missing {
+            self.want(p, from);
+        }
     }
 
     /// Starts from `from`'s snapshot, if it has one not tried yet.

@@ -4,6 +4,9 @@ use std::collections::HashSet;
 
 use cid::Cid;
 
+use ipfsbench_protocols::state::cbor::{CborError, Value};
+use ipfsbench_protocols::state::DAG_CBOR;
+
 use crate::codec::pb;
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::{BlockStore, StoreError};
@@ -22,6 +25,15 @@ pub enum DagError {
         /// The decoder's error.
         #[source]
         source: pb::DecodeError,
+    },
+    /// A DAG-CBOR block does not decode.
+    #[error("block {cid} is not valid DAG-CBOR: {source}")]
+    Cbor {
+        /// The block.
+        cid: Cid,
+        /// The decoder's error.
+        #[source]
+        source: CborError,
     },
     /// The block's codec has links this node cannot read.
     #[error("block {cid} has codec 0x{codec:x}, which this node cannot traverse")]
@@ -49,7 +61,24 @@ pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, DagError> {
             .into_iter()
             .map(|l| l.cid)
             .collect()),
+        DAG_CBOR => {
+            let value =
+                Value::decode(data).map_err(|source| DagError::Cbor { cid: *cid, source })?;
+            let mut out = Vec::new();
+            cbor_links(&value, &mut out);
+            Ok(out)
+        }
         codec => Err(DagError::UnsupportedCodec { cid: *cid, codec }),
+    }
+}
+
+/// Every link inside a DAG-CBOR value, in order.
+fn cbor_links(value: &Value, out: &mut Vec<Cid>) {
+    match value {
+        Value::Link(cid) => out.push(*cid),
+        Value::Array(items) => items.iter().for_each(|v| cbor_links(v, out)),
+        Value::Map(entries) => entries.iter().for_each(|(_, v)| cbor_links(v, out)),
+        _ => {}
     }
 }
 

@@ -1,0 +1,240 @@
+//! Replicas on real hosts over loopback TCP: writes made on several nodes converge, an
+//! untrusted writer is ignored, and a node that joins late starts from a snapshot.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use ipfsbench_protocols::state::{self as wire, Op};
+use ipfsbench_protocols::Role;
+use libp2p::{Multiaddr, PeerId};
+
+use super::{Config, Handle, Replica};
+use crate::daemon::{Daemon, Options};
+use crate::network::TopicRule;
+use crate::repo::Repo;
+
+const TOPIC: &str = "/ipfsbench/test/state/1";
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Node {
+    daemon: Daemon,
+    replica: Replica,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn handle(&self) -> Handle {
+        self.replica.handle()
+    }
+
+    async fn addr(&self) -> Multiaddr {
+        let addrs = self.daemon.client().listen_addrs().await.expect("addrs");
+        let addr = addrs
+            .into_iter()
+            .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
+            .expect("a loopback TCP address");
+        addr.with(libp2p::multiaddr::Protocol::P2p(
+            self.daemon.repo().peer_id(),
+        ))
+    }
+
+    async fn stop(self) {
+        self.replica.shutdown().await;
+        self.daemon.shutdown().await.expect("shutdown");
+    }
+}
+
+fn repo() -> (tempfile::TempDir, Repo) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::init(&dir.path().join("repo")).expect("repo");
+    (dir, repo)
+}
+
+async fn start(
+    (dir, repo): (tempfile::TempDir, Repo),
+    trusted: &HashSet<PeerId>,
+    bootstrap: Vec<Multiaddr>,
+    tune: impl FnOnce(&mut Config),
+) -> Node {
+    let mut options = Options::new(Role::Worker, "127.0.0.1:0".parse().expect("addr"));
+    options.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen")];
+    options.bootstrap = bootstrap;
+    options.fetch_timeout = Duration::from_secs(10);
+    options.topic_rules = vec![TopicRule {
+        prefix: "/ipfsbench/",
+        suffix: wire::TOPIC_SUFFIX,
+        valid: |data| wire::Announce::decode(data).is_ok(),
+    }];
+    let daemon = Daemon::start(repo, options).await.expect("daemon");
+    let mut config = Config::new(TOPIC.to_string(), trusted.clone());
+    config.announce_every = Duration::from_millis(200);
+    config.fetch_timeout = Duration::from_secs(5);
+    tune(&mut config);
+    let replica = Replica::start(
+        std::sync::Arc::clone(daemon.repo()),
+        daemon.client().clone(),
+        config,
+    )
+    .await
+    .expect("replica");
+    Node {
+        daemon,
+        replica,
+        _dir: dir,
+    }
+}
+
+fn set(key: String, value: &[u8]) -> Op {
+    Op {
+        key: key.into_bytes(),
+        value: Some(value.to_vec()),
+    }
+}
+
+/// Waits until every handle holds `live` keys with one digest.
+async fn converged(handles: &[Handle], live: u64) {
+    let start = Instant::now();
+    loop {
+        let summaries: Vec<_> = handles
+            .iter()
+            .map(|h| h.summary().expect("summary"))
+            .collect();
+        if summaries
+            .iter()
+            .all(|s| s.live == live && s.digest == summaries[0].digest)
+        {
+            return;
+        }
+        if start.elapsed() > DEADLINE {
+            let mut statuses = Vec::new();
+            for h in handles {
+                statuses.push(h.status().await);
+            }
+            panic!("no convergence within {DEADLINE:?}: {summaries:?} {statuses:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_on_three_nodes_converge_and_an_untrusted_writer_is_ignored() {
+    let repos: Vec<_> = (0..4).map(|_| repo()).collect();
+    let ids: Vec<PeerId> = repos.iter().map(|(_, r)| r.peer_id()).collect();
+    // The fourth node is not trusted by the others (it trusts itself only).
+    let trusted: HashSet<PeerId> = ids[..3].iter().copied().collect();
+    let mut repos = repos.into_iter();
+    let first = start(repos.next().expect("repo"), &trusted, vec![], |_| {}).await;
+    let boot = vec![first.addr().await];
+    let mut nodes = vec![first];
+    for _ in 0..2 {
+        nodes.push(start(repos.next().expect("repo"), &trusted, boot.clone(), |_| {}).await);
+    }
+    let stranger_trust: HashSet<PeerId> = [ids[3]].into_iter().collect();
+    let stranger = start(
+        repos.next().expect("repo"),
+        &stranger_trust,
+        boot.clone(),
+        |_| {},
+    )
+    .await;
+    stranger
+        .handle()
+        .put(b"pin/stranger".to_vec(), b"x".to_vec())
+        .await
+        .expect("stranger writes locally");
+
+    // Concurrent writes on the three trusted nodes, some to the same keys.
+    let mut writers = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let h = node.handle();
+        writers.push(tokio::spawn(async move {
+            for n in 0..100 {
+                h.write(vec![
+                    set(format!("pin/{i}/{n}"), b"v"),
+                    set(format!("pin/shared/{}", n % 10), &[i as u8]),
+                ])
+                .await
+                .expect("write");
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let handles: Vec<Handle> = nodes.iter().map(Node::handle).collect();
+    converged(&handles, 310).await;
+    for h in &handles {
+        assert_eq!(h.get(b"pin/stranger").expect("get"), None);
+    }
+    let status = handles[0].status().await.expect("status");
+    assert!(status.dropped_untrusted > 0, "{status:?}");
+    assert_eq!(status.pending, 0);
+
+    // Removals replicate too.
+    handles[1]
+        .write(
+            (0..100)
+                .map(|n| Op {
+                    key: format!("pin/0/{n}").into_bytes(),
+                    value: None,
+                })
+                .collect(),
+        )
+        .await
+        .expect("remove");
+    converged(&handles, 210).await;
+    stranger.stop().await;
+    for n in nodes {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_node_starts_from_a_snapshot_and_history_is_let_go() {
+    let repos: Vec<_> = (0..2).map(|_| repo()).collect();
+    let trusted: HashSet<PeerId> = repos.iter().map(|(_, r)| r.peer_id()).collect();
+    let mut repos = repos.into_iter();
+    let a = start(repos.next().expect("repo"), &trusted, vec![], |c| {
+        c.snapshot_every = 0
+    })
+    .await;
+    let h = a.handle();
+    for n in 0..400 {
+        h.put(format!("pin/{n}").into_bytes(), b"v".to_vec())
+            .await
+            .expect("put");
+    }
+    for n in 0..50 {
+        h.remove(format!("pin/{n}").into_bytes())
+            .await
+            .expect("remove");
+    }
+    let first = h.snapshot().await.expect("snapshot");
+    for n in 400..420 {
+        h.put(format!("pin/{n}").into_bytes(), b"v".to_vec())
+            .await
+            .expect("put");
+    }
+    // A second snapshot lets go of the history the first covered.
+    let second = h.snapshot().await.expect("snapshot");
+    assert_ne!(first, second);
+    let gc = a.daemon.repo().gc().expect("gc");
+    assert!(gc.removed_blocks >= 400, "history not let go: {gc:?}");
+
+    let boot = vec![a.addr().await];
+    let b = start(repos.next().expect("repo"), &trusted, boot, |_| {}).await;
+    converged(&[h.clone(), b.handle()], 370).await;
+    let status = b.handle().status().await.expect("status");
+    assert_eq!(status.snapshots_loaded, 1, "{status:?}");
+    assert!(
+        status.applied < 100,
+        "walked the history instead: {status:?}"
+    );
+    // After the snapshot, new deltas flow as usual.
+    h.put(b"pin/after".to_vec(), b"v".to_vec())
+        .await
+        .expect("put");
+    converged(&[h.clone(), b.handle()], 371).await;
+    b.stop().await;
+    a.stop().await;
+}
