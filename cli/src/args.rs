@@ -53,6 +53,13 @@ pub(crate) struct DaemonArgs {
     /// Take submissions over pubsub from this peer (repeatable; adds to tasks.submitters).
     #[arg(long, value_name = "PEERID")]
     pub(crate) submitter: Vec<PeerId>,
+    /// Apply this peer's changes to the replicated cluster state (repeatable; adds to
+    /// cluster.trusted_peers).
+    #[arg(long = "trust-peer", value_name = "PEERID")]
+    pub(crate) trust_peer: Vec<PeerId>,
+    /// A tag of this node for pin allocation, key:value (repeatable; adds to cluster.tags).
+    #[arg(long, value_name = "KEY:VALUE")]
+    pub(crate) tag: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +199,84 @@ pub(crate) enum ClusterCommand {
     Peers,
     /// Counts of task messages received, dropped as malformed or unauthorised, or ignored.
     Stats,
+    /// The cluster's pinset: what the cluster keeps, and on how many peers.
+    #[command(subcommand)]
+    Pin(ClusterPinCommand),
+    /// Peers gone silent and pins with fewer copies than they ask for.
+    Alerts,
+    /// The replicated state: heads, writers, counts, snapshot (JSON).
+    State {
+        /// Write a snapshot of the state now; prints its root.
+        #[arg(long)]
+        snapshot: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterPinCommand {
+    /// Keep a CID (recursively) on peers the cluster chooses.
+    Add(ClusterPinArgs),
+    /// Stop keeping a CID; its holders unpin it.
+    Rm {
+        /// The CID.
+        cid: String,
+    },
+    /// The pins, one per line (CID, name, copies, allocations) or as JSON lines.
+    Ls {
+        /// Only pins with this name.
+        #[arg(long)]
+        name: Option<String>,
+        /// JSON lines, one pin each.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep TO as FROM is kept (same options and peers), then stop keeping FROM.
+    Update {
+        /// The CID kept now.
+        from: String,
+        /// The CID to keep instead.
+        to: String,
+    },
+    /// How each allocated peer is doing with a pin (or with every pin).
+    Status {
+        /// The CID; every pin when absent.
+        cid: Option<String>,
+        /// JSON lines, one pin each.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the holders of a pin (or of every pin) retry what failed.
+    Recover {
+        /// The CID; every pin when absent.
+        cid: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ClusterPinArgs {
+    /// The CID.
+    pub(crate) cid: String,
+    /// A name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// The least copies (-1: every eligible peer) [default: cluster.replication_min].
+    #[arg(long = "replication-min", value_name = "N", allow_hyphen_values = true)]
+    pub(crate) replication_min: Option<i32>,
+    /// The most copies (-1: every eligible peer) [default: cluster.replication_max].
+    #[arg(long = "replication-max", value_name = "N", allow_hyphen_values = true)]
+    pub(crate) replication_max: Option<i32>,
+    /// Peers to use first, comma-separated.
+    #[arg(long, value_name = "PEER,...")]
+    pub(crate) allocations: Option<String>,
+    /// A tag every allocated peer must have, key:value (repeatable).
+    #[arg(long, value_name = "KEY:VALUE")]
+    pub(crate) tag: Vec<String>,
+    /// Metadata, key=value (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) metadata: Vec<String>,
+    /// Stop keeping it after this long: 90s, 15m, 2h, 7d.
+    #[arg(long = "expire-in", value_name = "DURATION")]
+    pub(crate) expire_in: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -56,10 +56,14 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
     if let Some(cluster) = flags.cluster {
         tasks.cluster = cluster;
     }
-    let mut settings = Settings::new(role, &tasks).context("the [tasks] configuration")?;
+    let mut cluster = repo.config().cluster.clone();
+    cluster.tags.extend(flags.tag);
+    let mut settings =
+        Settings::new(role, &tasks, &cluster).context("the [tasks] and [cluster] configuration")?;
     settings.trusted_masters.extend(flags.trust_master);
     settings.trusted_workers.extend(flags.trust_worker);
     settings.submitters.extend(flags.submitter);
+    settings.state.trusted_peers.extend(flags.trust_peer);
     let mut daemon = Options::new(role, api);
     daemon.listen = listen;
     daemon.bootstrap = bootstrap;
@@ -67,6 +71,7 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
         .trusted_masters
         .iter()
         .chain(&settings.trusted_workers)
+        .chain(&settings.state.trusted_peers)
         .copied()
         .collect();
     daemon.mdns = flags.mdns.unwrap_or(file.mdns);

@@ -2,6 +2,7 @@
 
 mod args;
 mod client;
+mod cluster;
 mod commands;
 mod daemon;
 mod demo;

@@ -9,8 +9,8 @@ use ipfsbench_roles::api::wire as tasks;
 use ipfsbench_roles::master::TaskRecord;
 
 use crate::args::{
-    AddArgs, BlockCommand, ClusterCommand, Codec, Command, DagCommand, PinCommand, PinType,
-    PubsubCommand, RepoCommand, RoutingCommand, SubmitArgs, SwarmCommand, TaskCommand,
+    AddArgs, BlockCommand, Codec, Command, DagCommand, PinCommand, PinType, PubsubCommand,
+    RepoCommand, RoutingCommand, SubmitArgs, SwarmCommand, TaskCommand,
 };
 use crate::client::{ndjson, Api, Part};
 
@@ -65,7 +65,7 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
         }
         Command::Pubsub(cmd) => pubsub(api, cmd, &mut out)?,
         Command::Task(cmd) => task(api, cmd, &mut out)?,
-        Command::Cluster(cmd) => cluster(api, cmd, &mut out)?,
+        Command::Cluster(cmd) => crate::cluster::run(api, cmd, &mut out)?,
         Command::Storage(cmd) => crate::storage::run(api, cmd, &mut out)?,
         Command::Demo(_) => unreachable_command("demo")?,
     }
@@ -176,37 +176,6 @@ fn task(api: &Api, cmd: TaskCommand, out: &mut dyn Write) -> Result<()> {
         TaskCommand::Result { id, wait } => {
             let v: tasks::Outcome = api.json("task/result", &[("arg", id), ("wait", s(wait))])?;
             writeln!(out, "{}", v.result.unwrap_or_default())?;
-        }
-    }
-    Ok(())
-}
-
-fn cluster(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result<()> {
-    match cmd {
-        ClusterCommand::Peers => {
-            let v: tasks::ClusterPeers = api.json("cluster/peers", &[])?;
-            writeln!(
-                out,
-                "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}",
-                "PEER", "ROLE", "CORES", "RUNNING", "MAX", "LAST (ms)"
-            )?;
-            for p in v.peers {
-                writeln!(
-                    out,
-                    "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}{}",
-                    p.peer,
-                    p.role.to_string(),
-                    p.capacity.cores,
-                    p.running,
-                    p.capacity.max_concurrent,
-                    p.last_heartbeat_ms_ago,
-                    if p.this_node { " (this node)" } else { "" }
-                )?;
-            }
-        }
-        ClusterCommand::Stats => {
-            let v: ipfsbench_roles::service::Stats = api.json("cluster/stats", &[])?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         }
     }
     Ok(())

@@ -22,6 +22,30 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Initialises a repo at `repo`; returns its PeerId (so that peers can be told to trust it
+/// before it starts).
+///
+/// # Panics
+///
+/// When `init` fails.
+pub fn init_repo(repo: &Path) -> String {
+    let init = Command::new(ipfsbench_node_binary())
+        .arg("--repo")
+        .arg(repo)
+        .arg("init")
+        .output()
+        .expect("run init");
+    assert!(init.status.success(), "init failed: {init:?}");
+    let config = std::fs::read_to_string(repo.join("config.toml")).expect("config.toml");
+    let line = config
+        .lines()
+        .find(|l| l.starts_with("peer_id = "))
+        .expect("peer_id in config.toml");
+    line.trim_start_matches("peer_id = ")
+        .trim_matches('"')
+        .to_string()
+}
+
 /// A daemon in its own temporary repo: TCP on an ephemeral loopback port (unless told
 /// otherwise), API on an ephemeral port, mDNS off. Killed when dropped.
 pub struct Node {
@@ -96,13 +120,10 @@ impl Node {
     ) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = repo.map_or_else(|| dir.path().join("repo"), Path::to_path_buf);
-        let init = Command::new(ipfsbench_node_binary())
-            .arg("--repo")
-            .arg(&repo)
-            .arg("init")
-            .output()
-            .expect("run init");
-        assert!(init.status.success(), "init failed: {init:?}");
+        // A repo the test prepared (see [`init_repo`]) is used as it is.
+        if !repo.join("config.toml").exists() {
+            init_repo(&repo);
+        }
         configure(&repo);
         let mut node = Node {
             child: None,

@@ -19,6 +19,47 @@ pub struct Config {
     pub cache: CacheConfig,
     /// Tasks: the cluster, who is trusted, and how work is run.
     pub tasks: TasksConfig,
+    /// The replicated cluster state and the pins the cluster keeps.
+    pub cluster: ClusterConfig,
+}
+
+/// The replicated cluster state (a Merkle-CRDT) and the cluster's pinset.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// PeerIds whose changes to the replicated state this node applies, besides the trusted
+    /// masters, workers and submitters of `[tasks]` (`--trust-peer`). Default: none.
+    pub trusted_peers: Vec<String>,
+    /// This node's tags, `key:value`, announced for pin allocation (`--tag`).
+    pub tags: Vec<String>,
+    /// Pins' default least number of copies; -1 means every eligible peer.
+    pub replication_min: i32,
+    /// Pins' default most number of copies; -1 means every eligible peer.
+    pub replication_max: i32,
+    /// Whether masters may hold allocated pins (workers always may, leechers never).
+    pub allocate_to_masters: bool,
+    /// A peer silent this long has its pins allocated to others. Seconds.
+    pub reallocate_after_secs: u64,
+    /// How often the state's heads are announced, changed or not. Milliseconds.
+    pub announce_ms: u64,
+    /// Write a snapshot once this many changes were applied since the last; 0 means on
+    /// demand only.
+    pub snapshot_every: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            trusted_peers: Vec::new(),
+            tags: Vec::new(),
+            replication_min: 1,
+            replication_max: 3,
+            allocate_to_masters: false,
+            reallocate_after_secs: 300,
+            announce_ms: 5_000,
+            snapshot_every: 1_000,
+        }
+    }
 }
 
 /// How the daemon runs. Command-line flags override these.
@@ -153,6 +194,7 @@ mod tests {
         assert_eq!(parsed.daemon, DaemonConfig::default());
         assert_eq!(parsed.cache, CacheConfig::default());
         assert_eq!(parsed.tasks, TasksConfig::default());
+        assert_eq!(parsed.cluster, ClusterConfig::default());
         assert_eq!(parsed.identity.peer_id, "12D3KooW");
     }
 

@@ -40,6 +40,8 @@ pub const MAX_TEXT: usize = 4096;
 pub const MAX_RUNNING: usize = 1024;
 /// The most programs a worker may advertise.
 pub const MAX_PROGRAMS: usize = 64;
+/// The most tags a node may announce.
+pub const MAX_TAGS: usize = 16;
 /// The prefix of every cluster topic.
 pub const TOPIC_PREFIX: &str = "/ipfsbench/";
 
@@ -383,6 +385,8 @@ pub struct Capacity {
     pub hardware: String,
     /// The programs `exec` tasks may name on this node.
     pub programs: Vec<String>,
+    /// Its tags, `key:value`, for pin allocation.
+    pub tags: Vec<String>,
 }
 
 /// A node's periodic announcement.
@@ -537,7 +541,9 @@ impl Message {
                 limit(
                     c.programs.iter().all(|p| p.len() <= MAX_SHORT_TEXT),
                     "program name too long",
-                )
+                )?;
+                limit(c.tags.len() <= MAX_TAGS, "too many tags")?;
+                limit(c.tags.iter().all(|t| t.len() <= 64), "tag too long")
             }
             Message::Progress(m) => {
                 limit(m.permille <= 1000, "progress over 1000 permille")?;
@@ -637,6 +643,7 @@ mod tests {
                     max_concurrent: 2,
                     hardware: "x86_64".into(),
                     programs: vec!["sort".into()],
+                    tags: vec!["zone:a".into()],
                 },
                 running: vec![(task, 2)],
             }),

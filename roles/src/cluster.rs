@@ -100,6 +100,7 @@ mod tests {
                 max_concurrent: 1,
                 hardware: String::new(),
                 programs: Vec::new(),
+                tags: Vec::new(),
             },
             running: Vec::new(),
         }

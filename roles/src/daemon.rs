@@ -1,7 +1,9 @@
 //! A node with its role, as `ipfsbench-node --role ROLE` runs it: the repo, the host and the
-//! API (with the role's task and cluster calls), and the role service, started together by
+//! API (with the role's task and cluster calls), the role service, the replicated cluster
+//! state with the pinset's tracker (and, on masters, its healer), started together by
 //! [`Daemon::start`] and stopped in order by [`Daemon::shutdown`].
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ipfsbench_core::daemon::{self as core, DaemonError, Options};
@@ -12,6 +14,9 @@ use ipfsbench_protocols::Role;
 use ipfsbench_protocols::{state, task};
 
 use crate::master::{Master, MasterError};
+use crate::pinset::healer::Healer;
+use crate::pinset::tracker::Tracker;
+use crate::pinset::Pinset;
 use crate::service::Service;
 use crate::settings::Settings;
 
@@ -33,6 +38,12 @@ pub enum Error {
     /// The repo, the host or the API failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    /// The replicated state could not start.
+    #[error("starting the replicated cluster state: {0}")]
+    State(#[from] ipfsbench_core::state::Error),
+    /// The pin tracker could not start.
+    #[error("starting the pin tracker: {0}")]
+    Tracker(String),
 }
 
 /// What a role decides for its host: masters and workers keep every block and serve the DHT,
@@ -67,6 +78,26 @@ fn decide(role: Role, mut options: Options) -> Options {
 pub struct Daemon {
     core: core::Daemon,
     service: Service,
+    replica: ipfsbench_core::state::Replica,
+    tracker: Option<Tracker>,
+    healer: Option<Healer>,
+}
+
+/// The replicated state's settings: the cluster's state topic, and every peer the node
+/// trusts for tasks or for the state.
+fn state_config(
+    settings: &Settings,
+    me: ipfsbench_core::network::PeerId,
+) -> ipfsbench_core::state::Config {
+    let mut trusted: HashSet<_> = settings.state.trusted_peers.clone();
+    trusted.extend(&settings.trusted_masters);
+    trusted.extend(&settings.trusted_workers);
+    trusted.extend(&settings.submitters);
+    trusted.insert(me);
+    let mut config = ipfsbench_core::state::Config::new(state::topic(&settings.cluster), trusted);
+    config.announce_every = settings.state.announce;
+    config.snapshot_every = settings.state.snapshot_every;
+    config
 }
 
 impl Daemon {
@@ -84,13 +115,55 @@ impl Daemon {
         } else {
             None
         };
-        let (core, service) = core::Daemon::start_with(repo, options, |repo, client| {
+        let role = settings.role;
+        let cluster = settings.state.clone();
+        let state = state_config(&settings, repo.peer_id());
+        let (core, started) = core::Daemon::start_with(repo, options, |repo, client| {
+            let replica =
+                ipfsbench_core::state::Replica::start(Arc::clone(repo), client.clone(), state);
             let service = Service::start(Arc::clone(repo), client.clone(), settings, master);
-            let routes = crate::api::router(service.handle(), client.clone());
-            (routes, service)
+            let Ok(replica) = replica else {
+                return (axum::Router::new(), (service, replica, None));
+            };
+            let pinset = Pinset::new(replica.handle(), service.handle(), cluster);
+            let routes = crate::api::router(service.handle(), client.clone())
+                .merge(crate::api::pins::router(pinset.clone(), service.handle()));
+            (routes, (service, Ok(replica), Some(pinset)))
         })
         .await?;
-        Ok(Self { core, service })
+        let (service, replica, pinset) = started;
+        let replica = match replica {
+            Ok(r) => r,
+            Err(e) => {
+                service.shutdown().await;
+                core.shutdown().await?;
+                return Err(e.into());
+            }
+        };
+        let mut daemon = Self {
+            core,
+            service,
+            replica,
+            tracker: None,
+            healer: None,
+        };
+        if let Some(pinset) = pinset {
+            if role != Role::Leecher {
+                let repo = Arc::clone(daemon.core.repo());
+                let client = daemon.core.client().clone();
+                match Tracker::start(repo, client, pinset.clone()) {
+                    Ok(t) => daemon.tracker = Some(t),
+                    Err(e) => {
+                        daemon.shutdown().await?;
+                        return Err(Error::Tracker(e));
+                    }
+                }
+            }
+            if role == Role::Master {
+                daemon.healer = Some(Healer::start(pinset));
+            }
+        }
+        Ok(daemon)
     }
 
     /// The repo, the host and the API.
@@ -105,7 +178,14 @@ impl Daemon {
     ///
     /// When the API, the host or the final flush failed.
     pub async fn shutdown(self) -> Result<(), Error> {
+        if let Some(healer) = self.healer {
+            healer.shutdown().await;
+        }
+        if let Some(tracker) = self.tracker {
+            tracker.shutdown().await;
+        }
         self.service.shutdown().await;
+        self.replica.shutdown().await;
         self.core.shutdown().await?;
         Ok(())
     }

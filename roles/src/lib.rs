@@ -26,10 +26,12 @@ mod cluster;
 pub mod daemon;
 mod gossip;
 pub mod master;
+pub mod pinset;
 pub mod service;
 pub mod settings;
 mod submitter;
 mod system;
+mod text;
 mod worker;
 
 pub use cluster::Counters;

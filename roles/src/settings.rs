@@ -1,10 +1,11 @@
-//! The role service's settings: the `[tasks]` section of the config, checked and typed once.
+//! The role service's settings: the `[tasks]` and `[cluster]` sections of the config, checked
+//! and typed once.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipfsbench_core::config::TasksConfig;
+use ipfsbench_core::config::{ClusterConfig, TasksConfig};
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
@@ -37,6 +38,42 @@ pub struct Settings {
     pub programs: std::collections::BTreeMap<String, PathBuf>,
     /// The most bytes an `exec` task may write.
     pub output_cap: u64,
+    /// The replicated state and the pinset.
+    pub state: ClusterSettings,
+}
+
+/// The replicated state and the pinset, typed.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// Peers whose state changes are applied besides the trusted masters, workers and
+    /// submitters.
+    pub trusted_peers: HashSet<PeerId>,
+    /// This node's tags, `key:value`.
+    pub tags: Vec<String>,
+    /// Pins' default least copies; `None`: every eligible peer.
+    pub replication_min: Option<u32>,
+    /// Pins' default most copies; `None`: every eligible peer.
+    pub replication_max: Option<u32>,
+    /// Whether masters may hold allocated pins.
+    pub allocate_to_masters: bool,
+    /// A peer silent this long has its pins allocated to others.
+    pub reallocate_after: Duration,
+    /// How often the heads are announced.
+    pub announce: Duration,
+    /// Changes between snapshots; 0: on demand only.
+    pub snapshot_every: u64,
+}
+
+/// The most tags a node may have.
+pub const MAX_TAGS: usize = 16;
+
+/// A replication factor: -1 is every eligible peer, 0 is refused, n > 0 is n.
+pub fn replication(value: i32) -> Option<Option<u32>> {
+    match value {
+        -1 => Some(None),
+        n if n > 0 => Some(Some(n as u32)),
+        _ => None,
+    }
 }
 
 /// A configuration the service cannot run with.
@@ -61,6 +98,14 @@ pub enum SettingsError {
         /// Its path.
         path: String,
     },
+    /// A `[cluster]` value out of range.
+    #[error("cluster.{field}: {reason}")]
+    Cluster {
+        /// The key.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A duration of zero.
     #[error("tasks.{0} must be greater than 0")]
     Zero(&'static str),
@@ -68,7 +113,11 @@ pub enum SettingsError {
 
 impl Settings {
     /// Checks `config` for a node of `role`.
-    pub fn new(role: Role, config: &TasksConfig) -> Result<Self, SettingsError> {
+    pub fn new(
+        role: Role,
+        config: &TasksConfig,
+        cluster: &ClusterConfig,
+    ) -> Result<Self, SettingsError> {
         let peers = |field: &'static str, list: &[String]| {
             list.iter()
                 .map(|v| {
@@ -125,6 +174,69 @@ impl Settings {
             default_timeout: Duration::from_secs(u64::from(config.timeout_secs)),
             programs,
             output_cap: config.exec_output_max_bytes,
+            state: ClusterSettings::new(cluster)?,
         })
     }
+}
+
+impl ClusterSettings {
+    /// Checks the `[cluster]` section.
+    pub fn new(config: &ClusterConfig) -> Result<Self, SettingsError> {
+        let bad = |field: &'static str, reason: String| SettingsError::Cluster { field, reason };
+        let trusted_peers = config
+            .trusted_peers
+            .iter()
+            .map(|v| {
+                v.parse::<PeerId>()
+                    .map_err(|_| bad("trusted_peers", format!("{v:?} is not a PeerId")))
+            })
+            .collect::<Result<HashSet<_>, _>>()?;
+        check_tags(&config.tags).map_err(|reason| bad("tags", reason))?;
+        let factor = |field: &'static str, value: i32| {
+            replication(value)
+                .ok_or_else(|| bad(field, format!("{value} must be -1 (everywhere) or above 0")))
+        };
+        let replication_min = factor("replication_min", config.replication_min)?;
+        let replication_max = factor("replication_max", config.replication_max)?;
+        if let (Some(min), Some(max)) = (replication_min, replication_max) {
+            if min > max {
+                return Err(bad(
+                    "replication_min",
+                    format!("{min} is above replication_max {max}"),
+                ));
+            }
+        }
+        for (field, value) in [
+            ("reallocate_after_secs", config.reallocate_after_secs),
+            ("announce_ms", config.announce_ms),
+        ] {
+            if value == 0 {
+                return Err(bad(field, "must be greater than 0".into()));
+            }
+        }
+        Ok(Self {
+            trusted_peers,
+            tags: config.tags.clone(),
+            replication_min,
+            replication_max,
+            allocate_to_masters: config.allocate_to_masters,
+            reallocate_after: Duration::from_secs(config.reallocate_after_secs),
+            announce: Duration::from_millis(config.announce_ms),
+            snapshot_every: config.snapshot_every,
+        })
+    }
+}
+
+/// Checks tags: at most [`MAX_TAGS`], each `key:value` of at most 64 bytes.
+pub fn check_tags(tags: &[String]) -> Result<(), String> {
+    if tags.len() > MAX_TAGS {
+        return Err(format!("at most {MAX_TAGS} tags"));
+    }
+    for t in tags {
+        let ok = t.len() <= 64 && t.split_once(':').is_some_and(|(k, _)| !k.is_empty());
+        if !ok {
+            return Err(format!("{t:?} is not key:value (at most 64 bytes)"));
+        }
+    }
+    Ok(())
 }

@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 
 pub use error::ApiError;
 pub use guard::Access;
+pub use net::ndjson;
 
 use crate::network::Client;
 use crate::repo::Repo;

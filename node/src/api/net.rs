@@ -128,7 +128,8 @@ pub(super) fn push_line(body: &mut String, line: &impl serde::Serialize) {
     }
 }
 
-pub(super) fn ndjson(body: Body) -> Result<Response, ApiError> {
+/// A streamed answer of JSON lines, as Kubo sends them.
+pub fn ndjson(body: Body) -> Result<Response, ApiError> {
     Response::builder()
         .header("content-type", "application/json")
         .header("x-chunked-output", "1")

@@ -1,6 +1,7 @@
 //! The handle the rest of the program uses to drive the host.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,15 @@ use crate::store::dag;
 
 /// Blocks fetched concurrently while walking a DAG.
 const DAG_FETCH_CONCURRENCY: usize = 256;
+
+/// How far a DAG fetch got: blocks and bytes local so far.
+#[derive(Debug, Default)]
+pub struct DagProgress {
+    /// Blocks of the DAG made local (fetched or already there).
+    pub blocks: AtomicU64,
+    /// Their bytes.
+    pub bytes: AtomicU64,
+}
 
 /// A cloneable handle to the host. The host stops when the last handle is dropped.
 #[derive(Debug, Clone)]
@@ -93,6 +103,18 @@ impl Client {
     /// flight, each child asked first of the peer that sent its parent. Returns the number of
     /// blocks fetched. Fetched blocks are flushed to disk before this returns.
     pub async fn fetch_dag(&self, repo: &Arc<Repo>, root: Cid) -> Result<u64, NetworkError> {
+        self.fetch_dag_counted(repo, root, &DagProgress::default())
+            .await
+    }
+
+    /// [`Client::fetch_dag`], counting the DAG's blocks and bytes in `progress` as they
+    /// become local (fetched or found), so a caller can show how far it got.
+    pub async fn fetch_dag_counted(
+        &self,
+        repo: &Arc<Repo>,
+        root: Cid,
+        progress: &DagProgress,
+    ) -> Result<u64, NetworkError> {
         let mut seen: HashSet<Hash> = HashSet::new();
         let mut queue: Vec<(Cid, Vec<PeerId>)> = vec![(root, Vec::new())];
         let mut running = FuturesUnordered::new();
@@ -127,13 +149,16 @@ impl Client {
                             .ok_or(NetworkError::NotFound(cid))?;
                         dag::links(&cid, &data).map_err(NetworkError::store)?
                     };
-                    Ok::<_, NetworkError>((from, links))
+                    let size = repo.store().size(&cid).map_err(NetworkError::store)?;
+                    Ok::<_, NetworkError>((from, links, size.unwrap_or(0)))
                 });
             }
             let Some(done) = running.next().await else {
                 break;
             };
-            let (from, links) = done?;
+            let (from, links, size) = done?;
+            progress.blocks.fetch_add(1, Ordering::Relaxed);
+            progress.bytes.fetch_add(size, Ordering::Relaxed);
             if from.is_some() {
                 fetched += 1;
             }

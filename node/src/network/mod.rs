@@ -19,7 +19,7 @@ use std::time::Duration;
 use libp2p::{noise, tcp, yamux};
 
 pub use behaviour::MAX_PUBSUB_MESSAGE;
-pub use client::{Client, PeerInfo, PubsubMessage, PubsubStats};
+pub use client::{Client, DagProgress, PeerInfo, PubsubMessage, PubsubStats};
 pub use libp2p::{Multiaddr, PeerId};
 
 use crate::repo::Repo;

@@ -460,6 +460,12 @@ impl Repo {
         Ok(())
     }
 
+    /// A tree of the repo's database for one role's local bookkeeping (`local.<name>`).
+    pub fn local_tree(&self, name: &str) -> Result<sled::Tree, RepoError> {
+        let tree = self.store.disk().db().open_tree(format!("local.{name}"));
+        Ok(tree.map_err(crate::store::StoreError::from)?)
+    }
+
     /// The replicated state's database (see [`crate::state`]).
     pub fn state(&self) -> Result<crate::state::Db, crate::state::DbError> {
         crate::state::Db::open(self.store.disk().db())

@@ -169,6 +169,7 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
     db: Db,
     me: PeerId,
+    changes: tokio::sync::watch::Receiver<u64>,
 }
 
 impl std::fmt::Debug for Command {
@@ -213,6 +214,12 @@ impl Handle {
         self.write(vec![Op { key, value: None }]).await
     }
 
+    /// A counter that moves whenever the state changes (a delta applied or written, a
+    /// snapshot merged): wait on it to react to changes.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.clone()
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.db.get(key)?)
@@ -246,6 +253,15 @@ impl Handle {
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
+    }
+}
+
+impl From<Error> for crate::api::ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Invalid(_) => Self::bad_request(e.to_string()),
+            _ => Self::internal(e.to_string()),
+        }
     }
 }
 

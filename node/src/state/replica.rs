@@ -52,19 +52,19 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Starts the replica of `repo`'s state on `client`'s network.
-    pub async fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
+    /// Starts the replica of `repo`'s state on `client`'s network (on the current tokio
+    /// runtime).
+    pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
         let db = repo.state()?;
         let me = repo.peer_id();
-        let gossip = client
-            .subscribe_with_capacity(config.topic.clone(), GOSSIP_QUEUE)
-            .await?;
         let mut start = db.meta_u64(CLOCK_KEY)?.unwrap_or(0);
         for v in db.versions()? {
             start = start.max(v.stamp);
         }
         let (tx, rx) = mpsc::channel(1_024);
+        let (changes, watch) = tokio::sync::watch::channel(0u64);
         let actor = Actor {
+            changes,
             repo,
             client,
             db: db.clone(),
@@ -85,9 +85,24 @@ impl Replica {
             last_announce: Instant::now(),
             status: Status::default(),
         };
-        let task = tokio::spawn(actor.run(rx, gossip));
+        let task = tokio::spawn(async move {
+            let topic = actor.config.topic.clone();
+            match actor
+                .client
+                .subscribe_with_capacity(topic, GOSSIP_QUEUE)
+                .await
+            {
+                Ok(gossip) => actor.run(rx, gossip).await,
+                Err(e) => tracing::error!("the replicated state cannot subscribe: {e}"),
+            }
+        });
         Ok(Self {
-            handle: Handle { tx, db, me },
+            handle: Handle {
+                tx,
+                db,
+                me,
+                changes: watch,
+            },
             task,
         })
     }
@@ -105,6 +120,8 @@ impl Replica {
 }
 
 struct Actor {
+    /// Moved on every change of the state.
+    changes: tokio::sync::watch::Sender<u64>,
     repo: Arc<Repo>,
     client: Client,
     db: Db,
@@ -263,6 +280,7 @@ impl Actor {
     }
 
     fn changed(&mut self) {
+        self.changes.send_modify(|n| *n += 1);
         if self.announce_due.is_none() {
             self.announce_due = Some((self.last_announce + ANNOUNCE_GAP).max(Instant::now()));
         }

@@ -75,7 +75,6 @@ async fn start(
         daemon.client().clone(),
         config,
     )
-    .await
     .expect("replica");
     Node {
         daemon,

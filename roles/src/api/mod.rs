@@ -2,6 +2,7 @@
 //! `/api/v0/task/submit|status|ls|cancel|result` and `/api/v0/cluster/peers|stats`. Errors use
 //! the node API's Kubo-shaped JSON. The answers' types are in [`wire`].
 
+pub mod pins;
 pub mod wire;
 
 use axum::extract::State as Extract;

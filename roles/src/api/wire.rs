@@ -74,3 +74,54 @@ pub struct ClusterPeers {
     /// The nodes heard from, this one included.
     pub peers: Vec<PeerView>,
 }
+
+/// `cluster/pins/recover`'s answer: the pins whose holders retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Recovered {
+    /// Their CIDs.
+    pub pins: Vec<String>,
+}
+
+/// `cluster/state/snapshot`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Snapshot {
+    /// The new snapshot's root.
+    pub snapshot: String,
+}
+
+/// `cluster/alerts`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Alerts {
+    /// What needs attention.
+    pub alerts: Vec<Alert>,
+}
+
+/// Something that needs attention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "Kind", rename_all = "snake_case")]
+pub enum Alert {
+    /// A peer has not been heard for a while (or an allocated peer never was).
+    PeerGone {
+        /// The peer.
+        #[serde(rename = "Peer")]
+        peer: String,
+        /// Milliseconds since it was last heard; `None`: not heard since this node started.
+        #[serde(rename = "SilentMs")]
+        silent_ms: Option<u64>,
+    },
+    /// Fewer peers hold a pin than it asks for.
+    UnderReplicated {
+        /// The pin.
+        #[serde(rename = "Cid")]
+        cid: String,
+        /// Peers that report it pinned.
+        #[serde(rename = "Pinned")]
+        pinned: usize,
+        /// The least copies it asks for (`None`: every eligible peer).
+        #[serde(rename = "Wanted")]
+        wanted: Option<u32>,
+    },
+}

@@ -146,7 +146,8 @@ mod tests {
     fn gossip_submissions_and_cancels_need_the_right_peer() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = master(dir.path());
-        let mut settings = Settings::new(Role::Master, &TasksConfig::default()).unwrap();
+        let mut settings =
+            Settings::new(Role::Master, &TasksConfig::default(), &Default::default()).unwrap();
         let (listed, stranger) = (PeerId::random(), PeerId::random());
         settings.submitters.insert(listed);
         let (mut outbox, mut dirty, mut counters) = (Vec::new(), false, Counters::default());
@@ -181,7 +182,8 @@ mod tests {
     fn a_failed_attempt_that_will_be_retried_is_acknowledged_by_a_cancel() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = master(dir.path());
-        let settings = Settings::new(Role::Master, &TasksConfig::default()).unwrap();
+        let settings =
+            Settings::new(Role::Master, &TasksConfig::default(), &Default::default()).unwrap();
         let me = PeerId::random();
         let worker = PeerId::random();
         let mut peers = Peers::default();

@@ -624,6 +624,7 @@ mod tests {
                     max_concurrent: max,
                     hardware: String::new(),
                     programs: vec!["sort".into()],
+                    tags: Vec::new(),
                 },
                 running: Vec::new(),
             },

@@ -76,18 +76,18 @@ impl std::str::FromStr for State {
 #[serde(rename_all = "PascalCase")]
 pub struct TaskRecord {
     /// The task id.
-    #[serde(with = "text")]
+    #[serde(with = "crate::text")]
     pub id: TaskId,
     /// The submitter's idempotency key.
     pub key: String,
     /// Who submitted it.
-    #[serde(with = "text")]
+    #[serde(with = "crate::text")]
     pub submitter: PeerId,
     /// Its kind.
-    #[serde(with = "text")]
+    #[serde(with = "crate::text")]
     pub kind: Kind,
     /// Input CIDs.
-    #[serde(with = "text::list")]
+    #[serde(with = "crate::text::list")]
     pub inputs: Vec<Cid>,
     /// Parameters, in order.
     pub params: Vec<(String, String)>,
@@ -96,7 +96,7 @@ pub struct TaskRecord {
     /// Failed attempts allowed before the task fails.
     pub max_attempts: u8,
     /// The worker it must run on, if any.
-    #[serde(with = "text::option")]
+    #[serde(with = "crate::text::option")]
     pub target: Option<PeerId>,
     /// Where it is.
     pub state: State,
@@ -105,7 +105,7 @@ pub struct TaskRecord {
     /// Attempts that failed (or whose lease expired).
     pub failures: u8,
     /// The worker of the latest assignment.
-    #[serde(with = "text::option")]
+    #[serde(with = "crate::text::option")]
     pub worker: Option<PeerId>,
     /// When the latest assignment's lease ends unless renewed. Unix ms.
     pub lease_until_ms: u64,
@@ -114,7 +114,7 @@ pub struct TaskRecord {
     /// The latest error.
     pub last_error: Option<String>,
     /// The result record's CID, once succeeded.
-    #[serde(with = "text::option")]
+    #[serde(with = "crate::text::option")]
     pub result: Option<Cid>,
     /// The latest progress report, in thousandths.
     pub progress_permille: u16,
@@ -140,77 +140,6 @@ impl TaskRecord {
         spec.max_attempts = self.max_attempts;
         spec.target = self.target.map(WirePeer);
         spec
-    }
-}
-
-/// Typed fields written as their text forms (hex task ids, base58 peer ids, CID strings,
-/// kind names), so that the stored records and the API's JSON read as before; a stored
-/// field that does not parse fails the whole record.
-mod text {
-    use std::fmt::Display;
-    use std::str::FromStr;
-
-    use serde::{de, Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
-    where
-        T: FromStr,
-        T::Err: Display,
-        D: Deserializer<'de>,
-    {
-        String::deserialize(d)?.parse().map_err(de::Error::custom)
-    }
-
-    pub(super) mod option {
-        use super::*;
-
-        pub(in super::super) fn serialize<T: Display, S: Serializer>(
-            v: &Option<T>,
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            match v {
-                Some(v) => s.collect_str(v),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub(in super::super) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
-        where
-            T: FromStr,
-            T::Err: Display,
-            D: Deserializer<'de>,
-        {
-            Option::<String>::deserialize(d)?
-                .map(|v| v.parse().map_err(de::Error::custom))
-                .transpose()
-        }
-    }
-
-    pub(super) mod list {
-        use super::*;
-
-        pub(in super::super) fn serialize<T: Display, S: Serializer>(
-            v: &[T],
-            s: S,
-        ) -> Result<S::Ok, S::Error> {
-            s.collect_seq(v.iter().map(ToString::to_string))
-        }
-
-        pub(in super::super) fn deserialize<'de, T, D>(d: D) -> Result<Vec<T>, D::Error>
-        where
-            T: FromStr,
-            T::Err: Display,
-            D: Deserializer<'de>,
-        {
-            Vec::<String>::deserialize(d)?
-                .into_iter()
-                .map(|v| v.parse().map_err(de::Error::custom))
-                .collect()
-        }
     }
 }
 

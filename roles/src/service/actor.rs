@@ -238,6 +238,7 @@ impl Actor {
                 } else {
                     Vec::new()
                 },
+                tags: self.settings.state.tags.clone(),
             },
             running: self.attempts.running().take(task::MAX_RUNNING).collect(),
         };

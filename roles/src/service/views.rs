@@ -81,6 +81,9 @@ pub struct CapacityView {
     pub hardware: String,
     /// Programs `exec` may run there.
     pub programs: Vec<String>,
+    /// Its tags, `key:value`.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
 impl From<&Capacity> for CapacityView {
@@ -93,6 +96,7 @@ impl From<&Capacity> for CapacityView {
             max_concurrent: c.max_concurrent,
             hardware: c.hardware.clone(),
             programs: c.programs.clone(),
+            tags: c.tags.clone(),
         }
     }
 }

@@ -1,0 +1,203 @@
+//! `cluster ...`: the cluster's peers and counters, its pinset and its replicated state,
+//! through a running daemon.
+
+use std::io::Write;
+
+use anyhow::Result;
+use ipfsbench_core::state::Status;
+use ipfsbench_roles::api::wire as tasks;
+use ipfsbench_roles::pinset::{Pin, PinStatus};
+
+use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand};
+use crate::client::Api;
+
+/// Runs a `cluster` command.
+pub(crate) fn run(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ClusterCommand::Peers => peers(api, out)?,
+        ClusterCommand::Stats => {
+            let v: ipfsbench_roles::service::Stats = api.json("cluster/stats", &[])?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        }
+        ClusterCommand::Pin(cmd) => pin(api, cmd, out)?,
+        ClusterCommand::Alerts => {
+            let v: tasks::Alerts = api.json("cluster/alerts", &[])?;
+            for a in &v.alerts {
+                match a {
+                    tasks::Alert::PeerGone { peer, silent_ms } => match silent_ms {
+                        Some(ms) => writeln!(out, "peer gone: {peer}, silent for {ms} ms")?,
+                        None => {
+                            writeln!(out, "peer gone: {peer}, not heard since this node started")?
+                        }
+                    },
+                    tasks::Alert::UnderReplicated {
+                        cid,
+                        pinned,
+                        wanted,
+                    } => {
+                        let wanted =
+                            wanted.map_or("every eligible peer".to_string(), |w| w.to_string());
+                        writeln!(
+                            out,
+                            "under-replicated: {cid}, pinned on {pinned}, wants {wanted}"
+                        )?;
+                    }
+                }
+            }
+            if v.alerts.is_empty() {
+                writeln!(out, "no alerts")?;
+            }
+        }
+        ClusterCommand::State { snapshot } => {
+            if snapshot {
+                let v: tasks::Snapshot = api.json("cluster/state/snapshot", &[])?;
+                writeln!(out, "{}", v.snapshot)?;
+            } else {
+                let v: Status = api.json("cluster/state", &[])?;
+                writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn peers(api: &Api, out: &mut dyn Write) -> Result<()> {
+    let v: tasks::ClusterPeers = api.json("cluster/peers", &[])?;
+    writeln!(
+        out,
+        "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}",
+        "PEER", "ROLE", "CORES", "RUNNING", "MAX", "LAST (ms)"
+    )?;
+    for p in v.peers {
+        writeln!(
+            out,
+            "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}{}",
+            p.peer,
+            p.role.to_string(),
+            p.capacity.cores,
+            p.running,
+            p.capacity.max_concurrent,
+            p.last_heartbeat_ms_ago,
+            if p.this_node { " (this node)" } else { "" }
+        )?;
+    }
+    Ok(())
+}
+
+fn add_query(args: ClusterPinArgs) -> Vec<(&'static str, String)> {
+    let mut q = vec![("arg", args.cid)];
+    q.extend(args.name.map(|n| ("name", n)));
+    q.extend(
+        args.replication_min
+            .map(|n| ("replication-min", n.to_string())),
+    );
+    q.extend(
+        args.replication_max
+            .map(|n| ("replication-max", n.to_string())),
+    );
+    q.extend(args.allocations.map(|a| ("allocations", a)));
+    q.extend(args.tag.into_iter().map(|t| ("tag", t)));
+    q.extend(args.metadata.into_iter().map(|m| ("metadata", m)));
+    q.extend(args.expire_in.map(|e| ("expire-in", e)));
+    q
+}
+
+fn copies(pin: &Pin) -> String {
+    let f = |v: Option<u32>| v.map_or("all".to_string(), |n| n.to_string());
+    format!(
+        "{}..{}",
+        f(pin.replication_factor_min),
+        f(pin.replication_factor_max)
+    )
+}
+
+fn pin(api: &Api, cmd: ClusterPinCommand, out: &mut dyn Write) -> Result<()> {
+    match cmd {
+        ClusterPinCommand::Add(args) => {
+            let pin: Pin = api.json("cluster/pins/add", &add_query(args))?;
+            let peers: Vec<String> = pin.allocations.iter().map(ToString::to_string).collect();
+            writeln!(
+                out,
+                "pinned {} on {} peers{}: {}",
+                pin.cid,
+                peers.len(),
+                if pin.under_replicated {
+                    " (under-replicated)"
+                } else {
+                    ""
+                },
+                peers.join(", ")
+            )?;
+        }
+        ClusterPinCommand::Rm { cid } => {
+            let pin: Pin = api.json("cluster/pins/rm", &[("arg", cid)])?;
+            writeln!(out, "unpinned {}", pin.cid)?;
+        }
+        ClusterPinCommand::Ls { name, json } => {
+            let q: Vec<(&str, String)> = name.into_iter().map(|n| ("name", n)).collect();
+            for pin in api.lines::<serde_json::Value>("cluster/pins/ls", &q)? {
+                let pin = pin?;
+                if json {
+                    writeln!(out, "{pin}")?;
+                    continue;
+                }
+                let pin: Pin = serde_json::from_value(pin)?;
+                let peers: Vec<String> = pin.allocations.iter().map(ToString::to_string).collect();
+                writeln!(
+                    out,
+                    "{} {:?} {} {}",
+                    pin.cid,
+                    pin.name,
+                    copies(&pin),
+                    peers.join(",")
+                )?;
+            }
+        }
+        ClusterPinCommand::Update { from, to } => {
+            let pin: Pin = api.json("cluster/pins/update", &[("arg", from), ("arg", to)])?;
+            writeln!(out, "updated to {}", pin.cid)?;
+        }
+        ClusterPinCommand::Status { cid, json } => {
+            let q: Vec<(&str, String)> = cid.into_iter().map(|c| ("arg", c)).collect();
+            for status in api.lines::<PinStatus>("cluster/pins/status", &q)? {
+                let status = status?;
+                if json {
+                    writeln!(out, "{}", serde_json::to_string(&status)?)?;
+                    continue;
+                }
+                writeln!(
+                    out,
+                    "{} {:?}: pinned on {}{}",
+                    status.cid,
+                    status.name,
+                    status.pinned,
+                    if status.under_replicated {
+                        " (under-replicated)"
+                    } else {
+                        ""
+                    }
+                )?;
+                for (peer, r) in &status.peer_map {
+                    let error = r
+                        .error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default();
+                    writeln!(
+                        out,
+                        "    {peer} {} {} blocks, {} bytes{error}",
+                        r.status.as_str(),
+                        r.blocks,
+                        r.bytes
+                    )?;
+                }
+            }
+        }
+        ClusterPinCommand::Recover { cid } => {
+            let q: Vec<(&str, String)> = cid.into_iter().map(|c| ("arg", c)).collect();
+            let v: tasks::Recovered = api.json("cluster/pins/recover", &q)?;
+            writeln!(out, "recovering {} pins", v.pins.len())?;
+        }
+    }
+    Ok(())
+}

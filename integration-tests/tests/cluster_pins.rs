@@ -1,0 +1,300 @@
+//! The replicated pinset across real daemons on loopback: a dataset kept on three workers
+//! stays on three when one dies; pins added concurrently on several nodes converge; an
+//! untrusted peer's changes are dropped; a node killed while catching up comes back
+//! consistent.
+
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use serde_json::Value;
+
+/// Heartbeats and announcements every 200 ms, re-allocation after 3 s of silence.
+fn configure(repo: &Path) {
+    let path = repo.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
+        .replace("announce_ms = 5000", "announce_ms = 200")
+        .replace("reallocate_after_secs = 300", "reallocate_after_secs = 3");
+    std::fs::write(&path, text).unwrap();
+}
+
+/// Nodes of `roles`, the first one the bootstrap peer; each trusts every other one unless
+/// it is listed in `untrusted` (then nobody trusts it, and it trusts everyone).
+struct Cluster {
+    nodes: Vec<Node>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+fn cluster(roles: &[&str], untrusted: &[usize]) -> Cluster {
+    let dirs: Vec<tempfile::TempDir> = roles.iter().map(|_| tempfile::tempdir().unwrap()).collect();
+    let repos: Vec<_> = dirs.iter().map(|d| d.path().join("repo")).collect();
+    let ids: Vec<String> = repos.iter().map(|r| init_repo(r)).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, role) in roles.iter().enumerate() {
+        let mut flags: Vec<String> = Vec::new();
+        for (j, id) in ids.iter().enumerate() {
+            if j != i && !untrusted.contains(&j) {
+                flags.extend(["--trust-peer".to_string(), id.clone()]);
+            }
+        }
+        if i > 0 {
+            flags.extend(["--bootstrap".to_string(), nodes[0].addr.clone()]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        nodes.push(Node::start_in(&repos[i], role, &flags, configure));
+    }
+    Cluster { nodes, _dirs: dirs }
+}
+
+/// Polls `check` every 100 ms until it holds; fails after `secs` seconds.
+fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn json(node: &Node, args: &[&str]) -> Value {
+    serde_json::from_slice(&node.ok(args)).unwrap()
+}
+
+fn add_file(node: &Node, dir: &Path, seed: u64, len: u64) -> String {
+    let path = dir.join(format!("data-{seed}"));
+    ipfsbench_integration_tests::data::write_pseudo_random_file(&path, len, seed).unwrap();
+    let out = String::from_utf8(node.ok(&["add", "-q", path.to_str().unwrap()])).unwrap();
+    out.trim().to_string()
+}
+
+fn status(node: &Node, cid: &str) -> Value {
+    json(node, &["cluster", "pin", "status", cid, "--json"])
+}
+
+fn pinned_on(node: &Node, cid: &str) -> Vec<String> {
+    let s = status(node, cid);
+    s["PeerMap"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Status"] == "pinned")
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+fn locally_pinned(node: &Node, cid: &str) -> bool {
+    let out = node.cli(&["pin", "ls", "--type", "recursive", "-q"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l == cid)
+}
+
+fn workers_heard(node: &Node) -> usize {
+    String::from_utf8(node.ok(&["cluster", "peers"]))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(" worker "))
+        .count()
+}
+
+fn state(node: &Node) -> Value {
+    json(node, &["cluster", "state"])
+}
+
+fn converged(nodes: &[&Node], live: u64) -> bool {
+    let states: Vec<Value> = nodes.iter().map(|n| state(n)).collect();
+    states
+        .iter()
+        .all(|s| s["Live"] == live && s["Digest"] == states[0]["Digest"])
+}
+
+#[test]
+fn a_dataset_is_kept_on_three_workers_and_stays_on_three_when_one_dies() {
+    let mut c = cluster(&["master", "worker", "worker", "worker", "worker"], &[]);
+    let master = &c.nodes[0];
+    wait_until(30, "the master hears all four workers", || {
+        workers_heard(master) == 4
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cid = add_file(master, dir.path(), 7, 3 << 20);
+    let out = String::from_utf8(master.ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &cid,
+        "--name",
+        "dataset",
+        "--replication-min",
+        "3",
+        "--replication-max",
+        "3",
+        "--metadata",
+        "owner=lab",
+    ]))
+    .unwrap();
+    assert!(out.contains("on 3 peers"), "{out}");
+    wait_until(60, "three workers pin the dataset", || {
+        pinned_on(master, &cid).len() == 3
+    });
+    let holders = pinned_on(master, &cid);
+    for n in &c.nodes[1..] {
+        assert_eq!(
+            locally_pinned(n, &cid),
+            holders.contains(&n.peer_id),
+            "worker {} holds what the status says",
+            n.peer_id
+        );
+    }
+    // Every node sees the same pin.
+    let ls =
+        String::from_utf8(c.nodes[4].ok(&["cluster", "pin", "ls", "--name", "dataset"])).unwrap();
+    assert!(ls.starts_with(&cid) && ls.contains("3..3"), "{ls}");
+
+    // A holder dies: within the re-allocation window its copy moves to the fourth worker.
+    let victim = c
+        .nodes
+        .iter()
+        .position(|n| holders.contains(&n.peer_id))
+        .unwrap();
+    let victim_id = c.nodes[victim].peer_id.clone();
+    c.nodes[victim].kill();
+    let master = &c.nodes[0];
+    wait_until(60, "the dataset is back on three live workers", || {
+        let now = pinned_on(master, &cid);
+        now.len() == 3 && !now.contains(&victim_id)
+    });
+    let alerts = String::from_utf8(master.ok(&["cluster", "alerts"])).unwrap();
+    assert!(alerts.contains(&victim_id), "{alerts}");
+
+    // Removed from the cluster: every holder unpins it.
+    master.ok(&["cluster", "pin", "rm", &cid]);
+    // (The master keeps its own pin from `add`.)
+    wait_until(30, "every worker unpins the dataset", || {
+        c.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 0 && *i != victim)
+            .all(|(_, n)| !locally_pinned(n, &cid))
+    });
+}
+
+#[test]
+fn pins_added_concurrently_on_three_nodes_converge_everywhere() {
+    let c = cluster(&["master", "worker", "worker", "worker", "worker"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cids: Vec<Vec<String>> = Vec::new();
+    for (i, n) in c.nodes[..3].iter().enumerate() {
+        cids.push(
+            (0..10)
+                .map(|k| add_file(n, dir.path(), (i * 100 + k) as u64, 4096))
+                .collect(),
+        );
+    }
+    wait_until(30, "every node hears the workers", || {
+        c.nodes[..3].iter().all(|n| workers_heard(n) == 4)
+    });
+    std::thread::scope(|s| {
+        for (n, cids) in c.nodes[..3].iter().zip(&cids) {
+            s.spawn(move || {
+                for cid in cids {
+                    n.ok(&[
+                        "cluster",
+                        "pin",
+                        "add",
+                        cid,
+                        "--replication-min",
+                        "1",
+                        "--replication-max",
+                        "2",
+                    ]);
+                }
+            });
+        }
+    });
+    let all: Vec<&Node> = c.nodes.iter().collect();
+    // 30 pins plus up to two status reports each.
+    wait_until(
+        60,
+        "every node holds the same state with every pin pinned",
+        || {
+            let s = state(&c.nodes[0]);
+            let pins = String::from_utf8(c.nodes[4].ok(&["cluster", "pin", "ls"])).unwrap();
+            let statuses =
+                String::from_utf8(c.nodes[0].ok(&["cluster", "pin", "status", "--json"])).unwrap();
+            let done = statuses
+                .lines()
+                .filter(|l| l.contains("\"Pinned\":2"))
+                .count();
+            pins.lines().count() == 30 && done == 30 && converged(&all, s["Live"].as_u64().unwrap())
+        },
+    );
+}
+
+#[test]
+fn an_untrusted_peer_s_changes_are_dropped() {
+    let c = cluster(&["master", "worker", "worker"], &[2]);
+    let dir = tempfile::tempdir().unwrap();
+    let stranger = &c.nodes[2];
+    let cid = add_file(stranger, dir.path(), 1, 1024);
+    wait_until(30, "the stranger hears the workers", || {
+        workers_heard(stranger) == 2
+    });
+    stranger.ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &cid,
+        "--replication-min",
+        "1",
+        "--replication-max",
+        "1",
+    ]);
+    wait_until(
+        30,
+        "the master counts the stranger's announcements as dropped",
+        || state(&c.nodes[0])["DroppedUntrusted"].as_u64().unwrap() > 0,
+    );
+    for n in &c.nodes[..2] {
+        let ls = String::from_utf8(n.ok(&["cluster", "pin", "ls"])).unwrap();
+        assert!(
+            !ls.contains(&cid),
+            "an untrusted pin reached {}: {ls}",
+            n.peer_id
+        );
+    }
+}
+
+#[test]
+fn a_node_killed_while_catching_up_comes_back_consistent() {
+    let mut c = cluster(&["master", "worker", "worker"], &[]);
+    c.nodes[2].kill();
+    let dir = tempfile::tempdir().unwrap();
+    let cid = add_file(&c.nodes[0], dir.path(), 3, 1024);
+    // Many small changes: each `pin update` is one delta.
+    let mut from = cid.clone();
+    wait_until(30, "the master hears the live worker", || {
+        workers_heard(&c.nodes[0]) >= 1
+    });
+    c.nodes[0].ok(&["cluster", "pin", "add", &from, "--replication-min", "1"]);
+    for k in 0..150 {
+        let to = add_file(&c.nodes[0], dir.path(), 1_000 + k, 64);
+        c.nodes[0].ok(&["cluster", "pin", "update", &from, &to]);
+        from = to;
+    }
+    c.nodes[2].restart();
+    std::thread::sleep(Duration::from_millis(300));
+    c.nodes[2].kill();
+    c.nodes[2].restart();
+    let all: Vec<&Node> = c.nodes.iter().collect();
+    wait_until(60, "the restarted node converges", || {
+        let live = state(&c.nodes[0])["Live"].as_u64().unwrap();
+        converged(&all, live)
+    });
+    let ls = String::from_utf8(c.nodes[2].ok(&["cluster", "pin", "ls"])).unwrap();
+    assert_eq!(ls.lines().count(), 1, "{ls}");
+    assert!(ls.starts_with(&from), "{ls}");
+}

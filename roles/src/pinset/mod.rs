@@ -1,0 +1,353 @@
+//! The cluster's pinset, kept in the replicated state: what the cluster keeps, on how many
+//! peers, and how each allocated peer is doing.
+//!
+//! - `pin/<cid>` → a [`Pin`] (JSON): name, replication factors, allocations, metadata,
+//!   expiry, and a recover counter that makes every holder retry its errors.
+//! - `status/<cid>/<peer>` → a [`PeerStatus`] (JSON), written by that peer's [`tracker`].
+//!
+//! Allocation ([`allocate`]) happens where the pin is added; masters re-allocate the pins of
+//! peers silent past `cluster.reallocate_after` ([`healer`]).
+
+pub mod allocate;
+pub mod healer;
+pub mod status;
+pub mod tracker;
+
+use std::collections::BTreeMap;
+
+use cid::Cid;
+use ipfsbench_core::network::PeerId;
+use ipfsbench_core::state::{self, Op};
+use serde::{Deserialize, Serialize};
+
+use crate::service::{self, PeerView};
+use crate::settings::ClusterSettings;
+use allocate::{AllocError, Allocation, Candidate, Wanted};
+pub use status::{PeerStatus, PinStatus, Tracking};
+
+/// The most metadata entries a pin may carry.
+pub const MAX_METADATA: usize = 32;
+/// The longest name, metadata key or value. Bytes.
+pub const MAX_TEXT: usize = 256;
+/// The most peers a pin may be allocated to.
+pub const MAX_ALLOCATIONS: usize = 64;
+
+/// A pin of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Pin {
+    /// What is pinned (recursively).
+    #[serde(with = "crate::text")]
+    pub cid: Cid,
+    /// A name for people.
+    pub name: String,
+    /// The least copies; `None`: every eligible peer.
+    pub replication_factor_min: Option<u32>,
+    /// The most copies; `None`: every eligible peer.
+    pub replication_factor_max: Option<u32>,
+    /// The peers that hold it.
+    #[serde(with = "crate::text::list")]
+    pub allocations: Vec<PeerId>,
+    /// The peers the user asked for.
+    #[serde(with = "crate::text::list")]
+    pub user_allocations: Vec<PeerId>,
+    /// Tags every allocated peer must have.
+    pub tags: Vec<String>,
+    /// Free-form key/values.
+    pub metadata: BTreeMap<String, String>,
+    /// When it stops being kept. Unix milliseconds.
+    pub expire_at_ms: Option<u64>,
+    /// When it was added. Unix milliseconds.
+    pub added_at_ms: u64,
+    /// Fewer peers hold it than `replication_factor_max` asks (not enough were eligible).
+    pub under_replicated: bool,
+    /// Bumped by `recover`: holders retry what failed.
+    pub recover: u64,
+}
+
+impl Pin {
+    /// Its key in the replicated state.
+    pub fn key(cid: &Cid) -> Vec<u8> {
+        format!("pin/{cid}").into_bytes()
+    }
+
+    /// Whether it has expired at `now_ms`.
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expire_at_ms.is_some_and(|t| t <= now_ms)
+    }
+
+    fn wanted(&self, settings: &ClusterSettings) -> Wanted {
+        Wanted {
+            min: self.replication_factor_min,
+            max: self.replication_factor_max,
+            user: self.user_allocations.clone(),
+            tags: self.tags.clone(),
+            keep: self.allocations.clone(),
+            masters: settings.allocate_to_masters,
+        }
+    }
+}
+
+/// Why a pinset call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PinsetError {
+    /// The replicated state failed.
+    #[error(transparent)]
+    State(#[from] state::Error),
+    /// The state's database failed.
+    #[error(transparent)]
+    Db(#[from] state::DbError),
+    /// The role service failed.
+    #[error(transparent)]
+    Service(#[from] service::ServiceError),
+    /// No allocation is possible.
+    #[error(transparent)]
+    Alloc(#[from] AllocError),
+    /// The request is not valid.
+    #[error("{0}")]
+    Invalid(String),
+    /// The CID is not in the pinset.
+    #[error("{0} is not pinned in the cluster")]
+    NotPinned(Cid),
+    /// A stored value does not decode.
+    #[error("stored pinset entry {key}: {source}")]
+    Corrupt {
+        /// Its key.
+        key: String,
+        /// The decoding error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// What `cluster pin add` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PinRequest {
+    /// The CID.
+    pub cid: Option<Cid>,
+    /// A name.
+    pub name: String,
+    /// Least copies (`Some(None)`: everywhere); `None` takes the configured default.
+    pub min: Option<Option<u32>>,
+    /// Most copies, as `min`.
+    pub max: Option<Option<u32>>,
+    /// Peers to use first.
+    pub allocations: Vec<PeerId>,
+    /// Tags every allocated peer must have.
+    pub tags: Vec<String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Expiry. Unix milliseconds.
+    pub expire_at_ms: Option<u64>,
+}
+
+/// The pinset over the replicated state, with the cluster's peer table for allocation.
+#[derive(Debug, Clone)]
+pub struct Pinset {
+    state: state::Handle,
+    service: service::Handle,
+    settings: ClusterSettings,
+}
+
+impl Pinset {
+    /// The pinset of `state`, allocating among the peers `service` has heard.
+    pub fn new(state: state::Handle, service: service::Handle, settings: ClusterSettings) -> Self {
+        Self {
+            state,
+            service,
+            settings,
+        }
+    }
+
+    /// The replicated state.
+    pub fn state(&self) -> &state::Handle {
+        &self.state
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    /// Adds (or replaces) a pin, allocated now; returns it.
+    pub async fn add(&self, req: PinRequest, now_ms: u64) -> Result<Pin, PinsetError> {
+        let cid = req
+            .cid
+            .ok_or_else(|| PinsetError::Invalid("a CID is required".into()))?;
+        check(&req)?;
+        let mut pin = Pin {
+            cid,
+            name: req.name,
+            replication_factor_min: req.min.unwrap_or(self.settings.replication_min),
+            replication_factor_max: req.max.unwrap_or(self.settings.replication_max),
+            allocations: Vec::new(),
+            user_allocations: req.allocations,
+            tags: req.tags,
+            metadata: req.metadata,
+            expire_at_ms: req.expire_at_ms,
+            added_at_ms: now_ms,
+            under_replicated: false,
+            recover: 0,
+        };
+        if let (Some(min), Some(max)) = (pin.replication_factor_min, pin.replication_factor_max) {
+            if min > max {
+                return Err(PinsetError::Invalid(format!(
+                    "replication-min {min} is above replication-max {max}"
+                )));
+            }
+        }
+        let Allocation {
+            peers,
+            under_replicated,
+        } = allocate::allocate(&pin.wanted(&self.settings), &self.candidates(None).await?)?;
+        pin.allocations = peers;
+        pin.under_replicated = under_replicated;
+        self.put(&pin).await?;
+        Ok(pin)
+    }
+
+    /// Stores `pin` as it is.
+    pub async fn put(&self, pin: &Pin) -> Result<(), PinsetError> {
+        let value = serde_json::to_vec(pin).map_err(|source| PinsetError::Corrupt {
+            key: pin.cid.to_string(),
+            source,
+        })?;
+        self.state.put(Pin::key(&pin.cid), value).await?;
+        Ok(())
+    }
+
+    /// Removes a pin; its holders unpin it.
+    pub async fn remove(&self, cid: &Cid) -> Result<Pin, PinsetError> {
+        let pin = self.get(cid)?.ok_or(PinsetError::NotPinned(*cid))?;
+        self.state.remove(Pin::key(cid)).await?;
+        Ok(pin)
+    }
+
+    /// Pins `to` as `from` is pinned (same options and peers), then removes `from`, in one
+    /// change.
+    pub async fn update(&self, from: &Cid, to: Cid, now_ms: u64) -> Result<Pin, PinsetError> {
+        let old = self.get(from)?.ok_or(PinsetError::NotPinned(*from))?;
+        let pin = Pin {
+            cid: to,
+            added_at_ms: now_ms,
+            recover: 0,
+            ..old
+        };
+        let value = serde_json::to_vec(&pin).map_err(|source| PinsetError::Corrupt {
+            key: to.to_string(),
+            source,
+        })?;
+        let mut ops = vec![Op {
+            key: Pin::key(&to),
+            value: Some(value),
+        }];
+        if *from != to {
+            ops.push(Op {
+                key: Pin::key(from),
+                value: None,
+            });
+        }
+        self.state.write(ops).await?;
+        Ok(pin)
+    }
+
+    /// The pin of `cid`, if the cluster keeps it.
+    pub fn get(&self, cid: &Cid) -> Result<Option<Pin>, PinsetError> {
+        let key = Pin::key(cid);
+        self.state.get(&key)?.map(|v| decode(&key, &v)).transpose()
+    }
+
+    /// Every pin, in CID-text order.
+    pub fn list(&self) -> impl Iterator<Item = Result<Pin, PinsetError>> {
+        self.state.scan(b"pin/").map(|kv| {
+            let (k, v) = kv?;
+            decode(&k, &v)
+        })
+    }
+
+    /// Asks every holder of `cid` (or of every pin) to retry what failed.
+    pub async fn recover(&self, cid: Option<&Cid>) -> Result<Vec<Pin>, PinsetError> {
+        let pins: Vec<Pin> = match cid {
+            Some(c) => vec![self.get(c)?.ok_or(PinsetError::NotPinned(*c))?],
+            None => self.list().collect::<Result<_, _>>()?,
+        };
+        let mut ops = Vec::new();
+        let mut out = Vec::new();
+        for mut pin in pins {
+            pin.recover += 1;
+            let value = serde_json::to_vec(&pin).map_err(|source| PinsetError::Corrupt {
+                key: pin.cid.to_string(),
+                source,
+            })?;
+            ops.push(Op {
+                key: Pin::key(&pin.cid),
+                value: Some(value),
+            });
+            out.push(pin);
+        }
+        for chunk in ops.chunks(1_024) {
+            self.state.write(chunk.to_vec()).await?;
+        }
+        Ok(out)
+    }
+
+    /// The peers that may hold pins, each with the number of pins it holds; silent peers
+    /// (past `reallocate_after`) and `except` are left out.
+    pub async fn candidates(&self, except: Option<&PeerId>) -> Result<Vec<Candidate>, PinsetError> {
+        let peers = self.service.peers().await?;
+        let mut load: BTreeMap<PeerId, u64> = BTreeMap::new();
+        for pin in self.list() {
+            for p in pin?.allocations {
+                *load.entry(p).or_default() += 1;
+            }
+        }
+        let silent = self.settings.reallocate_after.as_millis() as u64;
+        Ok(peers
+            .iter()
+            .filter(|p| p.last_heartbeat_ms_ago <= silent)
+            .filter_map(|p| candidate(p, &load))
+            .filter(|c| Some(&c.peer) != except)
+            .collect())
+    }
+}
+
+fn candidate(p: &PeerView, load: &BTreeMap<PeerId, u64>) -> Option<Candidate> {
+    let peer: PeerId = p.peer.parse().ok()?;
+    Some(Candidate {
+        peer,
+        role: p.role,
+        free_bytes: p.capacity.store_free_bytes,
+        tags: p.capacity.tags.clone(),
+        pins: load.get(&peer).copied().unwrap_or(0),
+    })
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, PinsetError> {
+    serde_json::from_slice(value).map_err(|source| PinsetError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+/// A request's own limits.
+fn check(req: &PinRequest) -> Result<(), PinsetError> {
+    let bad = |m: String| Err(PinsetError::Invalid(m));
+    if req.name.len() > MAX_TEXT {
+        return bad(format!("name longer than {MAX_TEXT} bytes"));
+    }
+    if req.metadata.len() > MAX_METADATA
+        || req
+            .metadata
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.len() > MAX_TEXT || v.len() > MAX_TEXT)
+    {
+        return bad(format!(
+            "at most {MAX_METADATA} metadata entries, keys 1 to {MAX_TEXT} bytes, values up to {MAX_TEXT}"
+        ));
+    }
+    if req.allocations.len() > MAX_ALLOCATIONS {
+        return bad(format!("at most {MAX_ALLOCATIONS} allocations"));
+    }
+    crate::settings::check_tags(&req.tags).map_err(PinsetError::Invalid)?;
+    Ok(())
+}
