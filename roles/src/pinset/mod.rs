@@ -141,12 +141,20 @@ pub struct PinRequest {
     pub expire_at_ms: Option<u64>,
 }
 
+/// How long the count of pins per peer (for balance) is reused before it is counted again;
+/// this node's own allocations are added to it meanwhile.
+const LOAD_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Pins allocated per peer, counted at a moment.
+type Load = BTreeMap<PeerId, u64>;
+
 /// The pinset over the replicated state, with the cluster's peer table for allocation.
 #[derive(Debug, Clone)]
 pub struct Pinset {
     state: state::Handle,
     service: service::Handle,
     settings: ClusterSettings,
+    load: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Load)>>>,
 }
 
 impl Pinset {
@@ -156,6 +164,7 @@ impl Pinset {
             state,
             service,
             settings,
+            load: Default::default(),
         }
     }
 
@@ -203,6 +212,11 @@ impl Pinset {
         pin.allocations = peers;
         pin.under_replicated = under_replicated;
         self.put(&pin).await?;
+        if let Some((_, load)) = self.lock_load().as_mut() {
+            for p in &pin.allocations {
+                *load.entry(*p).or_default() += 1;
+            }
+        }
         Ok(pin)
     }
 
@@ -295,12 +309,7 @@ impl Pinset {
     /// (past `reallocate_after`) and `except` are left out.
     pub async fn candidates(&self, except: Option<&PeerId>) -> Result<Vec<Candidate>, PinsetError> {
         let peers = self.service.peers().await?;
-        let mut load: BTreeMap<PeerId, u64> = BTreeMap::new();
-        for pin in self.list() {
-            for p in pin?.allocations {
-                *load.entry(p).or_default() += 1;
-            }
-        }
+        let load = self.load()?;
         let silent = self.settings.reallocate_after.as_millis() as u64;
         Ok(peers
             .iter()
@@ -308,6 +317,29 @@ impl Pinset {
             .filter_map(|p| candidate(p, &load))
             .filter(|c| Some(&c.peer) != except)
             .collect())
+    }
+}
+
+impl Pinset {
+    fn lock_load(&self) -> std::sync::MutexGuard<'_, Option<(std::time::Instant, Load)>> {
+        self.load.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Pins allocated per peer: counted again when older than [`LOAD_TTL`].
+    fn load(&self) -> Result<Load, PinsetError> {
+        if let Some((at, load)) = self.lock_load().as_ref() {
+            if at.elapsed() < LOAD_TTL {
+                return Ok(load.clone());
+            }
+        }
+        let mut load = Load::new();
+        for pin in self.list() {
+            for p in pin?.allocations {
+                *load.entry(p).or_default() += 1;
+            }
+        }
+        *self.lock_load() = Some((std::time::Instant::now(), load.clone()));
+        Ok(load)
     }
 }
 

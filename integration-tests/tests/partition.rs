@@ -1,0 +1,190 @@
+//! The replicated state across hosts in network namespaces: a partition splits the cluster,
+//! both sides change the same pins, and after the links are joined again every node holds the
+//! identical state (same digest). Needs root; without it every trial is reported as ignored,
+//! with the reason.
+
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::netns::Lab;
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde_json::Value;
+
+fn main() {
+    let args = Arguments::from_args();
+    let trials = vec![(
+        "both_sides_of_a_partition_change_the_same_pins_and_converge",
+        partition,
+    )];
+    let trials = trials
+        .into_iter()
+        .map(|(name, check)| match Lab::new(0) {
+            Ok(_) => Trial::test(name, check),
+            Err(reason) => {
+                eprintln!("{name}: IGNORED: {reason}");
+                Trial::test(name, || Ok(())).with_ignored_flag(true)
+            }
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn configure(repo: &Path) {
+    let path = repo.join("config.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text
+        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
+        .replace("announce_ms = 5000", "announce_ms = 200");
+    std::fs::write(&path, text).unwrap();
+}
+
+fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<(), Failed> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !check() {
+        if Instant::now() > deadline {
+            return Err(format!("timed out waiting until {what}").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn state(node: &Node) -> Value {
+    serde_json::from_slice(&node.ok(&["cluster", "state"])).unwrap()
+}
+
+fn identical(nodes: &[Node]) -> bool {
+    let states: Vec<Value> = nodes.iter().map(state).collect();
+    states
+        .iter()
+        .all(|s| s["Digest"] == states[0]["Digest"] && s["Pending"] == 0)
+}
+
+fn name_of(node: &Node, cid: &str) -> Option<String> {
+    let out = String::from_utf8(node.ok(&["cluster", "pin", "ls", "--json"])).unwrap();
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|p| p["Cid"] == cid)
+        .map(|p| p["Name"].as_str().unwrap().to_string())
+}
+
+fn partition() -> Result<(), Failed> {
+    let lab = Lab::new(4)?;
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let repos: Vec<_> = dirs.iter().map(|d| d.path().join("repo")).collect();
+    let ids: Vec<String> = repos.iter().map(|r| init_repo(r)).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, repo) in repos.iter().enumerate() {
+        let mut flags: Vec<String> = Vec::new();
+        for (j, id) in ids.iter().enumerate() {
+            if j != i {
+                flags.extend(["--trust-peer".to_string(), id.clone()]);
+            }
+        }
+        if i > 0 {
+            flags.extend(["--bootstrap".to_string(), nodes[0].addr.clone()]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let role = if i == 0 { "master" } else { "worker" };
+        let h = &lab.hosts[i];
+        nodes.push(Node::start_in_netns(
+            &h.ns, &h.ip, repo, role, &flags, configure,
+        ));
+    }
+    let data = tempfile::tempdir().unwrap();
+    let mut cids = Vec::new();
+    for k in 0..3u64 {
+        let path = data.path().join(format!("f{k}"));
+        ipfsbench_integration_tests::data::write_pseudo_random_file(&path, 64 * 1024, k).unwrap();
+        let out = nodes[0].ok(&["add", "-Q", path.to_str().unwrap()]);
+        cids.push(String::from_utf8(out).unwrap().trim().to_string());
+    }
+    wait_until(30, "the master hears the three workers", || {
+        String::from_utf8(nodes[0].ok(&["cluster", "peers"]))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(" worker "))
+            .count()
+            == 3
+    })?;
+    for cid in &cids {
+        nodes[0].ok(&[
+            "cluster",
+            "pin",
+            "add",
+            cid,
+            "--name",
+            "before",
+            "--replication-min",
+            "1",
+        ]);
+    }
+    wait_until(60, "every node holds the three pins", || {
+        identical(&nodes) && (0..4).all(|i| name_of(&nodes[i], &cids[2]).is_some())
+    })?;
+
+    // Split {0, 1} | {2, 3}; each side changes the same pins.
+    lab.partition(&[2, 3])?;
+    nodes[1].ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &cids[0],
+        "--name",
+        "left",
+        "--replication-min",
+        "1",
+    ]);
+    nodes[0].ok(&["cluster", "pin", "rm", &cids[1]]);
+    nodes[2].ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &cids[0],
+        "--name",
+        "right",
+        "--replication-min",
+        "1",
+    ]);
+    nodes[3].ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &cids[1],
+        "--name",
+        "right",
+        "--replication-min",
+        "1",
+    ]);
+    nodes[3].ok(&["cluster", "pin", "rm", &cids[2]]);
+    // The sides differ while apart.
+    wait_until(30, "each side sees its own change", || {
+        name_of(&nodes[1], &cids[0]).as_deref() == Some("left")
+            && name_of(&nodes[2], &cids[0]).as_deref() == Some("right")
+    })?;
+    assert_eq!(name_of(&nodes[0], &cids[0]).as_deref(), Some("left"));
+    assert_eq!(name_of(&nodes[3], &cids[0]).as_deref(), Some("right"));
+
+    lab.heal()?;
+    wait_until(
+        120,
+        "every node holds the identical state after healing",
+        || identical(&nodes),
+    )?;
+    let names: Vec<Option<String>> = nodes.iter().map(|n| name_of(n, &cids[0])).collect();
+    assert!(names.iter().all(|n| n == &names[0]), "{names:?}");
+    assert!(
+        matches!(names[0].as_deref(), Some("left" | "right")),
+        "{names:?}"
+    );
+    // The pin removed on one side and renamed on the other is in one state everywhere; the
+    // one removed only on one side is gone everywhere.
+    let second: Vec<Option<String>> = nodes.iter().map(|n| name_of(n, &cids[1])).collect();
+    assert!(second.iter().all(|n| n == &second[0]), "{second:?}");
+    assert!(nodes.iter().all(|n| name_of(n, &cids[2]).is_none()));
+    Ok(())
+}
