@@ -29,7 +29,7 @@ impl Clock {
 
     /// A new stamp, above every stamp given or seen, at wall time `now_ms` or later.
     pub fn tick(&mut self, now_ms: u64) -> u64 {
-        self.last = from_millis(now_ms).max(self.last + 1);
+        self.last = from_millis(now_ms).max(self.last.saturating_add(1));
         self.last
     }
 

@@ -253,6 +253,13 @@ impl Db {
             return Err(DbError::Corrupt("snapshot entries out of order"));
         }
         let local: Vec<Entry> = self.entries().collect::<Result<_, _>>()?;
+        // A write this node applied already counts as it stands here: the snapshot may be
+        // older than what followed it (a removal whose tombstone was since dropped).
+        let applied: std::collections::HashMap<PeerId, u64> = self
+            .versions()?
+            .into_iter()
+            .map(|v| (v.delta.writer, v.seq))
+            .collect();
         let trees = (&self.entries, &self.writers, &self.heads, &self.meta);
         trees.transaction(|(tx_entries, writers, tx_heads, meta)| {
             let mut summary = read_summary(meta)?;
@@ -265,6 +272,9 @@ impl Db {
                 }
             }
             for e in &entries {
+                if applied.get(&e.writer).is_some_and(|&seq| seq >= e.seq) {
+                    continue;
+                }
                 merge(tx_entries, &mut summary, e.clone())?;
             }
             for c in covered {

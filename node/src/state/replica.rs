@@ -32,6 +32,13 @@ const CLOCK_RESERVE_MS: u64 = 60_000;
 const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
 /// Waiting gossip messages, at most; more are dropped by the host and counted there.
 const GOSSIP_QUEUE: usize = 4_096;
+/// Snapshots remembered as tried, at most (then forgotten, and tried again if announced).
+const MAX_TRIED_SNAPSHOTS: usize = 1_024;
+/// A snapshot that failed to load is tried again after this long.
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(30);
+/// Bytes of fetched deltas waiting for their parents, at most; past it, fetched deltas are
+/// dropped and fetched again later.
+const MAX_PENDING_BYTES: usize = 256 << 20;
 /// The meta key of the clock reserve.
 const CLOCK_KEY: &str = "clock";
 
@@ -73,12 +80,13 @@ impl Replica {
             clock: Clock::starting_after(start),
             reserve: start,
             pending: BTreeMap::new(),
+            pending_bytes: 0,
             waiting: HashSet::new(),
             queue: VecDeque::new(),
             fetches: FuturesUnordered::new(),
             promises: HashMap::new(),
             snapshots: HashMap::new(),
-            tried_snapshots: HashSet::new(),
+            tried_snapshots: HashMap::new(),
             heard: HashMap::new(),
             since_snapshot: 0,
             announce_due: Some(Instant::now()),
@@ -130,8 +138,10 @@ struct Actor {
     clock: Clock,
     /// The clock stamp written ahead in the database.
     reserve: u64,
-    /// Fetched deltas waiting for their parents, by (writer, seq).
-    pending: BTreeMap<(PeerId, u64), (Cid, Delta)>,
+    /// Fetched deltas waiting for their parents, by (writer, seq), with their sizes.
+    pending: BTreeMap<(PeerId, u64), (Cid, Delta, usize)>,
+    /// Bytes of the pending deltas.
+    pending_bytes: usize,
     /// Deltas pending, queued or being fetched.
     waiting: HashSet<Cid>,
     /// Deltas to fetch, with the peer to ask.
@@ -142,7 +152,8 @@ struct Actor {
     /// Each peer's newest snapshot.
     snapshots: HashMap<PeerId, Cid>,
     /// Snapshots tried (loaded or failed), not tried again.
-    tried_snapshots: HashSet<Cid>,
+    /// Snapshots tried: loaded (`None`), or failed at a moment.
+    tried_snapshots: HashMap<Cid, Option<Instant>>,
     /// The highest sequence heard of, per writer.
     heard: HashMap<PeerId, u64>,
     since_snapshot: u64,
@@ -163,8 +174,8 @@ impl Actor {
             let due = self.announce_due;
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    None | Some(Command::Stop) => break,
-                    Some(cmd) => self.on_command(cmd, &mut rx),
+                    None => break,
+                    Some(cmd) => if self.on_command(cmd, &mut rx) { break },
                 },
                 Some(m) = gossip.recv() => self.on_gossip(m).await,
                 Some((r, from, ok)) = self.fetches.next(), if !self.fetches.is_empty() => {
@@ -180,17 +191,23 @@ impl Actor {
         }
     }
 
-    fn on_command(&mut self, cmd: Command, rx: &mut mpsc::Receiver<Command>) {
+    /// Handles `cmd`; `true` when the actor is to stop.
+    fn on_command(&mut self, cmd: Command, rx: &mut mpsc::Receiver<Command>) -> bool {
         match cmd {
             Command::Write { ops, reply } => {
                 let mut batch = vec![(ops, reply)];
                 let mut deferred = None;
                 let (mut count, mut bytes) = size(&batch[0].0);
-                // Batch the writes already waiting into one delta.
+                // Batch the writes already waiting into one delta, within its limits; a
+                // write that would pass them starts the next batch.
                 while count < MAX_OPS / 2 && bytes < BATCH_BYTES / 2 {
                     match rx.try_recv() {
                         Ok(Command::Write { ops, reply }) => {
                             let (c, b) = size(&ops);
+                            if count + c > MAX_OPS / 2 || bytes + b > BATCH_BYTES {
+                                deferred = Some(Command::Write { ops, reply });
+                                break;
+                            }
                             count += c;
                             bytes += b;
                             batch.push((ops, reply));
@@ -204,7 +221,7 @@ impl Actor {
                 }
                 self.write(batch);
                 if let Some(cmd) = deferred {
-                    self.on_command(cmd, rx);
+                    return self.on_command(cmd, rx);
                 }
             }
             Command::Status { reply } => {
@@ -213,8 +230,9 @@ impl Actor {
             Command::Snapshot { reply } => {
                 let _ = reply.send(self.snapshot());
             }
-            Command::Stop => {}
+            Command::Stop => return true,
         }
+        false
     }
 
     /// Commits a batch of writes as one delta; a write that breaks a limit fails alone.
@@ -318,7 +336,7 @@ impl Actor {
         // Promise only what a restart cannot break: write the clock reserve ahead first.
         let stamp = self.clock.tick(now_ms());
         if stamp > self.reserve {
-            self.reserve = stamp + clock::from_millis(CLOCK_RESERVE_MS);
+            self.reserve = stamp.saturating_add(clock::from_millis(CLOCK_RESERVE_MS));
             self.db.set_meta_u64(CLOCK_KEY, self.reserve)?;
             self.db.flush()?;
         }
@@ -359,7 +377,10 @@ impl Actor {
         }
         let heads: Vec<DeltaRef> = announce.heads.into_iter().map(DeltaRef::from).collect();
         let mut behind = 0u64;
-        for h in &heads {
+        for h in heads
+            .iter()
+            .filter(|h| self.config.trusted.contains(&h.writer))
+        {
             let seen = self.heard.entry(h.writer).or_default();
             *seen = (*seen).max(h.seq);
             let have = self
@@ -380,7 +401,7 @@ impl Actor {
         let missing: Vec<DeltaRef> = self
             .pending
             .values()
-            .flat_map(|(_, d)| d.parents.iter().copied())
+            .flat_map(|(_, d, _)| d.parents.iter().copied())
             .collect();
         for p in missing {
             self.want(p, from);
@@ -392,9 +413,16 @@ impl Actor {
         let Some(cid) = self.snapshots.get(&from).copied() else {
             return;
         };
-        if !self.tried_snapshots.insert(cid) {
-            return;
+        if self.tried_snapshots.len() >= MAX_TRIED_SNAPSHOTS {
+            self.tried_snapshots.clear();
         }
+        // Each snapshot is tried once, and again only if the last try failed a while ago.
+        match self.tried_snapshots.get(&cid) {
+            Some(None) => return,
+            Some(Some(failed)) if failed.elapsed() < SNAPSHOT_RETRY => return,
+            _ => {}
+        }
+        self.tried_snapshots.insert(cid, None);
         let timeout = self.config.fetch_timeout;
         match snapshots::load(&self.repo, &self.client, &self.db, cid, from, timeout).await {
             Ok(root) => {
@@ -404,9 +432,16 @@ impl Actor {
                     self.clock.observe(c.stamp);
                 }
                 self.drain();
-                self.changed();
+                // This node's own snapshot now covers what it loaded, before any history
+                // is let go.
+                if let Err(e) = self.snapshot() {
+                    tracing::warn!("writing a state snapshot: {e}");
+                }
             }
-            Err(e) => tracing::warn!("loading snapshot {cid}: {e}"),
+            Err(e) => {
+                tracing::warn!("loading snapshot {cid}: {e}");
+                self.tried_snapshots.insert(cid, Some(Instant::now()));
+            }
         }
     }
 
@@ -452,8 +487,8 @@ impl Actor {
             self.catch_up(from).await;
             return;
         }
-        let delta = match self.read_delta(&r) {
-            Ok(delta) => delta,
+        let (delta, bytes) = match self.read_delta(&r) {
+            Ok(read) => read,
             Err(e) => {
                 tracing::debug!(cid = %r.cid, "dropping a delta: {e}");
                 self.waiting.remove(&r.cid);
@@ -464,12 +499,22 @@ impl Actor {
         for p in &delta.parents {
             self.want(*p, from);
         }
-        self.pending.insert((r.writer, r.seq), (r.cid, delta));
+        if self.pending_bytes + bytes > MAX_PENDING_BYTES {
+            self.waiting.remove(&r.cid);
+            return;
+        }
+        self.pending_bytes += bytes;
+        if let Some((_, _, old)) = self
+            .pending
+            .insert((r.writer, r.seq), (r.cid, delta, bytes))
+        {
+            self.pending_bytes -= old;
+        }
         self.drain();
     }
 
     /// The fetched delta `r`, checked against what named it; kept from GC.
-    fn read_delta(&mut self, r: &DeltaRef) -> Result<Delta, Error> {
+    fn read_delta(&mut self, r: &DeltaRef) -> Result<(Delta, usize), Error> {
         let bytes = self
             .repo
             .store()
@@ -480,7 +525,15 @@ impl Actor {
             return Err(StateError::Invalid("delta is not what its link says").into());
         }
         self.repo.pins().keep(&r.cid)?;
-        Ok(delta)
+        Ok((delta, bytes.len()))
+    }
+
+    /// Forgets the pending delta `k`.
+    fn unpend(&mut self, k: &(PeerId, u64)) {
+        if let Some((cid, _, bytes)) = self.pending.remove(k) {
+            self.waiting.remove(&cid);
+            self.pending_bytes -= bytes;
+        }
     }
 
     /// Applies every pending delta whose parents are applied, in causal order.
@@ -501,11 +554,9 @@ impl Actor {
                     .map(|(k, _)| *k)
                     .collect();
                 for k in stale {
-                    if let Some((cid, _)) = self.pending.remove(&k) {
-                        self.waiting.remove(&cid);
-                    }
+                    self.unpend(&k);
                 }
-                let Some((cid, delta)) = self.pending.get(&(writer, have + 1)) else {
+                let Some((cid, delta, _)) = self.pending.get(&(writer, have + 1)) else {
                     continue;
                 };
                 let (cid, stamp) = (*cid, delta.stamp);
@@ -521,8 +572,7 @@ impl Actor {
                     Ok(Applied::Invalid) => self.status.invalid += 1,
                     Err(e) => tracing::warn!("applying delta {cid}: {e}"),
                 }
-                self.pending.remove(&(writer, have + 1));
-                self.waiting.remove(&cid);
+                self.unpend(&(writer, have + 1));
             }
             if !progress {
                 break;
@@ -545,12 +595,10 @@ impl Actor {
     /// The stamp at or below which no delta this node lacks can be: the lowest promise of
     /// the trusted writers whose promised deltas are all applied here (0 if one has none).
     fn floor(&self) -> Result<u64, Error> {
-        let mut members: HashSet<PeerId> = self.config.trusted.clone();
-        for v in self.db.versions()? {
-            members.insert(v.delta.writer);
-        }
+        // Only trusted writers' deltas are ever applied here, so only they can bring a late
+        // write.
         let mut floor = self.clock.last();
-        for m in members.iter().filter(|m| **m != self.me) {
+        for m in self.config.trusted.iter().filter(|m| **m != self.me) {
             let have = self.db.version(m)?.map_or(0, |v| v.seq);
             match self.promises.get(m) {
                 Some(&(seq, stamp)) if seq <= have => floor = floor.min(stamp),

@@ -17,6 +17,9 @@ use crate::store::Block;
 
 /// Chunks of a snapshot fetched at once.
 const CHUNK_FETCHES: usize = 16;
+/// The most entries a snapshot may hold to be loaded (the state is held in memory while it
+/// is merged).
+const MAX_ENTRIES: u64 = 10_000_000;
 /// The meta key of the newest snapshot's root.
 pub(super) const SNAPSHOT_KEY: &str = "snapshot";
 /// The meta key of the tombstone floor the newest snapshot used.
@@ -95,7 +98,14 @@ pub(super) fn write(repo: &Repo, db: &Db, floor: u64) -> Result<(Cid, u64), Erro
 /// Makes `cid` this node's snapshot: the previous one's blocks and the history it covered
 /// are let go (the new one covers at least as much).
 fn adopt(repo: &Repo, db: &Db, cid: Cid, root: &SnapshotRoot) -> Result<(), Error> {
-    if let Some(previous) = db.meta_bytes(SNAPSHOT_KEY)? {
+    let previous = db.meta_bytes(SNAPSHOT_KEY)?;
+    // Recorded (durably) before anything is let go: a crash in between leaves blocks kept
+    // for nothing, never a snapshot announced that is gone.
+    db.set_meta_bytes(SNAPSHOT_KEY, &cid.to_bytes())?;
+    let floor = db.meta_u64(FLOOR_KEY)?.unwrap_or(0).max(root.floor);
+    db.set_meta_u64(FLOOR_KEY, floor)?;
+    db.flush()?;
+    if let Some(previous) = previous {
         let previous = Cid::try_from(previous.as_slice())
             .map_err(|_| super::DbError::Corrupt("snapshot root"))?;
         if previous != cid {
@@ -110,14 +120,12 @@ fn adopt(repo: &Repo, db: &Db, cid: Cid, root: &SnapshotRoot) -> Result<(), Erro
             repo.pins().release(&previous)?;
         }
     }
-    db.set_meta_bytes(SNAPSHOT_KEY, &cid.to_bytes())?;
-    let floor = db.meta_u64(FLOOR_KEY)?.unwrap_or(0).max(root.floor);
-    db.set_meta_u64(FLOOR_KEY, floor)?;
     Ok(())
 }
 
 /// Fetches the snapshot `cid` from `from` (and whoever has it), checks it, and merges it into
-/// the state. Returns its root.
+/// the state. Returns its root. The snapshot is not kept: the caller writes its own, which
+/// covers at least as much, before it lets go of any history.
 pub(super) async fn load(
     repo: &std::sync::Arc<Repo>,
     client: &Client,
@@ -128,6 +136,12 @@ pub(super) async fn load(
 ) -> Result<SnapshotRoot, Error> {
     fetch(client, cid, from, timeout).await?;
     let root = read_root(repo, &cid)?;
+    if root.entries > MAX_ENTRIES {
+        return Err(snapshot_error(
+            cid,
+            format!("more than {MAX_ENTRIES} entries"),
+        ));
+    }
     let mut fetches = FuturesOrdered::new();
     let mut entries: Vec<Entry> = Vec::new();
     let mut chunks = root.chunks.iter();
@@ -148,6 +162,9 @@ pub(super) async fn load(
             .get(&chunk)?
             .ok_or_else(|| snapshot_error(cid, "chunk not stored"))?;
         entries.extend(decode_chunk(&bytes, &root.covered).map_err(|e| snapshot_error(cid, e))?);
+        if entries.len() as u64 > root.entries {
+            return Err(snapshot_error(cid, "more entries than the root says"));
+        }
     }
     if entries.len() as u64 != root.entries {
         return Err(snapshot_error(cid, "entry count does not match"));
@@ -156,10 +173,9 @@ pub(super) async fn load(
         return Err(snapshot_error(cid, "digest does not match its entries"));
     }
     db.merge_snapshot(&root.covered, &root.heads, entries)?;
-    for block in root.chunks.iter().chain(std::iter::once(&cid)) {
-        repo.pins().keep(block)?;
-    }
-    adopt(repo, db, cid, &root)?;
+    let floor = db.meta_u64(FLOOR_KEY)?.unwrap_or(0).max(root.floor);
+    db.set_meta_u64(FLOOR_KEY, floor)?;
+    db.flush()?;
     Ok(root)
 }
 

@@ -294,3 +294,47 @@ fn a_snapshot_merge_gives_the_same_state_and_drops_what_it_superseded() {
     sync(&follower, &log);
     assert_eq!(live(&follower), live(&a.db));
 }
+
+#[test]
+fn an_older_snapshot_does_not_bring_back_a_removal_whose_tombstone_was_dropped() {
+    let mut a = Node::new(0);
+    let mut log = Vec::new();
+    a.write(
+        vec![Op {
+            key: key(1),
+            value: Some(vec![1]),
+        }],
+        &mut log,
+    );
+    // A snapshot of `a` while key 1 is set.
+    let covered: Vec<_> =
+        a.db.versions()
+            .unwrap()
+            .iter()
+            .map(|v| ipfsbench_protocols::state::snapshot::Covered {
+                delta: v.delta,
+                stamp: v.stamp,
+            })
+            .collect();
+    let old_entries: Vec<_> = a.db.entries().map(|e| e.unwrap()).collect();
+    let old_heads = a.db.heads().unwrap();
+    a.write(
+        vec![Op {
+            key: key(1),
+            value: None,
+        }],
+        &mut log,
+    );
+    let follower = temp_db();
+    sync(&follower, &log);
+    assert_eq!(follower.collect_tombstones(u64::MAX).unwrap(), 1);
+    follower
+        .merge_snapshot(&covered, &old_heads, old_entries)
+        .unwrap();
+    assert_eq!(
+        follower.get(&key(1)).unwrap(),
+        None,
+        "the removed key came back"
+    );
+    assert_eq!(follower.summary().unwrap().live, 0);
+}

@@ -8,6 +8,9 @@
 
 use cid::Cid;
 
+/// Items reserved ahead for an array or map: each item may be much larger than its first
+/// byte, so a declared length is not trusted for allocation.
+const PREALLOCATE: usize = 1_024;
 /// The deepest nesting of arrays and maps a block may have.
 pub const MAX_DEPTH: usize = 8;
 
@@ -263,7 +266,7 @@ impl Reader<'_> {
             3 => Value::Text(self.text(n)?),
             4 => {
                 let len = self.length(n)?;
-                let mut items = Vec::with_capacity(len);
+                let mut items = Vec::with_capacity(len.min(PREALLOCATE));
                 for _ in 0..len {
                     items.push(self.value(depth + 1)?);
                 }
@@ -289,7 +292,7 @@ impl Reader<'_> {
 
     fn map(&mut self, n: u64, depth: usize) -> Result<Value, CborError> {
         let len = self.length(n)?;
-        let mut entries: Vec<(String, Value)> = Vec::with_capacity(len);
+        let mut entries: Vec<(String, Value)> = Vec::with_capacity(len.min(PREALLOCATE));
         for _ in 0..len {
             let (major, n) = self.head()?;
             if major != 3 {
@@ -315,9 +318,11 @@ impl Reader<'_> {
         let len = self.length(n)?;
         let bytes = self.take(len)?;
         match bytes.split_first() {
-            Some((0, cid)) => Cid::try_from(cid)
-                .map(Value::Link)
-                .map_err(|_| CborError::BadCid),
+            Some((0, cid)) => match Cid::try_from(cid) {
+                // Nothing may follow the CID: one encoding per value.
+                Ok(c) if c.encoded_len() == cid.len() => Ok(Value::Link(c)),
+                _ => Err(CborError::BadCid),
+            },
             _ => Err(CborError::BadCid),
         }
     }

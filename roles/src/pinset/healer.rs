@@ -70,10 +70,17 @@ pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, PinsetError> {
             .filter(|p| !live.contains(p))
             .copied()
             .collect();
-        if gone.is_empty() && !pin.under_replicated {
+        // "Everywhere" pins are checked against the live peers on every pass.
+        let everywhere = pin.replication_factor_max.is_none();
+        if gone.is_empty() && !pin.under_replicated && !everywhere {
             continue;
         }
         if let Some(updated) = reallocate(&pin, &gone, &candidates, pinset) {
+            // Read again just before writing: a pin removed or changed meanwhile (here or
+            // by a peer) is left as it now is.
+            if pinset.get(&pin.cid)?.as_ref() != Some(&pin) {
+                continue;
+            }
             tracing::info!(cid = %pin.cid, ?gone, to = ?updated.allocations, "re-allocated");
             count(&mut candidates, &pin.allocations, &updated.allocations);
             pinset.put(&updated).await?;

@@ -205,6 +205,10 @@ impl Pinset {
                 )));
             }
         }
+        // Re-adding keeps the recover counter, so holders' earlier reports stay comparable.
+        if let Some(old) = self.get(&cid)? {
+            pin.recover = old.recover;
+        }
         let Allocation {
             peers,
             under_replicated,
@@ -241,10 +245,11 @@ impl Pinset {
     /// change.
     pub async fn update(&self, from: &Cid, to: Cid, now_ms: u64) -> Result<Pin, PinsetError> {
         let old = self.get(from)?.ok_or(PinsetError::NotPinned(*from))?;
+        let recover = if *from == to { old.recover } else { 0 };
         let pin = Pin {
             cid: to,
             added_at_ms: now_ms,
-            recover: 0,
+            recover,
             ..old
         };
         let value = serde_json::to_vec(&pin).map_err(|source| PinsetError::Corrupt {

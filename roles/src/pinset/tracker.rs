@@ -107,13 +107,17 @@ impl State {
         let now = crate::now_ms();
         let me = self.me();
         let mut mine: HashMap<Cid, Pin> = HashMap::new();
+        let mut whole = true;
         for pin in self.pinset.list() {
             match pin {
                 Ok(pin) if pin.allocations.contains(&me) && !pin.expired(now) => {
                     mine.insert(pin.cid, pin);
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!("reading the pinset: {e}"),
+                Err(e) => {
+                    whole = false;
+                    tracing::warn!("reading the pinset: {e}");
+                }
             }
         }
         for pin in mine.values() {
@@ -135,9 +139,18 @@ impl State {
                 }
                 Some(Tracking::Pinned) => false,
             };
-            if start && self.running.len() < JOBS {
+            let ours = self.local.contains_key(pin.cid.to_bytes()).unwrap_or(false);
+            if start && held && !ours {
+                // Pinned here already, by the user: report it, and never unpin it.
+                self.write_status(&pin.cid, Tracking::Pinned, pin.recover)
+                    .await;
+            } else if start && self.running.len() < JOBS {
                 self.start_job(pin.clone());
             }
+        }
+        if !whole {
+            // Part of the pinset did not read: unpin nothing on a partial view.
+            return;
         }
         // What is no longer allocated here: unpin it (only what this tracker pinned).
         let stale: Vec<Cid> = self
