@@ -471,6 +471,16 @@ impl Repo {
         crate::state::Db::open(self.store.disk().db())
     }
 
+    /// Pins every CID of `cids` recursively (their blocks must be local), durable with one
+    /// flush; each one's outcome, in order.
+    pub fn pin_add_many(&self, cids: &[Cid]) -> Vec<Result<(), RepoError>> {
+        self.pins
+            .add_many(self.store.disk(), &self.protector, cids)
+            .into_iter()
+            .map(|r| r.map_err(RepoError::from))
+            .collect()
+    }
+
     /// Pins `cid` (recursively or directly); the blocks must be local.
     pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), RepoError> {
         Ok(self

@@ -174,6 +174,39 @@ impl Pins {
         cid: &Cid,
         recursive: bool,
     ) -> Result<(), PinError> {
+        self.add_unflushed(store, protector, cid, recursive)?;
+        self.tree.flush()?;
+        Ok(())
+    }
+
+    /// Pins every CID of `cids` recursively, then makes them durable with one flush; the
+    /// outcome of each, in order.
+    pub fn add_many(
+        &self,
+        store: &dyn BlockStore,
+        protector: &Protector,
+        cids: &[Cid],
+    ) -> Vec<Result<(), PinError>> {
+        let mut out: Vec<Result<(), PinError>> = cids
+            .iter()
+            .map(|cid| self.add_unflushed(store, protector, cid, true))
+            .collect();
+        if let Err(e) = self.tree.flush() {
+            let e = PinError::from(e);
+            for r in out.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(PinError::Corrupt(format!("flushing the pins: {e}")));
+            }
+        }
+        out
+    }
+
+    fn add_unflushed(
+        &self,
+        store: &dyn BlockStore,
+        protector: &Protector,
+        cid: &Cid,
+        recursive: bool,
+    ) -> Result<(), PinError> {
         let session = protector.session();
         if recursive {
             let mut seen = HashSet::new();
@@ -197,7 +230,6 @@ impl Pins {
         };
         self.tree.insert(cid.to_bytes(), &[kind.tag()])?;
         self.changed();
-        self.tree.flush()?;
         Ok(())
     }
 

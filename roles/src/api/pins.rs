@@ -161,17 +161,18 @@ fn json_line<T: serde::Serialize>(v: &T) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Streams `lines` as NDJSON from a blocking thread, in chunks.
+/// Streams the JSON lines `produce` sends (each without its newline) from a blocking
+/// thread, in chunks; `send` answers false once the client has gone.
 fn stream<F>(produce: F) -> Result<Response, ApiError>
 where
-    F: FnOnce(&mut dyn FnMut(&dyn erased::Line) -> bool) + Send + 'static,
+    F: FnOnce(&mut dyn FnMut(&[u8]) -> bool) + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     tokio::task::spawn_blocking(move || {
         let mut buf = Vec::with_capacity(CHUNK);
         let mut open = true;
         produce(&mut |line| {
-            line.write(&mut buf);
+            buf.extend_from_slice(line);
             buf.push(b'\n');
             if buf.len() >= CHUNK {
                 let chunk = Bytes::from(std::mem::replace(&mut buf, Vec::with_capacity(CHUNK)));
@@ -188,30 +189,37 @@ where
     ))
 }
 
-/// A value written as one JSON line.
-mod erased {
-    pub(super) trait Line {
-        fn write(&self, out: &mut Vec<u8>);
-    }
-
-    impl<T: serde::Serialize> Line for T {
-        fn write(&self, out: &mut Vec<u8>) {
-            if let Err(e) = serde_json::to_writer(out, self) {
-                tracing::warn!("encoding a JSON line: {e}");
-            }
-        }
-    }
+/// `v` as one JSON line (without the newline).
+fn line<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v)
+        .unwrap_or_else(|e| format!("{{\"Error\":{:?}}}", e.to_string()).into_bytes())
 }
 
 async fn ls(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiError> {
     let name = args.get("name").map(str::to_string);
     let pinset = api.pinset.clone();
     stream(move |send| {
-        for pin in pinset.list() {
-            let keep_going = match pin {
-                Ok(pin) if name.as_ref().is_none_or(|n| &pin.name == n) => send(&pin),
-                Ok(_) => true,
-                Err(e) => send(&serde_json::json!({ "Error": e.to_string() })),
+        // A pin is stored as the JSON the API sends: passed through after a check that it is
+        // JSON, decoded only to filter by name.
+        for raw in pinset.list_raw() {
+            let keep_going = match raw {
+                Ok(raw) => match &name {
+                    // One line each: no raw newline inside a pin.
+                    None if !raw.contains(&b'\n')
+                        && serde_json::from_slice::<serde::de::IgnoredAny>(&raw).is_ok() =>
+                    {
+                        send(&raw)
+                    }
+                    None => send(&line(
+                        &serde_json::json!({ "Error": "a stored pin is not JSON" }),
+                    )),
+                    Some(n) => match serde_json::from_slice::<crate::pinset::Pin>(&raw) {
+                        Ok(pin) if &pin.name == n => send(&raw),
+                        Ok(_) => true,
+                        Err(e) => send(&line(&serde_json::json!({ "Error": e.to_string() }))),
+                    },
+                },
+                Err(e) => send(&line(&serde_json::json!({ "Error": e.to_string() }))),
             };
             if !keep_going {
                 return;
@@ -248,7 +256,7 @@ async fn status(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiE
     }
     stream(move |send| {
         for pin in pinset.list().flatten() {
-            if !send(&gather(&pinset, &pin)) {
+            if !send(&line(&gather(&pinset, &pin))) {
                 return;
             }
         }

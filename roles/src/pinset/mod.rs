@@ -284,6 +284,11 @@ impl Pinset {
         })
     }
 
+    /// Every pin as stored (its JSON), in CID-text order.
+    pub fn list_raw(&self) -> impl Iterator<Item = Result<Vec<u8>, PinsetError>> {
+        self.state.scan(b"pin/").map(|kv| Ok(kv?.1))
+    }
+
     /// Asks every holder of `cid` (or of every pin) to retry what failed.
     pub async fn recover(&self, cid: Option<&Cid>) -> Result<Vec<Pin>, PinsetError> {
         let pins: Vec<Pin> = match cid {

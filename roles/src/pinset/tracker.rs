@@ -5,13 +5,13 @@
 //! Which CIDs the tracker pinned is kept locally (`local.cluster-pins`), so it only ever
 //! unpins its own pins, never a user's.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use cid::Cid;
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use ipfsbench_core::network::{Client, DagProgress};
 use ipfsbench_core::repo::Repo;
@@ -19,16 +19,25 @@ use ipfsbench_core::store::pins::PinKind;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use ipfsbench_core::state::Op;
+
 use super::{PeerStatus, Pin, Pinset, Tracking};
 
 /// Pins fetched at once.
-const JOBS: usize = 4;
+const JOBS: usize = 16;
 /// Progress of a running pin is reported this often.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// The pinset is checked this often even without changes (local pins removed by hand).
 const RESCAN: Duration = Duration::from_secs(5);
+/// Changes arriving within this long are handled in one pass.
+const SETTLE: Duration = Duration::from_millis(200);
+/// Reports written in one change, at most.
+const REPORT_BATCH: usize = 512;
 
-type Job = BoxFuture<'static, (Cid, Result<(), String>)>;
+/// A finished fetch: the pin, and the blocks and bytes it has (or why not).
+type Fetched = (Pin, Result<(u64, u64), String>);
+/// A fetch in flight.
+type Job = BoxFuture<'static, Fetched>;
 
 /// The running tracker.
 #[derive(Debug)]
@@ -51,6 +60,7 @@ impl Tracker {
             local,
             jobs: FuturesUnordered::new(),
             running: HashSet::new(),
+            queue: VecDeque::new(),
         };
         let task = tokio::spawn(state.run(stopped));
         Ok(Self { stop, task })
@@ -71,22 +81,43 @@ struct State {
     local: sled::Tree,
     jobs: FuturesUnordered<Job>,
     running: HashSet<Cid>,
+    /// Pins to fetch and pin, in the order found.
+    queue: VecDeque<Pin>,
 }
 
 impl State {
     async fn run(mut self, mut stopped: oneshot::Receiver<()>) {
         let mut changes = self.pinset.state().changes();
+        // The next pass over the pinset: now, after a burst of changes has settled, or at the
+        // periodic rescan. Fetches go on meanwhile.
+        let mut next_pass = Some(tokio::time::Instant::now());
+        let mut rescan = tokio::time::Instant::now() + RESCAN;
         loop {
-            self.reconcile().await;
+            let now = tokio::time::Instant::now();
+            if next_pass.is_some_and(|t| t <= now) || rescan <= now {
+                self.reconcile().await;
+                next_pass = None;
+                rescan = tokio::time::Instant::now() + RESCAN;
+            }
+            self.start_queued();
+            let wake = next_pass.map_or(rescan, |t| t.min(rescan));
             tokio::select! {
                 _ = &mut stopped => return,
-                r = changes.changed() => if r.is_err() { return },
-                _ = tokio::time::sleep(RESCAN) => {}
-                Some((cid, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
-                    self.running.remove(&cid);
-                    if let Err(e) = result {
-                        tracing::warn!(%cid, "cluster pin failed: {e}");
+                r = changes.changed() => {
+                    if r.is_err() {
+                        return;
                     }
+                    changes.borrow_and_update();
+                    next_pass.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
+                }
+                _ = tokio::time::sleep_until(wake) => {}
+                Some(done) = self.jobs.next(), if !self.jobs.is_empty() => {
+                    // Every fetch done by now is pinned in one batch (one flush).
+                    let mut batch = vec![done];
+                    while let Some(Some(more)) = self.jobs.next().now_or_never() {
+                        batch.push(more);
+                    }
+                    self.finish(batch).await;
                 }
             }
         }
@@ -120,6 +151,9 @@ impl State {
                 }
             }
         }
+        // Reports written in batches: many pins' reports share a delta.
+        let mut reports: Vec<Op> = Vec::new();
+        self.queue.clear();
         for pin in mine.values() {
             if self.running.contains(&pin.cid) {
                 continue;
@@ -132,8 +166,11 @@ impl State {
                 Some(Tracking::PinError | Tracking::UnexpectedlyUnpinned) => retry,
                 Some(Tracking::Pinned) if !held => {
                     if !retry {
-                        self.write_status(&pin.cid, Tracking::UnexpectedlyUnpinned, pin.recover)
-                            .await;
+                        reports.push(self.report_op(
+                            &pin.cid,
+                            Tracking::UnexpectedlyUnpinned,
+                            pin.recover,
+                        ));
                     }
                     retry
                 }
@@ -142,14 +179,14 @@ impl State {
             let ours = self.local.contains_key(pin.cid.to_bytes()).unwrap_or(false);
             if start && held && !ours {
                 // Pinned here already, by the user: report it, and never unpin it.
-                self.write_status(&pin.cid, Tracking::Pinned, pin.recover)
-                    .await;
-            } else if start && self.running.len() < JOBS {
-                self.start_job(pin.clone());
+                reports.push(self.report_op(&pin.cid, Tracking::Pinned, pin.recover));
+            } else if start {
+                self.queue.push_back(pin.clone());
             }
         }
         if !whole {
             // Part of the pinset did not read: unpin nothing on a partial view.
+            self.flush_reports(reports).await;
             return;
         }
         // What is no longer allocated here: unpin it (only what this tracker pinned).
@@ -161,9 +198,39 @@ impl State {
             .filter(|c| !mine.contains_key(c) && !self.running.contains(c))
             .collect();
         for cid in stale {
-            if let Err(e) = self.release(&cid).await {
-                tracing::warn!(%cid, "unpinning a pin no longer allocated here: {e}");
+            match self.release(&cid).await {
+                Ok(()) => reports.push(Op {
+                    key: PeerStatus::key(&cid, &me),
+                    value: None,
+                }),
+                Err(e) => tracing::warn!(%cid, "unpinning a pin no longer allocated here: {e}"),
             }
+        }
+        self.flush_reports(reports).await;
+    }
+
+    /// Writes `reports`, [`REPORT_BATCH`] to a change.
+    async fn flush_reports(&mut self, reports: Vec<Op>) {
+        for chunk in reports.chunks(REPORT_BATCH) {
+            if let Err(e) = self.pinset.state().write(chunk.to_vec()).await {
+                tracing::warn!("reporting pins' status: {e}");
+            }
+        }
+    }
+
+    /// This node's report on `cid`, as a change to write.
+    fn report_op(&self, cid: &Cid, status: Tracking, recover: u64) -> Op {
+        let report = PeerStatus {
+            status,
+            bytes: 0,
+            blocks: 0,
+            error: None,
+            recover,
+            updated_at_ms: crate::now_ms(),
+        };
+        Op {
+            key: PeerStatus::key(cid, &self.me()),
+            value: serde_json::to_vec(&report).ok(),
         }
     }
 
@@ -176,28 +243,22 @@ impl State {
         })
         .await
         .map_err(|e| e.to_string())??;
-        let key = PeerStatus::key(cid, &self.me());
-        self.pinset
-            .state()
-            .remove(key)
-            .await
-            .map_err(|e| e.to_string())?;
         self.local
             .remove(cid.to_bytes())
             .map_err(|e| e.to_string())?;
         Ok(())
     }
 
-    async fn write_status(&mut self, cid: &Cid, status: Tracking, recover: u64) {
-        let report = PeerStatus {
-            status,
-            bytes: 0,
-            blocks: 0,
-            error: None,
-            recover,
-            updated_at_ms: crate::now_ms(),
-        };
-        write(&self.pinset, cid, &report).await;
+    /// Starts queued pins while there is room.
+    fn start_queued(&mut self) {
+        while self.running.len() < JOBS {
+            let Some(pin) = self.queue.pop_front() else {
+                return;
+            };
+            if !self.running.contains(&pin.cid) {
+                self.start_job(pin);
+            }
+        }
     }
 
     fn start_job(&mut self, pin: Pin) {
@@ -212,14 +273,69 @@ impl State {
             self.pinset.clone(),
         );
         self.jobs.push(Box::pin(async move {
-            let cid = pin.cid;
-            (cid, pin_one(repo, client, pinset, pin).await)
+            let result = fetch_one(repo, client, pinset, &pin).await;
+            (pin, result)
         }));
+    }
+
+    /// Pins the fetched DAGs of `batch` with one flush, announces them, and reports every
+    /// outcome in one change.
+    async fn finish(&mut self, batch: Vec<Fetched>) {
+        let fetched: Vec<Cid> = batch
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(p, _)| p.cid)
+            .collect();
+        let repo = Arc::clone(&self.repo);
+        let pinned = tokio::task::spawn_blocking(move || repo.pin_add_many(&fetched))
+            .await
+            .unwrap_or_default();
+        let mut pinned = pinned.into_iter();
+        let me = self.me();
+        let mut reports = Vec::new();
+        for (pin, fetched) in batch {
+            self.running.remove(&pin.cid);
+            let outcome = fetched.and_then(|counts| match pinned.next() {
+                Some(Ok(())) => Ok(counts),
+                Some(Err(e)) => Err(e.to_string()),
+                None => Err("pinning did not finish".to_string()),
+            });
+            let (status, (blocks, bytes), error) = match outcome {
+                Ok(counts) => {
+                    let _ = self.client.provide(pin.cid).await;
+                    (Tracking::Pinned, counts, None)
+                }
+                Err(e) => {
+                    tracing::warn!(cid = %pin.cid, "cluster pin failed: {e}");
+                    let e: String = e.chars().take(super::MAX_TEXT).collect();
+                    (Tracking::PinError, (0, 0), Some(e))
+                }
+            };
+            let report = PeerStatus {
+                status,
+                bytes,
+                blocks,
+                error,
+                recover: pin.recover,
+                updated_at_ms: crate::now_ms(),
+            };
+            reports.push(Op {
+                key: PeerStatus::key(&pin.cid, &me),
+                value: serde_json::to_vec(&report).ok(),
+            });
+        }
+        self.flush_reports(reports).await;
     }
 }
 
-/// Fetches and pins one allocated pin, reporting as it goes.
-async fn pin_one(repo: Arc<Repo>, client: Client, pinset: Pinset, pin: Pin) -> Result<(), String> {
+/// Fetches one allocated pin's DAG, reporting progress while it takes long; the blocks and
+/// bytes it has.
+async fn fetch_one(
+    repo: Arc<Repo>,
+    client: Client,
+    pinset: Pinset,
+    pin: &Pin,
+) -> Result<(u64, u64), String> {
     let cid = pin.cid;
     let mut report = PeerStatus {
         status: Tracking::Pinning,
@@ -229,50 +345,30 @@ async fn pin_one(repo: Arc<Repo>, client: Client, pinset: Pinset, pin: Pin) -> R
         recover: pin.recover,
         updated_at_ms: crate::now_ms(),
     };
-    write(&pinset, &cid, &report).await;
+    // `pinning` is reported by the first progress tick: a DAG that is local (or small)
+    // goes straight to `pinned`.
     let progress = DagProgress::default();
-    let result = {
-        let fetch = client.fetch_dag_counted(&repo, cid, &progress);
-        tokio::pin!(fetch);
-        let mut tick = tokio::time::interval(PROGRESS_EVERY);
-        tick.tick().await;
-        loop {
-            tokio::select! {
-                r = &mut fetch => break r.map_err(|e| e.to_string()),
-                _ = tick.tick() => {
-                    report.bytes = progress.bytes.load(Ordering::Relaxed);
-                    report.blocks = progress.blocks.load(Ordering::Relaxed);
-                    report.updated_at_ms = crate::now_ms();
-                    write(&pinset, &cid, &report).await;
-                }
+    let fetch = client.fetch_dag_counted(&repo, cid, &progress);
+    tokio::pin!(fetch);
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    tick.tick().await;
+    let result = loop {
+        tokio::select! {
+            r = &mut fetch => break r.map_err(|e| e.to_string()),
+            _ = tick.tick() => {
+                report.bytes = progress.bytes.load(Ordering::Relaxed);
+                report.blocks = progress.blocks.load(Ordering::Relaxed);
+                report.updated_at_ms = crate::now_ms();
+                write(&pinset, &cid, &report).await;
             }
         }
     };
-    let result = match result {
-        Ok(_) => {
-            let r = Arc::clone(&repo);
-            tokio::task::spawn_blocking(move || r.pin_add(&cid, true).map_err(|e| e.to_string()))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r)
-        }
-        Err(e) => Err(e),
-    };
-    report.bytes = progress.bytes.load(Ordering::Relaxed);
-    report.blocks = progress.blocks.load(Ordering::Relaxed);
-    report.updated_at_ms = crate::now_ms();
-    match &result {
-        Ok(()) => {
-            report.status = Tracking::Pinned;
-            let _ = client.provide(cid).await;
-        }
-        Err(e) => {
-            report.status = Tracking::PinError;
-            report.error = Some(e.chars().take(super::MAX_TEXT).collect());
-        }
-    }
-    write(&pinset, &cid, &report).await;
-    result
+    result.map(|_| {
+        (
+            progress.blocks.load(Ordering::Relaxed),
+            progress.bytes.load(Ordering::Relaxed),
+        )
+    })
 }
 
 async fn write(pinset: &Pinset, cid: &Cid, report: &PeerStatus) {
