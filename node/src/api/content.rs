@@ -551,18 +551,6 @@ pub(super) async fn pin_rm(
     Ok(Json(wire::Pins { pins: removed }))
 }
 
-impl From<crate::store::pins::PinError> for ApiError {
-    fn from(e: crate::store::pins::PinError) -> Self {
-        crate::repo::RepoError::from(e).into()
-    }
-}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(e.to_string())
-    }
-}
-
 pub(super) async fn pin_ls(
     Extract(s): Extract<State>,
     args: Args,

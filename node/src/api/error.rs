@@ -129,6 +129,18 @@ impl From<crate::store::block::InvalidCid> for ApiError {
     }
 }
 
+impl From<crate::store::pins::PinError> for ApiError {
+    fn from(e: crate::store::pins::PinError) -> Self {
+        crate::repo::RepoError::from(e).into()
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
         Self::internal(format!("worker task failed: {e}"))

@@ -79,6 +79,18 @@ fn sync(db: &Db, log: &[(Cid, Delta)]) {
     }
 }
 
+/// The version vector of `db`, as a snapshot of it would cover.
+fn covered(db: &Db) -> Vec<ipfsbench_protocols::state::snapshot::Covered> {
+    db.versions()
+        .unwrap()
+        .iter()
+        .map(|v| ipfsbench_protocols::state::snapshot::Covered {
+            delta: v.delta,
+            stamp: v.stamp,
+        })
+        .collect()
+}
+
 fn live(db: &Db) -> BTreeMap<Vec<u8>, Vec<u8>> {
     db.scan(b"").map(|kv| kv.expect("entry")).collect()
 }
@@ -264,15 +276,7 @@ fn a_snapshot_merge_gives_the_same_state_and_drops_what_it_superseded() {
     );
     // Compaction on `a` drops the tombstone; the snapshot holds key 2 only.
     assert_eq!(a.db.collect_tombstones(u64::MAX).unwrap(), 1);
-    let covered: Vec<_> =
-        a.db.versions()
-            .unwrap()
-            .iter()
-            .map(|v| ipfsbench_protocols::state::snapshot::Covered {
-                delta: v.delta,
-                stamp: v.stamp,
-            })
-            .collect();
+    let covered = covered(&a.db);
     let entries: Vec<_> = a.db.entries().map(|e| e.unwrap()).collect();
     follower
         .merge_snapshot(&covered, &a.db.heads().unwrap(), entries)
@@ -307,15 +311,7 @@ fn an_older_snapshot_does_not_bring_back_a_removal_whose_tombstone_was_dropped()
         &mut log,
     );
     // A snapshot of `a` while key 1 is set.
-    let covered: Vec<_> =
-        a.db.versions()
-            .unwrap()
-            .iter()
-            .map(|v| ipfsbench_protocols::state::snapshot::Covered {
-                delta: v.delta,
-                stamp: v.stamp,
-            })
-            .collect();
+    let covered = covered(&a.db);
     let old_entries: Vec<_> = a.db.entries().map(|e| e.unwrap()).collect();
     let old_heads = a.db.heads().unwrap();
     a.write(

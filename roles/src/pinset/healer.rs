@@ -84,6 +84,17 @@ pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, PinsetError> {
             tracing::info!(cid = %pin.cid, ?gone, to = ?updated.allocations, "re-allocated");
             count(&mut candidates, &pin.allocations, &updated.allocations);
             pinset.put(&updated).await?;
+            // The reports of peers that no longer hold it go with them.
+            let reports: Vec<_> = gone
+                .iter()
+                .map(|p| ipfsbench_core::state::Op {
+                    key: super::PeerStatus::key(&pin.cid, p),
+                    value: None,
+                })
+                .collect();
+            if !reports.is_empty() {
+                pinset.state().write(reports).await?;
+            }
             changed += 1;
         }
     }

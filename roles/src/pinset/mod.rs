@@ -234,10 +234,20 @@ impl Pinset {
         Ok(())
     }
 
-    /// Removes a pin; its holders unpin it.
+    /// Removes a pin, and every peer's report on it, in one change; its holders unpin it.
     pub async fn remove(&self, cid: &Cid) -> Result<Pin, PinsetError> {
         let pin = self.get(cid)?.ok_or(PinsetError::NotPinned(*cid))?;
-        self.state.remove(Pin::key(cid)).await?;
+        let mut ops = vec![Op {
+            key: Pin::key(cid),
+            value: None,
+        }];
+        for kv in self.state.scan(&PeerStatus::prefix(cid)) {
+            ops.push(Op {
+                key: kv?.0,
+                value: None,
+            });
+        }
+        self.state.write(ops).await?;
         Ok(pin)
     }
 
