@@ -4,6 +4,7 @@
 //! the API's address; [`Daemon::shutdown`] stops the API, then the host, flushes the store,
 //! removes the `api` file and releases the repo lock.
 
+use crate::repo;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +14,8 @@ use libp2p::Multiaddr;
 use tokio::sync::oneshot;
 
 use crate::api;
-use crate::network::{self, Client, NetworkError};
-use crate::repo::{Repo, RepoError};
+use crate::network::{self, Client};
+use crate::repo::Repo;
 use ipfsbench_protocols::Role;
 
 /// Everything the daemon needs, after the config file and flags are merged.
@@ -78,13 +79,13 @@ impl Options {
 pub enum DaemonError {
     /// The repo failed.
     #[error(transparent)]
-    Repo(#[from] RepoError),
+    Repo(#[from] repo::Error),
     /// The host failed.
     #[error(transparent)]
-    Network(#[from] NetworkError),
+    Network(#[from] network::Error),
     /// The storage tiers could not start.
     #[error("storage tiers: {0}")]
-    Tiers(#[from] crate::store::tiers::TiersError),
+    Tiers(#[from] crate::store::tiers::Error),
     /// The API could not bind or serve.
     #[error("API on {addr}: {source}")]
     Api {
@@ -177,7 +178,7 @@ impl Daemon {
             }
         })?;
         // Announce what is pinned here, so that other nodes find it.
-        for (cid, kind) in repo.pins().stored().map_err(RepoError::from)? {
+        for (cid, kind) in repo.pins().stored().map_err(repo::Error::from)? {
             if kind == crate::store::pins::PinKind::Recursive {
                 client.provide(cid).await?;
             }
@@ -225,7 +226,7 @@ impl Daemon {
                 })
             }
         }
-        self.repo.store().flush().map_err(RepoError::from)?;
+        self.repo.store().flush().map_err(repo::Error::from)?;
         if let Ok(Err(source)) = api_result {
             return Err(DaemonError::Api {
                 addr: self.api_addr,

@@ -1,11 +1,11 @@
 //! The one error type of the HTTP API, answered in Kubo's JSON shape.
 
+use crate::network;
+use crate::repo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use crate::network::NetworkError;
-use crate::repo::RepoError;
 use crate::unixfs::ReadError;
 
 /// An API failure: a status and a message.
@@ -80,21 +80,21 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<RepoError> for ApiError {
-    fn from(e: RepoError) -> Self {
-        use crate::repo::RepoError as R;
+impl From<repo::Error> for ApiError {
+    fn from(e: repo::Error) -> Self {
+        use crate::repo::Error as R;
         let message = e.to_string();
         match e {
             R::NotFound(_) => Self::not_found(message),
             R::Add(crate::unixfs::AddError::Io { .. }) => Self::internal(message),
             R::Add(_) | R::Car(_) | R::Block(_) | R::Pinned { .. } => Self::bad_request(message),
-            R::Pin(crate::store::pins::PinError::Dag(crate::store::dag::DagError::NotFound(_))) => {
+            R::Pin(crate::store::pins::Error::Dag(crate::store::dag::Error::NotFound(_))) => {
                 Self::not_found(message)
             }
             R::Pin(
-                crate::store::pins::PinError::NotPinned(_)
-                | crate::store::pins::PinError::PinnedIndirectly { .. }
-                | crate::store::pins::PinError::AlreadyRecursive(_),
+                crate::store::pins::Error::NotPinned(_)
+                | crate::store::pins::Error::PinnedIndirectly { .. }
+                | crate::store::pins::Error::AlreadyRecursive(_),
             ) => Self::bad_request(message),
             _ => Self::internal(message),
         }
@@ -112,12 +112,14 @@ impl From<ReadError> for ApiError {
     }
 }
 
-impl From<NetworkError> for ApiError {
-    fn from(e: NetworkError) -> Self {
+impl From<network::Error> for ApiError {
+    fn from(e: network::Error) -> Self {
         let message = e.to_string();
         match e {
-            NetworkError::NotFound(_) | NetworkError::Timeout { .. } => Self::not_found(message),
-            NetworkError::BadPeerAddr(_) => Self::bad_request(message),
+            network::Error::NotFound(_) | network::Error::Timeout { .. } => {
+                Self::not_found(message)
+            }
+            network::Error::BadPeerAddr(_) => Self::bad_request(message),
             _ => Self::internal(message),
         }
     }
@@ -129,14 +131,14 @@ impl From<crate::store::block::InvalidCid> for ApiError {
     }
 }
 
-impl From<crate::store::pins::PinError> for ApiError {
-    fn from(e: crate::store::pins::PinError) -> Self {
-        crate::repo::RepoError::from(e).into()
+impl From<crate::store::pins::Error> for ApiError {
+    fn from(e: crate::store::pins::Error) -> Self {
+        crate::repo::Error::from(e).into()
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> Self {
         ApiError::internal(e.to_string())
     }
 }

@@ -1,5 +1,6 @@
 //! The composed libp2p behaviour of a node, each part built by a named function.
 
+use crate::network;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,6 @@ use libp2p::{
 use sha2::{Digest, Sha256};
 
 use super::providers::ProviderStore;
-use super::NetworkError;
 
 /// Kademlia on the public IPFS DHT protocol.
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfs/kad/1.0.0");
@@ -62,7 +62,7 @@ impl Behaviour {
     pub(crate) fn new(
         parts: Parts<'_>,
         relay_client: relay::client::Behaviour,
-    ) -> Result<Self, NetworkError> {
+    ) -> Result<Self, network::Error> {
         let peer_id = parts.key.public().to_peer_id();
         Ok(Self {
             limits: connection_limits(),
@@ -79,7 +79,7 @@ impl Behaviour {
             mdns: Toggle::from(if parts.mdns {
                 Some(
                     mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
-                        .map_err(|e| NetworkError::Setup(format!("mDNS: {e}")))?,
+                        .map_err(|e| network::Error::Setup(format!("mDNS: {e}")))?,
                 )
             } else {
                 None
@@ -128,7 +128,7 @@ fn kademlia(peer_id: PeerId, server: bool) -> kad::Behaviour<ProviderStore> {
 fn gossipsub(
     key: &Keypair,
     rules: Vec<super::TopicRule>,
-) -> Result<gossipsub::Behaviour, NetworkError> {
+) -> Result<gossipsub::Behaviour, network::Error> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -145,7 +145,7 @@ fn gossipsub(
             gossipsub::MessageId::from(id)
         })
         .build()
-        .map_err(|e| NetworkError::Setup(format!("gossipsub config: {e}")))?;
+        .map_err(|e| network::Error::Setup(format!("gossipsub config: {e}")))?;
     gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-        .map_err(|e| NetworkError::Setup(format!("gossipsub: {e}")))
+        .map_err(|e| network::Error::Setup(format!("gossipsub: {e}")))
 }

@@ -1,5 +1,6 @@
 //! The handle the rest of the program uses to drive the host.
 
+use crate::network;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::command::{Command, Fetched, SUBSCRIBER_QUEUE};
 pub use super::command::{PeerInfo, PubsubMessage, PubsubStats};
-use super::NetworkError;
 use crate::repo::Repo;
 use crate::store::block::{Hash, RAW};
 use crate::store::dag;
@@ -47,27 +47,27 @@ impl Client {
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, NetworkError> {
+    ) -> Result<T, network::Error> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
             .await
-            .map_err(|_| NetworkError::Stopped)?;
-        rx.await.map_err(|_| NetworkError::Stopped)
+            .map_err(|_| network::Error::Stopped)?;
+        rx.await.map_err(|_| network::Error::Stopped)
     }
 
     /// The addresses the host listens on.
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetworkError> {
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, network::Error> {
         self.call(|reply| Command::Listeners { reply }).await
     }
 
     /// Dials `addr` (which must end with `/p2p/<peer id>`) and waits for the connection.
-    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, NetworkError> {
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, network::Error> {
         self.call(|reply| Command::Dial { addr, reply }).await?
     }
 
     /// The connected peers.
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetworkError> {
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, network::Error> {
         self.call(|reply| Command::Peers { reply }).await
     }
 
@@ -77,11 +77,11 @@ impl Client {
         &self,
         cid: Cid,
         providers: Vec<PeerId>,
-    ) -> Result<PeerId, NetworkError> {
+    ) -> Result<PeerId, network::Error> {
         Ok(self.fetch(cid, providers).await?.from)
     }
 
-    async fn fetch(&self, cid: Cid, providers: Vec<PeerId>) -> Result<Fetched, NetworkError> {
+    async fn fetch(&self, cid: Cid, providers: Vec<PeerId>) -> Result<Fetched, network::Error> {
         let fetch = self.call(|reply| Command::Want {
             cid,
             providers,
@@ -91,7 +91,7 @@ impl Client {
             Ok(result) => result?,
             Err(_) => {
                 let _ = self.commands.try_send(Command::Cancel { cid });
-                Err(NetworkError::Timeout {
+                Err(network::Error::Timeout {
                     cid,
                     secs: self.fetch_timeout.as_secs(),
                 })
@@ -102,7 +102,7 @@ impl Client {
     /// Makes the whole DAG under `root` local, fetching missing blocks with many wants in
     /// flight, each child asked first of the peer that sent its parent. Returns the number of
     /// blocks fetched. Fetched blocks are flushed to disk before this returns.
-    pub async fn fetch_dag(&self, repo: &Arc<Repo>, root: Cid) -> Result<u64, NetworkError> {
+    pub async fn fetch_dag(&self, repo: &Arc<Repo>, root: Cid) -> Result<u64, network::Error> {
         self.fetch_dag_counted(repo, root, &DagProgress::default())
             .await
     }
@@ -114,7 +114,7 @@ impl Client {
         repo: &Arc<Repo>,
         root: Cid,
         progress: &DagProgress,
-    ) -> Result<u64, NetworkError> {
+    ) -> Result<u64, network::Error> {
         let mut seen: HashSet<Hash> = HashSet::new();
         let mut queue: Vec<(Cid, Vec<PeerId>)> = vec![(root, Vec::new())];
         let mut running = FuturesUnordered::new();
@@ -130,7 +130,10 @@ impl Client {
                 let repo = Arc::clone(repo);
                 let client = self.clone();
                 running.push(async move {
-                    let local = repo.store().has(cid.hash()).map_err(NetworkError::store)?;
+                    let local = repo
+                        .store()
+                        .has(cid.hash())
+                        .map_err(network::Error::store)?;
                     let (from, links) = if local {
                         (None, None)
                     } else {
@@ -145,12 +148,12 @@ impl Client {
                         let data = repo
                             .store()
                             .get(&cid)
-                            .map_err(NetworkError::store)?
-                            .ok_or(NetworkError::NotFound(cid))?;
-                        dag::links(&cid, &data).map_err(NetworkError::store)?
+                            .map_err(network::Error::store)?
+                            .ok_or(network::Error::NotFound(cid))?;
+                        dag::links(&cid, &data).map_err(network::Error::store)?
                     };
-                    let size = repo.store().size(&cid).map_err(NetworkError::store)?;
-                    Ok::<_, NetworkError>((from, links, size.unwrap_or(0)))
+                    let size = repo.store().size(&cid).map_err(network::Error::store)?;
+                    Ok::<_, network::Error>((from, links, size.unwrap_or(0)))
                 });
             }
             let Some(done) = running.next().await else {
@@ -170,31 +173,31 @@ impl Client {
             let repo = Arc::clone(repo);
             tokio::task::spawn_blocking(move || repo.store().flush())
                 .await
-                .map_err(NetworkError::store)?
-                .map_err(NetworkError::store)?;
+                .map_err(network::Error::store)?
+                .map_err(network::Error::store)?;
         }
         Ok(fetched)
     }
 
     /// Announces this node as a provider of `cid` on the DHT (refreshed by Kademlia).
-    pub async fn provide(&self, cid: Cid) -> Result<(), NetworkError> {
+    pub async fn provide(&self, cid: Cid) -> Result<(), network::Error> {
         self.commands
             .send(Command::Provide { cid })
             .await
-            .map_err(|_| NetworkError::Stopped)
+            .map_err(|_| network::Error::Stopped)
     }
 
     /// Asks the DHT who provides `cid`.
     pub async fn find_providers(
         &self,
         cid: Cid,
-    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NetworkError> {
+    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, network::Error> {
         self.call(|reply| Command::FindProviders { cid, reply })
             .await
     }
 
     /// Publishes `data` on `topic`.
-    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), NetworkError> {
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), network::Error> {
         self.call(|reply| Command::Publish { topic, data, reply })
             .await?
     }
@@ -204,7 +207,7 @@ impl Client {
     pub async fn subscribe(
         &self,
         topic: String,
-    ) -> Result<mpsc::Receiver<PubsubMessage>, NetworkError> {
+    ) -> Result<mpsc::Receiver<PubsubMessage>, network::Error> {
         self.subscribe_with_capacity(topic, SUBSCRIBER_QUEUE).await
     }
 
@@ -213,7 +216,7 @@ impl Client {
         &self,
         topic: String,
         capacity: usize,
-    ) -> Result<mpsc::Receiver<PubsubMessage>, NetworkError> {
+    ) -> Result<mpsc::Receiver<PubsubMessage>, network::Error> {
         self.call(|reply| Command::Subscribe {
             topic,
             capacity,
@@ -223,17 +226,17 @@ impl Client {
     }
 
     /// What the host has counted of received pubsub messages.
-    pub async fn pubsub_stats(&self) -> Result<PubsubStats, NetworkError> {
+    pub async fn pubsub_stats(&self) -> Result<PubsubStats, network::Error> {
         self.call(|reply| Command::PubsubStats { reply }).await
     }
 
     /// The topics this node subscribes to.
-    pub async fn topics(&self) -> Result<Vec<String>, NetworkError> {
+    pub async fn topics(&self) -> Result<Vec<String>, network::Error> {
         self.call(|reply| Command::Topics { reply }).await
     }
 
     /// Peers subscribed to `topic` (any topic when `None`).
-    pub async fn topic_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, NetworkError> {
+    pub async fn topic_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, network::Error> {
         self.call(|reply| Command::TopicPeers { topic, reply })
             .await
     }

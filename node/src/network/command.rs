@@ -1,11 +1,10 @@
 //! What a [`super::Client`] asks of the task that owns the swarm, and the answers that need a
 //! type of their own. Both sides depend on this module; neither on the other's internals.
 
+use crate::network;
 use cid::Cid;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
-
-use super::NetworkError;
 
 /// Messages buffered per pubsub subscriber unless it asks for another bound; more are dropped.
 pub(crate) const SUBSCRIBER_QUEUE: usize = 256;
@@ -53,7 +52,7 @@ pub(crate) enum Command {
     },
     Dial {
         addr: Multiaddr,
-        reply: oneshot::Sender<Result<PeerId, NetworkError>>,
+        reply: oneshot::Sender<Result<PeerId, network::Error>>,
     },
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
@@ -61,7 +60,7 @@ pub(crate) enum Command {
     Want {
         cid: Cid,
         providers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<Fetched, NetworkError>>,
+        reply: oneshot::Sender<Result<Fetched, network::Error>>,
     },
     Cancel {
         cid: Cid,
@@ -76,12 +75,12 @@ pub(crate) enum Command {
     Publish {
         topic: String,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
+        reply: oneshot::Sender<Result<(), network::Error>>,
     },
     Subscribe {
         topic: String,
         capacity: usize,
-        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, NetworkError>>,
+        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::Error>>,
     },
     Topics {
         reply: oneshot::Sender<Vec<String>>,

@@ -1,5 +1,6 @@
 //! The task that owns the `Swarm`: a `select!` over swarm events and client commands.
 
+use crate::network;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use super::client::Client;
 use super::command::{Command, Fetched, PeerInfo, PubsubMessage, PubsubStats};
 use super::keep::Keep;
 use super::offences::Offences;
-use super::{Config, NetworkError};
+use super::Config;
 use crate::repo::Repo;
 use crate::store::block::Hash;
 use crate::store::Block;
@@ -52,8 +53,8 @@ impl bitswap::BlockSource for RepoBlocks {
 /// locally and announced by the periodic republication.
 const MAX_PROVIDE_QUERIES: usize = 32;
 
-type Waiters = Vec<oneshot::Sender<Result<Fetched, NetworkError>>>;
-type DialReply = oneshot::Sender<Result<PeerId, NetworkError>>;
+type Waiters = Vec<oneshot::Sender<Result<Fetched, network::Error>>>;
+type DialReply = oneshot::Sender<Result<PeerId, network::Error>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
 
 pub(crate) struct EventLoop {
@@ -223,7 +224,7 @@ impl EventLoop {
     /// A `swarm connect`: answered when its own dial ends.
     fn dial(&mut self, addr: Multiaddr, reply: DialReply) {
         let Some(peer) = peer_of(&addr) else {
-            let _ = reply.send(Err(NetworkError::BadPeerAddr(addr.to_string())));
+            let _ = reply.send(Err(network::Error::BadPeerAddr(addr.to_string())));
             return;
         };
         if self.swarm.is_connected(&peer) {
@@ -237,7 +238,7 @@ impl EventLoop {
                 self.dials.insert(id, (peer, reply));
             }
             Err(e) => {
-                let _ = reply.send(Err(NetworkError::Dial {
+                let _ = reply.send(Err(network::Error::Dial {
                     addr: addr.to_string(),
                     reason: e.to_string(),
                 }));
@@ -250,7 +251,7 @@ impl EventLoop {
         &mut self,
         cid: Cid,
         providers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<Fetched, NetworkError>>,
+        reply: oneshot::Sender<Result<Fetched, network::Error>>,
     ) {
         if self.repo.store().has(cid.hash()).unwrap_or(false) {
             let _ = reply.send(Ok(Fetched {
@@ -294,7 +295,7 @@ impl EventLoop {
         &mut self,
         topic: String,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), NetworkError>>,
+        reply: oneshot::Sender<Result<(), network::Error>>,
     ) {
         let result = match self
             .swarm
@@ -305,7 +306,7 @@ impl EventLoop {
             Ok(_) => Ok(()),
             // As in Kubo, publishing with nobody listening is not an error.
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
-            Err(e) => Err(NetworkError::from(e)),
+            Err(e) => Err(network::Error::from(e)),
         };
         let _ = reply.send(result);
     }
@@ -314,7 +315,7 @@ impl EventLoop {
         &mut self,
         topic: String,
         capacity: usize,
-        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, NetworkError>>,
+        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::Error>>,
     ) {
         let ident = gossipsub::IdentTopic::new(topic.clone());
         let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
@@ -327,7 +328,7 @@ impl EventLoop {
                     .push(tx);
                 Ok(rx)
             }
-            Err(e) => Err(NetworkError::from(e)),
+            Err(e) => Err(network::Error::from(e)),
         };
         let _ = reply.send(result);
     }
@@ -404,7 +405,7 @@ impl EventLoop {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "refusing a peer that was cut off");
                 let _ = self.swarm.disconnect_peer_id(peer_id);
                 self.answer_dials(peer_id, || {
-                    Err(NetworkError::Dial {
+                    Err(network::Error::Dial {
                         addr: peer_id.to_string(),
                         reason: "the peer was cut off for sending invalid messages".into(),
                     })
@@ -440,7 +441,7 @@ impl EventLoop {
                     let result = if self.swarm.is_connected(&peer) {
                         Ok(peer)
                     } else {
-                        Err(NetworkError::Dial {
+                        Err(network::Error::Dial {
                             addr: peer.to_string(),
                             reason: error.to_string(),
                         })
@@ -454,7 +455,7 @@ impl EventLoop {
     }
 
     /// Answers every `swarm connect` waiting on a dial to `peer`.
-    fn answer_dials(&mut self, peer: PeerId, result: impl Fn() -> Result<PeerId, NetworkError>) {
+    fn answer_dials(&mut self, peer: PeerId, result: impl Fn() -> Result<PeerId, network::Error>) {
         let waiting: Vec<ConnectionId> = self
             .dials
             .iter()
@@ -570,7 +571,7 @@ impl EventLoop {
                             from: peer,
                             links: Some(links.clone()),
                         }),
-                        Err(e) => Err(NetworkError::Store(Arc::clone(e))),
+                        Err(e) => Err(network::Error::Store(Arc::clone(e))),
                     });
                 }
             }
@@ -595,7 +596,7 @@ impl EventLoop {
     fn fail_want(&mut self, cid: &Cid) {
         if let Some((_, waiters)) = self.wants.remove(cid.hash()) {
             for reply in waiters {
-                let _ = reply.send(Err(NetworkError::NotFound(*cid)));
+                let _ = reply.send(Err(network::Error::NotFound(*cid)));
             }
         }
         self.looked_up.remove(cid.hash());

@@ -70,7 +70,7 @@ pub struct Config {
     pub fetch_timeout: Duration,
 }
 
-impl NetworkError {
+impl Error {
     /// A store failure, keeping its source.
     pub(crate) fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Store(Arc::new(e))
@@ -79,7 +79,7 @@ impl NetworkError {
 
 /// Failures of the host.
 #[derive(Debug, thiserror::Error)]
-pub enum NetworkError {
+pub enum Error {
     /// Building the swarm failed.
     #[error("network setup: {0}")]
     Setup(String),
@@ -130,7 +130,7 @@ pub enum NetworkError {
 
 /// Starts the host on the tokio runtime; returns its client and the host itself, which ends
 /// at [`Host::shutdown`] or when every [`Client`] is dropped.
-pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), NetworkError> {
+pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
     let key = repo.keypair().clone();
     let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if config.serve_blocks {
         Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
@@ -141,7 +141,7 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), NetworkE
     let (kad_server, relay_server) = (config.kad_server, config.relay_server);
     let rules = config.topic_rules.clone();
     let mdns = config.mdns;
-    let setup = |e: &dyn std::fmt::Display| NetworkError::Setup(e.to_string());
+    let setup = |e: &dyn std::fmt::Display| Error::Setup(e.to_string());
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -174,12 +174,10 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), NetworkE
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     for addr in &config.listen {
-        swarm
-            .listen_on(addr.clone())
-            .map_err(|e| NetworkError::Listen {
-                addr: addr.clone(),
-                reason: e.to_string(),
-            })?;
+        swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        })?;
     }
     let (client, event_loop) = event_loop::EventLoop::new(swarm, repo, config);
     let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -196,7 +194,7 @@ pub struct Host {
 
 impl Host {
     /// Stops the host, whoever still holds a [`Client`] (their calls then fail with
-    /// [`NetworkError::Stopped`]), and waits for it to end, at most 10 s.
+    /// [`Error::Stopped`]), and waits for it to end, at most 10 s.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;

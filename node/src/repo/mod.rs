@@ -11,6 +11,8 @@
 //!                        what a crash leaves there is removed at open and by `gc`
 //! ```
 
+use crate::store;
+use crate::store::pins;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -25,17 +27,17 @@ pub mod scratch;
 use self::scratch::Scratch;
 use crate::config::Config;
 use crate::store::block::{self, Hash, RAW};
-use crate::store::gc::{self, GcError, GcStats};
-use crate::store::pins::{PinError, PinKind, Pins};
+use crate::store::gc::{self, GcStats};
+use crate::store::pins::{PinKind, Pins};
 use crate::store::protect::Protector;
 use crate::store::tiers::TieredStore;
-use crate::store::{Block, BlockStore, PackStore, StoreError, StoreStat};
+use crate::store::{Block, BlockStore, PackStore, StoreStat};
 use crate::unixfs::car::{self, CarError};
 use crate::unixfs::{self, AddError, AddOptions, Added, Sink};
 
 /// Failures to open or use a repo.
 #[derive(Debug, thiserror::Error)]
-pub enum RepoError {
+pub enum Error {
     /// No repo at the path.
     #[error("no ipfsbench repo at {0} (run `ipfsbench-node init`)")]
     NotInitialised(PathBuf),
@@ -72,10 +74,10 @@ pub enum RepoError {
     Identity(String),
     /// The block store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] store::Error),
     /// A pin operation failed.
     #[error(transparent)]
-    Pin(#[from] PinError),
+    Pin(#[from] pins::Error),
     /// An add failed; nothing it stored remains.
     #[error(transparent)]
     Add(#[from] AddError),
@@ -84,7 +86,7 @@ pub enum RepoError {
     Car(#[from] CarError),
     /// Garbage collection failed.
     #[error(transparent)]
-    Gc(#[from] GcError),
+    Gc(#[from] gc::Error),
     /// A block was refused.
     #[error(transparent)]
     Block(#[from] block::BlockError),
@@ -101,8 +103,8 @@ pub enum RepoError {
     NotFound(Cid),
 }
 
-fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> RepoError + '_ {
-    move |source| RepoError::Io {
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -115,7 +117,7 @@ struct RepoLock {
 }
 
 impl RepoLock {
-    fn acquire(repo: &Path) -> Result<Self, RepoError> {
+    fn acquire(repo: &Path) -> Result<Self, Error> {
         let path = repo.join("repo.lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -130,7 +132,7 @@ impl RepoLock {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
-                return Err(RepoError::Locked {
+                return Err(Error::Locked {
                     path: repo.to_path_buf(),
                     holder: if holder.is_empty() {
                         "unknown process".into()
@@ -203,17 +205,17 @@ impl Repo {
     }
 
     /// Creates a repo at `path`: identity, commented config, empty stores.
-    pub fn init(path: &Path) -> Result<Self, RepoError> {
+    pub fn init(path: &Path) -> Result<Self, Error> {
         fs::create_dir_all(path).map_err(io_at(path))?;
         let lock = RepoLock::acquire(path)?;
         if Self::exists(path) {
-            return Err(RepoError::AlreadyInitialised(path.to_path_buf()));
+            return Err(Error::AlreadyInitialised(path.to_path_buf()));
         }
         let keypair = Keypair::generate_ed25519();
         let key_path = path.join("identity.key");
         let encoded = keypair
             .to_protobuf_encoding()
-            .map_err(|e| RepoError::Identity(e.to_string()))?;
+            .map_err(|e| Error::Identity(e.to_string()))?;
         write_synced(&key_path, &encoded, 0o600)?;
         let peer_id = keypair.public().to_peer_id();
         // The config goes last, through a rename: a repo is initialised exactly when it exists.
@@ -233,24 +235,24 @@ impl Repo {
     }
 
     /// Opens the repo at `path`.
-    pub fn open(path: &Path) -> Result<Self, RepoError> {
+    pub fn open(path: &Path) -> Result<Self, Error> {
         if !Self::exists(path) {
-            return Err(RepoError::NotInitialised(path.to_path_buf()));
+            return Err(Error::NotInitialised(path.to_path_buf()));
         }
         let lock = RepoLock::acquire(path)?;
         let config_path = path.join("config.toml");
         let text = fs::read_to_string(&config_path).map_err(io_at(&config_path))?;
-        let config: Config = toml::from_str(&text).map_err(|e| RepoError::Config {
+        let config: Config = toml::from_str(&text).map_err(|e| Error::Config {
             path: config_path.clone(),
             reason: e.to_string(),
         })?;
         let key_path = path.join("identity.key");
         let key = fs::read(&key_path).map_err(io_at(&key_path))?;
         let keypair = Keypair::from_protobuf_encoding(&key)
-            .map_err(|e| RepoError::Identity(format!("{}: {e}", key_path.display())))?;
+            .map_err(|e| Error::Identity(format!("{}: {e}", key_path.display())))?;
         let peer_id = keypair.public().to_peer_id().to_string();
         if !config.identity.peer_id.is_empty() && config.identity.peer_id != peer_id {
-            return Err(RepoError::Identity(format!(
+            return Err(Error::Identity(format!(
                 "config says {} but identity.key is {peer_id}",
                 config.identity.peer_id
             )));
@@ -280,7 +282,7 @@ impl Repo {
     }
 
     /// Opens the repo, creating it first if there is none; `true` when it was created.
-    pub fn open_or_init(path: &Path) -> Result<(Self, bool), RepoError> {
+    pub fn open_or_init(path: &Path) -> Result<(Self, bool), Error> {
         if Self::exists(path) {
             Ok((Self::open(path)?, false))
         } else {
@@ -294,7 +296,7 @@ impl Repo {
     }
 
     /// A scratch directory under `<repo>/tmp`, removed when dropped.
-    pub fn scratch_dir(&self, prefix: &str) -> Result<scratch::Dir, RepoError> {
+    pub fn scratch_dir(&self, prefix: &str) -> Result<scratch::Dir, Error> {
         let root = self.path.join("tmp");
         self.scratch.dir(prefix).map_err(io_at(&root))
     }
@@ -341,7 +343,7 @@ impl Repo {
         options: &AddOptions,
         pin: bool,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<Vec<Added>, RepoError> {
+    ) -> Result<Vec<Added>, Error> {
         let session = self.protector.session();
         let mut sink = Sink::new(self.store.disk(), &session).with_progress(progress);
         match unixfs::add_path(path, options, &mut sink) {
@@ -364,7 +366,7 @@ impl Repo {
         options: &AddOptions,
         pin: bool,
         progress: &mut dyn FnMut(u64),
-    ) -> Result<Added, RepoError> {
+    ) -> Result<Added, Error> {
         let session = self.protector.session();
         let mut sink = Sink::new(self.store.disk(), &session).with_progress(progress);
         match unixfs::add_reader(reader, Path::new("-"), options, &mut sink) {
@@ -381,7 +383,7 @@ impl Repo {
 
     /// Makes what was stored durable, then pins `root`, whose DAG the caller just wrote whole
     /// and still protects: no need to walk it again.
-    fn commit(&self, root: Option<Cid>) -> Result<(), RepoError> {
+    fn commit(&self, root: Option<Cid>) -> Result<(), Error> {
         self.store.flush()?;
         if let Some(root) = root {
             self.pins.add_written(&root)?;
@@ -390,10 +392,10 @@ impl Repo {
     }
 
     /// Imports a CAR v1: every block verified, roots pinned. A bad CAR imports nothing.
-    pub fn import_car(&self, reader: impl Read) -> Result<CarImport, RepoError> {
+    pub fn import_car(&self, reader: impl Read) -> Result<CarImport, Error> {
         let session = self.protector.session();
         let mut new_blocks = Vec::new();
-        let result = (|| -> Result<CarImport, RepoError> {
+        let result = (|| -> Result<CarImport, Error> {
             let mut car = car::Reader::new(reader)?;
             let mut blocks = 0;
             while let Some(block) = car.next_block()? {
@@ -410,7 +412,7 @@ impl Repo {
                 crate::store::dag::walk(self.store.disk(), root, false, &mut seen, &mut |_, _| {
                     Ok(())
                 })
-                .map_err(PinError::from)?;
+                .map_err(pins::Error::from)?;
             }
             self.store.flush()?;
             for root in &roots {
@@ -429,12 +431,12 @@ impl Repo {
     }
 
     /// Writes the DAG under `root` as a CAR v1; returns the number of blocks.
-    pub fn export_car(&self, root: &Cid, out: &mut dyn Write) -> Result<u64, RepoError> {
+    pub fn export_car(&self, root: &Cid, out: &mut dyn Write) -> Result<u64, Error> {
         Ok(car::export(self.store.as_ref(), root, out)?)
     }
 
     /// Stores `data` as one block (sha2-256, CIDv1 with `codec`), as `ipfs block put`.
-    pub fn block_put(&self, data: Vec<u8>, codec: u64) -> Result<Cid, RepoError> {
+    pub fn block_put(&self, data: Vec<u8>, codec: u64) -> Result<Cid, Error> {
         if data.len() > block::MAX_BLOCK_SIZE {
             return Err(block::BlockError::TooLarge {
                 size: data.len(),
@@ -449,21 +451,21 @@ impl Repo {
     }
 
     /// Removes one block; refused when it is pinned in any way.
-    pub fn block_rm(&self, cid: &Cid) -> Result<(), RepoError> {
+    pub fn block_rm(&self, cid: &Cid) -> Result<(), Error> {
         if let Some(kind) = self.pins.pinned(self.store.disk(), cid.hash())? {
-            return Err(RepoError::Pinned { cid: *cid, kind });
+            return Err(Error::Pinned { cid: *cid, kind });
         }
         if !self.store.remove(cid.hash())? {
-            return Err(RepoError::NotFound(*cid));
+            return Err(Error::NotFound(*cid));
         }
         self.store.flush()?;
         Ok(())
     }
 
     /// A tree of the repo's database for one role's local bookkeeping (`local.<name>`).
-    pub fn local_tree(&self, name: &str) -> Result<sled::Tree, RepoError> {
+    pub fn local_tree(&self, name: &str) -> Result<sled::Tree, Error> {
         let tree = self.store.disk().db().open_tree(format!("local.{name}"));
-        Ok(tree.map_err(crate::store::StoreError::from)?)
+        Ok(tree.map_err(crate::store::Error::from)?)
     }
 
     /// The replicated state's database (see [`crate::state`]).
@@ -473,23 +475,23 @@ impl Repo {
 
     /// Pins every CID of `cids` recursively (their blocks must be local), durable with one
     /// flush; each one's outcome, in order.
-    pub fn pin_add_many(&self, cids: &[Cid]) -> Vec<Result<(), RepoError>> {
+    pub fn pin_add_many(&self, cids: &[Cid]) -> Vec<Result<(), Error>> {
         self.pins
             .add_many(self.store.disk(), &self.protector, cids)
             .into_iter()
-            .map(|r| r.map_err(RepoError::from))
+            .map(|r| r.map_err(Error::from))
             .collect()
     }
 
     /// Pins `cid` (recursively or directly); the blocks must be local.
-    pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), RepoError> {
+    pub fn pin_add(&self, cid: &Cid, recursive: bool) -> Result<(), Error> {
         Ok(self
             .pins
             .add(self.store.disk(), &self.protector, cid, recursive)?)
     }
 
     /// Removes every block that is neither pinned nor held by a running write.
-    pub fn gc(&self) -> Result<GcStats, RepoError> {
+    pub fn gc(&self) -> Result<GcStats, Error> {
         let root = self.path.join("tmp");
         let (entries, scratch_bytes) = self.scratch.sweep().map_err(io_at(&root))?;
         if entries > 0 {
@@ -506,12 +508,12 @@ impl Repo {
     }
 
     /// Counts blocks and bytes.
-    pub fn stat(&self) -> Result<StoreStat, RepoError> {
+    pub fn stat(&self) -> Result<StoreStat, Error> {
         Ok(self.store.stat()?)
     }
 
     /// Re-hashes every block and reports the ones that do not match their key.
-    pub fn verify(&self) -> Result<VerifyReport, RepoError> {
+    pub fn verify(&self) -> Result<VerifyReport, Error> {
         let mut report = VerifyReport::default();
         let store = self.store.disk();
         store.for_each_hash(&mut |hash| {
@@ -534,13 +536,13 @@ impl Repo {
     }
 
     /// Flushes everything to disk; also done by every mutating call.
-    pub fn close(self) -> Result<(), RepoError> {
+    pub fn close(self) -> Result<(), Error> {
         self.store.flush()?;
         Ok(())
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), RepoError> {
+fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let mut file = OpenOptions::new()
         .write(true)
         .create(true)
@@ -562,7 +564,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::init(dir.path()).unwrap();
         match Repo::open(dir.path()) {
-            Err(RepoError::Locked { holder, .. }) => {
+            Err(Error::Locked { holder, .. }) => {
                 assert!(
                     holder.contains(&format!("pid {}", std::process::id())),
                     "{holder}"
@@ -581,12 +583,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             Repo::open(dir.path()),
-            Err(RepoError::NotInitialised(_))
+            Err(Error::NotInitialised(_))
         ));
         drop(Repo::init(dir.path()).unwrap());
         assert!(matches!(
             Repo::init(dir.path()),
-            Err(RepoError::AlreadyInitialised(_))
+            Err(Error::AlreadyInitialised(_))
         ));
     }
 
@@ -601,10 +603,7 @@ mod tests {
         let bad = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"b\xff");
         std::fs::write(tree.join(bad), b"x").unwrap();
         let err = repo.add_path(&tree, &AddOptions::default(), true, &mut |_| {});
-        assert!(matches!(
-            err,
-            Err(RepoError::Add(AddError::NonUtf8Name { .. }))
-        ));
+        assert!(matches!(err, Err(Error::Add(AddError::NonUtf8Name { .. }))));
         assert_eq!(repo.stat().unwrap().blocks, 0);
         assert!(repo.pins().stored().unwrap().is_empty());
     }

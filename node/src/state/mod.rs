@@ -82,16 +82,16 @@ pub enum Error {
     Db(#[from] DbError),
     /// The block store failed.
     #[error("storing a state block: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::store::Error),
     /// Keeping a block from GC failed.
     #[error("keeping a state block: {0}")]
-    Keep(#[from] crate::store::pins::PinError),
+    Keep(#[from] crate::store::pins::Error),
     /// A change breaks a limit (key or value too long, too many).
     #[error("invalid change: {0}")]
     Invalid(#[from] StateError),
     /// The network failed.
     #[error(transparent)]
-    Network(#[from] crate::network::NetworkError),
+    Network(#[from] crate::network::Error),
     /// A snapshot could not be fetched or read.
     #[error("snapshot {cid}: {reason}")]
     Snapshot {

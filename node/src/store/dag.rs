@@ -1,5 +1,6 @@
 //! Walking DAGs of blocks: the links of a block by codec, and traversals over a store.
 
+use crate::store;
 use std::collections::HashSet;
 
 use cid::Cid;
@@ -9,11 +10,11 @@ use ipfsbench_protocols::state::DAG_CBOR;
 
 use crate::codec::pb;
 use crate::store::block::{Hash, DAG_PB, RAW};
-use crate::store::{BlockStore, StoreError};
+use crate::store::BlockStore;
 
 /// A DAG that cannot be walked.
 #[derive(Debug, thiserror::Error)]
-pub enum DagError {
+pub enum Error {
     /// A block of the DAG is not in the local store.
     #[error("block {0} not found locally")]
     NotFound(Cid),
@@ -45,30 +46,29 @@ pub enum DagError {
     },
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] store::Error),
     /// Writing out what the walk visited failed.
     #[error("writing: {0}")]
     Write(#[from] std::io::Error),
 }
 
 /// The links of a block, by its codec.
-pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, DagError> {
+pub fn links(cid: &Cid, data: &[u8]) -> Result<Vec<Cid>, Error> {
     match cid.codec() {
         RAW => Ok(Vec::new()),
         DAG_PB => Ok(pb::decode_node(data)
-            .map_err(|source| DagError::Decode { cid: *cid, source })?
+            .map_err(|source| Error::Decode { cid: *cid, source })?
             .links
             .into_iter()
             .map(|l| l.cid)
             .collect()),
         DAG_CBOR => {
-            let value =
-                Value::decode(data).map_err(|source| DagError::Cbor { cid: *cid, source })?;
+            let value = Value::decode(data).map_err(|source| Error::Cbor { cid: *cid, source })?;
             let mut out = Vec::new();
             cbor_links(&value, &mut out);
             Ok(out)
         }
-        codec => Err(DagError::UnsupportedCodec { cid: *cid, codec }),
+        codec => Err(Error::UnsupportedCodec { cid: *cid, codec }),
     }
 }
 
@@ -83,11 +83,11 @@ fn cbor_links(value: &Value, out: &mut Vec<Cid>) {
 }
 
 /// What [`walk`] calls for each block: its CID and, unless skipped, its bytes.
-pub type Visit<'a> = dyn FnMut(&Cid, Option<&[u8]>) -> Result<(), DagError> + 'a;
+pub type Visit<'a> = dyn FnMut(&Cid, Option<&[u8]>) -> Result<(), Error> + 'a;
 
 /// Visits every block of the DAG under `root` once, depth first in link order (parents
 /// before children), calling `visit` with each CID and its bytes. Raw leaves are checked for
-/// presence but not read unless `read_raw`. Errors with [`DagError::NotFound`] on the first
+/// presence but not read unless `read_raw`. Errors with [`Error::NotFound`] on the first
 /// missing block.
 pub fn walk(
     store: &dyn BlockStore,
@@ -95,7 +95,7 @@ pub fn walk(
     read_raw: bool,
     seen: &mut HashSet<Hash>,
     visit: &mut Visit<'_>,
-) -> Result<(), DagError> {
+) -> Result<(), Error> {
     let mut stack = vec![*root];
     while let Some(cid) = stack.pop() {
         if !seen.insert(*cid.hash()) {
@@ -103,12 +103,12 @@ pub fn walk(
         }
         if cid.codec() == RAW && !read_raw {
             if !store.has(cid.hash())? {
-                return Err(DagError::NotFound(cid));
+                return Err(Error::NotFound(cid));
             }
             visit(&cid, None)?;
             continue;
         }
-        let data = store.get(&cid)?.ok_or(DagError::NotFound(cid))?;
+        let data = store.get(&cid)?.ok_or(Error::NotFound(cid))?;
         let children = links(&cid, &data)?;
         visit(&cid, Some(&data))?;
         stack.extend(children.into_iter().rev());

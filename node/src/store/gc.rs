@@ -2,9 +2,11 @@
 //! (see [`super::protect`]). The sweep checks protection and removes under one lock, so a
 //! writer that re-uses an existing block either protects it first or stores it anew.
 
-use super::pins::{PinError, Pins};
+use super::pins::Pins;
 use super::protect::Protector;
-use super::{BlockStore, StoreError};
+use super::BlockStore;
+use crate::store;
+use crate::store::pins;
 
 /// What a collection did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,13 +21,13 @@ pub struct GcStats {
 
 /// GC failures.
 #[derive(Debug, thiserror::Error)]
-pub enum GcError {
+pub enum Error {
     /// Marking the pinned DAGs failed; nothing was removed.
     #[error("marking pinned blocks: {0}")]
-    Mark(#[from] PinError),
+    Mark(#[from] pins::Error),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] store::Error),
 }
 
 /// Removes unpinned, unprotected blocks, then compacts the store.
@@ -33,7 +35,7 @@ pub fn collect(
     store: &dyn BlockStore,
     pins: &Pins,
     protector: &Protector,
-) -> Result<GcStats, GcError> {
+) -> Result<GcStats, Error> {
     let _one_at_a_time = protector
         .collecting
         .lock()
@@ -51,7 +53,7 @@ pub fn collect(
     Ok(stats)
 }
 
-fn sweep(store: &dyn BlockStore, pins: &Pins, protector: &Protector) -> Result<GcStats, GcError> {
+fn sweep(store: &dyn BlockStore, pins: &Pins, protector: &Protector) -> Result<GcStats, Error> {
     let live = pins.live_set(store)?;
     let mut candidates = Vec::new();
     store.for_each_hash(&mut |h| {

@@ -1,11 +1,12 @@
 //! A block store in memory, for tests and throwaway use.
 
+use crate::store;
 use std::collections::HashMap;
 use std::sync::RwLock;
 
 use cid::Cid;
 
-use super::{Block, BlockStore, StoreError, StoreStat};
+use super::{Block, BlockStore, StoreStat};
 use crate::store::block::Hash;
 
 /// Blocks in a hash map.
@@ -31,7 +32,7 @@ impl MemoryStore {
 }
 
 impl BlockStore for MemoryStore {
-    fn put(&self, block: &Block) -> Result<bool, StoreError> {
+    fn put(&self, block: &Block) -> Result<bool, store::Error> {
         let mut map = self.write();
         if map.contains_key(block.cid().hash()) {
             return Ok(false);
@@ -40,35 +41,35 @@ impl BlockStore for MemoryStore {
         Ok(true)
     }
 
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::Error> {
         Ok(self.read().get(cid.hash()).cloned())
     }
 
-    fn has(&self, hash: &Hash) -> Result<bool, StoreError> {
+    fn has(&self, hash: &Hash) -> Result<bool, store::Error> {
         Ok(self.read().contains_key(hash))
     }
 
-    fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::Error> {
         Ok(self.read().get(cid.hash()).map(|d| d.len() as u64))
     }
 
-    fn remove(&self, hash: &Hash) -> Result<bool, StoreError> {
+    fn remove(&self, hash: &Hash) -> Result<bool, store::Error> {
         Ok(self.write().remove(hash).is_some())
     }
 
     fn for_each_hash(
         &self,
-        f: &mut dyn FnMut(Hash) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        f: &mut dyn FnMut(Hash) -> Result<(), store::Error>,
+    ) -> Result<(), store::Error> {
         let hashes: Vec<Hash> = self.read().keys().copied().collect();
         hashes.into_iter().try_for_each(f)
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), store::Error> {
         Ok(())
     }
 
-    fn stat(&self) -> Result<StoreStat, StoreError> {
+    fn stat(&self) -> Result<StoreStat, store::Error> {
         let map = self.read();
         Ok(StoreStat {
             blocks: map.len() as u64,

@@ -70,7 +70,7 @@ impl Block {
 
 /// Failures of a block store.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum Error {
     /// Reading or writing a pack file failed.
     #[error("block store I/O on {path}: {source}")]
     Io {
@@ -172,26 +172,23 @@ pub struct StoreStat {
 /// A content-addressed block store.
 pub trait BlockStore: Send + Sync {
     /// Stores a block; `Ok(false)` when it was already present.
-    fn put(&self, block: &Block) -> Result<bool, StoreError>;
+    fn put(&self, block: &Block) -> Result<bool, Error>;
     /// The bytes of the block with `cid`'s multihash, if present.
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, Error>;
     /// Whether a block with this multihash is present.
-    fn has(&self, hash: &Hash) -> Result<bool, StoreError>;
+    fn has(&self, hash: &Hash) -> Result<bool, Error>;
     /// The size of the block, if present.
-    fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError>;
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, Error>;
     /// Removes a block; `Ok(false)` when it was absent.
-    fn remove(&self, hash: &Hash) -> Result<bool, StoreError>;
+    fn remove(&self, hash: &Hash) -> Result<bool, Error>;
     /// Calls `f` with the multihash of every block (in no particular order).
-    fn for_each_hash(
-        &self,
-        f: &mut dyn FnMut(Hash) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError>;
+    fn for_each_hash(&self, f: &mut dyn FnMut(Hash) -> Result<(), Error>) -> Result<(), Error>;
     /// Makes every block put so far durable: after it returns, a crash loses none of them.
-    fn flush(&self) -> Result<(), StoreError>;
+    fn flush(&self) -> Result<(), Error>;
     /// Counts what the store holds.
-    fn stat(&self) -> Result<StoreStat, StoreError>;
+    fn stat(&self) -> Result<StoreStat, Error>;
     /// Reclaims space left by removed blocks; returns the bytes freed on disk.
-    fn compact(&self) -> Result<u64, StoreError> {
+    fn compact(&self) -> Result<u64, Error> {
         Ok(0)
     }
 }

@@ -1,6 +1,7 @@
 //! Pins: recursive (a whole DAG), direct (one block) and indirect (below a recursive pin,
 //! derived, never stored). Stored in the repo's sled database, keyed by CID bytes.
 
+use crate::store::dag;
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,6 @@ use std::sync::Arc;
 use cid::Cid;
 
 use crate::store::block::Hash;
-use crate::store::dag::{self, DagError};
 use crate::store::protect::Protector;
 use crate::store::BlockStore;
 
@@ -59,10 +59,10 @@ pub enum PinFilter {
 
 /// Failures of pin operations.
 #[derive(Debug, thiserror::Error)]
-pub enum PinError {
+pub enum Error {
     /// The DAG to pin is incomplete or unreadable.
     #[error(transparent)]
-    Dag(#[from] DagError),
+    Dag(#[from] dag::Error),
     /// The pin index failed.
     #[error("pin index: {0}")]
     Index(#[from] sled::Error),
@@ -98,7 +98,7 @@ pub struct Pins {
 
 impl Pins {
     /// The pins of a repo's database.
-    pub fn open(db: &sled::Db) -> Result<Self, PinError> {
+    pub fn open(db: &sled::Db) -> Result<Self, Error> {
         Ok(Self {
             tree: db.open_tree("pins")?,
             kept: db.open_tree("kept")?,
@@ -118,13 +118,13 @@ impl Pins {
     }
 
     /// A pin set that lives in memory (tests).
-    pub fn temporary() -> Result<Self, PinError> {
+    pub fn temporary() -> Result<Self, Error> {
         let db = sled::Config::new().temporary(true).open()?;
         Self::open(&db)
     }
 
     /// Keeps the block `cid` from GC and cache eviction, for the node's own use.
-    pub fn keep(&self, cid: &Cid) -> Result<(), PinError> {
+    pub fn keep(&self, cid: &Cid) -> Result<(), Error> {
         if self.kept.insert(cid.to_bytes(), &[])?.is_none() {
             self.changed();
         }
@@ -132,7 +132,7 @@ impl Pins {
     }
 
     /// Lets GC take the block `cid` again (unless a pin holds it).
-    pub fn release(&self, cid: &Cid) -> Result<(), PinError> {
+    pub fn release(&self, cid: &Cid) -> Result<(), Error> {
         if self.kept.remove(cid.to_bytes())?.is_some() {
             self.changed();
         }
@@ -140,25 +140,25 @@ impl Pins {
     }
 
     /// The stored pin of `cid` (recursive or direct), if any.
-    pub fn get(&self, cid: &Cid) -> Result<Option<PinKind>, PinError> {
+    pub fn get(&self, cid: &Cid) -> Result<Option<PinKind>, Error> {
         Ok(match self.tree.get(cid.to_bytes())?.as_deref() {
             Some(b"r") => Some(PinKind::Recursive),
             Some(b"d") => Some(PinKind::Direct),
-            Some(other) => return Err(PinError::Corrupt(format!("kind {other:?}"))),
+            Some(other) => return Err(Error::Corrupt(format!("kind {other:?}"))),
             None => None,
         })
     }
 
     /// All stored pins (recursive and direct).
-    pub fn stored(&self) -> Result<Vec<(Cid, PinKind)>, PinError> {
+    pub fn stored(&self) -> Result<Vec<(Cid, PinKind)>, Error> {
         let mut out = Vec::new();
         for item in self.tree.iter() {
             let (k, v) = item?;
-            let cid = Cid::try_from(&k[..]).map_err(|e| PinError::Corrupt(e.to_string()))?;
+            let cid = Cid::try_from(&k[..]).map_err(|e| Error::Corrupt(e.to_string()))?;
             let kind = match &v[..] {
                 b"r" => PinKind::Recursive,
                 b"d" => PinKind::Direct,
-                other => return Err(PinError::Corrupt(format!("kind {other:?}"))),
+                other => return Err(Error::Corrupt(format!("kind {other:?}"))),
             };
             out.push((cid, kind));
         }
@@ -173,7 +173,7 @@ impl Pins {
         protector: &Protector,
         cid: &Cid,
         recursive: bool,
-    ) -> Result<(), PinError> {
+    ) -> Result<(), Error> {
         self.add_unflushed(store, protector, cid, recursive)?;
         self.tree.flush()?;
         Ok(())
@@ -186,15 +186,15 @@ impl Pins {
         store: &dyn BlockStore,
         protector: &Protector,
         cids: &[Cid],
-    ) -> Vec<Result<(), PinError>> {
-        let mut out: Vec<Result<(), PinError>> = cids
+    ) -> Vec<Result<(), Error>> {
+        let mut out: Vec<Result<(), Error>> = cids
             .iter()
             .map(|cid| self.add_unflushed(store, protector, cid, true))
             .collect();
         if let Err(e) = self.tree.flush() {
-            let e = PinError::from(e);
+            let e = Error::from(e);
             for r in out.iter_mut().filter(|r| r.is_ok()) {
-                *r = Err(PinError::Corrupt(format!("flushing the pins: {e}")));
+                *r = Err(Error::Corrupt(format!("flushing the pins: {e}")));
             }
         }
         out
@@ -206,7 +206,7 @@ impl Pins {
         protector: &Protector,
         cid: &Cid,
         recursive: bool,
-    ) -> Result<(), PinError> {
+    ) -> Result<(), Error> {
         let session = protector.session();
         if recursive {
             let mut seen = HashSet::new();
@@ -216,11 +216,11 @@ impl Pins {
             })?;
         } else {
             session.protect(cid.hash());
-            if !store.has(cid.hash()).map_err(DagError::from)? {
-                return Err(DagError::NotFound(*cid).into());
+            if !store.has(cid.hash()).map_err(dag::Error::from)? {
+                return Err(dag::Error::NotFound(*cid).into());
             }
             if self.get(cid)? == Some(PinKind::Recursive) {
-                return Err(PinError::AlreadyRecursive(*cid));
+                return Err(Error::AlreadyRecursive(*cid));
             }
         }
         let kind = if recursive {
@@ -236,7 +236,7 @@ impl Pins {
     /// Pins `cid` recursively without walking its DAG, for a caller that knows the DAG is
     /// complete (it just wrote or walked it: `add`, CAR import) and still protects its blocks
     /// in an open GC session.
-    pub fn add_written(&self, cid: &Cid) -> Result<(), PinError> {
+    pub fn add_written(&self, cid: &Cid) -> Result<(), Error> {
         self.tree
             .insert(cid.to_bytes(), &[PinKind::Recursive.tag()])?;
         self.changed();
@@ -245,7 +245,7 @@ impl Pins {
     }
 
     /// Removes the pin of `cid`. An indirect pin cannot be removed on its own.
-    pub fn remove(&self, store: &dyn BlockStore, cid: &Cid) -> Result<PinKind, PinError> {
+    pub fn remove(&self, store: &dyn BlockStore, cid: &Cid) -> Result<PinKind, Error> {
         if let Some(kind) = self.get(cid)? {
             self.tree.remove(cid.to_bytes())?;
             self.changed();
@@ -253,17 +253,13 @@ impl Pins {
             return Ok(kind);
         }
         if let Some(root) = self.indirect_root(store, cid.hash())? {
-            return Err(PinError::PinnedIndirectly { cid: *cid, root });
+            return Err(Error::PinnedIndirectly { cid: *cid, root });
         }
-        Err(PinError::NotPinned(*cid))
+        Err(Error::NotPinned(*cid))
     }
 
     /// The recursive pin that holds `hash` below its root, if any.
-    pub fn indirect_root(
-        &self,
-        store: &dyn BlockStore,
-        hash: &Hash,
-    ) -> Result<Option<Cid>, PinError> {
+    pub fn indirect_root(&self, store: &dyn BlockStore, hash: &Hash) -> Result<Option<Cid>, Error> {
         for (root, kind) in self.stored()? {
             if kind != PinKind::Recursive || root.hash() == hash {
                 continue;
@@ -286,7 +282,7 @@ impl Pins {
     }
 
     /// How `hash` is pinned, if at all (stored pins first, then indirect).
-    pub fn pinned(&self, store: &dyn BlockStore, hash: &Hash) -> Result<Option<PinKind>, PinError> {
+    pub fn pinned(&self, store: &dyn BlockStore, hash: &Hash) -> Result<Option<PinKind>, Error> {
         for (cid, kind) in self.stored()? {
             if cid.hash() == hash {
                 return Ok(Some(kind));
@@ -301,7 +297,7 @@ impl Pins {
         &self,
         store: &dyn BlockStore,
         filter: PinFilter,
-    ) -> Result<Vec<(Cid, PinKind)>, PinError> {
+    ) -> Result<Vec<(Cid, PinKind)>, Error> {
         let stored = self.stored()?;
         let mut out: Vec<(Cid, PinKind)> = stored
             .iter()
@@ -340,12 +336,12 @@ impl Pins {
 
     /// Every multihash a pin protects: recursive DAGs and direct blocks. A pinned DAG with a
     /// missing block is an error: what lies below the gap could not be marked.
-    pub fn live_set(&self, store: &dyn BlockStore) -> Result<HashSet<Hash>, PinError> {
+    pub fn live_set(&self, store: &dyn BlockStore) -> Result<HashSet<Hash>, Error> {
         let mut live = HashSet::new();
         for item in self.kept.iter() {
             let (key, _) = item?;
             let cid = Cid::try_from(key.as_ref())
-                .map_err(|e| PinError::Corrupt(format!("kept block {key:?}: {e}")))?;
+                .map_err(|e| Error::Corrupt(format!("kept block {key:?}: {e}")))?;
             live.insert(*cid.hash());
         }
         for (cid, kind) in self.stored()? {
@@ -362,10 +358,10 @@ impl Pins {
     }
 }
 
-fn direct_children(store: &dyn BlockStore, root: &Cid) -> Result<Vec<Cid>, DagError> {
+fn direct_children(store: &dyn BlockStore, root: &Cid) -> Result<Vec<Cid>, dag::Error> {
     if root.codec() == crate::store::block::RAW {
         return Ok(Vec::new());
     }
-    let data = store.get(root)?.ok_or(DagError::NotFound(*root))?;
+    let data = store.get(root)?.ok_or(dag::Error::NotFound(*root))?;
     dag::links(root, &data)
 }

@@ -7,11 +7,12 @@
 //! [`Protector::remove_unprotected`]), so a writer that re-uses an existing block either
 //! protects it first or stores it anew. Reads never take these locks.
 
+use crate::store;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::block::Hash;
-use super::{BlockStore, StoreError};
+use super::BlockStore;
 
 #[derive(Debug, Default)]
 pub(super) struct State {
@@ -72,7 +73,7 @@ impl Protector {
         store: &dyn BlockStore,
         hash: &Hash,
         still_valid: impl FnOnce() -> bool,
-    ) -> Result<Removal, StoreError> {
+    ) -> Result<Removal, store::Error> {
         let state = self.state();
         if Self::is_protected(&state, hash) {
             return Ok(Removal::Protected);

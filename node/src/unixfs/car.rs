@@ -4,6 +4,7 @@
 //! The reader verifies every block against its CID and bounds every length it reads, so a
 //! hostile file costs at most one block's worth of memory before it is refused.
 
+use crate::store::dag;
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 
@@ -11,7 +12,6 @@ use cid::Cid;
 
 use crate::codec::varint;
 use crate::store::block::{BlockError, MAX_BLOCK_SIZE};
-use crate::store::dag::{self, DagError};
 use crate::store::{Block, BlockStore};
 
 /// The largest header accepted, in bytes.
@@ -51,7 +51,7 @@ pub enum CarError {
     },
     /// Walking the DAG to export failed.
     #[error(transparent)]
-    Dag(#[from] DagError),
+    Dag(#[from] dag::Error),
 }
 
 /// Writes the DAG under `root` as a CAR v1, blocks in depth-first order, each once.

@@ -1,5 +1,6 @@
 //! `add`: files into balanced dag-pb DAGs, directories into UnixFS directories.
 
+use crate::store;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use super::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_LINKS, SHARDING_THRESHOLD};
 use crate::codec::pb::{self, DataType, Link, UnixfsData};
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::protect::Session;
-use crate::store::{Block, BlockStore, StoreError};
+use crate::store::{Block, BlockStore};
 
 /// A fixed-size chunker, written `size-N` as in Kubo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +122,7 @@ pub enum AddError {
     },
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] store::Error),
 }
 
 /// One entry `add` produced, as Kubo prints it: `added <cid> <name>`.
@@ -171,7 +172,7 @@ impl<'a> Sink<'a> {
         self
     }
 
-    fn put(&mut self, block: &Block) -> Result<(), StoreError> {
+    fn put(&mut self, block: &Block) -> Result<(), store::Error> {
         let Some(store) = self.store else {
             return Ok(());
         };
@@ -191,7 +192,7 @@ impl<'a> Sink<'a> {
     }
 
     /// Removes every block this sink stored that was not in the store before.
-    pub fn rollback(self) -> Result<(), StoreError> {
+    pub fn rollback(self) -> Result<(), store::Error> {
         if let Some(store) = self.store {
             for hash in &self.new_blocks {
                 store.remove(hash)?;
@@ -217,7 +218,12 @@ struct Balanced {
 }
 
 impl Balanced {
-    fn push(&mut self, sink: &mut Sink<'_>, child: Child, level: usize) -> Result<(), StoreError> {
+    fn push(
+        &mut self,
+        sink: &mut Sink<'_>,
+        child: Child,
+        level: usize,
+    ) -> Result<(), store::Error> {
         if self.levels.len() == level {
             self.levels.push(Vec::with_capacity(MAX_LINKS));
         }
@@ -230,7 +236,7 @@ impl Balanced {
         Ok(())
     }
 
-    fn close(&self, sink: &mut Sink<'_>, children: &[Child]) -> Result<Child, StoreError> {
+    fn close(&self, sink: &mut Sink<'_>, children: &[Child]) -> Result<Child, store::Error> {
         let filesize = children.iter().map(|c| c.filesize).sum();
         let data = pb::encode_unixfs(&UnixfsData {
             kind: DataType::File,
@@ -257,7 +263,7 @@ impl Balanced {
         })
     }
 
-    fn finish(mut self, sink: &mut Sink<'_>) -> Result<Child, StoreError> {
+    fn finish(mut self, sink: &mut Sink<'_>) -> Result<Child, store::Error> {
         let mut level = 0;
         loop {
             let children = std::mem::take(&mut self.levels[level]);

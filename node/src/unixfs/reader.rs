@@ -1,6 +1,7 @@
 //! Reading UnixFS DAGs: resolving `CID/path`, streaming a file's bytes in a range in constant
 //! memory, listing directories and writing trees to disk.
 
+use crate::store;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use cid::Cid;
 
 use crate::codec::pb::{self, DataType};
 use crate::store::block::{self, DAG_PB, RAW};
-use crate::store::{BlockStore, StoreError};
+use crate::store::BlockStore;
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -54,7 +55,7 @@ pub enum ReadError {
     UnsafeName(String),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] store::Error),
     /// Writing the output failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -238,7 +238,7 @@ impl State {
         let repo = Arc::clone(&self.repo);
         let c = *cid;
         tokio::task::spawn_blocking(move || match repo.pins().remove(repo.store(), &c) {
-            Ok(_) | Err(ipfsbench_core::store::pins::PinError::NotPinned(_)) => Ok(()),
+            Ok(_) | Err(ipfsbench_core::store::pins::Error::NotPinned(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
         })
         .await

@@ -139,7 +139,7 @@ pub enum ServiceError {
     Master(MasterError),
     /// The network failed.
     #[error("network: {0}")]
-    Network(#[from] ipfsbench_core::network::NetworkError),
+    Network(#[from] ipfsbench_core::network::Error),
     /// The service has stopped.
     #[error("the role service has stopped")]
     Stopped,

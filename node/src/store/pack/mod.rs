@@ -12,6 +12,7 @@
 //! (`sync_file_range`), so the disk works while the importer hashes and the final fsync waits
 //! for little.
 
+use crate::store;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -25,7 +26,7 @@ mod loc;
 
 use self::loc::{end_of, rebuild_ends, Loc};
 use super::sys;
-use super::{Block, BlockStore, StoreError, StoreStat};
+use super::{Block, BlockStore, StoreStat};
 use crate::store::block::Hash;
 
 /// Tuning of a [`PackStore`].
@@ -106,8 +107,8 @@ impl std::fmt::Debug for PackStore {
     }
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io {
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> store::Error + '_ {
+    move |source| store::Error::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -122,7 +123,7 @@ fn pack_path(dir: &Path, id: u32) -> PathBuf {
     dir.join(format!("{id:08}.pack"))
 }
 
-fn pack_ids(dir: &Path) -> Result<Vec<u32>, StoreError> {
+fn pack_ids(dir: &Path) -> Result<Vec<u32>, store::Error> {
     let mut ids = Vec::new();
     for entry in fs::read_dir(dir).map_err(io_err(dir))? {
         let entry = entry.map_err(io_err(dir))?;
@@ -141,7 +142,7 @@ fn pack_ids(dir: &Path) -> Result<Vec<u32>, StoreError> {
 
 /// Opens a pack for reading and positional writes (never `O_APPEND`: every write names its
 /// offset, so a write that failed halfway cannot shift the records after it).
-fn open_pack(path: &Path, create: bool) -> Result<File, StoreError> {
+fn open_pack(path: &Path, create: bool) -> Result<File, store::Error> {
     OpenOptions::new()
         .read(true)
         .write(true)
@@ -160,7 +161,7 @@ fn worth_rewriting(size: u64, live: u64, target: u64) -> bool {
 
 /// Cuts every pack back to the end of what the index may reference, and removes packs with
 /// nothing referenced but the newest; returns the ids of the packs that remain.
-fn trim_packs(packs_dir: &Path, ends: &sled::Tree) -> Result<Vec<u32>, StoreError> {
+fn trim_packs(packs_dir: &Path, ends: &sled::Tree) -> Result<Vec<u32>, store::Error> {
     // Bytes past what the index may reference were written by a write that never became
     // durable (a crash, a failed write): cut them off, so the pack grows from where its
     // last durable record ends and no dead bytes stay in the middle of it.
@@ -191,7 +192,7 @@ fn trim_packs(packs_dir: &Path, ends: &sled::Tree) -> Result<Vec<u32>, StoreErro
 
 impl PackStore {
     /// Opens (creating if needed) the store in `dir`.
-    pub fn open(dir: &Path, config: PackStoreConfig) -> Result<Self, StoreError> {
+    pub fn open(dir: &Path, config: PackStoreConfig) -> Result<Self, store::Error> {
         let packs_dir = dir.join("packs");
         fs::create_dir_all(&packs_dir).map_err(io_err(&packs_dir))?;
         let db = super::open_db(
@@ -257,7 +258,7 @@ impl PackStore {
         &self.db
     }
 
-    fn lookup(&self, hash: &Hash) -> Result<Option<Loc>, StoreError> {
+    fn lookup(&self, hash: &Hash) -> Result<Option<Loc>, store::Error> {
         if let Some(loc) = lock(&self.pending).get(hash) {
             return Ok(Some(*loc));
         }
@@ -270,7 +271,7 @@ impl PackStore {
     /// Hands the buffer to the OS at the end of the pack. On failure the pack is cut back to
     /// where it ended and the buffer kept, so every recorded location stays right and the
     /// records are written by a later call once there is room.
-    fn write_out(&self, w: &mut Writer) -> Result<(), StoreError> {
+    fn write_out(&self, w: &mut Writer) -> Result<(), store::Error> {
         if w.buf.is_empty() {
             return Ok(());
         }
@@ -278,7 +279,7 @@ impl PackStore {
             let free = sys::free_bytes(&w.file).map_err(io_err(&w.path))?;
             let need = w.buf.len() as u64 + self.config.min_free_bytes;
             if free < need {
-                return Err(StoreError::DiskFull {
+                return Err(store::Error::DiskFull {
                     path: self.packs_dir.clone(),
                     free,
                     reserve: self.config.min_free_bytes,
@@ -314,9 +315,9 @@ impl PackStore {
         }
     }
 
-    fn sync_writer(&self, w: &mut Writer) -> Result<(), StoreError> {
+    fn sync_writer(&self, w: &mut Writer) -> Result<(), store::Error> {
         if let Some(reason) = &w.failed {
-            return Err(StoreError::Failed(reason.clone()));
+            return Err(store::Error::Failed(reason.clone()));
         }
         self.write_out(w)?;
         let mut synced = Ok(());
@@ -346,7 +347,7 @@ impl PackStore {
 
     /// Closes the pack being written and starts the next one. The old pack is synced by the
     /// next flush, before anything in it is indexed.
-    fn roll(&self, w: &mut Writer) -> Result<(), StoreError> {
+    fn roll(&self, w: &mut Writer) -> Result<(), store::Error> {
         self.write_out(w)?;
         sys::start_writeback(&w.file, w.kicked, w.file_len - w.kicked);
         let id = w.id + 1;
@@ -365,15 +366,15 @@ impl PackStore {
     }
 
     /// Appends a record; the caller holds the writer lock and records the location.
-    fn append(&self, w: &mut Writer, hash: &Hash, data: &[u8]) -> Result<Loc, StoreError> {
+    fn append(&self, w: &mut Writer, hash: &Hash, data: &[u8]) -> Result<Loc, store::Error> {
         if let Some(reason) = &w.failed {
-            return Err(StoreError::Failed(reason.clone()));
+            return Err(store::Error::Failed(reason.clone()));
         }
         let len = u32::try_from(data.len())
-            .map_err(|_| StoreError::CorruptIndex("block over 4 GiB".into()))?;
+            .map_err(|_| store::Error::CorruptIndex("block over 4 GiB".into()))?;
         let hash_bytes = hash.to_bytes();
         let hash_len = u8::try_from(hash_bytes.len())
-            .map_err(|_| StoreError::CorruptIndex("multihash over 255 bytes".into()))?;
+            .map_err(|_| store::Error::CorruptIndex("multihash over 255 bytes".into()))?;
         if w.file_len + w.buf.len() as u64 >= self.config.pack_target_bytes {
             self.roll(w)?;
         }
@@ -413,7 +414,7 @@ impl PackStore {
         Ok(file)
     }
 
-    fn read(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+    fn read(&self, hash: &Hash) -> Result<Option<Vec<u8>>, store::Error> {
         // A concurrent compaction may move the block and delete its pack between the lookup
         // and the read; the second lookup then finds the new location.
         for attempt in 0..2 {
@@ -445,7 +446,7 @@ impl PackStore {
         Ok(None)
     }
 
-    fn live_bytes_per_pack(&self) -> Result<HashMap<u32, u64>, StoreError> {
+    fn live_bytes_per_pack(&self) -> Result<HashMap<u32, u64>, store::Error> {
         let mut live: HashMap<u32, u64> = HashMap::new();
         for item in self.index.iter() {
             let (k, v) = item?;
@@ -459,7 +460,7 @@ impl PackStore {
     }
 
     /// Records that the index may point up to these offsets, before it does.
-    fn extend_ends(&self, locs: impl Iterator<Item = Loc>) -> Result<(), StoreError> {
+    fn extend_ends(&self, locs: impl Iterator<Item = Loc>) -> Result<(), store::Error> {
         let mut ends: HashMap<u32, u64> = HashMap::new();
         for loc in locs {
             let end = ends.entry(loc.pack).or_default();
@@ -477,7 +478,7 @@ impl PackStore {
 
     /// Syncs and indexes what is pending; returns the pack being written when the pending
     /// entries were taken (every older pack is then wholly indexed).
-    fn flush_pending(&self) -> Result<u32, StoreError> {
+    fn flush_pending(&self) -> Result<u32, store::Error> {
         let _indexing = lock(&self.indexing);
         let (current, entries): (u32, Vec<(Hash, Loc)>) = {
             let mut w = lock(&self.writer);
@@ -500,7 +501,7 @@ impl PackStore {
 
     /// Moves the live records of `pack` to the writer, then deletes the pack file. The caller
     /// makes sure every record of the pack is indexed (none pending).
-    fn rewrite_pack(&self, pack: u32) -> Result<(), StoreError> {
+    fn rewrite_pack(&self, pack: u32) -> Result<(), store::Error> {
         let path = pack_path(&self.packs_dir, pack);
         let mut moved = Vec::new();
         for item in self.index.iter() {
@@ -510,7 +511,7 @@ impl PackStore {
                 continue;
             }
             let hash = Hash::from_bytes(&k)
-                .map_err(|e| StoreError::CorruptIndex(format!("key is no multihash: {e}")))?;
+                .map_err(|e| store::Error::CorruptIndex(format!("key is no multihash: {e}")))?;
             let mut data = vec![0u8; old.len as usize];
             self.reader(pack)
                 .and_then(|f| f.read_exact_at(&mut data, old.offset))
@@ -544,7 +545,7 @@ impl PackStore {
 }
 
 impl BlockStore for PackStore {
-    fn put(&self, block: &Block) -> Result<bool, StoreError> {
+    fn put(&self, block: &Block) -> Result<bool, store::Error> {
         let hash = block.cid().hash();
         if self.lookup(hash)?.is_some() {
             return Ok(false);
@@ -556,19 +557,19 @@ impl BlockStore for PackStore {
         Ok(true)
     }
 
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::Error> {
         self.read(cid.hash())
     }
 
-    fn has(&self, hash: &Hash) -> Result<bool, StoreError> {
+    fn has(&self, hash: &Hash) -> Result<bool, store::Error> {
         Ok(self.lookup(hash)?.is_some())
     }
 
-    fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::Error> {
         Ok(self.lookup(cid.hash())?.map(|l| u64::from(l.len)))
     }
 
-    fn remove(&self, hash: &Hash) -> Result<bool, StoreError> {
+    fn remove(&self, hash: &Hash) -> Result<bool, store::Error> {
         let was_pending = lock(&self.pending).remove(hash).is_some();
         let was_indexed = self.index.remove(hash.to_bytes())?.is_some();
         Ok(was_pending || was_indexed)
@@ -576,8 +577,8 @@ impl BlockStore for PackStore {
 
     fn for_each_hash(
         &self,
-        f: &mut dyn FnMut(Hash) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        f: &mut dyn FnMut(Hash) -> Result<(), store::Error>,
+    ) -> Result<(), store::Error> {
         let pending: Vec<Hash> = lock(&self.pending).keys().copied().collect();
         for h in pending {
             f(h)?;
@@ -585,17 +586,17 @@ impl BlockStore for PackStore {
         for key in self.index.iter().keys() {
             let key = key?;
             let hash = Hash::from_bytes(&key)
-                .map_err(|e| StoreError::CorruptIndex(format!("key is no multihash: {e}")))?;
+                .map_err(|e| store::Error::CorruptIndex(format!("key is no multihash: {e}")))?;
             f(hash)?;
         }
         Ok(())
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), store::Error> {
         self.flush_pending().map(|_| ())
     }
 
-    fn stat(&self) -> Result<StoreStat, StoreError> {
+    fn stat(&self) -> Result<StoreStat, store::Error> {
         let mut stat = StoreStat::default();
         for v in self.index.iter().values() {
             stat.blocks += 1;
@@ -613,7 +614,7 @@ impl BlockStore for PackStore {
         Ok(stat)
     }
 
-    fn compact(&self) -> Result<u64, StoreError> {
+    fn compact(&self) -> Result<u64, store::Error> {
         let _one_at_a_time = lock(&self.compacting);
         let target = self.config.pack_target_bytes;
         let mut current = self.flush_pending()?;
@@ -758,7 +759,7 @@ mod tests {
             let store = PackStore::open(dir.path(), full).unwrap();
             store.put(&b).unwrap();
             let err = store.flush().unwrap_err();
-            assert!(matches!(err, StoreError::DiskFull { .. }), "{err}");
+            assert!(matches!(err, store::Error::DiskFull { .. }), "{err}");
             assert!(err.to_string().contains("disk full"), "{err}");
             // Still readable from memory, and nothing reached the pack.
             assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());

@@ -24,6 +24,7 @@
 //! Masters and workers, and a repo used without a daemon, keep every block: their tiers only
 //! count.
 
+use crate::store;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
@@ -46,17 +47,15 @@ pub use report::{DiskTier, MemoryTier, PeerTier, Tier, TiersReport};
 use crate::store::block::{Hash, RAW};
 use crate::store::pins::Pins;
 use crate::store::protect::{Protector, Removal};
-use crate::store::{
-    AdaptiveCache, Block, BlockStore, CachePolicy, PackStore, StoreError, StoreStat,
-};
+use crate::store::{AdaptiveCache, Block, BlockStore, CachePolicy, PackStore, StoreStat};
 use ipfsbench_protocols::Role;
 
 /// Failures to start the tiers.
 #[derive(Debug, thiserror::Error)]
-pub enum TiersError {
+pub enum Error {
     /// Reading the store to seed the cache, or evicting, failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(#[from] store::Error),
     /// The tiers were started once already, as another role.
     #[error("the storage tiers already run as {active}, not {asked}")]
     RoleChanged {
@@ -210,11 +209,11 @@ impl TieredStore {
     /// Starts the tiers in `mode`, once per process, for a node of `role` (which only labels
     /// the report). A cache is seeded with the unpinned blocks already stored, and evicts
     /// down to `cache.max_bytes` at once.
-    pub fn activate(self: &Arc<Self>, mode: Mode, role: Role) -> Result<(), TiersError> {
+    pub fn activate(self: &Arc<Self>, mode: Mode, role: Role) -> Result<(), Error> {
         if self.active.set((mode, role)).is_err() {
             return match self.active.get() {
                 Some(&(active_mode, active)) if (active_mode, active) != (mode, role) => {
-                    Err(TiersError::RoleChanged {
+                    Err(Error::RoleChanged {
                         active,
                         asked: role,
                     })
@@ -247,7 +246,7 @@ impl TieredStore {
 
     /// Pack files keep the bytes of removed blocks until compacted; a thread compacts once
     /// evictions have freed half a pack's worth, off the paths that evict.
-    fn start_compactor(self: &Arc<Self>) -> Result<(), TiersError> {
+    fn start_compactor(self: &Arc<Self>) -> Result<(), Error> {
         let (tx, rx) = sync_channel::<()>(1);
         let tiers = Arc::downgrade(self);
         std::thread::Builder::new()
@@ -264,7 +263,7 @@ impl TieredStore {
                     }
                 }
             })
-            .map_err(TiersError::Thread)?;
+            .map_err(Error::Thread)?;
         let _ = self.compactor.set(tx);
         Ok(())
     }
@@ -310,7 +309,7 @@ impl TieredStore {
     }
 
     /// The tiers' figures.
-    pub fn report(&self) -> Result<TiersReport, StoreError> {
+    pub fn report(&self) -> Result<TiersReport, store::Error> {
         let stat = self.disk.stat()?;
         let c = &self.counters;
         let disk = {
@@ -359,7 +358,7 @@ impl TieredStore {
     }
 
     /// Drops what the tiers track but the store lost (after a GC or a direct removal).
-    pub(crate) fn forget_missing(&self) -> Result<(), StoreError> {
+    pub(crate) fn forget_missing(&self) -> Result<(), store::Error> {
         let mut cache = lock(&self.cache);
         let tracked: Vec<Hash> = cache.policy.keys().copied().collect();
         let mut memory = lock(&self.memory);
@@ -404,7 +403,7 @@ impl TieredStore {
     }
 
     /// Removes from disk the evicted blocks no hold keeps, unless pinned or protected.
-    fn drain(&self) -> Result<(), StoreError> {
+    fn drain(&self) -> Result<(), store::Error> {
         // A pin change seen while removing makes the live set stale: mark again, a few times.
         for _ in 0..4 {
             if !lock(&self.cache).has_removable() {
@@ -472,7 +471,7 @@ impl TieredStore {
     }
 
     /// Counts a read of a stored block as a reference.
-    fn reference(&self, hash: &Hash) -> Result<(), StoreError> {
+    fn reference(&self, hash: &Hash) -> Result<(), store::Error> {
         let due = {
             let mut cache = lock(&self.cache);
             cache.touch(hash);
@@ -488,7 +487,7 @@ impl TieredStore {
 impl BlockStore for TieredStore {
     /// Stores a block that arrived from a peer: counted in the peer tier and, on a leecher,
     /// tracked by the cache.
-    fn put(&self, block: &Block) -> Result<bool, StoreError> {
+    fn put(&self, block: &Block) -> Result<bool, store::Error> {
         let hash = *block.cid().hash();
         let new = self.disk.put(block)?;
         if !new {
@@ -507,7 +506,7 @@ impl BlockStore for TieredStore {
         Ok(true)
     }
 
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::Error> {
         let hash = cid.hash();
         let memory_on = self.memory_on();
         if memory_on {
@@ -540,7 +539,7 @@ impl BlockStore for TieredStore {
         Ok(data)
     }
 
-    fn has(&self, hash: &Hash) -> Result<bool, StoreError> {
+    fn has(&self, hash: &Hash) -> Result<bool, store::Error> {
         if self.bounded() {
             // Under the cache's lock, so that an evicted block found here is not removed
             // between this answer and the caller's read.
@@ -556,11 +555,11 @@ impl BlockStore for TieredStore {
         self.disk.has(hash)
     }
 
-    fn size(&self, cid: &Cid) -> Result<Option<u64>, StoreError> {
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::Error> {
         self.disk.size(cid)
     }
 
-    fn remove(&self, hash: &Hash) -> Result<bool, StoreError> {
+    fn remove(&self, hash: &Hash) -> Result<bool, store::Error> {
         lock(&self.cache).forget(hash);
         lock(&self.memory).remove(hash);
         self.disk.remove(hash)
@@ -568,20 +567,20 @@ impl BlockStore for TieredStore {
 
     fn for_each_hash(
         &self,
-        f: &mut dyn FnMut(Hash) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
+        f: &mut dyn FnMut(Hash) -> Result<(), store::Error>,
+    ) -> Result<(), store::Error> {
         self.disk.for_each_hash(f)
     }
 
-    fn flush(&self) -> Result<(), StoreError> {
+    fn flush(&self) -> Result<(), store::Error> {
         self.disk.flush()
     }
 
-    fn stat(&self) -> Result<StoreStat, StoreError> {
+    fn stat(&self) -> Result<StoreStat, store::Error> {
         self.disk.stat()
     }
 
-    fn compact(&self) -> Result<u64, StoreError> {
+    fn compact(&self) -> Result<u64, store::Error> {
         self.disk.compact()
     }
 }
@@ -776,7 +775,7 @@ mod tests {
         assert!(t.serves_blocks());
         assert!(matches!(
             t.activate(Mode::Cache, Role::Leecher),
-            Err(TiersError::RoleChanged { .. })
+            Err(Error::RoleChanged { .. })
         ));
         let report = serde_json::to_value(t.report().unwrap()).unwrap();
         assert_eq!(report["Role"], "worker");
