@@ -3,6 +3,7 @@
 //! state with the pinset's tracker (and, on masters, its healer), started together by
 //! [`Daemon::start`] and stopped in order by [`Daemon::shutdown`].
 
+use crate::master;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use ipfsbench_core::store::tiers::Mode;
 use ipfsbench_protocols::Role;
 use ipfsbench_protocols::{state, task};
 
-use crate::master::{Master, MasterError};
+use crate::master::Master;
 use crate::pinset::healer::Healer;
 use crate::pinset::tracker::Tracker;
 use crate::pinset::Pinset;
@@ -34,7 +35,7 @@ pub struct Config {
 pub enum Error {
     /// The master's task table could not be opened.
     #[error("opening the task table: {0}")]
-    TaskTable(#[source] MasterError),
+    TaskTable(#[source] master::Error),
     /// The repo, the host or the API failed.
     #[error(transparent)]
     Daemon(#[from] DaemonError),

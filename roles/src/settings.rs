@@ -1,6 +1,7 @@
 //! The role service's settings: the `[tasks]` and `[cluster]` sections of the config, checked
 //! and typed once.
 
+use crate::master;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
 
-use crate::master::MasterConfig;
 use crate::system;
 
 /// The role service's settings, checked and typed.
@@ -31,7 +31,7 @@ pub struct Settings {
     /// Heartbeat period.
     pub heartbeat: Duration,
     /// Scheduling settings (masters).
-    pub master: MasterConfig,
+    pub master: master::Config,
     /// The longest one attempt may run.
     pub default_timeout: Duration,
     /// Programs `exec` may run: name to path.
@@ -78,7 +78,7 @@ pub fn replication(value: i32) -> Option<Option<u32>> {
 
 /// A configuration the service cannot run with.
 #[derive(Debug, thiserror::Error)]
-pub enum SettingsError {
+pub enum Error {
     /// A PeerId in the configuration does not parse.
     #[error("tasks.{field}: {value:?} is not a PeerId")]
     BadPeer {
@@ -113,15 +113,11 @@ pub enum SettingsError {
 
 impl Settings {
     /// Checks `config` for a node of `role`.
-    pub fn new(
-        role: Role,
-        config: &TasksConfig,
-        cluster: &ClusterConfig,
-    ) -> Result<Self, SettingsError> {
+    pub fn new(role: Role, config: &TasksConfig, cluster: &ClusterConfig) -> Result<Self, Error> {
         let peers = |field: &'static str, list: &[String]| {
             list.iter()
                 .map(|v| {
-                    v.parse::<PeerId>().map_err(|_| SettingsError::BadPeer {
+                    v.parse::<PeerId>().map_err(|_| Error::BadPeer {
                         field,
                         value: v.clone(),
                     })
@@ -129,7 +125,7 @@ impl Settings {
                 .collect::<Result<HashSet<_>, _>>()
         };
         if !task::valid_cluster_name(&config.cluster) {
-            return Err(SettingsError::BadCluster(config.cluster.clone()));
+            return Err(Error::BadCluster(config.cluster.clone()));
         }
         for (field, value) in [
             ("heartbeat_ms", config.heartbeat_ms),
@@ -137,14 +133,14 @@ impl Settings {
             ("timeout_secs", u64::from(config.timeout_secs)),
         ] {
             if value == 0 {
-                return Err(SettingsError::Zero(field));
+                return Err(Error::Zero(field));
             }
         }
         let mut programs = std::collections::BTreeMap::new();
         for (name, path) in &config.exec_programs {
             let p = PathBuf::from(path);
             if !p.is_absolute() {
-                return Err(SettingsError::BadProgram {
+                return Err(Error::BadProgram {
                     name: name.clone(),
                     path: path.clone(),
                 });
@@ -163,7 +159,7 @@ impl Settings {
             trusted_workers: peers("trusted_workers", &config.trusted_workers)?,
             max_concurrent,
             heartbeat: Duration::from_millis(config.heartbeat_ms),
-            master: MasterConfig {
+            master: master::Config {
                 lease_ms: config.lease_ms,
                 max_attempts: config.max_attempts.max(1),
                 backoff_base_ms: config.backoff_base_ms,
@@ -181,8 +177,8 @@ impl Settings {
 
 impl ClusterSettings {
     /// Checks the `[cluster]` section.
-    pub fn new(config: &ClusterConfig) -> Result<Self, SettingsError> {
-        let bad = |field: &'static str, reason: String| SettingsError::Cluster { field, reason };
+    pub fn new(config: &ClusterConfig) -> Result<Self, Error> {
+        let bad = |field: &'static str, reason: String| Error::Cluster { field, reason };
         let trusted_peers = config
             .trusted_peers
             .iter()

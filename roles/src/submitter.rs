@@ -1,12 +1,13 @@
 //! A node that submits tasks: callers waiting for outcomes, and submissions to publish to the
 //! masters over pubsub (from a node that is not a master itself).
 
+use crate::service;
 use std::collections::HashMap;
 
 use ipfsbench_protocols::task::{Message, Outcome, Report, TaskId};
 
 use crate::master::State;
-use crate::service::{Finished, Reply, ServiceError, Submitted};
+use crate::service::{Finished, Reply, Submitted};
 
 /// Callers waiting for tasks to finish, at most.
 pub(crate) const MAX_WAITERS: usize = 10_000;
@@ -24,7 +25,7 @@ impl Submitter {
     /// `reply` waits for `id` to finish; refused past [`MAX_WAITERS`].
     pub(crate) fn wait(&mut self, id: TaskId, reply: Reply<Finished>) {
         if self.count >= MAX_WAITERS {
-            let _ = reply.send(Err(ServiceError::Refused(format!(
+            let _ = reply.send(Err(service::Error::Refused(format!(
                 "{MAX_WAITERS} callers already wait for tasks"
             ))));
             return;
@@ -114,6 +115,6 @@ mod tests {
         }
         let (tx, mut rx) = oneshot::channel();
         s.wait(b, tx);
-        assert!(matches!(rx.try_recv(), Ok(Err(ServiceError::Refused(_)))));
+        assert!(matches!(rx.try_recv(), Ok(Err(service::Error::Refused(_)))));
     }
 }

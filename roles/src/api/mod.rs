@@ -5,6 +5,7 @@
 pub mod pins;
 pub mod wire;
 
+use crate::service;
 use axum::extract::State as Extract;
 use axum::routing::post;
 use axum::{Json, Router};
@@ -14,7 +15,7 @@ use ipfsbench_protocols::task::{Kind, Spec, TaskId, WireCid, WirePeer};
 use rand::RngCore;
 
 use crate::master::{State, TaskRecord, MAX_LIST_PAGE};
-use crate::service::{Finished, Handle, ServiceError, Stats};
+use crate::service::{Finished, Handle, Stats};
 
 /// The records one `task ls` page holds unless asked for another number.
 pub const DEFAULT_LIST_LIMIT: usize = 1_000;
@@ -25,14 +26,14 @@ struct Api {
     net: Client,
 }
 
-impl From<ServiceError> for ApiError {
-    fn from(e: ServiceError) -> Self {
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
         match e {
-            ServiceError::WrongRole(_) | ServiceError::Refused(_) => {
+            service::Error::WrongRole(_) | service::Error::Refused(_) => {
                 ApiError::bad_request(e.to_string())
             }
-            ServiceError::NotFound(_) => ApiError::not_found(e.to_string()),
-            ServiceError::Master(_) | ServiceError::Network(_) | ServiceError::Stopped => {
+            service::Error::NotFound(_) => ApiError::not_found(e.to_string()),
+            service::Error::Master(_) | service::Error::Network(_) | service::Error::Stopped => {
                 ApiError::internal(e.to_string())
             }
         }

@@ -2,6 +2,7 @@
 //! `/api/v0/cluster/pins/add|rm|ls|update|status|recover`, `/api/v0/cluster/alerts`,
 //! `/api/v0/cluster/state` and `/api/v0/cluster/state/snapshot`.
 
+use crate::pinset;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use ipfsbench_core::network::PeerId;
 use ipfsbench_core::state;
 
 use super::wire::{Alert, Alerts, Recovered, Snapshot};
-use crate::pinset::{PeerStatus, PinRequest, PinStatus, Pinset, PinsetError};
+use crate::pinset::{PeerStatus, PinRequest, PinStatus, Pinset};
 use crate::service;
 use crate::settings::replication;
 
@@ -29,11 +30,13 @@ struct Api {
     service: service::Handle,
 }
 
-impl From<PinsetError> for ApiError {
-    fn from(e: PinsetError) -> Self {
+impl From<pinset::Error> for ApiError {
+    fn from(e: pinset::Error) -> Self {
         match e {
-            PinsetError::Invalid(_) | PinsetError::Alloc(_) => ApiError::bad_request(e.to_string()),
-            PinsetError::NotPinned(_) => ApiError::not_found(e.to_string()),
+            pinset::Error::Invalid(_) | pinset::Error::Alloc(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            pinset::Error::NotPinned(_) => ApiError::not_found(e.to_string()),
             _ => ApiError::internal(e.to_string()),
         }
     }
@@ -251,7 +254,7 @@ async fn status(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiE
     let pinset = api.pinset.clone();
     if let Some(text) = args.get("arg") {
         let cid = cid(text)?;
-        let pin = pinset.get(&cid)?.ok_or(PinsetError::NotPinned(cid))?;
+        let pin = pinset.get(&cid)?.ok_or(pinset::Error::NotPinned(cid))?;
         return json_line(&gather(&pinset, &pin));
     }
     stream(move |send| {

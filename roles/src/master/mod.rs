@@ -8,6 +8,7 @@
 //! [`Master`] is plain state: its methods take the time and return the messages to publish,
 //! so the scheduling rules are tested without a network.
 
+use crate::master;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
@@ -23,7 +24,7 @@ use crate::cluster::Peers;
 pub(crate) mod gossip;
 mod record;
 
-pub use record::{MasterConfig, MasterError, State, TaskRecord};
+pub use record::{Config, Error, State, TaskRecord};
 
 /// The most tasks that may be waiting or running at once; submissions past it are refused.
 pub const MAX_ACTIVE_TASKS: usize = 100_000;
@@ -58,7 +59,7 @@ pub struct Master {
     /// Submission order: the big-endian `seq` to the task id, so listing pages without
     /// reading the whole table.
     by_seq: sled::Tree,
-    config: MasterConfig,
+    config: master::Config,
     active: HashMap<TaskId, TaskRecord>,
     queue: BTreeSet<(u64, TaskId)>,
     next_seq: u64,
@@ -68,7 +69,7 @@ pub struct Master {
 impl Master {
     /// Opens (or creates) the task database under `repo`, and takes back every task that is
     /// not over: queued ones wait again, assigned and running ones get a fresh lease.
-    pub fn open(repo: &Path, config: MasterConfig, now_ms: u64) -> Result<Self, MasterError> {
+    pub fn open(repo: &Path, config: master::Config, now_ms: u64) -> Result<Self, master::Error> {
         let db = ipfsbench_core::store::open_db(
             &repo.join("tasks"),
             sled::Config::new().cache_capacity(config.table_cache_bytes),
@@ -108,7 +109,7 @@ impl Master {
         Ok(master)
     }
 
-    fn save(&self, record: &TaskRecord) -> Result<(), MasterError> {
+    fn save(&self, record: &TaskRecord) -> Result<(), master::Error> {
         let id = record.id;
         let bytes = serde_json::to_vec(record)?;
         self.tasks.insert(id.0, bytes)?;
@@ -116,7 +117,7 @@ impl Master {
     }
 
     /// Makes every change so far durable.
-    pub async fn flush(&self) -> Result<(), MasterError> {
+    pub async fn flush(&self) -> Result<(), master::Error> {
         self.db.flush_async().await?;
         Ok(())
     }
@@ -134,15 +135,15 @@ impl Master {
         key: &str,
         spec: Spec,
         now_ms: u64,
-    ) -> Result<(TaskRecord, bool), MasterError> {
+    ) -> Result<(TaskRecord, bool), master::Error> {
         let id = TaskId::derive(&submitter, key);
         if let Some(existing) = self.get(&id)? {
             return Ok((existing, false));
         }
         spec.check()
-            .map_err(|e| MasterError::Refused(e.to_string()))?;
+            .map_err(|e| master::Error::Refused(e.to_string()))?;
         if self.active.len() >= MAX_ACTIVE_TASKS {
-            return Err(MasterError::Refused(format!(
+            return Err(master::Error::Refused(format!(
                 "the master already holds {MAX_ACTIVE_TASKS} unfinished tasks"
             )));
         }
@@ -185,7 +186,7 @@ impl Master {
     }
 
     /// A task's record, from memory or the database.
-    pub fn get(&self, id: &TaskId) -> Result<Option<TaskRecord>, MasterError> {
+    pub fn get(&self, id: &TaskId) -> Result<Option<TaskRecord>, master::Error> {
         if let Some(record) = self.active.get(id) {
             return Ok(Some(record.clone()));
         }
@@ -203,7 +204,7 @@ impl Master {
         state: Option<State>,
         after: Option<u64>,
         limit: usize,
-    ) -> Result<(Vec<TaskRecord>, Option<u64>), MasterError> {
+    ) -> Result<(Vec<TaskRecord>, Option<u64>), master::Error> {
         let limit = limit.min(MAX_LIST_PAGE);
         let start = after.map_or(0, |seq| seq.saturating_add(1));
         let mut out = Vec::new();
@@ -212,12 +213,11 @@ impl Master {
         }
         for entry in self.by_seq.range(start.to_be_bytes()..) {
             let (_, id) = entry?;
-            let id: [u8; 16] = id
-                .as_ref()
-                .try_into()
-                .map_err(|_| MasterError::Corrupt("a task index entry is not a task id".into()))?;
+            let id: [u8; 16] = id.as_ref().try_into().map_err(|_| {
+                master::Error::Corrupt("a task index entry is not a task id".into())
+            })?;
             let Some(record) = self.get(&TaskId(id))? else {
-                return Err(MasterError::Corrupt(format!(
+                return Err(master::Error::Corrupt(format!(
                     "task {} is indexed but has no record",
                     TaskId(id)
                 )));
@@ -253,12 +253,12 @@ impl Master {
         &mut self,
         id: &TaskId,
         now_ms: u64,
-    ) -> Result<(TaskRecord, Option<Message>), MasterError> {
+    ) -> Result<(TaskRecord, Option<Message>), master::Error> {
         let Some(mut record) = self.active.remove(id) else {
             return self
                 .get(id)?
                 .map(|r| (r, None))
-                .ok_or(MasterError::NoSuchTask(*id));
+                .ok_or(master::Error::NoSuchTask(*id));
         };
         self.queue.remove(&(record.seq, *id));
         let stop = matches!(record.state, State::Assigned | State::Running).then(|| {
@@ -280,7 +280,7 @@ impl Master {
         from: PeerId,
         hb: &Heartbeat,
         now_ms: u64,
-    ) -> Result<Vec<Message>, MasterError> {
+    ) -> Result<Vec<Message>, master::Error> {
         let mut stop = Vec::new();
         for (task, attempt) in &hb.running {
             if let Some(record) = self.active.get_mut(task) {
@@ -319,7 +319,7 @@ impl Master {
         from: PeerId,
         claim: &Claim,
         now_ms: u64,
-    ) -> Result<bool, MasterError> {
+    ) -> Result<bool, master::Error> {
         let lease = self.config.lease_ms;
         let base = self.config.backoff_base_ms;
         let Some(record) = self.current(&claim.task, claim.attempt, &from) else {
@@ -362,7 +362,7 @@ impl Master {
         from: PeerId,
         report: &Report,
         now_ms: u64,
-    ) -> Result<bool, MasterError> {
+    ) -> Result<bool, master::Error> {
         if self.current(&report.task, report.attempt, &from).is_none() {
             return Ok(false);
         }
@@ -390,7 +390,7 @@ impl Master {
     /// when the task is over or has moved on to a later attempt, so the worker stops
     /// repeating it. `None` for tasks this master does not know, and for attempts it never
     /// gave out.
-    pub fn stale_report(&self, report: &Report) -> Result<Option<Message>, MasterError> {
+    pub fn stale_report(&self, report: &Report) -> Result<Option<Message>, master::Error> {
         let Some(record) = self.get(&report.task)? else {
             return Ok(None);
         };
@@ -425,7 +425,7 @@ impl Master {
     }
 
     /// Saves a changed active record; a finished one leaves memory.
-    fn settle(&mut self, id: &TaskId) -> Result<(), MasterError> {
+    fn settle(&mut self, id: &TaskId) -> Result<(), master::Error> {
         let Some(record) = self.active.get(id) else {
             return Ok(());
         };
@@ -440,7 +440,11 @@ impl Master {
 
     /// Expires leases, then assigns queued tasks to live workers with room, the roomiest
     /// first. Returns the assignments to publish.
-    pub(crate) fn tick(&mut self, peers: &Peers, now_ms: u64) -> Result<Vec<Message>, MasterError> {
+    pub(crate) fn tick(
+        &mut self,
+        peers: &Peers,
+        now_ms: u64,
+    ) -> Result<Vec<Message>, master::Error> {
         self.expire_leases(now_ms)?;
         if self.queue.is_empty() {
             return Ok(Vec::new());
@@ -485,7 +489,7 @@ impl Master {
     }
 
     /// Fails every attempt whose lease ran out.
-    fn expire_leases(&mut self, now_ms: u64) -> Result<(), MasterError> {
+    fn expire_leases(&mut self, now_ms: u64) -> Result<(), master::Error> {
         let expired: Vec<TaskId> = self
             .active
             .iter()
@@ -597,8 +601,8 @@ mod tests {
     use ipfsbench_protocols::task::WireCid;
 
     /// The scheduling settings of these tests (and the gossip handlers').
-    pub(super) fn config() -> MasterConfig {
-        MasterConfig {
+    pub(super) fn config() -> master::Config {
+        master::Config {
             lease_ms: 1000,
             max_attempts: 3,
             backoff_base_ms: 100,

@@ -145,7 +145,7 @@ impl TaskRecord {
 
 /// Master failures.
 #[derive(Debug, thiserror::Error)]
-pub enum MasterError {
+pub enum Error {
     /// The task database failed.
     #[error("task database: {0}")]
     Db(#[from] sled::Error),
@@ -165,7 +165,7 @@ pub enum MasterError {
 
 /// How the master schedules.
 #[derive(Debug, Clone)]
-pub struct MasterConfig {
+pub struct Config {
     /// How long an attempt stays leased without a heartbeat naming it. Milliseconds.
     pub lease_ms: u64,
     /// Failed attempts before a task fails, unless it says otherwise.

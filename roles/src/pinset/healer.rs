@@ -2,6 +2,7 @@
 //! `cluster.reallocate_after`, tops up under-replicated pins when peers appear, and removes
 //! expired pins.
 
+use crate::pinset;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -10,7 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::allocate::{self, AllocError, Candidate};
-use super::{Pin, Pinset, PinsetError};
+use super::{Pin, Pinset};
 
 /// The running healer.
 #[derive(Debug)]
@@ -53,7 +54,7 @@ impl Healer {
 
 /// One pass: every pin whose allocations include a silent peer, or that is
 /// under-replicated, is allocated again; expired pins are removed. Returns the pins changed.
-pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, PinsetError> {
+pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, pinset::Error> {
     let mut candidates = pinset.candidates(None).await?;
     let live: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
     let mut changed = 0;

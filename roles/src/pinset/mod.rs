@@ -90,7 +90,7 @@ impl Pin {
 
 /// Why a pinset call failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PinsetError {
+pub enum Error {
     /// The replicated state failed.
     #[error(transparent)]
     State(#[from] state::Error),
@@ -99,7 +99,7 @@ pub enum PinsetError {
     Db(#[from] state::DbError),
     /// The role service failed.
     #[error(transparent)]
-    Service(#[from] service::ServiceError),
+    Service(#[from] service::Error),
     /// No allocation is possible.
     #[error(transparent)]
     Alloc(#[from] AllocError),
@@ -179,10 +179,10 @@ impl Pinset {
     }
 
     /// Adds (or replaces) a pin, allocated now; returns it.
-    pub async fn add(&self, req: PinRequest, now_ms: u64) -> Result<Pin, PinsetError> {
+    pub async fn add(&self, req: PinRequest, now_ms: u64) -> Result<Pin, Error> {
         let cid = req
             .cid
-            .ok_or_else(|| PinsetError::Invalid("a CID is required".into()))?;
+            .ok_or_else(|| Error::Invalid("a CID is required".into()))?;
         check(&req)?;
         let mut pin = Pin {
             cid,
@@ -200,7 +200,7 @@ impl Pinset {
         };
         if let (Some(min), Some(max)) = (pin.replication_factor_min, pin.replication_factor_max) {
             if min > max {
-                return Err(PinsetError::Invalid(format!(
+                return Err(Error::Invalid(format!(
                     "replication-min {min} is above replication-max {max}"
                 )));
             }
@@ -225,8 +225,8 @@ impl Pinset {
     }
 
     /// Stores `pin` as it is.
-    pub async fn put(&self, pin: &Pin) -> Result<(), PinsetError> {
-        let value = serde_json::to_vec(pin).map_err(|source| PinsetError::Corrupt {
+    pub async fn put(&self, pin: &Pin) -> Result<(), Error> {
+        let value = serde_json::to_vec(pin).map_err(|source| Error::Corrupt {
             key: pin.cid.to_string(),
             source,
         })?;
@@ -235,8 +235,8 @@ impl Pinset {
     }
 
     /// Removes a pin, and every peer's report on it, in one change; its holders unpin it.
-    pub async fn remove(&self, cid: &Cid) -> Result<Pin, PinsetError> {
-        let pin = self.get(cid)?.ok_or(PinsetError::NotPinned(*cid))?;
+    pub async fn remove(&self, cid: &Cid) -> Result<Pin, Error> {
+        let pin = self.get(cid)?.ok_or(Error::NotPinned(*cid))?;
         let mut ops = vec![Op {
             key: Pin::key(cid),
             value: None,
@@ -253,8 +253,8 @@ impl Pinset {
 
     /// Pins `to` as `from` is pinned (same options and peers), then removes `from`, in one
     /// change.
-    pub async fn update(&self, from: &Cid, to: Cid, now_ms: u64) -> Result<Pin, PinsetError> {
-        let old = self.get(from)?.ok_or(PinsetError::NotPinned(*from))?;
+    pub async fn update(&self, from: &Cid, to: Cid, now_ms: u64) -> Result<Pin, Error> {
+        let old = self.get(from)?.ok_or(Error::NotPinned(*from))?;
         let recover = if *from == to { old.recover } else { 0 };
         let pin = Pin {
             cid: to,
@@ -262,7 +262,7 @@ impl Pinset {
             recover,
             ..old
         };
-        let value = serde_json::to_vec(&pin).map_err(|source| PinsetError::Corrupt {
+        let value = serde_json::to_vec(&pin).map_err(|source| Error::Corrupt {
             key: to.to_string(),
             source,
         })?;
@@ -281,13 +281,13 @@ impl Pinset {
     }
 
     /// The pin of `cid`, if the cluster keeps it.
-    pub fn get(&self, cid: &Cid) -> Result<Option<Pin>, PinsetError> {
+    pub fn get(&self, cid: &Cid) -> Result<Option<Pin>, Error> {
         let key = Pin::key(cid);
         self.state.get(&key)?.map(|v| decode(&key, &v)).transpose()
     }
 
     /// Every pin, in CID-text order.
-    pub fn list(&self) -> impl Iterator<Item = Result<Pin, PinsetError>> {
+    pub fn list(&self) -> impl Iterator<Item = Result<Pin, Error>> {
         self.state.scan(b"pin/").map(|kv| {
             let (k, v) = kv?;
             decode(&k, &v)
@@ -295,21 +295,21 @@ impl Pinset {
     }
 
     /// Every pin as stored (its JSON), in CID-text order.
-    pub fn list_raw(&self) -> impl Iterator<Item = Result<Vec<u8>, PinsetError>> {
+    pub fn list_raw(&self) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
         self.state.scan(b"pin/").map(|kv| Ok(kv?.1))
     }
 
     /// Asks every holder of `cid` (or of every pin) to retry what failed.
-    pub async fn recover(&self, cid: Option<&Cid>) -> Result<Vec<Pin>, PinsetError> {
+    pub async fn recover(&self, cid: Option<&Cid>) -> Result<Vec<Pin>, Error> {
         let pins: Vec<Pin> = match cid {
-            Some(c) => vec![self.get(c)?.ok_or(PinsetError::NotPinned(*c))?],
+            Some(c) => vec![self.get(c)?.ok_or(Error::NotPinned(*c))?],
             None => self.list().collect::<Result<_, _>>()?,
         };
         let mut ops = Vec::new();
         let mut out = Vec::new();
         for mut pin in pins {
             pin.recover += 1;
-            let value = serde_json::to_vec(&pin).map_err(|source| PinsetError::Corrupt {
+            let value = serde_json::to_vec(&pin).map_err(|source| Error::Corrupt {
                 key: pin.cid.to_string(),
                 source,
             })?;
@@ -327,7 +327,7 @@ impl Pinset {
 
     /// The peers that may hold pins, each with the number of pins it holds; silent peers
     /// (past `reallocate_after`) and `except` are left out.
-    pub async fn candidates(&self, except: Option<&PeerId>) -> Result<Vec<Candidate>, PinsetError> {
+    pub async fn candidates(&self, except: Option<&PeerId>) -> Result<Vec<Candidate>, Error> {
         let peers = self.service.peers().await?;
         let load = self.load()?;
         let silent = self.settings.reallocate_after.as_millis() as u64;
@@ -346,7 +346,7 @@ impl Pinset {
     }
 
     /// Pins allocated per peer: counted again when older than [`LOAD_TTL`].
-    fn load(&self) -> Result<Load, PinsetError> {
+    fn load(&self) -> Result<Load, Error> {
         if let Some((at, load)) = self.lock_load().as_ref() {
             if at.elapsed() < LOAD_TTL {
                 return Ok(load.clone());
@@ -374,16 +374,16 @@ fn candidate(p: &PeerView, load: &BTreeMap<PeerId, u64>) -> Option<Candidate> {
     })
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, PinsetError> {
-    serde_json::from_slice(value).map_err(|source| PinsetError::Corrupt {
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, Error> {
+    serde_json::from_slice(value).map_err(|source| Error::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         source,
     })
 }
 
 /// A request's own limits.
-fn check(req: &PinRequest) -> Result<(), PinsetError> {
-    let bad = |m: String| Err(PinsetError::Invalid(m));
+fn check(req: &PinRequest) -> Result<(), Error> {
+    let bad = |m: String| Err(Error::Invalid(m));
     if req.name.len() > MAX_TEXT {
         return bad(format!("name longer than {MAX_TEXT} bytes"));
     }
@@ -400,6 +400,6 @@ fn check(req: &PinRequest) -> Result<(), PinsetError> {
     if req.allocations.len() > MAX_ALLOCATIONS {
         return bad(format!("at most {MAX_ALLOCATIONS} allocations"));
     }
-    crate::settings::check_tags(&req.tags).map_err(PinsetError::Invalid)?;
+    crate::settings::check_tags(&req.tags).map_err(Error::Invalid)?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! ([`crate::master`]), the worker's attempts ([`crate::worker`]), the submitter's waiters
 //! ([`crate::submitter`]) and the cluster's peer table ([`crate::cluster`]).
 
+use crate::service;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use ipfsbench_protocols::task::{
 use ipfsbench_protocols::Role;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CapacityView, Command, Finished, PeerView, Reply, ServiceError, Stats, Submitted};
+use super::{CapacityView, Command, Finished, PeerView, Reply, Stats, Submitted};
 use crate::cluster::{Counters, Peers};
 use crate::master::gossip::Effects;
 use crate::master::{Master, State, TaskRecord};
@@ -35,8 +36,8 @@ const INTERNAL_QUEUE: usize = 1024;
 
 /// A reply held until the master's changes are durable.
 enum Ack {
-    Submitted(Reply<Submitted>, Result<Submitted, ServiceError>),
-    Record(Reply<TaskRecord>, Result<TaskRecord, ServiceError>),
+    Submitted(Reply<Submitted>, Result<Submitted, service::Error>),
+    Record(Reply<TaskRecord>, Result<TaskRecord, service::Error>),
 }
 
 /// One input of the loop.
@@ -174,14 +175,14 @@ impl Actor {
     }
 
     /// Subscribes to every cluster topic, merging them into one receiver.
-    async fn subscribe(&self) -> Result<mpsc::Receiver<PubsubMessage>, ServiceError> {
+    async fn subscribe(&self) -> Result<mpsc::Receiver<PubsubMessage>, service::Error> {
         let (tx, rx) = mpsc::channel(GOSSIP_QUEUE);
         for topic in Topic::ALL {
             let mut sub = self
                 .client
                 .subscribe_with_capacity(topic.name(&self.settings.cluster), GOSSIP_QUEUE)
                 .await
-                .map_err(ServiceError::from)?;
+                .map_err(service::Error::from)?;
             let tx = tx.clone();
             tokio::spawn(async move {
                 while let Some(m) = sub.recv().await {
@@ -368,7 +369,7 @@ impl Actor {
             Command::Status { id, reply } => {
                 let result = self
                     .need_master()
-                    .and_then(|m| m.get(&id)?.ok_or(ServiceError::NotFound(id)));
+                    .and_then(|m| m.get(&id)?.ok_or(service::Error::NotFound(id)));
                 let _ = reply.send(result);
             }
             Command::List {
@@ -379,7 +380,7 @@ impl Actor {
             } => {
                 let result = self
                     .need_master()
-                    .and_then(|m| m.list(state, after, limit).map_err(ServiceError::from));
+                    .and_then(|m| m.list(state, after, limit).map_err(service::Error::from));
                 let _ = reply.send(result);
             }
             Command::Cancel { id, reply } => {
@@ -421,7 +422,7 @@ impl Actor {
                     self.submitter.send(reply, submitted, message);
                 }
                 Err(e) => {
-                    let _ = reply.send(Err(ServiceError::Refused(e.to_string())));
+                    let _ = reply.send(Err(service::Error::Refused(e.to_string())));
                 }
             }
             return;
@@ -429,7 +430,7 @@ impl Actor {
         if spec.kind == task::Kind::Exec {
             let program = spec.param("program").unwrap_or_default();
             if !Master::programs(&self.peers).contains(program) {
-                let _ = reply.send(Err(ServiceError::Refused(format!(
+                let _ = reply.send(Err(service::Error::Refused(format!(
                     "program {program:?} is not on the exec allowlist of any worker in the cluster"
                 ))));
                 return;
@@ -442,7 +443,7 @@ impl Actor {
                 new,
                 record: Some(record),
             })
-            .map_err(ServiceError::from);
+            .map_err(service::Error::from);
         self.dirty |= result.as_ref().is_ok_and(|s| s.new);
         self.acks.push(Ack::Submitted(reply, result));
     }
@@ -456,7 +457,7 @@ impl Actor {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    let _ = reply.send(Err(ServiceError::NotFound(id)));
+                    let _ = reply.send(Err(service::Error::NotFound(id)));
                     return;
                 }
                 Err(e) => {
@@ -507,14 +508,14 @@ impl Actor {
         }
     }
 
-    fn not_master(&self) -> ServiceError {
-        ServiceError::WrongRole(format!(
+    fn not_master(&self) -> service::Error {
+        service::Error::WrongRole(format!(
             "this node is a {}: task records are kept by masters; ask a master's API",
             self.settings.role
         ))
     }
 
-    fn need_master(&self) -> Result<&Master, ServiceError> {
+    fn need_master(&self) -> Result<&Master, service::Error> {
         self.master.as_ref().ok_or_else(|| self.not_master())
     }
 
@@ -551,10 +552,10 @@ impl Actor {
                     for ack in self.acks.drain(..) {
                         match ack {
                             Ack::Submitted(r, _) => {
-                                let _ = r.send(Err(ServiceError::Refused(why.clone())));
+                                let _ = r.send(Err(service::Error::Refused(why.clone())));
                             }
                             Ack::Record(r, _) => {
-                                let _ = r.send(Err(ServiceError::Refused(why.clone())));
+                                let _ = r.send(Err(service::Error::Refused(why.clone())));
                             }
                         }
                     }
@@ -578,8 +579,8 @@ impl Actor {
                     .publish(message.topic().name(&self.settings.cluster), bytes)
                     .await
                     .map(|()| submitted)
-                    .map_err(ServiceError::from),
-                Err(e) => Err(ServiceError::Refused(e.to_string())),
+                    .map_err(service::Error::from),
+                Err(e) => Err(service::Error::Refused(e.to_string())),
             };
             let _ = reply.send(result);
         }

@@ -12,6 +12,7 @@
 mod actor;
 mod views;
 
+use crate::service;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +21,7 @@ use ipfsbench_core::repo::Repo;
 use ipfsbench_protocols::task::{Spec, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use views::{CapacityView, Finished, PeerView, ServiceError, Stats, Submitted};
+pub use views::{CapacityView, Error, Finished, PeerView, Stats, Submitted};
 
 use crate::master::{Master, State, TaskRecord};
 use crate::settings::Settings;
@@ -29,7 +30,7 @@ use crate::settings::Settings;
 const COMMAND_QUEUE: usize = 1024;
 
 /// Where the service answers a call.
-pub(crate) type Reply<T> = oneshot::Sender<Result<T, ServiceError>>;
+pub(crate) type Reply<T> = oneshot::Sender<Result<T, service::Error>>;
 
 /// Calls from the API.
 #[derive(Debug)]
@@ -80,29 +81,29 @@ pub struct Handle {
 }
 
 impl Handle {
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ServiceError> {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, service::Error> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
             .await
-            .map_err(|_| ServiceError::Stopped)?;
-        rx.await.map_err(|_| ServiceError::Stopped)?
+            .map_err(|_| service::Error::Stopped)?;
+        rx.await.map_err(|_| service::Error::Stopped)?
     }
 
     /// Submits a task under the idempotency `key`: on a master it enters the table, on other
     /// nodes it is published to the masters.
-    pub async fn submit(&self, key: String, spec: Spec) -> Result<Submitted, ServiceError> {
+    pub async fn submit(&self, key: String, spec: Spec) -> Result<Submitted, service::Error> {
         self.call(|reply| Command::Submit { key, spec, reply })
             .await
     }
 
     /// Waits until the task is over.
-    pub async fn wait(&self, id: TaskId) -> Result<Finished, ServiceError> {
+    pub async fn wait(&self, id: TaskId) -> Result<Finished, service::Error> {
         self.call(|reply| Command::Wait { id, reply }).await
     }
 
     /// The task's record (masters).
-    pub async fn status(&self, id: TaskId) -> Result<TaskRecord, ServiceError> {
+    pub async fn status(&self, id: TaskId) -> Result<TaskRecord, service::Error> {
         self.call(|reply| Command::Status { id, reply }).await
     }
 
@@ -113,7 +114,7 @@ impl Handle {
         state: Option<State>,
         after: Option<u64>,
         limit: usize,
-    ) -> Result<(Vec<TaskRecord>, Option<u64>), ServiceError> {
+    ) -> Result<(Vec<TaskRecord>, Option<u64>), service::Error> {
         self.call(|reply| Command::List {
             state,
             after,
@@ -124,17 +125,17 @@ impl Handle {
     }
 
     /// Cancels the task (masters).
-    pub async fn cancel(&self, id: TaskId) -> Result<TaskRecord, ServiceError> {
+    pub async fn cancel(&self, id: TaskId) -> Result<TaskRecord, service::Error> {
         self.call(|reply| Command::Cancel { id, reply }).await
     }
 
     /// The nodes heard from.
-    pub async fn peers(&self) -> Result<Vec<PeerView>, ServiceError> {
+    pub async fn peers(&self) -> Result<Vec<PeerView>, service::Error> {
         self.call(|reply| Command::Peers { reply }).await
     }
 
     /// This node's counters.
-    pub async fn stats(&self) -> Result<Stats, ServiceError> {
+    pub async fn stats(&self) -> Result<Stats, service::Error> {
         self.call(|reply| Command::Stats { reply }).await
     }
 }

@@ -1,13 +1,14 @@
 //! What the service answers: the outcome of a task, a submission, the cluster's peers and
 //! this node's counters, and the service's errors.
 
+use crate::master;
 use std::collections::HashMap;
 
 use ipfsbench_protocols::task::{Capacity, TaskId};
 use ipfsbench_protocols::Role;
 
 use crate::cluster::Counters;
-use crate::master::{MasterError, State, TaskRecord};
+use crate::master::{State, TaskRecord};
 
 /// How a task ended, as a waiting submitter learns it.
 #[derive(Debug, Clone)]
@@ -124,7 +125,7 @@ pub struct Stats {
 
 /// What the service can fail at, as the API reports it.
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub enum Error {
     /// A request this node's role does not serve.
     #[error("{0}")]
     WrongRole(String),
@@ -136,7 +137,7 @@ pub enum ServiceError {
     NotFound(TaskId),
     /// The master's database failed.
     #[error(transparent)]
-    Master(MasterError),
+    Master(master::Error),
     /// The network failed.
     #[error("network: {0}")]
     Network(#[from] ipfsbench_core::network::Error),
@@ -145,12 +146,12 @@ pub enum ServiceError {
     Stopped,
 }
 
-impl From<MasterError> for ServiceError {
-    fn from(e: MasterError) -> Self {
+impl From<master::Error> for Error {
+    fn from(e: master::Error) -> Self {
         match e {
-            MasterError::Refused(m) => ServiceError::Refused(m),
-            MasterError::NoSuchTask(id) => ServiceError::NotFound(id),
-            other => ServiceError::Master(other),
+            master::Error::Refused(m) => Error::Refused(m),
+            master::Error::NoSuchTask(id) => Error::NotFound(id),
+            other => Error::Master(other),
         }
     }
 }
