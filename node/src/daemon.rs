@@ -76,7 +76,7 @@ impl Options {
 
 /// Daemon failures.
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
+pub enum Error {
     /// The repo failed.
     #[error(transparent)]
     Repo(#[from] repo::Error),
@@ -119,7 +119,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts the host and the API on `repo`.
-    pub async fn start(repo: Repo, options: Options) -> Result<Self, DaemonError> {
+    pub async fn start(repo: Repo, options: Options) -> Result<Self, Error> {
         let (daemon, ()) =
             Self::start_with(repo, options, |_, _| (axum::Router::new(), ())).await?;
         Ok(daemon)
@@ -132,7 +132,7 @@ impl Daemon {
         repo: Repo,
         options: Options,
         extend: impl FnOnce(&Arc<Repo>, &Client) -> (axum::Router, T),
-    ) -> Result<(Self, T), DaemonError> {
+    ) -> Result<(Self, T), Error> {
         let repo = Arc::new(repo);
         repo.tiers().activate(options.cache_mode, options.role)?;
         let (client, network) = network::spawn(
@@ -149,13 +149,11 @@ impl Daemon {
                 fetch_timeout: options.fetch_timeout,
             },
         )?;
-        let listener = api::bind(options.api)
-            .await
-            .map_err(|source| DaemonError::Api {
-                addr: options.api,
-                source,
-            })?;
-        let api_addr = listener.local_addr().map_err(|source| DaemonError::Api {
+        let listener = api::bind(options.api).await.map_err(|source| Error::Api {
+            addr: options.api,
+            source,
+        })?;
+        let api_addr = listener.local_addr().map_err(|source| Error::Api {
             addr: options.api,
             source,
         })?;
@@ -171,11 +169,9 @@ impl Daemon {
             let _ = stopped.await;
         }));
         let api_file = repo.path().join("api");
-        std::fs::write(&api_file, api_multiaddr(api_addr)).map_err(|source| {
-            DaemonError::ApiFile {
-                path: api_file.clone(),
-                source,
-            }
+        std::fs::write(&api_file, api_multiaddr(api_addr)).map_err(|source| Error::ApiFile {
+            path: api_file.clone(),
+            source,
         })?;
         // Announce what is pinned here, so that other nodes find it.
         for (cid, kind) in repo.pins().stored().map_err(repo::Error::from)? {
@@ -210,7 +206,7 @@ impl Daemon {
     }
 
     /// Stops the API, then the host; flushes the store and removes the `api` file.
-    pub async fn shutdown(self) -> Result<(), DaemonError> {
+    pub async fn shutdown(self) -> Result<(), Error> {
         let _ = self.stop_api.send(());
         let api_result = self.api.await;
         drop(self.client);
@@ -220,7 +216,7 @@ impl Daemon {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(source) => {
-                return Err(DaemonError::ApiFile {
+                return Err(Error::ApiFile {
                     path: api_file,
                     source,
                 })
@@ -228,7 +224,7 @@ impl Daemon {
         }
         self.repo.store().flush().map_err(repo::Error::from)?;
         if let Ok(Err(source)) = api_result {
-            return Err(DaemonError::Api {
+            return Err(Error::Api {
                 addr: self.api_addr,
                 source,
             });

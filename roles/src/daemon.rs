@@ -7,7 +7,7 @@ use crate::master;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ipfsbench_core::daemon::{self as core, DaemonError, Options};
+use ipfsbench_core::daemon::{self as core, Options};
 use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
 use ipfsbench_core::store::tiers::Mode;
@@ -38,7 +38,7 @@ pub enum Error {
     TaskTable(#[source] master::Error),
     /// The repo, the host or the API failed.
     #[error(transparent)]
-    Daemon(#[from] DaemonError),
+    Daemon(#[from] core::Error),
     /// The replicated state could not start.
     #[error("starting the replicated cluster state: {0}")]
     State(#[from] ipfsbench_core::state::Error),
