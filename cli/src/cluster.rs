@@ -157,46 +157,50 @@ fn pin(api: &Api, cmd: ClusterPinCommand, out: &mut dyn Write) -> Result<()> {
             let pin: Pin = api.json("cluster/pins/update", &[("arg", from), ("arg", to)])?;
             writeln!(out, "updated to {}", pin.cid)?;
         }
-        ClusterPinCommand::Status { cid, json } => {
-            let q: Vec<(&str, String)> = cid.into_iter().map(|c| ("arg", c)).collect();
-            for status in api.lines::<PinStatus>("cluster/pins/status", &q)? {
-                let status = status?;
-                if json {
-                    writeln!(out, "{}", serde_json::to_string(&status)?)?;
-                    continue;
-                }
-                writeln!(
-                    out,
-                    "{} {:?}: pinned on {}{}",
-                    status.cid,
-                    status.name,
-                    status.pinned,
-                    if status.under_replicated {
-                        " (under-replicated)"
-                    } else {
-                        ""
-                    }
-                )?;
-                for (peer, r) in &status.peer_map {
-                    let error = r
-                        .error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default();
-                    writeln!(
-                        out,
-                        "    {peer} {} {} blocks, {} bytes{error}",
-                        r.status.as_str(),
-                        r.blocks,
-                        r.bytes
-                    )?;
-                }
-            }
-        }
+        ClusterPinCommand::Status { cid, json } => status(api, cid, json, out)?,
         ClusterPinCommand::Recover { cid } => {
             let q: Vec<(&str, String)> = cid.into_iter().map(|c| ("arg", c)).collect();
             let v: tasks::Recovered = api.json("cluster/pins/recover", &q)?;
             writeln!(out, "recovering {} pins", v.pins.len())?;
+        }
+    }
+    Ok(())
+}
+
+/// `cluster pin status`: each pin with every peer's report, as text or JSON lines.
+fn status(api: &Api, cid: Option<String>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let q: Vec<(&str, String)> = cid.into_iter().map(|c| ("arg", c)).collect();
+    for status in api.lines::<PinStatus>("cluster/pins/status", &q)? {
+        let status = status?;
+        if json {
+            writeln!(out, "{}", serde_json::to_string(&status)?)?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{} {:?}: pinned on {}{}",
+            status.cid,
+            status.name,
+            status.pinned,
+            if status.under_replicated {
+                " (under-replicated)"
+            } else {
+                ""
+            }
+        )?;
+        for (peer, r) in &status.peer_map {
+            let error = r
+                .error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "    {peer} {} {} blocks, {} bytes{error}",
+                r.status.as_str(),
+                r.blocks,
+                r.bytes
+            )?;
         }
     }
     Ok(())
