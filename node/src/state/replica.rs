@@ -34,6 +34,8 @@ const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
 const GOSSIP_QUEUE: usize = 4_096;
 /// Snapshots remembered as tried, at most (then forgotten, and tried again if announced).
 const MAX_TRIED_SNAPSHOTS: usize = 1_024;
+/// Parents of pending deltas asked again per announcement, at most.
+const REWANT_PER_ANNOUNCE: usize = 1_024;
 /// A snapshot that failed to load is tried again after this long.
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(30);
 /// Bytes of fetched deltas waiting for their parents, at most; past it, fetched deltas are
@@ -397,11 +399,13 @@ impl Actor {
         for h in heads {
             self.want(h, from);
         }
-        // Parents of waiting deltas whose fetch failed before: ask again.
+        // Parents of waiting deltas whose fetch failed before: ask again (the lowest
+        // sequences first, a bounded number per announcement).
         let missing: Vec<DeltaRef> = self
             .pending
             .values()
             .flat_map(|(_, d, _)| d.parents.iter().copied())
+            .take(REWANT_PER_ANNOUNCE)
             .collect();
         for p in missing {
             self.want(p, from);
