@@ -83,6 +83,40 @@ async fn start(
     }
 }
 
+/// `n` fresh repos whose peers all trust each other.
+fn trusting_repos(
+    n: usize,
+) -> (
+    HashSet<PeerId>,
+    std::vec::IntoIter<(tempfile::TempDir, Repo)>,
+) {
+    let repos: Vec<_> = (0..n).map(|_| repo()).collect();
+    let trusted = repos.iter().map(|(_, r)| r.peer_id()).collect();
+    (trusted, repos.into_iter())
+}
+
+/// Snapshots on demand only.
+fn no_auto_snapshot(c: &mut Config) {
+    c.snapshot_every = 0;
+}
+
+/// Sets `pin/<n>` for every `n` of `range`, one write each.
+async fn put_range(h: &Handle, range: std::ops::Range<u32>) {
+    for n in range {
+        let key = format!("pin/{n}").into_bytes();
+        h.put(key, b"v".to_vec()).await.expect("put");
+    }
+}
+
+/// Removes `pin/<n>` for every `n` of `range`, one write each.
+async fn remove_range(h: &Handle, range: std::ops::Range<u32>) {
+    for n in range {
+        h.remove(format!("pin/{n}").into_bytes())
+            .await
+            .expect("remove");
+    }
+}
+
 fn set(key: String, value: &[u8]) -> Op {
     Op {
         key: key.into_bytes(),
@@ -201,30 +235,19 @@ async fn writes_on_three_nodes_converge_and_an_untrusted_writer_is_ignored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_node_starts_from_a_snapshot_and_history_is_let_go() {
-    let repos: Vec<_> = (0..2).map(|_| repo()).collect();
-    let trusted: HashSet<PeerId> = repos.iter().map(|(_, r)| r.peer_id()).collect();
-    let mut repos = repos.into_iter();
-    let a = start(repos.next().expect("repo"), &trusted, vec![], |c| {
-        c.snapshot_every = 0
-    })
+    let (trusted, mut repos) = trusting_repos(2);
+    let a = start(
+        repos.next().expect("repo"),
+        &trusted,
+        vec![],
+        no_auto_snapshot,
+    )
     .await;
     let h = a.handle();
-    for n in 0..400 {
-        h.put(format!("pin/{n}").into_bytes(), b"v".to_vec())
-            .await
-            .expect("put");
-    }
-    for n in 0..50 {
-        h.remove(format!("pin/{n}").into_bytes())
-            .await
-            .expect("remove");
-    }
+    put_range(&h, 0..400).await;
+    remove_range(&h, 0..50).await;
     let first = h.snapshot().await.expect("snapshot");
-    for n in 400..420 {
-        h.put(format!("pin/{n}").into_bytes(), b"v".to_vec())
-            .await
-            .expect("put");
-    }
+    put_range(&h, 400..420).await;
     // A second snapshot lets go of the history the first covered.
     let second = h.snapshot().await.expect("snapshot");
     assert_ne!(first, second);
@@ -251,29 +274,25 @@ async fn a_late_node_starts_from_a_snapshot_and_history_is_let_go() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tombstones_are_dropped_once_every_trusted_writer_promised_past_them() {
-    let repos: Vec<_> = (0..2).map(|_| repo()).collect();
-    let trusted: HashSet<PeerId> = repos.iter().map(|(_, r)| r.peer_id()).collect();
-    let mut repos = repos.into_iter();
-    let a = start(repos.next().expect("repo"), &trusted, vec![], |c| {
-        c.snapshot_every = 0
-    })
+    let (trusted, mut repos) = trusting_repos(2);
+    let a = start(
+        repos.next().expect("repo"),
+        &trusted,
+        vec![],
+        no_auto_snapshot,
+    )
     .await;
     let boot = vec![a.addr().await];
-    let b = start(repos.next().expect("repo"), &trusted, boot, |c| {
-        c.snapshot_every = 0
-    })
+    let b = start(
+        repos.next().expect("repo"),
+        &trusted,
+        boot,
+        no_auto_snapshot,
+    )
     .await;
     let (ha, hb) = (a.handle(), b.handle());
-    for n in 0..10 {
-        ha.put(format!("pin/{n}").into_bytes(), b"v".to_vec())
-            .await
-            .expect("put");
-    }
-    for n in 0..5 {
-        ha.remove(format!("pin/{n}").into_bytes())
-            .await
-            .expect("remove");
-    }
+    put_range(&ha, 0..10).await;
+    remove_range(&ha, 0..5).await;
     converged(&[ha.clone(), hb.clone()], 5).await;
     assert_eq!(ha.summary().expect("summary").tombstones, 5);
     // Once `b` has announced a clock past the removals (it saw them), `a` may drop them.

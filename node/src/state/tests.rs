@@ -64,6 +64,25 @@ impl Node {
     }
 }
 
+impl Node {
+    /// Writes key `k` = `[v]` as one delta.
+    fn set(&mut self, k: u8, v: u8, log: &mut Vec<(Cid, Delta)>) {
+        let value = Some(vec![v]);
+        self.write(vec![Op { key: key(k), value }], log);
+    }
+
+    /// Removes key `k` as one delta.
+    fn remove_key(&mut self, k: u8, log: &mut Vec<(Cid, Delta)>) {
+        self.write(
+            vec![Op {
+                key: key(k),
+                value: None,
+            }],
+            log,
+        );
+    }
+}
+
 /// Applies every delta of `log` that `db` lacks, in passes, as the replica does.
 fn sync(db: &Db, log: &[(Cid, Delta)]) {
     loop {
@@ -221,20 +240,8 @@ fn concurrent_writes_to_one_key_pick_the_same_winner() {
 fn a_delta_waits_for_its_parents_and_a_writer_cannot_go_back_in_time() {
     let mut a = Node::new(0);
     let mut log = Vec::new();
-    a.write(
-        vec![Op {
-            key: key(1),
-            value: Some(vec![1]),
-        }],
-        &mut log,
-    );
-    a.write(
-        vec![Op {
-            key: key(2),
-            value: Some(vec![2]),
-        }],
-        &mut log,
-    );
+    a.set(1, 1, &mut log);
+    a.set(2, 2, &mut log);
     let b = temp_db();
     assert_eq!(b.apply(log[1].0, &log[1].1).unwrap(), Applied::NotReady);
     assert_eq!(b.apply(log[0].0, &log[0].1).unwrap(), Applied::Changed(1));
@@ -250,30 +257,12 @@ fn a_delta_waits_for_its_parents_and_a_writer_cannot_go_back_in_time() {
 fn a_snapshot_merge_gives_the_same_state_and_drops_what_it_superseded() {
     let mut a = Node::new(0);
     let mut log = Vec::new();
-    a.write(
-        vec![Op {
-            key: key(1),
-            value: Some(vec![1]),
-        }],
-        &mut log,
-    );
-    a.write(
-        vec![Op {
-            key: key(2),
-            value: Some(vec![2]),
-        }],
-        &mut log,
-    );
+    a.set(1, 1, &mut log);
+    a.set(2, 2, &mut log);
     // A follower that saw the first delta only.
     let follower = temp_db();
     sync(&follower, &log[..1]);
-    a.write(
-        vec![Op {
-            key: key(1),
-            value: None,
-        }],
-        &mut log,
-    );
+    a.remove_key(1, &mut log);
     // Compaction on `a` drops the tombstone; the snapshot holds key 2 only.
     assert_eq!(a.db.collect_tombstones(u64::MAX).unwrap(), 1);
     let covered = covered(&a.db);
@@ -288,13 +277,7 @@ fn a_snapshot_merge_gives_the_same_state_and_drops_what_it_superseded() {
     );
     assert_eq!(follower.heads().unwrap(), a.db.heads().unwrap());
     // The follower goes on from there: a new delta of `a` applies.
-    a.write(
-        vec![Op {
-            key: key(3),
-            value: Some(vec![3]),
-        }],
-        &mut log,
-    );
+    a.set(3, 3, &mut log);
     sync(&follower, &log);
     assert_eq!(live(&follower), live(&a.db));
 }
@@ -303,24 +286,12 @@ fn a_snapshot_merge_gives_the_same_state_and_drops_what_it_superseded() {
 fn an_older_snapshot_does_not_bring_back_a_removal_whose_tombstone_was_dropped() {
     let mut a = Node::new(0);
     let mut log = Vec::new();
-    a.write(
-        vec![Op {
-            key: key(1),
-            value: Some(vec![1]),
-        }],
-        &mut log,
-    );
+    a.set(1, 1, &mut log);
     // A snapshot of `a` while key 1 is set.
     let covered = covered(&a.db);
     let old_entries: Vec<_> = a.db.entries().map(|e| e.unwrap()).collect();
     let old_heads = a.db.heads().unwrap();
-    a.write(
-        vec![Op {
-            key: key(1),
-            value: None,
-        }],
-        &mut log,
-    );
+    a.remove_key(1, &mut log);
     let follower = temp_db();
     sync(&follower, &log);
     assert_eq!(follower.collect_tombstones(u64::MAX).unwrap(), 1);
