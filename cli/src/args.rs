@@ -210,6 +210,18 @@ pub(crate) enum ClusterCommand {
         #[arg(long)]
         snapshot: bool,
     },
+    /// Every finished task's outcome, from the replicated state (any node can list them,
+    /// with or without the master that ran them).
+    Results {
+        /// Only tasks of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// One JSON object a line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Which master schedules (the others stand by), and what this node is.
+    Master,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,9 @@ use std::io::Write;
 use anyhow::Result;
 use ipfsbench_core::state::Status;
 use ipfsbench_roles::api::wire as tasks;
+use ipfsbench_roles::master::replicated::ResultEntry;
 use ipfsbench_roles::pinset::{Pin, PinStatus};
+use ipfsbench_roles::service::MasterView;
 
 use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand};
 use crate::client::Api;
@@ -48,6 +50,17 @@ pub(crate) fn run(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result
                 writeln!(out, "no alerts")?;
             }
         }
+        ClusterCommand::Results { kind, json } => results(api, kind, json, out)?,
+        ClusterCommand::Master => {
+            let v: MasterView = api.json("cluster/master", &[])?;
+            match (&v.active, v.epoch) {
+                (Some(peer), Some(epoch)) => {
+                    writeln!(out, "active master: {peer} (epoch {epoch})")?
+                }
+                _ => writeln!(out, "active master: none heard")?,
+            }
+            writeln!(out, "this node: {}", v.this_node)?;
+        }
         ClusterCommand::State { snapshot } => {
             if snapshot {
                 let v: tasks::Snapshot = api.json("cluster/state/snapshot", &[])?;
@@ -78,9 +91,55 @@ fn peers(api: &Api, out: &mut dyn Write) -> Result<()> {
             p.running,
             p.capacity.max_concurrent,
             p.last_heartbeat_ms_ago,
-            if p.this_node { " (this node)" } else { "" }
+            match (p.this_node, p.leads.is_some()) {
+                (true, true) => " (this node, active master)",
+                (true, false) => " (this node)",
+                (false, true) => " (active master)",
+                (false, false) => "",
+            }
         )?;
     }
+    Ok(())
+}
+
+fn results(api: &Api, kind: Option<String>, json: bool, out: &mut dyn Write) -> Result<()> {
+    let query: Vec<(&str, String)> = kind.into_iter().map(|k| ("kind", k)).collect();
+    let entries: Vec<ResultEntry> = api
+        .lines("cluster/results", &query)?
+        .collect::<Result<_>>()?;
+    if json {
+        for e in &entries {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<32} {:<12} {:<9} {:<12} {:<46} FIGURES",
+        "TASK", "KIND", "STATE", "WORKER", "RESULT"
+    )?;
+    for e in &entries {
+        let worker = e.worker.map(|w| w.to_string()).unwrap_or_default();
+        let tail = worker.len().saturating_sub(10);
+        let figures: Vec<String> = e.figures.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            out,
+            "{:<32} {:<12} {:<9} {:<12} {:<46} {}",
+            e.id.to_string(),
+            e.kind.to_string(),
+            e.state.to_string(),
+            format!("…{}", &worker[tail..]),
+            e.result
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if figures.is_empty() {
+                e.error.clone().unwrap_or_default()
+            } else {
+                figures.join(" ")
+            }
+        )?;
+    }
+    writeln!(out, "{} results", entries.len())?;
     Ok(())
 }
 

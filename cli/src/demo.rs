@@ -2,7 +2,8 @@
 //!
 //! A master, two workers (trusting the master) and a leecher start with throwaway repos. The
 //! master adds an input file; every benchmark kind runs on every worker in turn; the leecher
-//! fetches every result record by its CID; a table of the results is printed, and every node
+//! fetches every result record by its CID; a table of the results is printed, then the
+//! cluster's results as the leecher's copy of the replicated state lists them, and every node
 //! is stopped.
 
 use std::io::{Read, Write};
@@ -221,7 +222,9 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         NodeProcess::start(&exe, &dir, "worker-1", "worker", &worker_flags)?,
         NodeProcess::start(&exe, &dir, "worker-2", "worker", &worker_flags)?,
     ];
-    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &worker_flags[..2])?;
+    // The leecher trusts the master too: for the outcomes it publishes and the results it
+    // writes to the replicated state.
+    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &worker_flags)?;
     let worker_ids: Vec<String> = workers
         .iter()
         .map(|w| w.identity().map(|(id, _)| id))
@@ -237,6 +240,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
     let results = run_tasks(&master, &worker_ids, &input, args.size, &mut err)?;
     let mut out = std::io::stdout().lock();
     print_results(&leecher, &results, &mut out)?;
+    print_replicated(&leecher, &results, &mut out)?;
     let peers: tasks::ClusterPeers = master.api.json("cluster/peers", &[])?;
     let hardware = peers
         .peers
@@ -335,6 +339,59 @@ fn run_tasks(
         }
     }
     Ok(results)
+}
+
+/// Waits until the leecher's copy of the replicated state lists every task's outcome, then
+/// prints them as `cluster results` does.
+fn print_replicated(
+    leecher: &NodeProcess,
+    results: &[(&'static str, String, String, String)],
+    out: &mut impl Write,
+) -> Result<()> {
+    use ipfsbench_roles::master::replicated::ResultEntry;
+    let deadline = Instant::now() + START_TIMEOUT;
+    let entries = loop {
+        let entries: Vec<ResultEntry> = leecher
+            .api
+            .lines("cluster/results", &[])?
+            .collect::<Result<_>>()?;
+        let listed = |task: &String| entries.iter().any(|e| &e.id.to_string() == task);
+        if results.iter().all(|(_, _, task, _)| listed(task)) {
+            break entries;
+        }
+        if Instant::now() > deadline {
+            bail!("the leecher's replicated state did not list every result in time");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    writeln!(
+        out,
+        "\nreplicated results, as the leecher's copy of the cluster state lists them:"
+    )?;
+    writeln!(
+        out,
+        "{:<34} {:<11} {:<10} {:<10} KEY FIGURES",
+        "TASK", "KIND", "STATE", "WORKER"
+    )?;
+    for e in &entries {
+        let worker = e.worker.map(|w| w.to_string()).unwrap_or_default();
+        let figures: Vec<String> = e
+            .figures
+            .iter()
+            .filter(|(k, _)| k.ends_with("MBps") || k.as_str() == "DurationMs")
+            .map(|(k, v)| format!("{k}={v:.1}"))
+            .collect();
+        writeln!(
+            out,
+            "{:<34} {:<11} {:<10} {:<10} {}",
+            e.id.to_string(),
+            e.kind.to_string(),
+            e.state.to_string(),
+            short(&worker),
+            figures.join(" ")
+        )?;
+    }
+    Ok(())
 }
 
 /// Has the leecher fetch every result record, checks it, and prints the table.

@@ -70,7 +70,7 @@ fn wait_for_cluster(master: &Node, nodes: &[&Node]) {
 }
 
 /// The default cluster's task topic.
-const TASK_TOPIC: &str = "/ipfsbench/default/tasks/1";
+const TASK_TOPIC: &str = "/ipfsbench/default/tasks/2";
 
 /// Waits until `node` sees `master` subscribed to the task topic, so that what it publishes
 /// there reaches the master.
@@ -461,10 +461,15 @@ fn bad_submissions_are_refused_with_clear_errors() {
     let b = submit(&m, &["--kind", "noop", "--key", "once"]);
     assert_eq!(a, b);
     assert_eq!(list(&m).len(), 1);
-    // Workers keep no task records.
-    let out = w.cli(&["task", "ls"]);
+    // A worker reads the task records the master replicates, and cannot change them.
+    wait_until(30, "the worker lists the replicated record", || {
+        String::from_utf8(w.ok(&["task", "ls"]))
+            .unwrap()
+            .contains(&a)
+    });
+    let out = w.cli(&["task", "cancel", &a]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("kept by masters"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the master that schedules"));
 }
 
 #[test]

@@ -126,6 +126,10 @@ pub struct TasksConfig {
     /// How long a worker's attempt stays leased without a heartbeat naming it; then the master
     /// gives the task to another worker. Milliseconds; default 10000.
     pub lease_ms: u64,
+    /// How long the master that schedules may stay silent before a standby master (another
+    /// `--role master` of the cluster, listed in `trusted_masters`) takes over. Milliseconds;
+    /// default 10000.
+    pub leader_lease_ms: u64,
     /// Attempts before a task fails, unless the task says otherwise. Default 3.
     pub max_attempts: u8,
     /// The wait before the first retry, doubled for each further one. Milliseconds; default
@@ -154,6 +158,7 @@ impl Default for TasksConfig {
             max_concurrent_tasks: 0,
             heartbeat_ms: 1000,
             lease_ms: 10_000,
+            leader_lease_ms: 10_000,
             max_attempts: 3,
             backoff_base_ms: 500,
             backoff_max_ms: 30_000,

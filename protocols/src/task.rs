@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use crate::Role;
 
 /// The encoding version, the first byte of every message.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The largest encoded message. Bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// The most input CIDs a task may name.
@@ -42,6 +42,8 @@ pub const MAX_RUNNING: usize = 1024;
 pub const MAX_PROGRAMS: usize = 64;
 /// The most tags a node may announce.
 pub const MAX_TAGS: usize = 16;
+/// The most key figures a report carries.
+pub const MAX_FIGURES: usize = 16;
 /// The prefix of every cluster topic.
 pub const TOPIC_PREFIX: &str = "/ipfsbench/";
 
@@ -60,7 +62,7 @@ impl Topic {
     /// Every topic.
     pub const ALL: [Topic; 3] = [Topic::Tasks, Topic::Reports, Topic::Heartbeats];
 
-    /// The topic's name in cluster `cluster`: `/ipfsbench/<cluster>/<topic>/1`.
+    /// The topic's name in cluster `cluster`: `/ipfsbench/<cluster>/<topic>/<VERSION>`.
     pub fn name(self, cluster: &str) -> String {
         let topic = match self {
             Topic::Tasks => "tasks",
@@ -367,7 +369,7 @@ pub struct Claim {
 }
 
 /// What a node can take on, as its heartbeat reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Capacity {
     /// CPU cores.
     pub cores: u16,
@@ -400,6 +402,10 @@ pub struct Heartbeat {
     pub capacity: Capacity,
     /// The attempts it runs: their leases are renewed.
     pub running: Vec<(TaskId, u32)>,
+    /// Set by the master that schedules: the epoch of its leadership. A standby master takes
+    /// over when no leader has been heard for its lease; of two leaders, the higher epoch
+    /// (then the higher PeerId) keeps scheduling.
+    pub leads: Option<u64>,
 }
 
 /// How far an attempt has got.
@@ -416,12 +422,15 @@ pub struct Progress {
 }
 
 /// How an attempt ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outcome {
     /// It succeeded; the result record is this CID.
     Done {
         /// The result record (a JSON file in the worker's store).
         record: WireCid,
+        /// Its key figures (at most [`MAX_FIGURES`]), by name: what the cluster's replicated
+        /// results keep of the record.
+        figures: Vec<(String, f64)>,
     },
     /// It failed.
     Failed {
@@ -431,7 +440,7 @@ pub enum Outcome {
 }
 
 /// The end of an attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
     /// The task.
     pub task: TaskId,
@@ -446,7 +455,7 @@ pub struct Report {
 /// A [`Report`] sent again, because no outcome from the master has acknowledged it (the master
 /// may have been down when it was first sent). `round` counts the repetitions, so that each
 /// is a new gossipsub message rather than a duplicate of the last.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Repeat {
     /// The report.
     pub report: Report,
@@ -464,7 +473,7 @@ pub struct Cancel {
 }
 
 /// Every task message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     /// Submitter to masters.
     Submit(Submit),
@@ -550,7 +559,15 @@ impl Message {
                 limit(m.note.len() <= MAX_TEXT, "note too long")
             }
             Message::Report(m) | Message::Repeat(Repeat { report: m, .. }) => match &m.outcome {
-                Outcome::Done { .. } => Ok(()),
+                Outcome::Done { figures, .. } => {
+                    limit(figures.len() <= MAX_FIGURES, "too many figures")?;
+                    limit(
+                        figures
+                            .iter()
+                            .all(|(n, v)| !n.is_empty() && n.len() <= 64 && v.is_finite()),
+                        "figure name empty or too long, or value not finite",
+                    )
+                }
                 Outcome::Failed { error } => limit(error.len() <= MAX_TEXT, "error too long"),
             },
             Message::Cancel(_) => Ok(()),
@@ -646,6 +663,7 @@ mod tests {
                     tags: vec!["zone:a".into()],
                 },
                 running: vec![(task, 2)],
+                leads: Some(3),
             }),
             Message::Progress(Progress {
                 task,
@@ -659,6 +677,7 @@ mod tests {
                 started_unix_ms: 1,
                 outcome: Outcome::Done {
                     record: WireCid(cid()),
+                    figures: vec![("MBps".into(), 812.5)],
                 },
             }),
             Message::Report(Report {
@@ -677,6 +696,7 @@ mod tests {
                     started_unix_ms: 1,
                     outcome: Outcome::Done {
                         record: WireCid(cid()),
+                        figures: Vec::new(),
                     },
                 },
                 round: 3,
@@ -776,7 +796,7 @@ mod tests {
             assert_eq!(kind.name().parse::<Kind>().unwrap(), kind);
         }
         assert!("bench.gpu".parse::<Kind>().is_err());
-        assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/1");
+        assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/2");
         assert_eq!(
             Topic::parse("/ipfsbench/lab/reports/1", "lab"),
             Some(Topic::Reports)

@@ -19,6 +19,8 @@ pub(crate) struct Peer {
     pub(crate) capacity: Capacity,
     pub(crate) running: usize,
     pub(crate) last_seen_ms: u64,
+    /// The epoch of its leadership, when it is the master that schedules.
+    pub(crate) leads: Option<u64>,
 }
 
 /// The peers of the cluster, from their heartbeats.
@@ -54,6 +56,7 @@ impl Peers {
                 capacity: hb.capacity.clone(),
                 running: hb.running.len(),
                 last_seen_ms: now_ms,
+                leads: hb.leads,
             },
         );
         true
@@ -103,6 +106,7 @@ mod tests {
                 tags: Vec::new(),
             },
             running: Vec::new(),
+            leads: None,
         }
     }
 

@@ -122,13 +122,19 @@ impl Daemon {
         let (core, started) = core::Daemon::start_with(repo, options, |repo, client| {
             let replica =
                 ipfsbench_core::state::Replica::start(Arc::clone(repo), client.clone(), state);
-            let service = Service::start(Arc::clone(repo), client.clone(), settings, master);
+            let handle = replica.as_ref().ok().map(|r| r.handle());
+            let service =
+                Service::start(Arc::clone(repo), client.clone(), settings, master, handle);
             let Ok(replica) = replica else {
                 return (axum::Router::new(), (service, replica, None));
             };
             let pinset = Pinset::new(replica.handle(), service.handle(), cluster);
             let routes = crate::api::router(service.handle(), client.clone())
-                .merge(crate::api::pins::router(pinset.clone(), service.handle()));
+                .merge(crate::api::pins::router(pinset.clone(), service.handle()))
+                .merge(crate::api::results::router(
+                    replica.handle(),
+                    service.handle(),
+                ));
             (routes, (service, Ok(replica), Some(pinset)))
         })
         .await?;

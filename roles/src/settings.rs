@@ -130,6 +130,7 @@ impl Settings {
         for (field, value) in [
             ("heartbeat_ms", config.heartbeat_ms),
             ("lease_ms", config.lease_ms),
+            ("leader_lease_ms", config.leader_lease_ms),
             ("timeout_secs", u64::from(config.timeout_secs)),
         ] {
             if value == 0 {
@@ -161,6 +162,7 @@ impl Settings {
             heartbeat: Duration::from_millis(config.heartbeat_ms),
             master: master::Config {
                 lease_ms: config.lease_ms,
+                leadership_lease_ms: config.leader_lease_ms,
                 max_attempts: config.max_attempts.max(1),
                 backoff_base_ms: config.backoff_base_ms,
                 backoff_max_ms: config.backoff_max_ms.max(config.backoff_base_ms),

@@ -64,7 +64,7 @@ impl Submitter {
 /// A trusted master's word that a task is over.
 pub(crate) fn finished_by(report: &Report) -> Finished {
     match &report.outcome {
-        Outcome::Done { record } => Finished {
+        Outcome::Done { record, .. } => Finished {
             id: report.task,
             state: State::Succeeded,
             result: Some(record.0),
@@ -102,6 +102,7 @@ mod tests {
             started_unix_ms: 0,
             outcome: Outcome::Done {
                 record: WireCid(cid::Cid::default()),
+                figures: Vec::new(),
             },
         };
         s.wake(&finished_by(&report));

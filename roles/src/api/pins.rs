@@ -166,7 +166,7 @@ fn json_line<T: serde::Serialize>(v: &T) -> Result<Response, ApiError> {
 
 /// Streams the JSON lines `produce` sends (each without its newline) from a blocking
 /// thread, in chunks; `send` answers false once the client has gone.
-fn stream<F>(produce: F) -> Result<Response, ApiError>
+pub(super) fn stream<F>(produce: F) -> Result<Response, ApiError>
 where
     F: FnOnce(&mut dyn FnMut(&[u8]) -> bool) + Send + 'static,
 {
@@ -193,7 +193,7 @@ where
 }
 
 /// `v` as one JSON line (without the newline).
-fn line<T: serde::Serialize>(v: &T) -> Vec<u8> {
+pub(super) fn line<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v)
         .unwrap_or_else(|e| format!("{{\"Error\":{:?}}}", e.to_string()).into_bytes())
 }

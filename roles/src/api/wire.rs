@@ -58,7 +58,7 @@ impl From<&crate::service::Finished> for Outcome {
 }
 
 /// A page of `task/ls`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskPage {
     /// The records, in submission order.

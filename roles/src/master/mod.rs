@@ -22,7 +22,9 @@ use ipfsbench_protocols::Role;
 use crate::cluster::Peers;
 
 pub(crate) mod gossip;
+pub mod lead;
 mod record;
+pub mod replicated;
 
 pub use record::{Config, Error, State, TaskRecord};
 
@@ -64,6 +66,11 @@ pub struct Master {
     queue: BTreeSet<(u64, TaskId)>,
     next_seq: u64,
     finished: Vec<TaskRecord>,
+    /// Records changed since the replicated state last took them.
+    changed: HashMap<TaskId, TaskRecord>,
+    /// Tasks taken over from another master that are not over and have not been assigned
+    /// here since: what workers say they run (or finished) of them is believed.
+    adoptable: HashSet<TaskId>,
 }
 
 impl Master {
@@ -85,6 +92,8 @@ impl Master {
             queue: BTreeSet::new(),
             next_seq: 0,
             finished: Vec::new(),
+            changed: HashMap::new(),
+            adoptable: HashSet::new(),
         };
         for entry in master.tasks.iter() {
             let (_, value) = entry?;
@@ -109,11 +118,22 @@ impl Master {
         Ok(master)
     }
 
-    fn save(&self, record: &TaskRecord) -> Result<(), master::Error> {
+    fn save(&mut self, record: &TaskRecord) -> Result<(), master::Error> {
         let id = record.id;
         let bytes = serde_json::to_vec(record)?;
         self.tasks.insert(id.0, bytes)?;
+        self.changed.insert(id, record.clone());
         Ok(())
+    }
+
+    /// Whether records changed since the replicated state last took them.
+    pub fn has_changes(&self) -> bool {
+        !self.changed.is_empty()
+    }
+
+    /// Takes the records changed since the last call, for the replicated state.
+    pub fn take_changed(&mut self) -> Vec<TaskRecord> {
+        self.changed.drain().map(|(_, r)| r).collect()
     }
 
     /// Makes every change so far durable.
@@ -147,13 +167,26 @@ impl Master {
                 "the master already holds {MAX_ACTIVE_TASKS} unfinished tasks"
             )));
         }
+        let mut record = self.draft(submitter, key, spec, now_ms);
+        record.seq = self.next_seq;
+        self.next_seq += 1;
+        self.save(&record)?;
+        self.by_seq.insert(record.seq.to_be_bytes(), &id.0)?;
+        self.queue.insert((record.seq, id));
+        self.active.insert(id, record.clone());
+        Ok((record, true))
+    }
+
+    /// The queued record of a new submission (numbered 0: the table numbers it when it
+    /// takes it). The spec is checked by the caller.
+    pub fn draft(&self, submitter: PeerId, key: &str, spec: Spec, now_ms: u64) -> TaskRecord {
         let max_attempts = if spec.max_attempts == 0 {
             self.config.max_attempts
         } else {
             spec.max_attempts
         };
-        let record = TaskRecord {
-            id,
+        TaskRecord {
+            id: TaskId::derive(&submitter, key),
             key: key.to_string(),
             submitter,
             kind: spec.kind,
@@ -171,18 +204,13 @@ impl Master {
             last_error: None,
             result: None,
             progress_permille: 0,
-            seq: self.next_seq,
+            seq: 0,
             submitted_ms: now_ms,
             assigned_ms: None,
             started_ms: None,
             finished_ms: None,
-        };
-        self.next_seq += 1;
-        self.save(&record)?;
-        self.by_seq.insert(record.seq.to_be_bytes(), &id.0)?;
-        self.queue.insert((record.seq, id));
-        self.active.insert(id, record.clone());
-        Ok((record, true))
+            figures: Default::default(),
+        }
     }
 
     /// A task's record, from memory or the database.
@@ -194,6 +222,14 @@ impl Master {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// Every record in the table, in no particular order.
+    pub fn records(&self) -> impl Iterator<Item = Result<TaskRecord, master::Error>> + '_ {
+        self.tasks.iter().map(|entry| {
+            let (_, value) = entry?;
+            Ok(serde_json::from_slice(&value)?)
+        })
     }
 
     /// One page of records in submission order: up to `limit` (at most [`MAX_LIST_PAGE`])
@@ -283,6 +319,7 @@ impl Master {
     ) -> Result<Vec<Message>, master::Error> {
         let mut stop = Vec::new();
         for (task, attempt) in &hb.running {
+            self.adopt(*task, *attempt, from, now_ms);
             if let Some(record) = self.active.get_mut(task) {
                 if record.attempt == *attempt && record.worker == Some(from) {
                     record.lease_until_ms = now_ms + self.config.lease_ms;
@@ -363,12 +400,17 @@ impl Master {
         report: &Report,
         now_ms: u64,
     ) -> Result<bool, master::Error> {
+        self.adopt(report.task, report.attempt, from, now_ms);
         if self.current(&report.task, report.attempt, &from).is_none() {
             return Ok(false);
         }
         match &report.outcome {
-            Outcome::Done { record: cid } => {
+            Outcome::Done {
+                record: cid,
+                figures,
+            } => {
                 if let Some(record) = self.active.get_mut(&report.task) {
+                    record.figures = figures.iter().cloned().collect();
                     // The claim may have been lost or overtaken; the report says it too.
                     record.started_ms.get_or_insert(report.started_unix_ms);
                     record.state = State::Succeeded;
@@ -426,10 +468,10 @@ impl Master {
 
     /// Saves a changed active record; a finished one leaves memory.
     fn settle(&mut self, id: &TaskId) -> Result<(), master::Error> {
-        let Some(record) = self.active.get(id) else {
+        let Some(record) = self.active.get(id).cloned() else {
             return Ok(());
         };
-        self.save(record)?;
+        self.save(&record)?;
         if record.state.is_terminal() {
             if let Some(record) = self.active.remove(id) {
                 self.finished.push(record);
@@ -513,6 +555,7 @@ impl Master {
     /// Gives the queued task `id` to `worker`: the assignment to publish.
     fn assign(&mut self, id: TaskId, worker: PeerId, spec: Spec, now_ms: u64) -> Option<Assign> {
         let lease_ms = self.config.lease_ms;
+        self.adoptable.remove(&id);
         let record = self.active.get_mut(&id)?;
         record.attempt += 1;
         record.state = State::Assigned;
@@ -604,6 +647,7 @@ mod tests {
     pub(super) fn config() -> master::Config {
         master::Config {
             lease_ms: 1000,
+            leadership_lease_ms: 10_000,
             max_attempts: 3,
             backoff_base_ms: 100,
             backoff_max_ms: 250,
@@ -631,6 +675,7 @@ mod tests {
                     tags: Vec::new(),
                 },
                 running: Vec::new(),
+                leads: None,
             },
             now,
         );
@@ -688,6 +733,7 @@ mod tests {
                         .parse()
                         .unwrap(),
                 ),
+                figures: Vec::new(),
             },
         };
         assert!(!m.on_report(PeerId::random(), &done, 30).unwrap());
@@ -839,6 +885,7 @@ mod tests {
             seq: 900,
             capacity: peers.get(&w).unwrap().capacity.clone(),
             running: vec![(id, 1)],
+            leads: None,
         };
         assert!(m.on_heartbeat(w, &hb, 900).unwrap().is_empty());
         worker(&mut peers, w, 1, 1500);

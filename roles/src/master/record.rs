@@ -72,7 +72,7 @@ impl std::str::FromStr for State {
 
 /// Everything the master knows of a task: what `task status` shows and what survives a
 /// restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TaskRecord {
     /// The task id.
@@ -128,9 +128,24 @@ pub struct TaskRecord {
     pub started_ms: Option<u64>,
     /// When it ended. Unix ms.
     pub finished_ms: Option<u64>,
+    /// The key figures the worker reported with its result, by name.
+    #[serde(default)]
+    pub figures: std::collections::BTreeMap<String, f64>,
 }
 
 impl TaskRecord {
+    /// How far the task got, for choosing between two copies of its record: the attempt,
+    /// then the state (queued, assigned, running, over).
+    pub(crate) fn progress(&self) -> (u32, u8) {
+        let state = match self.state {
+            State::Queued => 0,
+            State::Assigned => 1,
+            State::Running => 2,
+            _ => 3,
+        };
+        (self.attempt, state)
+    }
+
     /// The spec an assignment carries, rebuilt from the record.
     pub(crate) fn spec(&self) -> Spec {
         let mut spec = Spec::new(self.kind);
@@ -168,6 +183,8 @@ pub enum Error {
 pub struct Config {
     /// How long an attempt stays leased without a heartbeat naming it. Milliseconds.
     pub lease_ms: u64,
+    /// How long the leading master may be silent before a standby takes over. Milliseconds.
+    pub leadership_lease_ms: u64,
     /// Failed attempts before a task fails, unless it says otherwise.
     pub max_attempts: u8,
     /// The wait before the first retry, doubled per further retry. Milliseconds.

@@ -3,6 +3,8 @@
 //! ([`crate::master`]), the worker's attempts ([`crate::worker`]), the submitter's waiters
 //! ([`crate::submitter`]) and the cluster's peer table ([`crate::cluster`]).
 
+mod standby;
+
 use crate::service;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,15 +12,18 @@ use std::time::Duration;
 
 use ipfsbench_core::network::{Client, PeerId, PubsubMessage};
 use ipfsbench_core::repo::Repo;
+use ipfsbench_core::state::Handle as StateHandle;
 use ipfsbench_protocols::task::{
     self, Capacity, Heartbeat, Message, Outcome, Report, Spec, Submit, TaskId, Topic,
 };
 use ipfsbench_protocols::Role;
 use tokio::sync::{mpsc, oneshot};
 
+use super::replicate::Replicator;
 use super::{CapacityView, Command, Finished, PeerView, Reply, Stats, Submitted};
 use crate::cluster::{Counters, Peers};
 use crate::master::gossip::Effects;
+use crate::master::lead::Leadership;
 use crate::master::{Master, State, TaskRecord};
 use crate::settings::Settings;
 use crate::submitter::{self, Submitter};
@@ -70,6 +75,17 @@ pub(super) struct Actor {
     /// The master's table changed this turn and must be flushed.
     dirty: bool,
     seq: u64,
+    /// The replicated cluster state, and its change counter as this loop last saw it.
+    state: Option<StateHandle>,
+    state_seen: Option<tokio::sync::watch::Receiver<u64>>,
+    replicator: Option<Replicator>,
+    /// Which master schedules (masters).
+    lead: Option<Leadership>,
+    /// The leader last heard, its epoch first (workers).
+    leader_seen: Option<(u64, PeerId)>,
+    /// A master that just took over assigns nothing before this: workers tell it first what
+    /// they run. Unix ms.
+    hold_until_ms: u64,
 }
 
 /// The receiving ends of the loop's internal channels, made with it. (Gossip it subscribes
@@ -85,6 +101,7 @@ impl Actor {
         client: Client,
         settings: Settings,
         master: Option<Master>,
+        state: Option<StateHandle>,
     ) -> (Self, Inputs) {
         let me = repo.peer_id();
         let runner = Arc::new(Runner {
@@ -115,6 +132,12 @@ impl Actor {
             acks: Vec::new(),
             dirty: false,
             seq: 0,
+            state_seen: state.as_ref().map(StateHandle::changes),
+            replicator: state.clone().map(Replicator::start),
+            state,
+            lead: None,
+            leader_seen: None,
+            hold_until_ms: 0,
         };
         (actor, Inputs { done, out })
     }
@@ -127,6 +150,7 @@ impl Actor {
         mut stopped: oneshot::Receiver<()>,
     ) {
         let Inputs { mut done, mut out } = inputs;
+        self.start_leadership(now_ms());
         let mut gossip = match self.subscribe().await {
             Ok(rx) => rx,
             Err(e) => {
@@ -242,6 +266,7 @@ impl Actor {
                 tags: self.settings.state.tags.clone(),
             },
             running: self.attempts.running().take(task::MAX_RUNNING).collect(),
+            leads: self.lead.as_ref().and_then(Leadership::epoch),
         };
         self.seq += 1;
         // This node is in its own table, so `cluster peers` shows it too.
@@ -254,11 +279,13 @@ impl Actor {
         else {
             return;
         };
-        let acted = match (message, &mut self.master) {
-            (Message::Heartbeat(hb), _) => {
-                self.on_heartbeat(from, &hb, now);
-                true
-            }
+        if let Message::Heartbeat(hb) = &message {
+            self.on_heartbeat(from, hb, now);
+            return;
+        }
+        let leading = self.leading();
+        let standby = self.master.is_some() && !leading;
+        let acted = match (message, self.master.as_mut().filter(|_| leading)) {
             (message, Some(master)) => {
                 let mut fx = Effects {
                     outbox: &mut self.outbox,
@@ -267,6 +294,7 @@ impl Actor {
                 };
                 master.on_gossip(&self.settings, from, message, now, &mut fx)
             }
+            (Message::Submit(submit), None) if standby => self.on_submit_standby(from, submit, now),
             (message, None) => self.on_gossip_not_master(from, message, now),
         };
         if !acted {
@@ -287,7 +315,8 @@ impl Actor {
             return;
         }
         if self.peers.heard(from, hb, now) {
-            if let Some(master) = &mut self.master {
+            self.heard_leader(from, hb, now);
+            if let Some(master) = self.table() {
                 // Lease renewals live in memory only: nothing to flush.
                 match master.on_heartbeat(from, hb, now) {
                     Ok(stop) => self.outbox.extend(stop),
@@ -347,8 +376,9 @@ impl Actor {
         let out = self.out_tx.clone();
         let handle = tokio::spawn(async move {
             let outcome = match runner.run(a, out).await {
-                Ok(cid) => Outcome::Done {
+                Ok((cid, figures)) => Outcome::Done {
                     record: task::WireCid(cid),
+                    figures,
                 },
                 Err(e) => {
                     let mut error = e.to_string();
@@ -367,9 +397,16 @@ impl Actor {
             Command::Submit { key, spec, reply } => self.submit(key, spec, reply, now),
             Command::Wait { id, reply } => self.wait(id, reply),
             Command::Status { id, reply } => {
-                let result = self
-                    .need_master()
-                    .and_then(|m| m.get(&id)?.ok_or(service::Error::NotFound(id)));
+                let result = match self.table() {
+                    Some(m) => m.get(&id).map_err(service::Error::from),
+                    None => self.read_task(&id),
+                };
+                let result = match result {
+                    Ok(None) if self.master.is_none() && self.state.is_none() => {
+                        Err(self.not_master())
+                    }
+                    other => other.and_then(|r| r.ok_or(service::Error::NotFound(id))),
+                };
                 let _ = reply.send(result);
             }
             Command::List {
@@ -378,14 +415,16 @@ impl Actor {
                 limit,
                 reply,
             } => {
-                let result = self
-                    .need_master()
-                    .and_then(|m| m.list(state, after, limit).map_err(service::Error::from));
+                let result = match self.table() {
+                    Some(m) => m.list(state, after, limit).map_err(service::Error::from),
+                    None => Ok(self.list_from_state(state, after, limit)),
+                };
                 let _ = reply.send(result);
             }
             Command::Cancel { id, reply } => {
-                let result = match &mut self.master {
-                    None => Err(self.not_master()),
+                let refusal = self.not_master();
+                let result = match self.table() {
+                    None => Err(refusal),
                     Some(master) => match master.cancel(&id, now) {
                         Ok((record, stop)) => {
                             self.outbox.extend(stop);
@@ -403,10 +442,26 @@ impl Actor {
             Command::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
             }
+            Command::Master { reply } => {
+                let _ = reply.send(Ok(self.master_view(now)));
+            }
         }
     }
 
     fn submit(&mut self, key: String, spec: Spec, reply: Reply<Submitted>, now: u64) {
+        if self.master.is_some() && spec.kind == task::Kind::Exec {
+            let program = spec.param("program").unwrap_or_default();
+            if !Master::programs(&self.peers).contains(program) {
+                let _ = reply.send(Err(service::Error::Refused(format!(
+                    "program {program:?} is not on the exec allowlist of any worker in the cluster"
+                ))));
+                return;
+            }
+        }
+        if self.master.is_some() && !self.leading() {
+            self.submit_standby(self.me, key, spec, reply, now);
+            return;
+        }
         let Some(master) = &mut self.master else {
             // Not a master: the submission goes to the masters over pubsub; the id is known
             // here because it derives from this node and the key.
@@ -427,15 +482,6 @@ impl Actor {
             }
             return;
         };
-        if spec.kind == task::Kind::Exec {
-            let program = spec.param("program").unwrap_or_default();
-            if !Master::programs(&self.peers).contains(program) {
-                let _ = reply.send(Err(service::Error::Refused(format!(
-                    "program {program:?} is not on the exec allowlist of any worker in the cluster"
-                ))));
-                return;
-            }
-        }
         let result = master
             .submit(self.me, &key, spec, now)
             .map(|(record, new)| Submitted {
@@ -449,7 +495,15 @@ impl Actor {
     }
 
     fn wait(&mut self, id: TaskId, reply: Reply<Finished>) {
-        if let Some(master) = &self.master {
+        if !self.leading() {
+            if let Ok(Some(r)) = self.read_task(&id) {
+                if r.state.is_terminal() {
+                    let _ = reply.send(Ok(Finished::from(&r)));
+                    return;
+                }
+            }
+        }
+        if let Some(master) = self.master.as_ref().filter(|_| self.leading()) {
             match master.get(&id) {
                 Ok(Some(r)) if r.state.is_terminal() => {
                     let _ = reply.send(Ok(Finished::from(&r)));
@@ -480,6 +534,7 @@ impl Actor {
                 capacity: CapacityView::from(&p.capacity),
                 running: p.running,
                 last_heartbeat_ms_ago: now.saturating_sub(p.last_seen_ms),
+                leads: p.leads,
             })
             .collect();
         list.sort_by(|a, b| (a.role as u8, &a.peer).cmp(&(b.role as u8, &b.peer)));
@@ -487,9 +542,11 @@ impl Actor {
     }
 
     fn stats(&self) -> Stats {
+        let leading = self.leading();
         let tasks: HashMap<String, usize> = self
             .master
             .as_ref()
+            .filter(|_| leading)
             .map(|m| {
                 m.counts()
                     .into_iter()
@@ -504,29 +561,39 @@ impl Actor {
             lagged: 0,
             cut_off_peers: 0,
             running: self.attempts.count(),
+            completed: self.attempts.completed(),
             tasks,
         }
     }
 
     fn not_master(&self) -> service::Error {
+        if self.master.is_some() {
+            let active = self.master_view(now_ms()).active;
+            return service::Error::WrongRole(format!(
+                "this master stands by; the master that schedules is {}",
+                active.as_deref().unwrap_or("not heard yet")
+            ));
+        }
         service::Error::WrongRole(format!(
-            "this node is a {}: task records are kept by masters; ask a master's API",
+            "this node is a {}: tasks are changed by the master that schedules; ask its API",
             self.settings.role
         ))
-    }
-
-    fn need_master(&self) -> Result<&Master, service::Error> {
-        self.master.as_ref().ok_or_else(|| self.not_master())
     }
 
     /// The master expires leases and assigns what it can; the outcome of every task that
     /// ended is published, for whoever submitted it over pubsub (it trusts only masters for
     /// that), and wakes callers waiting here.
     fn schedule(&mut self) {
-        let Some(master) = &mut self.master else {
+        let now = now_ms();
+        self.lead_tick(now);
+        let hold = now < self.hold_until_ms;
+        let Some(master) = self.master.as_mut().filter(|_| !hold) else {
             return;
         };
-        match master.tick(&self.peers, now_ms()) {
+        if self.lead.as_ref().and_then(Leadership::epoch).is_none() {
+            return;
+        }
+        match master.tick(&self.peers, now) {
             Ok(assignments) => {
                 self.dirty |= !assignments.is_empty();
                 self.outbox.extend(assignments);
@@ -544,9 +611,12 @@ impl Actor {
 
     /// Flushes the master's changes, then answers and publishes.
     async fn commit(&mut self) {
-        if std::mem::take(&mut self.dirty) {
+        let changed = self.master.as_ref().is_some_and(Master::has_changes);
+        let mut saved = true;
+        if std::mem::take(&mut self.dirty) || changed {
             if let Some(master) = &self.master {
                 if let Err(error) = master.flush().await {
+                    saved = false;
                     tracing::error!(%error, "flushing the task table");
                     let why = format!("the task table could not be saved: {error}");
                     for ack in self.acks.drain(..) {
@@ -561,6 +631,10 @@ impl Actor {
                     }
                 }
             }
+        }
+        if saved {
+            // What the table made durable goes to the cluster state.
+            self.replicate();
         }
         for ack in self.acks.drain(..) {
             match ack {
@@ -605,6 +679,11 @@ fn outcome_report(record: &TaskRecord, finished: &Finished) -> Report {
     let outcome = match finished.result {
         Some(cid) => Outcome::Done {
             record: task::WireCid(cid),
+            figures: record
+                .figures
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
         },
         None => {
             let mut error = match record.state {

@@ -10,6 +10,7 @@
 //! entry points.
 
 mod actor;
+mod replicate;
 mod views;
 
 use crate::service;
@@ -21,7 +22,7 @@ use ipfsbench_core::repo::Repo;
 use ipfsbench_protocols::task::{Spec, TaskId};
 use tokio::sync::{mpsc, oneshot};
 
-pub use views::{CapacityView, Error, Finished, PeerView, Stats, Submitted};
+pub use views::{CapacityView, Error, Finished, MasterView, PeerView, Stats, Submitted};
 
 use crate::master::{Master, State, TaskRecord};
 use crate::settings::Settings;
@@ -63,6 +64,9 @@ pub(crate) enum Command {
     },
     Stats {
         reply: Reply<Stats>,
+    },
+    Master {
+        reply: Reply<MasterView>,
     },
 }
 
@@ -134,6 +138,11 @@ impl Handle {
         self.call(|reply| Command::Peers { reply }).await
     }
 
+    /// Which master schedules, as this node knows it.
+    pub async fn master(&self) -> Result<MasterView, service::Error> {
+        self.call(|reply| Command::Master { reply }).await
+    }
+
     /// This node's counters.
     pub async fn stats(&self) -> Result<Stats, service::Error> {
         self.call(|reply| Command::Stats { reply }).await
@@ -142,16 +151,18 @@ impl Handle {
 
 impl Service {
     /// Starts the service for a node whose repo and host are running. `master` is the opened
-    /// task table, required for (and only for) masters.
+    /// task table, required for (and only for) masters; `state` the replicated cluster state,
+    /// where the table is replicated and read by every node.
     pub fn start(
         repo: Arc<Repo>,
         client: Client,
         settings: Settings,
         master: Option<Master>,
+        state: Option<ipfsbench_core::state::Handle>,
     ) -> Self {
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stopped) = oneshot::channel();
-        let (actor, inputs) = actor::Actor::new(repo, client, settings, master);
+        let (actor, inputs) = actor::Actor::new(repo, client, settings, master, state);
         let task = tokio::spawn(actor.run(inputs, rx, stopped));
         Self {
             commands,

@@ -62,6 +62,21 @@ pub struct PeerView {
     pub running: usize,
     /// Milliseconds since its last heartbeat.
     pub last_heartbeat_ms_ago: u64,
+    /// The epoch of its leadership, when it is the master that schedules.
+    #[serde(default)]
+    pub leads: Option<u64>,
+}
+
+/// Which master schedules, as a node knows it: what `cluster master` shows.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MasterView {
+    /// The master that leads, if one is heard.
+    pub active: Option<String>,
+    /// The epoch of its leadership.
+    pub epoch: Option<u64>,
+    /// This node: `leading` or `standby` for masters, else its role.
+    pub this_node: String,
 }
 
 /// A capacity, for JSON.
@@ -119,6 +134,9 @@ pub struct Stats {
     pub cut_off_peers: u64,
     /// Attempts running here.
     pub running: usize,
+    /// Attempts run to success here since the node started (workers).
+    #[serde(default)]
+    pub completed: u64,
     /// Unfinished tasks by state (masters).
     pub tasks: HashMap<String, usize>,
 }

@@ -7,7 +7,7 @@
 mod assignments;
 mod runner;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use ipfsbench_protocols::task::{Assign, Claim, Message, Outcome, Repeat, Report, TaskId};
@@ -21,6 +21,10 @@ pub(crate) const MAX_UNACKED: usize = 4096;
 pub(crate) const MAX_REPEATS: u32 = 30;
 /// The shortest wait before a report is repeated. Milliseconds.
 pub(crate) const MIN_REPEAT_MS: u64 = 2000;
+/// Acknowledged reports kept to send again to a master that takes over, at most.
+pub(crate) const MAX_RECENT: usize = 1024;
+/// How long an acknowledged report is kept for that. Milliseconds.
+pub(crate) const RECENT_MS: u64 = 60_000;
 
 /// An attempt running here.
 #[derive(Debug)]
@@ -71,6 +75,11 @@ pub(crate) struct Attempts {
     /// attempt). They are repeated, so that a report sent while the master was down still
     /// arrives once it is back.
     unacked: HashMap<TaskId, Unacked>,
+    /// Reports a master acknowledged lately, with when: a master that takes over may not have
+    /// heard of them through the cluster state yet.
+    recent: VecDeque<(u64, Report)>,
+    /// Attempts that succeeded here.
+    completed: u64,
 }
 
 impl Attempts {
@@ -83,6 +92,8 @@ impl Attempts {
             running: HashMap::new(),
             taken: assignments::Taken::default(),
             unacked: HashMap::new(),
+            recent: VecDeque::new(),
+            completed: 0,
         }
     }
 
@@ -143,6 +154,9 @@ impl Attempts {
         now_ms: u64,
     ) -> Option<Report> {
         let r = self.running.get(&task).filter(|r| r.attempt == attempt)?;
+        if matches!(outcome, Outcome::Done { .. }) {
+            self.completed += 1;
+        }
         let report = Report {
             task,
             attempt,
@@ -187,10 +201,43 @@ impl Attempts {
             .get(task)
             .is_some_and(|u| u.report.attempt == attempt)
         {
-            self.unacked.remove(task);
+            if let Some(u) = self.unacked.remove(task) {
+                if self.recent.len() == MAX_RECENT {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back((u.sent_ms, u.report));
+            }
             return true;
         }
         false
+    }
+
+    /// A new master leads: every report of the last [`RECENT_MS`], acknowledged or not, is
+    /// sent again, so that the new master learns of attempts the old one took but the cluster
+    /// state had not heard of.
+    pub(crate) fn resend(&mut self, now_ms: u64) -> Vec<Message> {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now_ms.saturating_sub(*at) > RECENT_MS)
+        {
+            self.recent.pop_front();
+        }
+        let recent = self.recent.iter().map(|(_, r)| r.clone());
+        let unacked = self.unacked.values_mut().map(|u| {
+            u.sent_ms = now_ms;
+            u.report.clone()
+        });
+        recent
+            .chain(unacked)
+            .map(|report| {
+                Message::Repeat(Repeat {
+                    report,
+                    // A new round, so that gossipsub does not take it for the last one.
+                    round: u32::try_from(now_ms / 1000).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
     }
 
     /// The reports to send again: those no master acknowledged in time. Those repeated
@@ -220,6 +267,11 @@ impl Attempts {
     /// The attempts running here: task and attempt.
     pub(crate) fn running(&self) -> impl Iterator<Item = (TaskId, u32)> + '_ {
         self.running.iter().map(|(t, r)| (*t, r.attempt))
+    }
+
+    /// How many attempts succeeded here.
+    pub(crate) fn completed(&self) -> u64 {
+        self.completed
     }
 
     /// How many attempts run here.
@@ -257,6 +309,7 @@ mod tests {
     fn done() -> Outcome {
         Outcome::Done {
             record: WireCid(cid::Cid::default()),
+            figures: Vec::new(),
         }
     }
 

@@ -16,7 +16,7 @@ use ipfsbench_core::repo::Repo;
 use ipfsbench_core::store::block::RAW;
 use ipfsbench_core::store::{Block, BlockStore, PackStore, PackStoreConfig};
 use ipfsbench_core::unixfs::AddOptions;
-use ipfsbench_protocols::task::{Assign, Kind, Message, Progress, Spec};
+use ipfsbench_protocols::task::{self, Assign, Kind, Message, Progress, Spec};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
@@ -57,12 +57,13 @@ struct Produced {
 }
 
 impl Runner {
-    /// Runs the attempt under its time limit; returns the result record's CID.
+    /// Runs the attempt under its time limit; returns the result record's CID and its key
+    /// figures.
     pub(crate) async fn run(
         self: Arc<Self>,
         assign: Assign,
         progress: mpsc::Sender<Message>,
-    ) -> Result<Cid, RunError> {
+    ) -> Result<(Cid, Vec<(String, f64)>), RunError> {
         let started = now_ms();
         let clock = Instant::now();
         let limit = match assign.spec.timeout_secs {
@@ -105,6 +106,7 @@ impl Runner {
             "FinishedUnixMs": finished,
             "DurationMs": clock.elapsed().as_millis() as u64,
         });
+        let figures = figures(&record);
         let bytes = serde_json::to_vec_pretty(&record).map_err(fail)?;
         let repo = Arc::clone(&self.repo);
         let added = tokio::task::spawn_blocking(move || {
@@ -119,7 +121,7 @@ impl Runner {
         .map_err(fail)?
         .map_err(fail)?;
         let _ = self.client.provide(added.cid).await;
-        Ok(added.cid)
+        Ok((added.cid, figures))
     }
 
     async fn execute(
@@ -191,6 +193,15 @@ impl Runner {
                 metrics.insert("Blocks".into(), json!(total("Blocks")));
                 metrics.insert("Bytes".into(), json!(total("Bytes")));
                 metrics.insert("BlocksFetched".into(), json!(total("BlocksFetched")));
+                if spec.kind == Kind::BenchFetch {
+                    // The whole fetch, over every input: the figure the cluster keeps.
+                    let seconds: f64 = per_input.iter().filter_map(|m| m["Seconds"].as_f64()).sum();
+                    metrics.insert("Seconds".into(), json!(seconds));
+                    if total("BlocksFetched") > 0 {
+                        let mbps = total("Bytes") as f64 / 1e6 / seconds.max(1e-9);
+                        metrics.insert("MBps".into(), json!(mbps));
+                    }
+                }
                 metrics.insert("Inputs".into(), Value::Array(per_input));
             }
             Kind::Exec => {
@@ -365,6 +376,21 @@ fn capture<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
 }
 
 /// Bytes of the regular files under `dir`.
+/// A result record's key figures: its finite numeric metrics in name order, then its
+/// duration, at most [`task::MAX_FIGURES`].
+fn figures(record: &Value) -> Vec<(String, f64)> {
+    let metrics = record["Metrics"].as_object().into_iter().flatten();
+    let mut out: Vec<(String, f64)> = metrics
+        .filter(|(name, _)| name.len() <= 64)
+        .filter_map(|(name, v)| Some((name.clone(), v.as_f64().filter(|f| f.is_finite())?)))
+        .take(task::MAX_FIGURES - 1)
+        .collect();
+    if let Some(ms) = record["DurationMs"].as_f64() {
+        out.push(("DurationMs".into(), ms));
+    }
+    out
+}
+
 fn dir_size(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
