@@ -798,7 +798,7 @@ mod tests {
         assert!("bench.gpu".parse::<Kind>().is_err());
         assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/2");
         assert_eq!(
-            Topic::parse("/ipfsbench/lab/reports/1", "lab"),
+            Topic::parse("/ipfsbench/lab/reports/2", "lab"),
             Some(Topic::Reports)
         );
         assert_eq!(Topic::parse("/ipfsbench/lab/reports/1", "other"), None);

@@ -104,7 +104,7 @@ mod tests {
             cut.iter().map(Vec::len).collect::<Vec<_>>(),
             [OPS_PER_WRITE, 1]
         );
-        let big: Vec<Op> = (0..3).map(|n| op(n, BYTES_PER_WRITE / 2)).collect();
+        let big: Vec<Op> = (0..3).map(|n| op(n, BYTES_PER_WRITE / 2 - 16)).collect();
         assert_eq!(chunks(big).len(), 2);
         assert!(chunks(Vec::new()).is_empty());
     }
