@@ -101,7 +101,9 @@ fn main() {
             .iter()
             .filter(|p| workers.iter().any(|w| p["Peer"] == w.peer_id.as_str()))
             .count();
-        if heard == workers.len() {
+        // The master schedules once it leads (it listens for another leader first).
+        let leads = post(&agent, &format!("{base}/cluster/master"))["ThisNode"] == "leading";
+        if heard == workers.len() && leads {
             break;
         }
         assert!(Instant::now() < deadline, "the workers never reported");

@@ -110,10 +110,16 @@ impl Actor {
         let Some(master) = &mut self.master else {
             return;
         };
-        match master.take_over(records, now) {
-            Ok(open) => tracing::info!(epoch, open, "this master leads"),
-            Err(error) => tracing::error!(%error, "taking over the task table"),
-        }
+        let open = match master.take_over(records, now) {
+            Ok(open) => {
+                tracing::info!(epoch, open, "this master leads");
+                open
+            }
+            Err(error) => {
+                tracing::error!(%error, "taking over the task table");
+                0
+            }
+        };
         self.take_submissions();
         let lease = Lease {
             peer: self.me,
@@ -123,8 +129,11 @@ impl Actor {
         if let (Some(r), Ok(v)) = (&mut self.replicator, serde_json::to_vec(&lease)) {
             r.stage(lead::ACTIVE_KEY.to_vec(), Some(v));
         }
-        let beat = u64::try_from(self.settings.heartbeat.as_millis()).unwrap_or(u64::MAX);
-        self.hold_until_ms = now + beat.saturating_mul(5) / 2;
+        if open > 0 {
+            // Tasks not over may run on workers the state has not heard of yet.
+            let beat = u64::try_from(self.settings.heartbeat.as_millis()).unwrap_or(u64::MAX);
+            self.hold_until_ms = now + beat.saturating_mul(5) / 2;
+        }
         let hb = self.heartbeat(now);
         self.outbox.push(Message::Heartbeat(hb));
         self.dirty = true;
