@@ -294,6 +294,19 @@ impl Pinset {
         })
     }
 
+    /// The pins that may be allocated to `peer`: those whose stored JSON names it anywhere
+    /// (found without decoding the rest, which is most of a large pinset on any one node).
+    /// The caller checks the allocations of what it gets.
+    pub fn naming(&self, peer: &PeerId) -> impl Iterator<Item = Result<Pin, Error>> {
+        let needle = peer.to_string().into_bytes();
+        self.state.scan(b"pin/").filter_map(move |kv| match kv {
+            Ok((k, v)) => memchr::memmem::find(&v, &needle)
+                .is_some()
+                .then(|| decode(&k, &v)),
+            Err(e) => Some(Err(e.into())),
+        })
+    }
+
     /// Every pin as stored (its JSON), in CID-text order.
     pub fn list_raw(&self) -> impl Iterator<Item = Result<Vec<u8>, Error>> {
         self.state.scan(b"pin/").map(|kv| Ok(kv?.1))

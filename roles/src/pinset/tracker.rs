@@ -92,10 +92,15 @@ impl State {
         // periodic rescan. Fetches go on meanwhile.
         let mut next_pass = Some(tokio::time::Instant::now());
         let mut rescan = tokio::time::Instant::now() + RESCAN;
+        let mut settle = SETTLE;
         loop {
             let now = tokio::time::Instant::now();
             if next_pass.is_some_and(|t| t <= now) || rescan <= now {
+                let clock = std::time::Instant::now();
                 self.reconcile().await;
+                // A pass over a large pinset is not cheap: the next waits at least twice as
+                // long as this one took, so passes take at most a third of the time.
+                settle = SETTLE.max(clock.elapsed() * 2);
                 next_pass = None;
                 rescan = tokio::time::Instant::now() + RESCAN;
             }
@@ -108,7 +113,7 @@ impl State {
                         return;
                     }
                     changes.borrow_and_update();
-                    next_pass.get_or_insert_with(|| tokio::time::Instant::now() + SETTLE);
+                    next_pass.get_or_insert_with(|| tokio::time::Instant::now() + settle);
                 }
                 _ = tokio::time::sleep_until(wake) => {}
                 Some(done) = self.jobs.next(), if !self.jobs.is_empty() => {
@@ -139,7 +144,7 @@ impl State {
         let me = self.me();
         let mut mine: HashMap<Cid, Pin> = HashMap::new();
         let mut whole = true;
-        for pin in self.pinset.list() {
+        for pin in self.pinset.naming(&me) {
             match pin {
                 Ok(pin) if pin.allocations.contains(&me) && !pin.expired(now) => {
                     mine.insert(pin.cid, pin);
