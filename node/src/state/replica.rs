@@ -129,6 +129,16 @@ impl Replica {
     }
 }
 
+/// Runs blocking work (a delta's fsyncs and transaction, a snapshot) on this worker thread
+/// while a multi-thread runtime moves its other tasks to other threads, so that the API and
+/// the swarm go on meanwhile; elsewhere it just runs.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 struct Actor {
     /// Moved on every change of the state.
     changes: tokio::sync::watch::Sender<u64>,
@@ -177,13 +187,13 @@ impl Actor {
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     None => break,
-                    Some(cmd) => if self.on_command(cmd, &mut rx) { break },
+                    Some(cmd) => if blocking(|| self.on_command(cmd, &mut rx)) { break },
                 },
                 Some(m) = gossip.recv() => self.on_gossip(m).await,
                 Some((r, from, ok)) = self.fetches.next(), if !self.fetches.is_empty() => {
                     self.on_fetched(r, from, ok).await;
                 }
-                _ = ticker.tick() => self.on_tick(),
+                _ = ticker.tick() => blocking(|| self.on_tick()),
                 _ = sleep_until(due), if due.is_some() => self.announce().await,
             }
             self.start_fetches();
