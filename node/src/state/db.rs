@@ -17,6 +17,8 @@ use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
+use std::collections::HashMap;
+use std::ops::Bound;
 
 /// Failures of the state database.
 #[derive(Debug, thiserror::Error)]
@@ -242,26 +244,58 @@ impl Db {
     /// Merges a snapshot that covers `covered` with `heads`: its `entries` (in strictly
     /// increasing key order) join this state, and entries this state has from deltas the
     /// snapshot covers but does not hold are dropped (it holds their successors or collected
-    /// their tombstones). One transaction.
+    /// their tombstones). See [`Db::merge_snapshot_piece`] for a snapshot taken in pieces.
     pub fn merge_snapshot(
         &self,
         covered: &[Covered],
         heads: &[DeltaRef],
         entries: Vec<Entry>,
     ) -> Result<(), DbError> {
-        if entries.windows(2).any(|w| w[0].key >= w[1].key) {
-            return Err(DbError::Corrupt("snapshot entries out of order"));
-        }
-        let local: Vec<Entry> = self.entries().collect::<Result<_, _>>()?;
-        // A write this node applied already counts as it stands here: the snapshot may be
-        // older than what followed it (a removal whose tombstone was since dropped).
-        let applied: std::collections::HashMap<PeerId, u64> = self
+        let applied = self.applied()?;
+        let all = (Bound::Unbounded, Bound::Unbounded);
+        self.merge_snapshot_piece(covered, &applied, all, &entries)?;
+        self.finish_snapshot(covered, heads)
+    }
+
+    /// The sequence each writer's applied deltas reach: what a snapshot piece leaves alone.
+    pub fn applied(&self) -> Result<HashMap<PeerId, u64>, DbError> {
+        Ok(self
             .versions()?
             .into_iter()
             .map(|v| (v.delta.writer, v.seq))
-            .collect();
-        let trees = (&self.entries, &self.writers, &self.heads, &self.meta);
-        trees.transaction(|(tx_entries, writers, tx_heads, meta)| {
+            .collect())
+    }
+
+    /// Merges one piece of a snapshot, in one transaction: `entries` (in strictly increasing
+    /// key order) are every entry the snapshot holds in the key `range`; local entries in that
+    /// range that the snapshot covers but does not hold are dropped. A snapshot merged piece by
+    /// piece, its ranges following each other, then [`Db::finish_snapshot`], is merged as
+    /// [`Db::merge_snapshot`] merges it whole, in memory bounded by a piece. A node stopped
+    /// between pieces holds a merge of part of a snapshot: still a state the deltas and the
+    /// snapshot merge into (merging is idempotent), and, its versions not moved, still behind.
+    /// `applied`: [`Db::applied`] before the first piece.
+    pub fn merge_snapshot_piece(
+        &self,
+        covered: &[Covered],
+        applied: &HashMap<PeerId, u64>,
+        range: (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        entries: &[Entry],
+    ) -> Result<(), DbError> {
+        if entries.windows(2).any(|w| w[0].key >= w[1].key) {
+            return Err(DbError::Corrupt("snapshot entries out of order"));
+        }
+        // A write this node applied already counts as it stands here: the snapshot may be
+        // older than what followed it (a removal whose tombstone was since dropped).
+        let local: Vec<Entry> = self
+            .entries
+            .range::<Vec<u8>, _>(range)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode_entry(&k, &v)
+            })
+            .collect::<Result<_, _>>()?;
+        let trees = (&self.entries, &self.meta);
+        trees.transaction(|(tx_entries, meta)| {
             let mut summary = read_summary(meta)?;
             for e in &local {
                 let is_covered = covered.iter().any(|c| c.covers(&e.writer, e.seq));
@@ -271,12 +305,23 @@ impl Db {
                     account(&mut summary, Some(e), None);
                 }
             }
-            for e in &entries {
+            for e in entries {
                 if applied.get(&e.writer).is_some_and(|&seq| seq >= e.seq) {
                     continue;
                 }
                 merge(tx_entries, &mut summary, e.clone())?;
             }
+            meta.insert(SUMMARY, encode_summary(&summary))?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Records what a merged snapshot covers: each writer's version moves up to it, and its
+    /// `heads` become this state's heads where this node has nothing later. One transaction.
+    pub fn finish_snapshot(&self, covered: &[Covered], heads: &[DeltaRef]) -> Result<(), DbError> {
+        let trees = (&self.writers, &self.heads);
+        trees.transaction(|(writers, tx_heads)| {
             for c in covered {
                 let key = c.delta.writer.to_bytes();
                 let local = match writers.get(&key)? {
@@ -297,7 +342,6 @@ impl Db {
                     tx_heads.insert(key, encode_version(c.delta.seq, c.stamp, &c.delta))?;
                 }
             }
-            meta.insert(SUMMARY, encode_summary(&summary))?;
             Ok(())
         })?;
         Ok(())

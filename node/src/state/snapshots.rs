@@ -1,5 +1,6 @@
 //! Writing a snapshot of the state as blocks, and starting from a peer's.
 
+use std::ops::Bound;
 use std::time::Duration;
 
 use cid::Cid;
@@ -142,9 +143,12 @@ pub(super) async fn load(
             format!("more than {MAX_ENTRIES} entries"),
         ));
     }
+    // First every chunk is fetched and checked (order, count, digest) without keeping its
+    // entries; then each is decoded again and merged as one piece: memory stays that of a
+    // chunk, whatever the size of the state.
     let mut fetches = FuturesOrdered::new();
-    let mut entries: Vec<Entry> = Vec::new();
     let mut chunks = root.chunks.iter();
+    let mut check = Check::default();
     loop {
         while fetches.len() < CHUNK_FETCHES {
             let Some(chunk) = chunks.next() else { break };
@@ -156,23 +160,41 @@ pub(super) async fn load(
         let Some(done) = fetches.next().await else {
             break;
         };
-        let chunk = done?;
-        let bytes = repo
-            .store()
-            .get(&chunk)?
-            .ok_or_else(|| snapshot_error(cid, "chunk not stored"))?;
-        entries.extend(decode_chunk(&bytes, &root.covered).map_err(|e| snapshot_error(cid, e))?);
-        if entries.len() as u64 > root.entries {
+        let entries = read_chunk(repo, cid, &done?, &root)?;
+        check.add(&entries).map_err(|e| snapshot_error(cid, e))?;
+        if check.count > root.entries {
             return Err(snapshot_error(cid, "more entries than the root says"));
         }
     }
-    if entries.len() as u64 != root.entries {
+    if check.count != root.entries {
         return Err(snapshot_error(cid, "entry count does not match"));
     }
-    if live_digest(&entries) != root.digest {
+    if check.digest != root.digest {
         return Err(snapshot_error(cid, "digest does not match its entries"));
     }
-    db.merge_snapshot(&root.covered, &root.heads, entries)?;
+    let applied = db.applied()?;
+    let mut lower: Bound<Vec<u8>> = Bound::Unbounded;
+    let mut merged_to_end = false;
+    for (i, chunk) in root.chunks.iter().enumerate() {
+        let entries = read_chunk(repo, cid, chunk, &root)?;
+        let Some(last) = entries.last() else {
+            continue;
+        };
+        let upper = if i + 1 < root.chunks.len() {
+            Bound::Included(last.key.clone())
+        } else {
+            merged_to_end = true;
+            Bound::Unbounded
+        };
+        let next = Bound::Excluded(last.key.clone());
+        db.merge_snapshot_piece(&root.covered, &applied, (lower, upper), &entries)?;
+        lower = next;
+    }
+    if !merged_to_end {
+        // Past the last entry (or an empty snapshot): what the snapshot does not hold there.
+        db.merge_snapshot_piece(&root.covered, &applied, (lower, Bound::Unbounded), &[])?;
+    }
+    db.finish_snapshot(&root.covered, &root.heads)?;
     let floor = db.meta_u64(FLOOR_KEY)?.unwrap_or(0).max(root.floor);
     db.set_meta_u64(FLOOR_KEY, floor)?;
     db.flush()?;
@@ -189,15 +211,47 @@ async fn fetch(client: &Client, cid: Cid, from: PeerId, timeout: Duration) -> Re
     }
 }
 
-/// The digest of the live entries, as the database keeps it.
-pub(super) fn live_digest(entries: &[Entry]) -> [u8; 32] {
-    let mut digest = [0u8; 32];
-    for e in entries {
-        if let Some(value) = &e.value {
-            for (d, x) in digest.iter_mut().zip(super::db::entry_hash(&e.key, value)) {
-                *d ^= x;
+/// A chunk's entries, from the store.
+fn read_chunk(
+    repo: &Repo,
+    cid: Cid,
+    chunk: &Cid,
+    root: &SnapshotRoot,
+) -> Result<Vec<Entry>, Error> {
+    let bytes = repo
+        .store()
+        .get(chunk)?
+        .ok_or_else(|| snapshot_error(cid, "chunk not stored"))?;
+    decode_chunk(&bytes, &root.covered).map_err(|e| snapshot_error(cid, e))
+}
+
+/// A snapshot's entries checked as they stream by: strictly increasing keys, their count and
+/// the digest of the live ones.
+#[derive(Default)]
+struct Check {
+    last: Option<Vec<u8>>,
+    count: u64,
+    digest: [u8; 32],
+}
+
+impl Check {
+    fn add(&mut self, entries: &[Entry]) -> Result<(), &'static str> {
+        for e in entries {
+            if self.last.as_ref().is_some_and(|last| *last >= e.key) {
+                return Err("entries out of order");
+            }
+            self.last = Some(e.key.clone());
+            if let Some(value) = &e.value {
+                for (d, x) in self
+                    .digest
+                    .iter_mut()
+                    .zip(super::db::entry_hash(&e.key, value))
+                {
+                    *d ^= x;
+                }
             }
         }
+        self.count += entries.len() as u64;
+        Ok(())
     }
-    digest
 }

@@ -305,3 +305,48 @@ fn an_older_snapshot_does_not_bring_back_a_removal_whose_tombstone_was_dropped()
     );
     assert_eq!(follower.summary().unwrap().live, 0);
 }
+
+#[test]
+fn a_snapshot_merged_in_pieces_gives_what_it_gives_whole() {
+    use std::ops::Bound;
+    let mut a = Node::new(0);
+    let mut log = Vec::new();
+    for k in 0..30 {
+        a.set(k, k, &mut log);
+    }
+    // Two followers that saw the first ten deltas and wrote keys the snapshot covers but
+    // no longer holds (removed by `a`, tombstones collected).
+    let (whole, pieces) = (temp_db(), temp_db());
+    for db in [&whole, &pieces] {
+        sync(db, &log[..10]);
+    }
+    for k in [3, 17, 29] {
+        a.remove_key(k, &mut log);
+    }
+    assert_eq!(a.db.collect_tombstones(u64::MAX).unwrap(), 3);
+    let covered = covered(&a.db);
+    let heads = a.db.heads().unwrap();
+    let entries: Vec<_> = a.db.entries().map(|e| e.unwrap()).collect();
+    whole
+        .merge_snapshot(&covered, &heads, entries.clone())
+        .unwrap();
+    let applied = pieces.applied().unwrap();
+    let mut lower = Bound::Unbounded;
+    for part in entries.chunks(7) {
+        let last = part.last().unwrap().key.clone();
+        let upper = Bound::Included(last.clone());
+        pieces
+            .merge_snapshot_piece(&covered, &applied, (lower, upper), part)
+            .unwrap();
+        lower = Bound::Excluded(last);
+    }
+    pieces
+        .merge_snapshot_piece(&covered, &applied, (lower, Bound::Unbounded), &[])
+        .unwrap();
+    pieces.finish_snapshot(&covered, &heads).unwrap();
+    for db in [&whole, &pieces] {
+        assert_eq!(live(db), live(&a.db));
+        assert_eq!(db.summary().unwrap().digest, a.db.summary().unwrap().digest);
+        assert_eq!(db.heads().unwrap(), heads);
+    }
+}
