@@ -15,6 +15,7 @@ use crate::args::DaemonArgs;
 /// Runs the daemon on the repo at `path`.
 pub(crate) fn run(path: &Path, role: Role, flags: DaemonArgs, repo: Repo) -> Result<()> {
     let config = config(role, flags, &repo)?;
+    ipfsbench_core::daemon::cap_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

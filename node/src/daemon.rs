@@ -233,6 +233,14 @@ impl Daemon {
     }
 }
 
+/// Caps the C allocator's arenas at one per core: a daemon's many threads (the runtime's,
+/// sled's, blocking ones) otherwise each keep what bursts of work freed. Measured on a master
+/// holding 30,000 pins: RSS 396 MiB with glibc's default arenas, 197 MiB with two. Call it
+/// before the runtime starts.
+pub fn cap_malloc_arenas() {
+    crate::store::sys::cap_malloc_arenas();
+}
+
 /// The API address as Kubo writes it in `<repo>/api`.
 pub fn api_multiaddr(addr: SocketAddr) -> String {
     match addr {

@@ -13,7 +13,7 @@ mod memory;
 mod pack;
 pub mod pins;
 pub mod protect;
-mod sys;
+pub(crate) mod sys;
 pub mod tiers;
 
 use cid::Cid;

@@ -1,9 +1,24 @@
 //! The few OS calls the pack store makes that `std` does not offer: early writeback
-//! (`sync_file_range`) and the free space of a file system (`fstatvfs`).
+//! (`sync_file_range`) and the free space of a file system (`fstatvfs`); and the daemon's cap
+//! on the C allocator's arenas (`mallopt`).
 #![allow(unsafe_code)]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+
+/// Caps glibc's malloc arenas at one per core, at least two (glibc's default is eight per
+/// core). Elsewhere it does nothing.
+pub(crate) fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt sets one allocator parameter and reads no memory of ours.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
+    }
+}
 
 fn range(file: &File, offset: u64, len: u64, flags: libc::c_uint) {
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
