@@ -33,6 +33,7 @@ pub mod daemon;
 pub mod data;
 pub mod kubo;
 pub mod netns;
+pub mod poll;
 pub mod sys;
 pub mod tmpfs;
 pub mod trials;

@@ -7,9 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// Heartbeats and announcements every 200 ms, re-allocation after 3 s of silence.
@@ -49,15 +50,6 @@ fn cluster(roles: &[&str], untrusted: &[usize]) -> Cluster {
         nodes.push(Node::start_in(&repos[i], role, &flags, configure));
     }
     Cluster { nodes, _dirs: dirs }
-}
-
-/// Polls `check` every 100 ms until it holds; fails after `secs` seconds.
-fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn json(node: &Node, args: &[&str]) -> Value {

@@ -7,9 +7,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// Heartbeats and announcements every 200 ms, a leader silent for 2 s replaced, two attempts
@@ -27,14 +28,6 @@ fn configure(repo: &Path) {
             "[tasks.exec_programs]\nsleep = \"/bin/sleep\"\n",
         );
     std::fs::write(&path, text).unwrap();
-}
-
-fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn json(node: &Node, args: &[&str]) -> Value {

@@ -6,9 +6,10 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// Heartbeats every 200 ms, so the cluster forms and notices deaths quickly; the lease and
@@ -48,15 +49,6 @@ fn worker(master: &Node, max_concurrent: u16, extra: &[&str]) -> Node {
 
 fn json(node: &Node, args: &[&str]) -> Value {
     serde_json::from_slice(&node.ok(args)).unwrap()
-}
-
-/// Polls `check` every 50 ms until it holds; fails after `secs` seconds.
-fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Waits until the master has heard heartbeats from every node in `nodes`.

@@ -2,7 +2,7 @@
 
 use cid::Cid;
 use ipfsbench_core::network::PeerId;
-use ipfsbench_protocols::task::{Kind, Spec, TaskId, WireCid, WirePeer};
+use ipfsbench_protocols::task::{Kind, Outcome, Report, Spec, TaskId, WireCid, WirePeer, MAX_TEXT};
 use serde::{Deserialize, Serialize};
 
 /// Where a task is.
@@ -144,6 +144,31 @@ impl TaskRecord {
             _ => 3,
         };
         (self.attempt, state)
+    }
+
+    /// The report a master publishes when the task is over: its outcome, for whoever
+    /// submitted it over pubsub, and the acknowledgement of its worker's report.
+    pub(crate) fn outcome_report(&self) -> Report {
+        let outcome = match self.result {
+            Some(cid) => Outcome::Done {
+                record: WireCid(cid),
+                figures: self.figures.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            },
+            None => {
+                let mut error = match self.state {
+                    State::Cancelled => "cancelled".to_string(),
+                    _ => self.last_error.clone().unwrap_or_default(),
+                };
+                error.truncate(MAX_TEXT);
+                Outcome::Failed { error }
+            }
+        };
+        Report {
+            task: self.id,
+            attempt: self.attempt,
+            started_unix_ms: self.started_ms.unwrap_or(0),
+            outcome,
+        }
     }
 
     /// The spec an assignment carries, rebuilt from the record.

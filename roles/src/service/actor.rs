@@ -14,7 +14,7 @@ use ipfsbench_core::network::{Client, PeerId, PubsubMessage};
 use ipfsbench_core::repo::Repo;
 use ipfsbench_core::state::Handle as StateHandle;
 use ipfsbench_protocols::task::{
-    self, Capacity, Heartbeat, Message, Outcome, Report, Spec, Submit, TaskId, Topic,
+    self, Capacity, Heartbeat, Message, Outcome, Spec, Submit, TaskId, Topic,
 };
 use ipfsbench_protocols::Role;
 use tokio::sync::{mpsc, oneshot};
@@ -24,7 +24,7 @@ use super::{CapacityView, Command, Finished, PeerView, Reply, Stats, Submitted};
 use crate::cluster::{Counters, Peers};
 use crate::master::gossip::Effects;
 use crate::master::lead::Leadership;
-use crate::master::{Master, State, TaskRecord};
+use crate::master::{Master, TaskRecord};
 use crate::settings::Settings;
 use crate::submitter::{self, Submitter};
 use crate::worker::{Admission, Attempts, Runner};
@@ -603,8 +603,7 @@ impl Actor {
         for record in master.take_finished() {
             self.dirty = true;
             let finished = Finished::from(&record);
-            self.outbox
-                .push(Message::Report(outcome_report(&record, &finished)));
+            self.outbox.push(Message::Report(record.outcome_report()));
             self.submitter.wake(&finished);
         }
     }
@@ -671,33 +670,5 @@ impl Actor {
                 tracing::warn!(%error, "publishing a task message");
             }
         }
-    }
-}
-
-/// The report a master publishes when a task is over.
-fn outcome_report(record: &TaskRecord, finished: &Finished) -> Report {
-    let outcome = match finished.result {
-        Some(cid) => Outcome::Done {
-            record: task::WireCid(cid),
-            figures: record
-                .figures
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
-        },
-        None => {
-            let mut error = match record.state {
-                State::Cancelled => "cancelled".to_string(),
-                _ => finished.error.clone().unwrap_or_default(),
-            };
-            error.truncate(task::MAX_TEXT);
-            Outcome::Failed { error }
-        }
-    };
-    Report {
-        task: finished.id,
-        attempt: record.attempt,
-        started_unix_ms: record.started_ms.unwrap_or(0),
-        outcome,
     }
 }
