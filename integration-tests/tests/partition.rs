@@ -1,6 +1,7 @@
 //! The replicated state across hosts in network namespaces: a partition splits the cluster,
 //! both sides change the same pins, and after the links are joined again every node holds the
-//! identical state (same digest). Needs root; without it every trial is reported as ignored,
+//! identical state (same digest); a master cut off from the leader leads its side, and steps
+//! aside for one leader once the sides are joined. Needs root; without it every trial is reported as ignored,
 //! with the reason.
 
 // Test helpers fail the test by panicking, like the tests themselves.
@@ -16,10 +17,16 @@ use serde_json::Value;
 
 fn main() {
     let args = Arguments::from_args();
-    let trials = vec![(
-        "both_sides_of_a_partition_change_the_same_pins_and_converge",
-        partition,
-    )];
+    let trials: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+        (
+            "both_sides_of_a_partition_change_the_same_pins_and_converge",
+            partition,
+        ),
+        (
+            "a_master_cut_off_is_replaced_and_steps_down_when_the_partition_heals",
+            two_leaders,
+        ),
+    ];
     let trials = trials
         .into_iter()
         .map(|(name, check)| match Lab::new(0) {
@@ -40,7 +47,8 @@ fn configure(repo: &Path) {
     let text = std::fs::read_to_string(&path).unwrap();
     let text = text
         .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("announce_ms = 5000", "announce_ms = 200");
+        .replace("announce_ms = 5000", "announce_ms = 200")
+        .replace("leader_lease_ms = 10000", "leader_lease_ms = 2000");
     std::fs::write(&path, text).unwrap();
 }
 
@@ -190,5 +198,90 @@ fn partition() -> Result<(), Failed> {
     let second: Vec<Option<String>> = nodes.iter().map(|n| name_of(n, &cids[1])).collect();
     assert!(second.iter().all(|n| n == &second[0]), "{second:?}");
     assert!(nodes.iter().all(|n| name_of(n, &cids[2]).is_none()));
+    Ok(())
+}
+
+fn master_view(node: &Node) -> String {
+    String::from_utf8(node.ok(&["cluster", "master"])).unwrap()
+}
+
+fn leads(node: &Node) -> bool {
+    master_view(node).contains("this node: leading")
+}
+
+/// Submits a noop task on `node` and waits for its outcome; its id.
+fn run_noop(node: &Node, key: &str) -> String {
+    let out = node.ok(&["task", "submit", "--kind", "noop", "--key", key, "--wait"]);
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Masters on hosts 0 and 2, workers on 1 and 3. Cut apart, the master without a leader
+/// takes over its side, and each side runs its own task; joined again, the later leader keeps
+/// leading, the other stands by, and both tasks' results are listed everywhere.
+fn two_leaders() -> Result<(), Failed> {
+    let lab = Lab::new(4)?;
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let repos: Vec<_> = dirs.iter().map(|d| d.path().join("repo")).collect();
+    let ids: Vec<String> = repos.iter().map(|r| init_repo(r)).collect();
+    let mut nodes: Vec<Node> = Vec::new();
+    for (i, repo) in repos.iter().enumerate() {
+        let mut flags: Vec<String> = Vec::new();
+        for (j, id) in ids.iter().enumerate() {
+            if j != i {
+                flags.extend(["--trust-peer".to_string(), id.clone()]);
+            }
+        }
+        for master in [&ids[0], &ids[2]] {
+            flags.extend(["--trust-master".to_string(), master.clone()]);
+        }
+        for n in &nodes {
+            flags.extend(["--bootstrap".to_string(), n.addr.clone()]);
+        }
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let role = if i % 2 == 0 { "master" } else { "worker" };
+        let h = &lab.hosts[i];
+        nodes.push(Node::start_in_netns(
+            &h.ns, &h.ip, repo, role, &flags, configure,
+        ));
+    }
+    wait_until(60, "the first master leads and the other stands by", || {
+        leads(&nodes[0]) && master_view(&nodes[2]).contains(&ids[0])
+    })?;
+    if leads(&nodes[2]) {
+        return Err("two leaders before any partition".into());
+    }
+
+    lab.partition(&[2, 3])?;
+    wait_until(30, "the cut-off side has a leader of its own", || {
+        leads(&nodes[2])
+    })?;
+    if !leads(&nodes[0]) {
+        return Err("the first master stopped leading its own side".into());
+    }
+    let left = run_noop(&nodes[0], "left");
+    let right = run_noop(&nodes[2], "right");
+
+    lab.heal()?;
+    wait_until(60, "one leader again: the later one", || {
+        !leads(&nodes[0]) && leads(&nodes[2])
+    })?;
+    for node in &nodes {
+        wait_until(
+            60,
+            "every node names the leader and lists both results",
+            || {
+                let results =
+                    String::from_utf8(node.ok(&["cluster", "results", "--json"])).unwrap();
+                master_view(node).contains(&format!("active master: {}", ids[2]))
+                    && results.contains(&left)
+                    && results.contains(&right)
+            },
+        )?;
+    }
     Ok(())
 }
