@@ -15,9 +15,12 @@ use ipfsbench_integration_tests::netns::Lab;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
 
+/// One trial's body.
+type Check = fn() -> Result<(), Failed>;
+
 fn main() {
     let args = Arguments::from_args();
-    let trials: Vec<(&str, fn() -> Result<(), Failed>)> = vec![
+    let trials: Vec<(&str, Check)> = vec![
         (
             "both_sides_of_a_partition_change_the_same_pins_and_converge",
             partition,
