@@ -225,7 +225,8 @@ fn run_noop(node: &Node, key: &str) -> String {
 
 /// Masters on hosts 0 and 2, workers on 1 and 3. Cut apart, the master without a leader
 /// takes over its side, and each side runs its own task; joined again, the later leader keeps
-/// leading, the other stands by, and both tasks' results are listed everywhere.
+/// leading, the other stands by and hands it the task it could not run, and every task's
+/// result is listed everywhere.
 fn two_leaders() -> Result<(), Failed> {
     let lab = Lab::new(4)?;
     let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
@@ -268,6 +269,10 @@ fn two_leaders() -> Result<(), Failed> {
     }
     let left = run_noop(&nodes[0], "left");
     let right = run_noop(&nodes[2], "right");
+    // A task for a worker on the other side waits on this side until the sides are joined:
+    // then the master that stands down hands it to the leader.
+    let out = nodes[0].ok(&["task", "submit", "--kind", "noop", "--target", &ids[3]]);
+    let waiting = String::from_utf8(out).unwrap().trim().to_string();
 
     lab.heal()?;
     wait_until(60, "one leader again: the later one", || {
@@ -276,13 +281,14 @@ fn two_leaders() -> Result<(), Failed> {
     for node in &nodes {
         wait_until(
             60,
-            "every node names the leader and lists both results",
+            "every node names the leader and lists every result",
             || {
                 let results =
                     String::from_utf8(node.ok(&["cluster", "results", "--json"])).unwrap();
                 master_view(node).contains(&format!("active master: {}", ids[2]))
                     && results.contains(&left)
                     && results.contains(&right)
+                    && results.contains(&waiting)
             },
         )?;
     }

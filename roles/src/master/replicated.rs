@@ -89,11 +89,12 @@ impl ResultEntry {
 
 impl Master {
     /// Stops scheduling: the tasks not over leave memory (their records stay in the table),
-    /// for the master that leads now.
-    pub fn step_down(&mut self) {
-        self.active.clear();
+    /// for the master that leads now. Returns them, to hand to that master (it may not know
+    /// those submitted here while the two did not hear each other).
+    pub fn step_down(&mut self) -> Vec<TaskRecord> {
         self.queue.clear();
         self.adoptable.clear();
+        self.active.drain().map(|(_, r)| r).collect()
     }
 
     /// Takes over the cluster's task table from the replicated state: each record replaces
@@ -136,16 +137,23 @@ impl Master {
         Ok(self.active.len())
     }
 
-    /// Takes a submission a standby left in the state. Returns false when the task is known.
-    pub fn take_submission(&mut self, record: TaskRecord) -> Result<bool, master::Error> {
+    /// Takes a task left in the state: a standby's submission, or a task not over handed on
+    /// by a master that stepped down (queued, or running on a worker that goes on with it:
+    /// held with a fresh lease, and adoptable). Returns false when the task is known.
+    pub fn take_submission(
+        &mut self,
+        record: TaskRecord,
+        now_ms: u64,
+    ) -> Result<bool, master::Error> {
         if self.get(&record.id)?.is_some() {
             return Ok(false);
         }
         let mut record = self.number(record)?;
-        record.state = State::Queued;
+        if record.state.is_terminal() {
+            record.state = State::Queued;
+        }
         self.save(&record)?;
-        self.queue.insert((record.seq, record.id));
-        self.active.insert(record.id, record);
+        self.hold(&mut record, now_ms);
         Ok(true)
     }
 
@@ -311,8 +319,8 @@ mod tests {
         let mut t = table(dir.path());
         let other = PeerId::random();
         let draft = t.draft(other, "k", Spec::new(Kind::Noop), T0);
-        assert!(t.take_submission(draft.clone()).unwrap());
-        assert!(!t.take_submission(draft).unwrap());
+        assert!(t.take_submission(draft.clone(), T0).unwrap());
+        assert!(!t.take_submission(draft, T0).unwrap());
         assert_eq!(t.counts().get(&State::Queued), Some(&1));
     }
 }

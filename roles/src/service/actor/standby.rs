@@ -62,7 +62,16 @@ impl Actor {
             if lead.heard(from, epoch, now) == Change::SteppedDown {
                 tracing::warn!(%from, epoch, "another master leads: this one stands by");
                 if let Some(master) = &mut self.master {
-                    master.step_down();
+                    // What this master held goes to the leader, which takes what it does not
+                    // know: tasks submitted on this side while the two were apart.
+                    let open = master.step_down();
+                    if let Some(r) = &mut self.replicator {
+                        for record in open {
+                            if let Ok(v) = serde_json::to_vec(&record) {
+                                r.stage(replicated::key(SUBMIT_PREFIX, &record.id), Some(v));
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -140,13 +149,14 @@ impl Actor {
     }
 
     fn take_submissions(&mut self) {
+        let now = crate::now_ms();
         let submissions: Vec<TaskRecord> = self.read_all(SUBMIT_PREFIX);
         let Some(master) = &mut self.master else {
             return;
         };
         for record in submissions {
             let id = record.id;
-            match master.take_submission(record) {
+            match master.take_submission(record, now) {
                 Ok(_) => {
                     self.dirty = true;
                     if let Some(r) = &mut self.replicator {
