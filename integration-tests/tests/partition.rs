@@ -289,6 +289,7 @@ fn two_leaders() -> Result<(), Failed> {
                     && results.contains(&left)
                     && results.contains(&right)
                     && results.contains(&waiting)
+                    && node.cli(&["task", "status", &left]).status.success()
             },
         )?;
     }

@@ -397,9 +397,13 @@ impl Actor {
             Command::Submit { key, spec, reply } => self.submit(key, spec, reply, now),
             Command::Wait { id, reply } => self.wait(id, reply),
             Command::Status { id, reply } => {
-                let result = match self.table() {
-                    Some(m) => m.get(&id).map_err(service::Error::from),
-                    None => self.read_task(&id),
+                // The leader's own table first; the state for the rest (tasks another master
+                // ran, on the other side of a partition).
+                let mine = self.table().map(|m| m.get(&id)).transpose();
+                let result = match mine {
+                    Ok(Some(Some(record))) => Ok(Some(record)),
+                    Ok(_) => self.read_task(&id),
+                    Err(e) => Err(e.into()),
                 };
                 let result = match result {
                     Ok(None) if self.master.is_none() && self.state.is_none() => {
