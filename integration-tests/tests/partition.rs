@@ -85,9 +85,16 @@ fn name_of(node: &Node, cid: &str) -> Option<String> {
         .map(|p| p["Name"].as_str().unwrap().to_string())
 }
 
-fn partition() -> Result<(), Failed> {
-    let lab = Lab::new(4)?;
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+/// One node of each role in `roles` on the lab's hosts, in order, with throwaway repos (the
+/// directories, kept while the nodes run), each trusting every other for the state and the
+/// nodes numbered in `masters` as masters. Every node dials every node started before it: each
+/// side of a partition stays connected within itself.
+fn start(
+    lab: &Lab,
+    roles: &[&str],
+    masters: &[usize],
+) -> (Vec<tempfile::TempDir>, Vec<String>, Vec<Node>) {
+    let dirs: Vec<tempfile::TempDir> = roles.iter().map(|_| tempfile::tempdir().unwrap()).collect();
     let repos: Vec<_> = dirs.iter().map(|d| d.path().join("repo")).collect();
     let ids: Vec<String> = repos.iter().map(|r| init_repo(r)).collect();
     let mut nodes: Vec<Node> = Vec::new();
@@ -98,18 +105,24 @@ fn partition() -> Result<(), Failed> {
                 flags.extend(["--trust-peer".to_string(), id.clone()]);
             }
         }
-        // Every node dials every node started before it: each side of a partition stays
-        // connected within itself.
+        for &m in masters {
+            flags.extend(["--trust-master".to_string(), ids[m].clone()]);
+        }
         for n in &nodes {
             flags.extend(["--bootstrap".to_string(), n.addr.clone()]);
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let role = if i == 0 { "master" } else { "worker" };
         let h = &lab.hosts[i];
         nodes.push(Node::start_in_netns(
-            &h.ns, &h.ip, repo, role, &flags, configure,
+            &h.ns, &h.ip, repo, roles[i], &flags, configure,
         ));
     }
+    (dirs, ids, nodes)
+}
+
+fn partition() -> Result<(), Failed> {
+    let lab = Lab::new(4)?;
+    let (_dirs, _ids, nodes) = start(&lab, &["master", "worker", "worker", "worker"], &[]);
     let data = tempfile::tempdir().unwrap();
     let mut cids = Vec::new();
     for k in 0..3u64 {
@@ -229,30 +242,7 @@ fn run_noop(node: &Node, key: &str) -> String {
 /// result is listed everywhere.
 fn two_leaders() -> Result<(), Failed> {
     let lab = Lab::new(4)?;
-    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let repos: Vec<_> = dirs.iter().map(|d| d.path().join("repo")).collect();
-    let ids: Vec<String> = repos.iter().map(|r| init_repo(r)).collect();
-    let mut nodes: Vec<Node> = Vec::new();
-    for (i, repo) in repos.iter().enumerate() {
-        let mut flags: Vec<String> = Vec::new();
-        for (j, id) in ids.iter().enumerate() {
-            if j != i {
-                flags.extend(["--trust-peer".to_string(), id.clone()]);
-            }
-        }
-        for master in [&ids[0], &ids[2]] {
-            flags.extend(["--trust-master".to_string(), master.clone()]);
-        }
-        for n in &nodes {
-            flags.extend(["--bootstrap".to_string(), n.addr.clone()]);
-        }
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let role = if i % 2 == 0 { "master" } else { "worker" };
-        let h = &lab.hosts[i];
-        nodes.push(Node::start_in_netns(
-            &h.ns, &h.ip, repo, role, &flags, configure,
-        ));
-    }
+    let (_dirs, ids, nodes) = start(&lab, &["master", "worker", "master", "worker"], &[0, 2]);
     wait_until(60, "the first master leads and the other stands by", || {
         leads(&nodes[0]) && master_view(&nodes[2]).contains(&ids[0])
     })?;
