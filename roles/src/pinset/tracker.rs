@@ -5,7 +5,7 @@
 //! Which CIDs the tracker pinned is kept locally (`local.cluster-pins`), so it only ever
 //! unpins its own pins, never a user's.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -138,55 +138,29 @@ impl State {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Brings this node in line with the pinset.
+    /// Brings this node in line with the pinset. Pins are looked at one by one as they are
+    /// read: what stays in memory is the set of CIDs allocated here and the queue of those to
+    /// fetch, not every pin.
     async fn reconcile(&mut self) {
         let now = crate::now_ms();
         let me = self.me();
-        let mut mine: HashMap<Cid, Pin> = HashMap::new();
+        let mut mine: HashSet<Cid> = HashSet::new();
         let mut whole = true;
-        for pin in self.pinset.naming(&me) {
+        // Reports written in batches: many pins' reports share a delta.
+        let mut reports: Vec<Op> = Vec::new();
+        self.queue.clear();
+        let pinset = self.pinset.clone();
+        for pin in pinset.naming(&me) {
             match pin {
                 Ok(pin) if pin.allocations.contains(&me) && !pin.expired(now) => {
-                    mine.insert(pin.cid, pin);
+                    mine.insert(pin.cid);
+                    self.consider(pin, &mut reports);
                 }
                 Ok(_) => {}
                 Err(e) => {
                     whole = false;
                     tracing::warn!("reading the pinset: {e}");
                 }
-            }
-        }
-        // Reports written in batches: many pins' reports share a delta.
-        let mut reports: Vec<Op> = Vec::new();
-        self.queue.clear();
-        for pin in mine.values() {
-            if self.running.contains(&pin.cid) {
-                continue;
-            }
-            let report = self.report(&pin.cid);
-            let retry = report.as_ref().is_some_and(|r| r.recover < pin.recover);
-            let held = matches!(self.repo.pins().get(&pin.cid), Ok(Some(PinKind::Recursive)));
-            let start = match report.as_ref().map(|r| r.status) {
-                None | Some(Tracking::PinQueued | Tracking::Pinning | Tracking::Remote) => true,
-                Some(Tracking::PinError | Tracking::UnexpectedlyUnpinned) => retry,
-                Some(Tracking::Pinned) if !held => {
-                    if !retry {
-                        reports.push(self.report_op(
-                            &pin.cid,
-                            Tracking::UnexpectedlyUnpinned,
-                            pin.recover,
-                        ));
-                    }
-                    retry
-                }
-                Some(Tracking::Pinned) => false,
-            };
-            let ours = self.local.contains_key(pin.cid.to_bytes()).unwrap_or(false);
-            if start && held && !ours {
-                // Pinned here already, by the user: report it, and never unpin it.
-                reports.push(self.report_op(&pin.cid, Tracking::Pinned, pin.recover));
-            } else if start {
-                self.queue.push_back(pin.clone());
             }
         }
         if !whole {
@@ -200,7 +174,7 @@ impl State {
             .iter()
             .keys()
             .filter_map(|k| k.ok().and_then(|k| Cid::try_from(k.as_ref()).ok()))
-            .filter(|c| !mine.contains_key(c) && !self.running.contains(c))
+            .filter(|c| !mine.contains(c) && !self.running.contains(c))
             .collect();
         for cid in stale {
             match self.release(&cid).await {
@@ -212,6 +186,38 @@ impl State {
             }
         }
         self.flush_reports(reports).await;
+    }
+
+    /// Whether `pin`, allocated here, is to be fetched (queued), reported, or left alone.
+    fn consider(&mut self, pin: Pin, reports: &mut Vec<Op>) {
+        if self.running.contains(&pin.cid) {
+            return;
+        }
+        let report = self.report(&pin.cid);
+        let retry = report.as_ref().is_some_and(|r| r.recover < pin.recover);
+        let held = matches!(self.repo.pins().get(&pin.cid), Ok(Some(PinKind::Recursive)));
+        let start = match report.as_ref().map(|r| r.status) {
+            None | Some(Tracking::PinQueued | Tracking::Pinning | Tracking::Remote) => true,
+            Some(Tracking::PinError | Tracking::UnexpectedlyUnpinned) => retry,
+            Some(Tracking::Pinned) if !held => {
+                if !retry {
+                    reports.push(self.report_op(
+                        &pin.cid,
+                        Tracking::UnexpectedlyUnpinned,
+                        pin.recover,
+                    ));
+                }
+                retry
+            }
+            Some(Tracking::Pinned) => false,
+        };
+        let ours = self.local.contains_key(pin.cid.to_bytes()).unwrap_or(false);
+        if start && held && !ours {
+            // Pinned here already, by the user: report it, and never unpin it.
+            reports.push(self.report_op(&pin.cid, Tracking::Pinned, pin.recover));
+        } else if start {
+            self.queue.push_back(pin);
+        }
     }
 
     /// Writes `reports`, [`REPORT_BATCH`] to a change.
