@@ -28,11 +28,22 @@ impl Node {
     }
 
     async fn addr(&self) -> Multiaddr {
-        let addrs = self.daemon.client().listen_addrs().await.expect("addrs");
-        let addr = addrs
-            .into_iter()
-            .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
-            .expect("a loopback TCP address");
+        // The listener reports its address a moment after the host starts: wait for it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let addr = loop {
+            let addrs = self.daemon.client().listen_addrs().await.expect("addrs");
+            if let Some(a) = addrs
+                .into_iter()
+                .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
+            {
+                break a;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no loopback TCP address within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         addr.with(libp2p::multiaddr::Protocol::P2p(
             self.daemon.repo().peer_id(),
         ))
