@@ -318,6 +318,17 @@ impl Node {
         out.stdout
     }
 
+    /// Runs the CLI against this node like [`Node::ok`]; the first line it printed (a task
+    /// submission's id, for one).
+    ///
+    /// # Panics
+    ///
+    /// When the command fails or prints nothing.
+    pub fn first_line(&self, args: &[&str]) -> String {
+        let out = String::from_utf8(self.ok(args)).expect("UTF-8 output");
+        out.lines().next().expect("a line of output").to_string()
+    }
+
     /// Dials `other` from this node.
     pub fn connect(&self, other: &Node) {
         self.ok(&["swarm", "connect", &other.addr]);

@@ -227,13 +227,7 @@ fn leads(node: &Node) -> bool {
 
 /// Submits a noop task on `node` and waits for its outcome; its id.
 fn run_noop(node: &Node, key: &str) -> String {
-    let out = node.ok(&["task", "submit", "--kind", "noop", "--key", key, "--wait"]);
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string()
+    node.first_line(&["task", "submit", "--kind", "noop", "--key", key, "--wait"])
 }
 
 /// Masters on hosts 0 and 2, workers on 1 and 3. Cut apart, the master without a leader

@@ -35,7 +35,7 @@ fn json(node: &Node, args: &[&str]) -> Value {
 }
 
 fn submit_sleep(node: &Node, key: &str) -> String {
-    let out = node.ok(&[
+    node.first_line(&[
         "task",
         "submit",
         "--kind",
@@ -46,13 +46,7 @@ fn submit_sleep(node: &Node, key: &str) -> String {
         "arg=0.3",
         "--key",
         key,
-    ]);
-    String::from_utf8(out)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string()
+    ])
 }
 
 /// Every task record `node` lists: id to state.

@@ -90,12 +90,7 @@ fn trust_and_restart(node: &mut Node, master: &Node) {
 fn submit(node: &Node, args: &[&str]) -> String {
     let mut full = vec!["task", "submit"];
     full.extend_from_slice(args);
-    String::from_utf8(node.ok(&full))
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .to_string()
+    node.first_line(&full)
 }
 
 /// Submits an `exec` task that sleeps `secs` seconds on its worker.

@@ -104,6 +104,7 @@ impl Actor {
         state: Option<StateHandle>,
     ) -> (Self, Inputs) {
         let me = repo.peer_id();
+        let is_master = master.is_some();
         let runner = Arc::new(Runner {
             repo: Arc::clone(&repo),
             client: client.clone(),
@@ -133,7 +134,8 @@ impl Actor {
             dirty: false,
             seq: 0,
             state_seen: state.as_ref().map(StateHandle::changes),
-            replicator: state.clone().map(Replicator::start),
+            // Only masters write to the state from here (their table).
+            replicator: state.clone().filter(|_| is_master).map(Replicator::start),
             state,
             lead: None,
             leader_seen: None,
