@@ -9,6 +9,7 @@ pub mod api;
 pub mod codec;
 pub mod config;
 pub mod daemon;
+pub mod index;
 pub mod network;
 pub mod repo;
 pub mod state;

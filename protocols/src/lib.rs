@@ -9,9 +9,11 @@
 //!   gossipsub.
 //! - [`state`]: the replicated cluster state (a Merkle-CRDT): deltas, snapshots and the
 //!   announcements of heads.
+//! - [`index`]: the benchmark database's manifests of Parquet partitions and their sync.
 //! - [`Role`]: what a node does in the cluster, announced in its heartbeats.
 
 pub mod bitswap;
+pub mod index;
 mod role;
 pub mod state;
 pub mod task;

@@ -339,6 +339,17 @@ fn values(array: &ArrayRef) -> Result<Vec<Value>, String> {
                 .map(|i| cell(i, &|i| Value::Text(a.value(i).to_string())))
                 .collect()
         }
+        DataType::Timestamp(unit, Some(_)) => {
+            // Shown in UTC, whatever zone name DuckDB gave it.
+            let plain = duckdb::arrow::compute::cast(array, &DataType::Timestamp(*unit, None))
+                .map_err(|e| e.to_string())?;
+            let options = FormatOptions::default();
+            let formatter =
+                ArrayFormatter::try_new(plain.as_ref(), &options).map_err(|e| e.to_string())?;
+            (0..n)
+                .map(|i| cell(i, &|i| Value::Text(format!("{}Z", formatter.value(i)))))
+                .collect()
+        }
         _ => {
             let options = FormatOptions::default();
             let formatter =

@@ -135,16 +135,22 @@ impl Engine {
         self.answer(&limited)
     }
 
-    /// Runs `sql` from outside and writes its whole answer as Parquet to `dest` (a file
-    /// under an allowed directory).
+    /// Runs `sql` from outside and writes its answer (at most `limit` rows) as Parquet to
+    /// `dest` (a file under an allowed directory).
     ///
     /// # Errors
     ///
     /// As [`Engine::query`], or when the file cannot be written.
-    pub fn query_to_parquet(&self, sql: &str, dest: &Path) -> Result<(), Error> {
+    pub fn query_to_parquet(
+        &self,
+        sql: &str,
+        dest: &Path,
+        limit: Option<usize>,
+    ) -> Result<(), Error> {
         let text = self.check(sql)?;
+        let limit = limit.map_or(String::new(), |n| format!(" LIMIT {n}"));
         let copy = format!(
-            "COPY (\n{text}\n) TO {} (FORMAT parquet, COMPRESSION zstd)",
+            "COPY (SELECT * FROM (\n{text}\n){limit}) TO {} (FORMAT parquet, COMPRESSION zstd)",
             literal(&dest.display().to_string())
         );
         let connection = self.connect()?;
@@ -178,13 +184,17 @@ impl Engine {
         })
     }
 
-    /// Runs the node's own statements (views, tables): trusted text, not checked.
+    /// Runs the node's own statements (views, tables, conversions): trusted text, not
+    /// checked, within the time limit.
     ///
     /// # Errors
     ///
-    /// When DuckDB refuses them.
+    /// When DuckDB refuses them or time runs out.
     pub fn execute_trusted(&self, sql: &str) -> Result<(), Error> {
-        self.connect()?.execute_batch(sql).map_err(engine_error)
+        let connection = self.connect()?;
+        self.deadline(&connection, || {
+            connection.execute_batch(sql).map_err(query_error)
+        })
     }
 
     /// Replaces table `name` (of `schema`'s columns) with the rows of `batches`.

@@ -23,7 +23,7 @@ mod schema;
 pub use answer::{Answer, Column, Format, Value};
 pub use duckdb::arrow;
 pub use engine::{Engine, Limits};
-pub use schema::{ColumnType, Field, TableSchema};
+pub use schema::{Cell, ColumnType, Field, TableSchema};
 
 /// Why a statement did not run.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use duckdb::arrow::datatypes::{DataType, Schema, TimeUnit};
+use duckdb::arrow::record_batch::RecordBatch;
 
 /// A column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,5 +143,150 @@ impl TableSchema {
             ));
         }
         out
+    }
+}
+
+/// One value of a row being built, before it becomes Arrow.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// Null.
+    Null,
+    /// For [`ColumnType::Text`].
+    Text(String),
+    /// For [`ColumnType::Int64`].
+    Int(i64),
+    /// For [`ColumnType::Float64`] (non-finite values become null).
+    Float(f64),
+    /// For [`ColumnType::Bool`].
+    Bool(bool),
+    /// For [`ColumnType::Timestamp`]: Unix milliseconds.
+    TimeMs(i64),
+}
+
+impl From<Option<String>> for Cell {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Cell::Null, Cell::Text)
+    }
+}
+
+impl From<Option<f64>> for Cell {
+    fn from(v: Option<f64>) -> Self {
+        v.map_or(Cell::Null, Cell::Float)
+    }
+}
+
+impl From<Option<i64>> for Cell {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Cell::Null, Cell::Int)
+    }
+}
+
+impl TableSchema {
+    /// The rows as one Arrow batch of this schema.
+    ///
+    /// # Errors
+    ///
+    /// When a row's length or a cell's type does not fit its column, or a required column
+    /// is null.
+    pub fn batch(&self, rows: &[Vec<Cell>]) -> Result<RecordBatch, crate::Error> {
+        use duckdb::arrow::array::{
+            ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+            TimestampMicrosecondBuilder,
+        };
+        let bad = |row: usize, field: &Field, cell: &Cell| {
+            crate::Error::Engine(format!(
+                "{}: row {row}, column {}: {cell:?} does not fit {}",
+                self.name,
+                field.name,
+                field.ty.doc()
+            ))
+        };
+        if let Some((i, row)) = rows
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.len() != self.fields.len())
+        {
+            return Err(crate::Error::Engine(format!(
+                "{}: row {i} has {} cells for {} columns",
+                self.name,
+                row.len(),
+                self.fields.len()
+            )));
+        }
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
+        for (c, field) in self.fields.iter().enumerate() {
+            let cells = rows.iter().map(|r| &r[c]).enumerate();
+            if !field.nullable {
+                if let Some((i, cell)) = rows
+                    .iter()
+                    .map(|r| &r[c])
+                    .enumerate()
+                    .find(|(_, v)| **v == Cell::Null)
+                {
+                    return Err(bad(i, field, cell));
+                }
+            }
+            let array: ArrayRef = match field.ty {
+                ColumnType::Text => {
+                    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                    for (i, cell) in cells {
+                        match cell {
+                            Cell::Text(t) => b.append_value(t),
+                            Cell::Null => b.append_null(),
+                            other => return Err(bad(i, field, other)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                ColumnType::Int64 => {
+                    let mut b = Int64Builder::with_capacity(rows.len());
+                    for (i, cell) in cells {
+                        match cell {
+                            Cell::Int(v) => b.append_value(*v),
+                            Cell::Null => b.append_null(),
+                            other => return Err(bad(i, field, other)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                ColumnType::Float64 => {
+                    let mut b = Float64Builder::with_capacity(rows.len());
+                    for (i, cell) in cells {
+                        match cell {
+                            Cell::Float(v) if v.is_finite() => b.append_value(*v),
+                            Cell::Float(_) | Cell::Null => b.append_null(),
+                            Cell::Int(v) => b.append_value(*v as f64),
+                            other => return Err(bad(i, field, other)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                ColumnType::Bool => {
+                    let mut b = BooleanBuilder::with_capacity(rows.len());
+                    for (i, cell) in cells {
+                        match cell {
+                            Cell::Bool(v) => b.append_value(*v),
+                            Cell::Null => b.append_null(),
+                            other => return Err(bad(i, field, other)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+                ColumnType::Timestamp => {
+                    let mut b =
+                        TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+                    for (i, cell) in cells {
+                        match cell {
+                            Cell::TimeMs(ms) => b.append_value(ms.saturating_mul(1000)),
+                            Cell::Null => b.append_null(),
+                            other => return Err(bad(i, field, other)),
+                        }
+                    }
+                    Arc::new(b.finish())
+                }
+            };
+            columns.push(array);
+        }
+        RecordBatch::try_new(self.arrow(), columns).map_err(|e| crate::Error::Engine(e.to_string()))
     }
 }

@@ -46,6 +46,9 @@ pub(crate) struct Behaviour {
     pub(crate) autonat: autonat::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) bitswap: bitswap::Behaviour,
+    /// Plain streams for request-response protocols run outside the event loop (the
+    /// benchmark database's index sync).
+    pub(crate) streams: libp2p_stream::Behaviour,
 }
 
 pub(crate) struct Parts<'a> {
@@ -87,6 +90,7 @@ impl Behaviour {
             autonat: autonat::Behaviour::new(peer_id, autonat::Config::default()),
             dcutr: dcutr::Behaviour::new(peer_id),
             bitswap: bitswap::Behaviour::new(bitswap::Config::default(), parts.blocks),
+            streams: libp2p_stream::Behaviour::new(),
         })
     }
 }

@@ -30,18 +30,38 @@ pub struct DagProgress {
 }
 
 /// A cloneable handle to the host. The host stops when the last handle is dropped.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     commands: mpsc::Sender<Command>,
     fetch_timeout: Duration,
+    streams: libp2p_stream::Control,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("fetch_timeout", &self.fetch_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
-    pub(crate) fn new(commands: mpsc::Sender<Command>, fetch_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        fetch_timeout: Duration,
+        streams: libp2p_stream::Control,
+    ) -> Self {
         Self {
             commands,
             fetch_timeout,
+            streams,
         }
+    }
+
+    /// Opens and accepts plain streams of request-response protocols that run outside the
+    /// event loop.
+    pub fn streams(&self) -> libp2p_stream::Control {
+        self.streams.clone()
     }
 
     async fn call<T>(

@@ -111,8 +111,9 @@ impl EventLoop {
         for peer in &config.keep {
             keep.add(*peer, None, now);
         }
+        let streams = swarm.behaviour().streams.new_control();
         (
-            Client::new(tx, config.fetch_timeout),
+            Client::new(tx, config.fetch_timeout, streams),
             Self {
                 swarm,
                 repo,

@@ -1,0 +1,323 @@
+//! The index on real hosts over loopback TCP: typed rows round-trip, peers sync what they
+//! trust, tampered partitions are refused, small partitions merge, answers are cached.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipfsbench_protocols::index::{self as wire, Partition, Table};
+use ipfsbench_protocols::task::WireCid;
+use ipfsbench_protocols::Role;
+use ipfsbench_sql::Value;
+use libp2p::{Multiaddr, PeerId};
+
+use super::{Config, Handle, Index, ResultRow};
+use crate::daemon::{Daemon, Options};
+use crate::network::TopicRule;
+use crate::repo::Repo;
+
+const TOPIC: &str = "/ipfsbench/test/index/1";
+const DEADLINE: Duration = Duration::from_secs(30);
+
+struct Node {
+    daemon: Daemon,
+    index: Index,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn handle(&self) -> Handle {
+        self.index.handle()
+    }
+
+    async fn addr(&self) -> Multiaddr {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let addrs = self.daemon.client().listen_addrs().await.expect("addrs");
+            if let Some(a) = addrs
+                .into_iter()
+                .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
+            {
+                return a.with(libp2p::multiaddr::Protocol::P2p(
+                    self.daemon.repo().peer_id(),
+                ));
+            }
+            assert!(Instant::now() < deadline, "no loopback address within 10 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.index.shutdown().await;
+        self.daemon.shutdown().await.expect("shutdown");
+    }
+}
+
+fn repo() -> (tempfile::TempDir, Repo) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repo::init(&dir.path().join("repo")).expect("repo");
+    (dir, repo)
+}
+
+async fn start(
+    (dir, repo): (tempfile::TempDir, Repo),
+    trusted: &HashSet<PeerId>,
+    bootstrap: Vec<Multiaddr>,
+    tune: impl FnOnce(&mut Config),
+) -> Node {
+    let mut options = Options::new(Role::Worker, "127.0.0.1:0".parse().expect("addr"));
+    options.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen")];
+    options.bootstrap = bootstrap;
+    options.fetch_timeout = Duration::from_secs(10);
+    options.topic_rules = vec![TopicRule {
+        prefix: "/ipfsbench/",
+        suffix: wire::TOPIC_SUFFIX,
+        valid: |data| wire::Announce::decode(data).is_ok(),
+    }];
+    let daemon = Daemon::start(repo, options).await.expect("daemon");
+    let mut config = Config::new(TOPIC.to_string(), trusted.clone());
+    config.announce_every = Duration::from_millis(200);
+    config.content_every = None;
+    config.fetch_timeout = Duration::from_secs(10);
+    tune(&mut config);
+    let index = Index::start(Arc::clone(daemon.repo()), daemon.client().clone(), config)
+        .await
+        .expect("index");
+    Node {
+        daemon,
+        index,
+        _dir: dir,
+    }
+}
+
+fn row(worker: &str, n: i64) -> ResultRow {
+    ResultRow {
+        task_id: format!("task-{worker}-{n}"),
+        attempt: 1,
+        kind: "bench.hash".into(),
+        params: r#"{"size":"1048576"}"#.into(),
+        param_key: "size=1048576".into(),
+        worker: worker.into(),
+        cpu_model: "Test CPU".into(),
+        cores: 2,
+        memory_bytes: 1 << 30,
+        os: "linux".into(),
+        arch: "x86_64".into(),
+        outcome: "succeeded".into(),
+        error: None,
+        result_cid: Some("bafy-test".into()),
+        master: Some("master-peer".into()),
+        cluster: "test".into(),
+        started_ms: 1_700_000_000_000 + n * 1000,
+        finished_ms: 1_700_000_000_500 + n * 1000,
+        figures: vec![
+            ("bytes", 1_048_576.0),
+            ("seconds", 0.25),
+            ("mbps", 4.0 + n as f64),
+        ],
+    }
+}
+
+async fn scalar(h: &Handle, sql: &str) -> Value {
+    let answer = h.query(sql.into(), false).await.expect(sql);
+    answer.rows[0][0].clone()
+}
+
+async fn wait_for(h: &Handle, sql: &str, want: Value) {
+    let start = Instant::now();
+    loop {
+        let got = scalar(h, sql).await;
+        if got == want {
+            return;
+        }
+        if start.elapsed() > DEADLINE {
+            let status = h.status().await;
+            panic!("{sql}: {got:?}, wanted {want:?}; {status:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_row_reads_back_with_every_typed_column() {
+    let (dir, repo) = repo();
+    let trusted = HashSet::from([repo.peer_id()]);
+    let node = start((dir, repo), &trusted, vec![], |_| {}).await;
+    let h = node.handle();
+    let mut failed = row("w", 7);
+    failed.outcome = "failed".into();
+    failed.error = Some("exit 3, \"quoted\"".into());
+    failed.result_cid = None;
+    failed.figures = vec![("exit_code", 3.0)];
+    h.append_results(&[row("w", 1), failed])
+        .await
+        .expect("append");
+    h.flush().await.expect("flush");
+    let answer = h
+        .query(
+            "SELECT * FROM results ORDER BY attempt, task_id".into(),
+            false,
+        )
+        .await
+        .expect("query");
+    let col = |name: &str| answer.index(name).expect(name);
+    assert_eq!(answer.columns.len(), super::RESULTS.fields.len());
+    let ok = &answer.rows[0];
+    assert_eq!(ok[col("task_id")], Value::Text("task-w-1".into()));
+    assert_eq!(ok[col("cores")], Value::Int(2));
+    assert_eq!(ok[col("memory_bytes")], Value::Int(1 << 30));
+    assert_eq!(ok[col("bytes")], Value::Int(1_048_576));
+    assert_eq!(ok[col("mbps")], Value::Float(5.0));
+    assert_eq!(ok[col("seconds")], Value::Float(0.25));
+    assert_eq!(ok[col("duration_ms")], Value::Float(500.0));
+    assert_eq!(ok[col("error")], Value::Null);
+    assert_eq!(ok[col("master")], Value::Text("master-peer".into()));
+    assert!(
+        matches!(&ok[col("finished_at")], Value::Text(t) if t.starts_with("2023-11-14T22:13:21.500")),
+        "{:?}",
+        ok[col("finished_at")]
+    );
+    let bad = &answer.rows[1];
+    assert_eq!(bad[col("error")], Value::Text("exit 3, \"quoted\"".into()));
+    assert_eq!(bad[col("exit_code")], Value::Int(3));
+    assert_eq!(bad[col("mbps")], Value::Null);
+    let types = h
+        .query(
+            "SELECT typeof(finished_at), typeof(mbps), typeof(bytes) FROM results LIMIT 1".into(),
+            false,
+        )
+        .await
+        .expect("types");
+    assert_eq!(
+        types.rows[0],
+        vec![
+            Value::Text("TIMESTAMP WITH TIME ZONE".into()),
+            Value::Text("DOUBLE".into()),
+            Value::Text("BIGINT".into())
+        ]
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_of_two_workers_reach_a_third_node_and_an_untrusted_one_is_ignored() {
+    let repos: Vec<_> = (0..4).map(|_| repo()).collect();
+    let trusted: HashSet<PeerId> = repos.iter().take(3).map(|(_, r)| r.peer_id()).collect();
+    let mut repos = repos.into_iter();
+    let reader = start(repos.next().expect("repo"), &trusted, vec![], |c| {
+        c.sync = vec![Table::Results];
+    })
+    .await;
+    let boot = vec![reader.addr().await];
+    let a = start(repos.next().expect("repo"), &trusted, boot.clone(), |_| {}).await;
+    let b = start(repos.next().expect("repo"), &trusted, boot.clone(), |_| {}).await;
+    let stranger = start(repos.next().expect("repo"), &trusted, boot, |_| {}).await;
+    for (node, name, n) in [(&a, "a", 300), (&b, "b", 200), (&stranger, "x", 50)] {
+        let rows: Vec<ResultRow> = (0..n).map(|i| row(name, i)).collect();
+        for chunk in rows.chunks(100) {
+            node.handle().append_results(chunk).await.expect("append");
+            node.handle().flush().await.expect("flush");
+        }
+    }
+    let sql = "SELECT count(*) FROM results";
+    wait_for(&reader.handle(), sql, Value::Int(500)).await;
+    wait_for(&a.handle(), sql, Value::Int(500)).await;
+    wait_for(&b.handle(), sql, Value::Int(500)).await;
+    let sums = "SELECT sum(mbps) FROM results";
+    let expected = scalar(&reader.handle(), sums).await;
+    assert_eq!(scalar(&a.handle(), sums).await, expected);
+    assert_eq!(scalar(&b.handle(), sums).await, expected);
+    let status = reader.handle().status().await.expect("status");
+    assert!(status.counters["DroppedUntrusted"] > 0, "{status:?}");
+    assert_eq!(status.nodes, 2, "{status:?}");
+    assert_eq!(
+        scalar(
+            &reader.handle(),
+            "SELECT count(*) FROM results WHERE worker = 'x'"
+        )
+        .await,
+        Value::Int(0)
+    );
+    for n in [reader, a, b, stranger] {
+        n.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_or_misdescribed_partition_is_rejected() {
+    let (dir, repo) = repo();
+    let trusted = HashSet::from([repo.peer_id()]);
+    let node = start((dir, repo), &trusted, vec![], |_| {}).await;
+    let h = node.handle();
+    h.append_results(&[row("w", 1), row("w", 2)])
+        .await
+        .expect("append");
+    h.flush().await.expect("flush");
+    let shared = &h.shared;
+    let own = shared.manifests.read().expect("lock")[&h.peer_id()].clone();
+    let p = own.partitions[0].clone();
+    let original = std::fs::read(shared.spool.part(&p.cid.0)).expect("partition file");
+    let try_accept = |bytes: &[u8], p: &Partition| {
+        let tmp = shared.spool.scratch("t.parquet");
+        std::fs::write(&tmp, bytes).expect("write");
+        shared.spool.accept(&shared.engine, &tmp, p)
+    };
+    let mut tampered = original.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0xff;
+    let err = try_accept(&tampered, &p).expect_err("tampered bytes");
+    assert!(err.to_string().contains("hash to"), "{err}");
+    let mut lying = p.clone();
+    lying.rows = 3;
+    let err = try_accept(&original, &lying).expect_err("wrong row count");
+    assert!(err.to_string().contains("rows"), "{err}");
+    let mut other_table = p.clone();
+    other_table.table = Table::Content;
+    let err = try_accept(&original, &other_table).expect_err("wrong table");
+    assert!(err.to_string().contains("columns"), "{err}");
+    let mut bigger = p.clone();
+    bigger.bytes += 1;
+    assert!(try_accept(&original, &bigger).is_err());
+    // The real one passes.
+    let mut unknown = p.clone();
+    unknown.cid = WireCid(p.cid.0);
+    try_accept(&original, &unknown).expect("the untouched partition is accepted");
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_partitions_merge_and_answers_come_from_the_cache_until_inputs_change() {
+    let (dir, repo) = repo();
+    let trusted = HashSet::from([repo.peer_id()]);
+    let node = start((dir, repo), &trusted, vec![], |c| c.compact_after = 4).await;
+    let h = node.handle();
+    for i in 0..6 {
+        h.append_results(&[row("w", i)]).await.expect("append");
+        h.flush().await.expect("flush");
+    }
+    let start = Instant::now();
+    loop {
+        let status = h.status().await.expect("status");
+        if status.partitions.get("results") == Some(&1) {
+            assert_eq!(status.rows["results"], 6);
+            assert_eq!(status.counters["PartitionsCompacted"], 6, "{status:?}");
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "{status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sql = "SELECT count(*), sum(mbps) FROM results";
+    let first = h.query(sql.into(), true).await.expect("query");
+    let again = h.query(sql.into(), true).await.expect("query");
+    assert_eq!(first, again);
+    assert_eq!(first.rows[0][0], Value::Int(6));
+    let counters = h.status().await.expect("status").counters;
+    assert_eq!((counters["CacheMisses"], counters["CacheHits"]), (1, 1));
+    h.append_results(&[row("w", 99)]).await.expect("append");
+    h.flush().await.expect("flush");
+    let changed = h.query(sql.into(), true).await.expect("query");
+    assert_eq!(changed.rows[0][0], Value::Int(7));
+    let counters = h.status().await.expect("status").counters;
+    assert_eq!(counters["CacheMisses"], 2);
+    node.stop().await;
+}
