@@ -125,9 +125,100 @@ pub(crate) enum Command {
     /// daemon).
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// One read-only SQL query over the cluster's benchmark database: the `results`,
+    /// `content`, `pins` and `tasks` views and `datasets."name"` (needs a running daemon).
+    Query(QueryArgs),
+    /// The cluster's benchmark results: list, compare, regressions, report (needs a running
+    /// daemon).
+    #[command(subcommand)]
+    Results(ResultsCommand),
+    /// Tables stored as content-addressed Parquet, queryable by name (needs a running
+    /// daemon).
+    #[command(subcommand)]
+    Dataset(DatasetCommand),
     /// Start a master, two workers and a leecher on loopback, run every benchmark on every
     /// worker, fetch the results from the leecher and print them; exits when done.
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The SQL: one query (SELECT, FROM, WITH...).
+    pub(crate) sql: String,
+    /// How the answer is printed: table, json or csv.
+    #[arg(long, default_value = "table")]
+    pub(crate) format: String,
+    /// Run it even if the same query over the same inputs was answered before.
+    #[arg(long)]
+    pub(crate) no_cache: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ResultsCommand {
+    /// The newest results first (at most 1,000).
+    Ls {
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this worker (a peer id or its start).
+        #[arg(long)]
+        worker: Option<String>,
+        /// Only results newer than this: 30m, 12h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// A kind's figure per group: count, median, p10, p90, min, max.
+    Compare {
+        /// The kind.
+        #[arg(long)]
+        kind: String,
+        /// Group by cpu, worker or param.
+        #[arg(long, default_value = "cpu")]
+        by: String,
+        /// The figure column [default: the kind's own: mbps, write_mbps or duration_ms].
+        #[arg(long)]
+        figure: Option<String>,
+        /// table, json or csv.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Each series' newest result against its history (same kind, parameters and
+    /// hardware); exits 1 when one regressed.
+    Regressions {
+        /// Flag a result worse than the history's median by more than this percentage
+        /// (and outside its p10–p90).
+        #[arg(long, default_value_t = 10.0)]
+        threshold: f64,
+        /// List every series, not only the regressed ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// A report with charts: md, html (opens offline) or json.
+    Report {
+        /// md, html or json.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// The regression threshold, percent.
+        #[arg(long, default_value_t = 10.0)]
+        threshold: f64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DatasetCommand {
+    /// Store FILE (.csv with a header, or .parquet) as Parquet under NAME.
+    Add {
+        /// The file.
+        file: PathBuf,
+        /// Its name: queried as `datasets."NAME"`.
+        #[arg(long)]
+        name: String,
+    },
+    /// The datasets the cluster knows.
+    Ls,
 }
 
 #[derive(Debug, Subcommand)]

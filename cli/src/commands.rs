@@ -46,6 +46,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Task(_)
             | Command::Cluster(_)
             | Command::Storage(_)
+            | Command::Query(_)
+            | Command::Results(_)
+            | Command::Dataset(_)
     );
     let local_only =
         matches!(&command, Command::Init) || matches!(&command, Command::Add(a) if a.only_hash);
@@ -116,6 +119,9 @@ fn local(repo_path: &Path, command: Command) -> Result<ExitCode> {
         | Command::Task(_)
         | Command::Cluster(_)
         | Command::Storage(_)
+        | Command::Query(_)
+        | Command::Results(_)
+        | Command::Dataset(_)
         | Command::Demo(_) => {
             unreachable_online_only()?;
         }

@@ -222,13 +222,18 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         NodeProcess::start(&exe, &dir, "worker-1", "worker", &worker_flags)?,
         NodeProcess::start(&exe, &dir, "worker-2", "worker", &worker_flags)?,
     ];
-    // The leecher trusts the master too: for the outcomes it publishes and the results it
-    // writes to the replicated state.
-    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &worker_flags)?;
     let worker_ids: Vec<String> = workers
         .iter()
         .map(|w| w.identity().map(|(id, _)| id))
         .collect::<Result<_>>()?;
+    // The leecher trusts the master too: for the outcomes it publishes and the results it
+    // writes to the replicated state; and the workers, whose benchmark database partitions
+    // it syncs.
+    let mut leecher_flags = worker_flags.to_vec();
+    for id in &worker_ids {
+        leecher_flags.extend(["--trust-peer".to_string(), id.clone()]);
+    }
+    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &leecher_flags)?;
     wait_for_workers(&master, &worker_ids)?;
     writeln!(
         err,
@@ -241,6 +246,7 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
     let mut out = std::io::stdout().lock();
     print_results(&leecher, &results, &mut out)?;
     print_replicated(&leecher, &results, &mut out)?;
+    print_compare(&leecher, &results, &mut out)?;
     let peers: tasks::ClusterPeers = master.api.json("cluster/peers", &[])?;
     let hardware = peers
         .peers
@@ -390,6 +396,57 @@ fn print_replicated(
             short(&worker),
             figures.join(" ")
         )?;
+    }
+    Ok(())
+}
+
+/// Waits until the leecher's synced copy of the benchmark database holds a row for every
+/// task, then prints `results compare --by worker` of each kind from it.
+fn print_compare(
+    leecher: &NodeProcess,
+    results: &[(&'static str, String, String, String)],
+    out: &mut impl Write,
+) -> Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    let ids: Vec<String> = results
+        .iter()
+        .map(|(_, _, task, _)| format!("'{task}'"))
+        .collect();
+    let count = format!(
+        "SELECT count(DISTINCT task_id) FROM results WHERE task_id IN ({})",
+        ids.join(", ")
+    );
+    loop {
+        let answer: ipfsbench_sql::Answer = leecher.api.json(
+            "query",
+            &[("arg", count.clone()), ("no-cache", "true".into())],
+        )?;
+        let synced = answer
+            .rows
+            .first()
+            .and_then(|r| r[0].as_f64())
+            .unwrap_or(0.0);
+        if synced as usize >= results.len() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the leecher's benchmark database did not sync every result row in time");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut kinds: Vec<&str> = results.iter().map(|(kind, ..)| *kind).collect();
+    kinds.dedup();
+    for kind in kinds {
+        let answer: ipfsbench_sql::Answer = leecher.api.json(
+            "results/compare",
+            &[("kind", kind.to_string()), ("by", "worker".into())],
+        )?;
+        let figure = ipfsbench_roles::results::primary_figure(kind).0;
+        writeln!(
+            out,
+            "\nresults compare --kind {kind} --by worker ({figure}; the leecher's synced copy):"
+        )?;
+        write!(out, "{}", answer.render(ipfsbench_sql::Format::Table))?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `ipfsbench-node`: a self-contained IPFS peer for benchmark clusters.
 
 mod args;
+mod benchdb;
 mod client;
 mod cluster;
 mod commands;

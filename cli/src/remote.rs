@@ -67,6 +67,9 @@ pub(crate) fn run(api: &Api, command: Command) -> Result<bool> {
         Command::Task(cmd) => task(api, cmd, &mut out)?,
         Command::Cluster(cmd) => crate::cluster::run(api, cmd, &mut out)?,
         Command::Storage(cmd) => crate::storage::run(api, cmd, &mut out)?,
+        Command::Query(args) => crate::benchdb::query(api, args, &mut out)?,
+        Command::Results(cmd) => return crate::benchdb::results(api, cmd, &mut out),
+        Command::Dataset(cmd) => crate::benchdb::dataset(api, cmd, &mut out)?,
         Command::Demo(_) => unreachable_command("demo")?,
     }
     out.flush()?;

@@ -12,7 +12,7 @@ use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
 use ipfsbench_core::store::tiers::Mode;
 use ipfsbench_protocols::Role;
-use ipfsbench_protocols::{state, task};
+use ipfsbench_protocols::{index, state, task};
 
 use crate::master::Master;
 use crate::pinset::healer::Healer;
@@ -42,6 +42,9 @@ pub enum Error {
     /// The replicated state could not start.
     #[error("starting the replicated cluster state: {0}")]
     State(#[from] ipfsbench_core::state::Error),
+    /// The benchmark database could not start.
+    #[error("starting the benchmark database: {0}")]
+    Index(#[from] ipfsbench_core::index::Error),
     /// The pin tracker could not start.
     #[error("starting the pin tracker: {0}")]
     Tracker(String),
@@ -67,6 +70,11 @@ fn decide(role: Role, mut options: Options) -> Options {
         },
         TopicRule {
             prefix: task::TOPIC_PREFIX,
+            suffix: index::TOPIC_SUFFIX,
+            valid: |data| index::Announce::decode(data).is_ok(),
+        },
+        TopicRule {
+            prefix: task::TOPIC_PREFIX,
             suffix: "",
             valid: |data| task::Message::decode(data).is_ok(),
         },
@@ -80,21 +88,45 @@ pub struct Daemon {
     core: core::Daemon,
     service: Service,
     replica: ipfsbench_core::state::Replica,
+    index: Option<ipfsbench_core::index::Index>,
+    labels: Option<tokio::task::JoinHandle<()>>,
     tracker: Option<Tracker>,
     healer: Option<Healer>,
 }
 
-/// The replicated state's settings: the cluster's state topic, and every peer the node
-/// trusts for tasks or for the state.
-fn state_config(
+/// Every peer the node trusts for tasks or for the state: whose state writes it applies and
+/// whose benchmark database partitions it merges.
+fn trusted(
     settings: &Settings,
     me: ipfsbench_core::network::PeerId,
-) -> ipfsbench_core::state::Config {
+) -> HashSet<ipfsbench_core::network::PeerId> {
     let mut trusted: HashSet<_> = settings.state.trusted_peers.clone();
     trusted.extend(&settings.trusted_masters);
     trusted.extend(&settings.trusted_workers);
     trusted.extend(&settings.submitters);
     trusted.insert(me);
+    trusted
+}
+
+/// The benchmark database's settings: leechers sync only the `results` table.
+fn index_config(
+    settings: &Settings,
+    me: ipfsbench_core::network::PeerId,
+) -> ipfsbench_core::index::Config {
+    let mut config =
+        ipfsbench_core::index::Config::new(index::topic(&settings.cluster), trusted(settings, me));
+    if settings.role == Role::Leecher {
+        config.sync = vec![index::Table::Results];
+    }
+    config
+}
+
+/// The replicated state's settings: the cluster's state topic and the trusted peers.
+fn state_config(
+    settings: &Settings,
+    me: ipfsbench_core::network::PeerId,
+) -> ipfsbench_core::state::Config {
+    let trusted = trusted(settings, me);
     let mut config = ipfsbench_core::state::Config::new(state::topic(&settings.cluster), trusted);
     config.announce_every = settings.state.announce;
     config.snapshot_every = settings.state.snapshot_every;
@@ -119,14 +151,24 @@ impl Daemon {
         let role = settings.role;
         let cluster = settings.state.clone();
         let state = state_config(&settings, repo.peer_id());
+        let index = index_config(&settings, repo.peer_id());
         let (core, started) = core::Daemon::start_with(repo, options, |repo, client| {
             let replica =
                 ipfsbench_core::state::Replica::start(Arc::clone(repo), client.clone(), state);
+            let index =
+                ipfsbench_core::index::Index::start(Arc::clone(repo), client.clone(), index);
             let handle = replica.as_ref().ok().map(|r| r.handle());
-            let service =
-                Service::start(Arc::clone(repo), client.clone(), settings, master, handle);
-            let Ok(replica) = replica else {
-                return (axum::Router::new(), (service, replica, None));
+            let index_handle = index.as_ref().ok().map(|i| i.handle());
+            let service = Service::start(
+                Arc::clone(repo),
+                client.clone(),
+                settings,
+                master,
+                handle,
+                index_handle,
+            );
+            let (Ok(replica), Ok(index)) = (replica, index) else {
+                return (axum::Router::new(), (service, Err(()), None, None));
             };
             let pinset = Pinset::new(replica.handle(), service.handle(), cluster);
             let routes = crate::api::router(service.handle(), client.clone())
@@ -134,23 +176,30 @@ impl Daemon {
                 .merge(crate::api::results::router(
                     replica.handle(),
                     service.handle(),
-                ));
-            (routes, (service, Ok(replica), Some(pinset)))
+                ))
+                .merge(crate::api::query::router(index.handle(), replica.handle()));
+            (routes, (service, Ok(replica), Some(index), Some(pinset)))
         })
         .await?;
-        let (service, replica, pinset) = started;
-        let replica = match replica {
-            Ok(r) => r,
-            Err(e) => {
+        let (service, replica, index, pinset) = started;
+        let (replica, index) = match (replica, index) {
+            (Ok(r), Some(i)) => (r, i),
+            _ => {
                 service.shutdown().await;
                 core.shutdown().await?;
-                return Err(e.into());
+                return Err(Error::Tracker(
+                    "the replicated state or the benchmark database could not start (see the log)"
+                        .into(),
+                ));
             }
         };
+        let labels = tokio::spawn(label_content(index.handle(), replica.handle()));
         let mut daemon = Self {
             core,
             service,
             replica,
+            index: Some(index),
+            labels: Some(labels),
             tracker: None,
             healer: None,
         };
@@ -192,8 +241,37 @@ impl Daemon {
             tracker.shutdown().await;
         }
         self.service.shutdown().await;
+        if let Some(labels) = self.labels {
+            labels.abort();
+        }
+        if let Some(index) = self.index {
+            index.shutdown().await;
+        }
         self.replica.shutdown().await;
         self.core.shutdown().await?;
         Ok(())
+    }
+}
+
+/// Gives the benchmark database the cluster pins' names and tags for its `content` rows,
+/// every 30 s.
+async fn label_content(index: ipfsbench_core::index::Handle, state: ipfsbench_core::state::Handle) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(30));
+    loop {
+        tick.tick().await;
+        let labels = state
+            .scan(b"pin/")
+            .filter_map(Result::ok)
+            .filter_map(|(_, v)| serde_json::from_slice::<crate::pinset::Pin>(&v).ok())
+            .map(|p| {
+                let tags: Vec<String> =
+                    p.metadata.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let tags = (!tags.is_empty()).then(|| tags.join(","));
+                (p.cid, (Some(p.name).filter(|n| !n.is_empty()), tags))
+            })
+            .collect();
+        if index.set_labels(labels).await.is_err() {
+            return;
+        }
     }
 }

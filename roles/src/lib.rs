@@ -16,6 +16,8 @@
 //! - [`service`]: the per-node task that owns all of the above and answers the API through
 //!   its [`service::Handle`];
 //! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls;
+//! - [`results`]: what a benchmarker asks of the benchmark database (compare, regressions,
+//!   reports with charts) and the replicated state as SQL tables;
 //! - [`daemon`]: a node with its role, started and stopped as one.
 //!
 //! A leecher has no task role of its own: it submits and waits like any node, and its cache
@@ -27,6 +29,7 @@ pub mod daemon;
 mod gossip;
 pub mod master;
 pub mod pinset;
+pub mod results;
 pub mod service;
 pub mod settings;
 mod submitter;

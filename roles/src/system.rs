@@ -49,9 +49,9 @@ pub(crate) fn free_bytes(path: &Path) -> u64 {
     }
 }
 
-/// The CPU model and platform, e.g. `AMD EPYC 7B13 (x86_64, linux, 2 cores)`.
-pub(crate) fn hardware() -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
+/// The CPU model, e.g. `AMD EPYC 7B13`.
+pub(crate) fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|text| {
             text.lines()
@@ -59,7 +59,12 @@ pub(crate) fn hardware() -> String {
                 .and_then(|rest| rest.split_once(':'))
                 .map(|(_, m)| m.trim().to_string())
         })
-        .unwrap_or_else(|| "unknown CPU".into());
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The CPU model and platform, e.g. `AMD EPYC 7B13 (x86_64, linux, 2 cores)`.
+pub(crate) fn hardware() -> String {
+    let model = cpu_model();
     format!(
         "{model} ({}, {}, {} cores)",
         std::env::consts::ARCH,

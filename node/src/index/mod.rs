@@ -264,7 +264,7 @@ impl Index {
     /// # Errors
     ///
     /// When the directories or the engine cannot be opened.
-    pub async fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
+    pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
         let spool = Spool::open(&repo.path().join("index"))?;
         let engine = Engine::open(&[spool.root.clone()], config.limits.clone())?;
         let shared = Arc::new(Shared {
@@ -277,15 +277,21 @@ impl Index {
             inputs: Mutex::new(BTreeMap::new()),
             cache_bytes: config.cache_bytes,
         });
-        let announcements = client.subscribe(config.topic.clone()).await?;
         let (tx, rx) = mpsc::channel(256);
         let handle = Handle {
             commands: tx,
             shared: Arc::clone(&shared),
         };
+        let config_topic = config.topic.clone();
         let actor = actor::Actor::open(Arc::clone(&shared), config)?;
         let server = tokio::spawn(sync::serve(Arc::clone(&shared)));
-        let actor = tokio::spawn(actor.run(rx, announcements));
+        let topic = config_topic;
+        let actor = tokio::spawn(async move {
+            match client.subscribe(topic).await {
+                Ok(announcements) => actor.run(rx, announcements).await,
+                Err(e) => tracing::error!("the benchmark database cannot subscribe: {e}"),
+            }
+        });
         Ok(Self {
             handle,
             tasks: vec![actor, server],

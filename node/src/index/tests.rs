@@ -80,9 +80,8 @@ async fn start(
     config.content_every = None;
     config.fetch_timeout = Duration::from_secs(10);
     tune(&mut config);
-    let index = Index::start(Arc::clone(daemon.repo()), daemon.client().clone(), config)
-        .await
-        .expect("index");
+    let index =
+        Index::start(Arc::clone(daemon.repo()), daemon.client().clone(), config).expect("index");
     Node {
         daemon,
         index,

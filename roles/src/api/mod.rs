@@ -3,6 +3,7 @@
 //! the node API's Kubo-shaped JSON. The answers' types are in [`wire`].
 
 pub mod pins;
+pub mod query;
 pub mod results;
 pub mod wire;
 

@@ -102,6 +102,7 @@ impl Actor {
         settings: Settings,
         master: Option<Master>,
         state: Option<StateHandle>,
+        index: Option<ipfsbench_core::index::Handle>,
     ) -> (Self, Inputs) {
         let me = repo.peer_id();
         let is_master = master.is_some();
@@ -113,6 +114,9 @@ impl Actor {
             programs: settings.programs.clone(),
             output_cap: settings.output_cap,
             default_timeout: settings.default_timeout,
+            index,
+            machine: crate::worker::Hardware::probe(),
+            cluster: settings.cluster.clone(),
         });
         let (done_tx, done) = mpsc::channel(INTERNAL_QUEUE);
         let (out_tx, out) = mpsc::channel(INTERNAL_QUEUE);
@@ -376,8 +380,16 @@ impl Actor {
         let runner = Arc::clone(&self.runner);
         let done = self.done_tx.clone();
         let out = self.out_tx.clone();
+        let meta = crate::worker::Attempt {
+            task,
+            attempt,
+            kind: a.spec.kind,
+            params: a.spec.params.clone(),
+            master: from,
+            started_ms: now,
+        };
         let handle = tokio::spawn(async move {
-            let outcome = match runner.run(a, out).await {
+            let outcome = match Arc::clone(&runner).run(a, out).await {
                 Ok((cid, figures)) => Outcome::Done {
                     record: task::WireCid(cid),
                     figures,
@@ -388,6 +400,7 @@ impl Actor {
                     Outcome::Failed { error }
                 }
             };
+            runner.record(&meta, &outcome).await;
             let _ = done.send((task, attempt, outcome)).await;
         });
         self.attempts.started(task, attempt, handle.abort_handle());

@@ -159,10 +159,11 @@ impl Service {
         settings: Settings,
         master: Option<Master>,
         state: Option<ipfsbench_core::state::Handle>,
+        index: Option<ipfsbench_core::index::Handle>,
     ) -> Self {
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stopped) = oneshot::channel();
-        let (actor, inputs) = actor::Actor::new(repo, client, settings, master, state);
+        let (actor, inputs) = actor::Actor::new(repo, client, settings, master, state, index);
         let task = tokio::spawn(actor.run(inputs, rx, stopped));
         Self {
             commands,

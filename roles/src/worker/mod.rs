@@ -5,6 +5,7 @@
 //! time passed in, so its rules are tested without a network. [`Runner`] runs the task kinds.
 
 mod assignments;
+mod rows;
 mod runner;
 
 use std::collections::{HashMap, VecDeque};
@@ -13,6 +14,7 @@ use std::time::Duration;
 use ipfsbench_protocols::task::{Assign, Claim, Message, Outcome, Repeat, Report, TaskId};
 
 pub(crate) use assignments::Refusal;
+pub(crate) use rows::{Attempt, Hardware};
 pub(crate) use runner::Runner;
 
 /// Reports a worker keeps until a master acknowledges them; past it, new ones are sent once.

@@ -16,7 +16,7 @@ use ipfsbench_core::repo::Repo;
 use ipfsbench_core::store::block::RAW;
 use ipfsbench_core::store::{Block, BlockStore, PackStore, PackStoreConfig};
 use ipfsbench_core::unixfs::AddOptions;
-use ipfsbench_protocols::task::{self, Assign, Kind, Message, Progress, Spec};
+use ipfsbench_protocols::task::{self, Assign, Kind, Message, Outcome, Progress, Spec};
 use rand::RngCore;
 use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
@@ -39,6 +39,10 @@ pub(crate) struct Runner {
     pub(crate) programs: BTreeMap<String, PathBuf>,
     pub(crate) output_cap: u64,
     pub(crate) default_timeout: Duration,
+    /// Where finished attempts are recorded as `results` rows, with what they name.
+    pub(crate) index: Option<ipfsbench_core::index::Handle>,
+    pub(crate) machine: super::rows::Hardware,
+    pub(crate) cluster: String,
 }
 
 /// An attempt that failed, with the reason the master records.
@@ -59,6 +63,25 @@ struct Produced {
 impl Runner {
     /// Runs the attempt under its time limit; returns the result record's CID and its key
     /// figures.
+    /// Records the attempt's `results` row in the benchmark database (buffered; written as
+    /// a partition within a second).
+    pub(crate) async fn record(&self, attempt: &super::rows::Attempt, outcome: &Outcome) {
+        let Some(index) = &self.index else {
+            return;
+        };
+        let row = super::rows::row(
+            attempt,
+            outcome,
+            now_ms(),
+            self.peer,
+            &self.machine,
+            &self.cluster,
+        );
+        if let Err(e) = index.append_results(&[row]).await {
+            tracing::warn!("recording a result row: {e}");
+        }
+    }
+
     pub(crate) async fn run(
         self: Arc<Self>,
         assign: Assign,

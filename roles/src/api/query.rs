@@ -1,0 +1,290 @@
+//! The benchmark database over HTTP: `/api/v0/query` (one read-only SQL query over the
+//! `results`, `content`, `pins` and `tasks` views and the datasets), `/api/v0/results/...`
+//! (ls, compare, regressions, report), `/api/v0/dataset/add|ls` and `/api/v0/index/status`.
+//! A bad query is a 400 with DuckDB's message.
+
+use axum::extract::{Multipart, State as Extract};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use ipfsbench_core::api::{ApiError, Args};
+use ipfsbench_core::index::{self, DatasetFormat, Handle as Index};
+use ipfsbench_core::state::Handle as State;
+use ipfsbench_sql::Answer;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+use crate::results::{self, report, tables, GroupBy, Regression};
+
+/// An uploaded dataset's bytes, at most.
+pub const MAX_DATASET_BYTES: u64 = 1 << 30;
+/// The prefix of datasets' keys in the replicated state.
+pub const DATASET_PREFIX: &str = "dataset/";
+
+/// A dataset as the cluster knows it (`dataset/<name>` in the replicated state).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DatasetEntry {
+    /// Its name: queried as `datasets."name"`.
+    pub name: String,
+    /// The Parquet file's CID.
+    pub cid: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes.
+    pub bytes: u64,
+    /// Columns and types.
+    pub columns: Vec<(String, String)>,
+    /// When it was added, Unix ms.
+    pub added_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Api {
+    index: Index,
+    state: State,
+}
+
+fn api_error(e: index::Error) -> ApiError {
+    if e.is_caller_fault() {
+        ApiError::bad_request(e.to_string())
+    } else {
+        ApiError::internal(e.to_string())
+    }
+}
+
+/// The routes, on the node's index and replicated state.
+pub fn router(index: Index, state: State) -> Router {
+    Router::new()
+        .route("/api/v0/query", post(query))
+        .route("/api/v0/index/status", post(status))
+        .route("/api/v0/results/ls", post(list))
+        .route("/api/v0/results/compare", post(compare))
+        .route("/api/v0/results/regressions", post(regressions))
+        .route("/api/v0/results/report", post(report_call))
+        .route("/api/v0/dataset/add", post(dataset_add))
+        .route("/api/v0/dataset/ls", post(dataset_ls))
+        .with_state(Api { index, state })
+}
+
+fn flag(args: &Args, name: &str) -> bool {
+    args.get(name).is_some_and(|v| v.is_empty() || v == "true")
+}
+
+/// Loads the state's tables and mounts the datasets `sql` names, then answers it.
+pub async fn answer(
+    index: &Index,
+    state: &State,
+    sql: String,
+    cache: bool,
+) -> Result<Answer, index::Error> {
+    tables::refresh(index, state).await?;
+    let lower = sql.to_lowercase();
+    for entry in datasets(state) {
+        if lower.contains(&entry.name.to_lowercase()) {
+            let cid = entry.cid.parse().map_err(|_| {
+                index::Error::Dataset(format!("dataset {} has a bad CID", entry.name))
+            })?;
+            index.mount_dataset(&entry.name, cid).await?;
+        }
+    }
+    index.query(sql, cache).await
+}
+
+async fn query(Extract(api): Extract<Api>, args: Args) -> Result<Json<Answer>, ApiError> {
+    let sql = args.arg()?.to_string();
+    let answer = answer(&api.index, &api.state, sql, !flag(&args, "no-cache")).await;
+    Ok(Json(answer.map_err(api_error)?))
+}
+
+async fn status(Extract(api): Extract<Api>) -> Result<Json<index::Status>, ApiError> {
+    Ok(Json(api.index.status().await.map_err(api_error)?))
+}
+
+/// `1h`, `30m`, `7d`, `45s` → milliseconds.
+fn duration_ms(text: &str) -> Result<u64, ApiError> {
+    let bad = || ApiError::bad_request(format!("{text:?} is not a duration like 30m, 12h or 7d"));
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(unit).ok_or_else(bad)
+}
+
+async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Answer>, ApiError> {
+    let since = args
+        .get("since")
+        .map(duration_ms)
+        .transpose()?
+        .map(|d| crate::now_ms().saturating_sub(d));
+    let answer = results::list(&api.index, args.get("kind"), args.get("worker"), since).await;
+    Ok(Json(answer.map_err(api_error)?))
+}
+
+async fn compare(Extract(api): Extract<Api>, args: Args) -> Result<Json<Answer>, ApiError> {
+    let kind = args
+        .get("kind")
+        .ok_or_else(|| ApiError::bad_request("argument \"kind\" is required"))?;
+    let by: GroupBy = args
+        .get("by")
+        .unwrap_or("cpu")
+        .parse()
+        .map_err(ApiError::bad_request)?;
+    let figure = args
+        .get("figure")
+        .map(results::figure)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let answer = results::compare(&api.index, kind, by, figure).await;
+    Ok(Json(answer.map_err(api_error)?))
+}
+
+fn threshold(args: &Args) -> Result<f64, ApiError> {
+    let t: f64 = args
+        .get("threshold")
+        .unwrap_or("10")
+        .parse()
+        .map_err(|_| ApiError::bad_request("threshold is a percentage, like 10"))?;
+    if !(0.0..=1000.0).contains(&t) {
+        return Err(ApiError::bad_request(
+            "threshold must be between 0 and 1000",
+        ));
+    }
+    Ok(t)
+}
+
+async fn regressions(
+    Extract(api): Extract<Api>,
+    args: Args,
+) -> Result<Json<Vec<Regression>>, ApiError> {
+    let found = results::regressions(&api.index, threshold(&args)?).await;
+    Ok(Json(found.map_err(api_error)?))
+}
+
+async fn report_call(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiError> {
+    let format = args.get("format").unwrap_or("md").to_string();
+    let built = report::build(&api.index, threshold(&args)?)
+        .await
+        .map_err(api_error)?;
+    Ok(match format.as_str() {
+        "md" => (
+            [(header::CONTENT_TYPE, "text/markdown; charset=utf-8")],
+            report::markdown(&built),
+        )
+            .into_response(),
+        "html" => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            report::html(&built),
+        )
+            .into_response(),
+        "json" => Json(built).into_response(),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format {other:?}: md, html or json"
+            )))
+        }
+    })
+}
+
+/// Every dataset the state names.
+pub fn datasets(state: &State) -> Vec<DatasetEntry> {
+    state
+        .scan(DATASET_PREFIX.as_bytes())
+        .filter_map(Result::ok)
+        .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+        .collect()
+}
+
+async fn dataset_ls(Extract(api): Extract<Api>) -> Json<Vec<DatasetEntry>> {
+    Json(datasets(&api.state))
+}
+
+async fn dataset_add(
+    Extract(api): Extract<Api>,
+    args: Args,
+    mut multipart: Multipart,
+) -> Result<Json<DatasetEntry>, ApiError> {
+    let name = args
+        .get("name")
+        .ok_or_else(|| ApiError::bad_request("argument \"name\" is required"))?
+        .to_string();
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid {
+        return Err(ApiError::bad_request(format!(
+            "{name:?} is not a dataset name: 1 to 64 letters, digits, '_' or '-'"
+        )));
+    }
+    let format = match args.get("format").unwrap_or("csv") {
+        "csv" => DatasetFormat::Csv,
+        "parquet" => DatasetFormat::Parquet,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format {other:?}: csv or parquet"
+            )))
+        }
+    };
+    let Some(mut field) = multipart
+        .next_field()
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?
+    else {
+        return Err(ApiError::bad_request("no file in the upload"));
+    };
+    let path = api.index.scratch("upload");
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut written = 0u64;
+    let received = async {
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
+        {
+            written += chunk.len() as u64;
+            if written > MAX_DATASET_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "the dataset is over {MAX_DATASET_BYTES} bytes"
+                )));
+            }
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+        }
+        file.flush()
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))
+    }
+    .await;
+    if let Err(e) = received {
+        let _ = tokio::fs::remove_file(&path).await;
+        return Err(e);
+    }
+    let imported = api.index.import_dataset(path.clone(), format).await;
+    let _ = tokio::fs::remove_file(&path).await;
+    let dataset = imported.map_err(api_error)?;
+    let entry = DatasetEntry {
+        name: name.clone(),
+        cid: dataset.cid,
+        rows: dataset.rows,
+        bytes: dataset.bytes,
+        columns: dataset.columns,
+        added_ms: crate::now_ms(),
+    };
+    let value = serde_json::to_vec(&entry).map_err(|e| ApiError::internal(e.to_string()))?;
+    api.state
+        .put(format!("{DATASET_PREFIX}{name}").into_bytes(), value)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(entry))
+}
