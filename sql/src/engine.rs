@@ -278,7 +278,7 @@ impl Engine {
     ) -> Result<T, Error> {
         let handle = connection.interrupt_handle();
         let fired = Arc::new(AtomicBool::new(false));
-        let (done, wait) = mpsc::channel::<()>();
+        let (done, wait) = mpsc::sync_channel::<()>(1);
         let timeout = self.limits.timeout;
         let watchdog = {
             let fired = Arc::clone(&fired);

@@ -240,7 +240,7 @@ impl Actor {
                 .own
                 .live()
                 .filter(|p| p.table == Table::Content)
-                .map(|p| p.cid.clone())
+                .map(|p| p.cid)
                 .take(MAX_REPLACES)
                 .collect(),
             Table::Results => Vec::new(),
@@ -292,9 +292,8 @@ impl Actor {
         let added = shared
             .repo
             .add_path(tmp, &AddOptions::default(), false, &mut |_| {});
-        let added = added.map_err(|e| {
+        let added = added.inspect_err(|_| {
             let _ = std::fs::remove_file(tmp);
-            e
         })?;
         let Some(cid) = added.last().map(|a| a.cid) else {
             return Err(Error::Corrupt("adding a partition gave no root".into()));
@@ -425,7 +424,7 @@ impl Actor {
         let rows = small.iter().map(|p| p.rows).sum();
         let first = small.iter().map(|p| p.first_ms).min().unwrap_or(0);
         let last = small.iter().map(|p| p.last_ms).max().unwrap_or(0);
-        let replaces = small.iter().map(|p| p.cid.clone()).collect();
+        let replaces = small.iter().map(|p| p.cid).collect();
         self.add(Table::Results, &tmp, rows, (first, last), replaces)?;
         self.shared
             .counters

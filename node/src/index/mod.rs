@@ -266,7 +266,7 @@ impl Index {
     /// When the directories or the engine cannot be opened.
     pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
         let spool = Spool::open(&repo.path().join("index"))?;
-        let engine = Engine::open(&[spool.root.clone()], config.limits.clone())?;
+        let engine = Engine::open(std::slice::from_ref(&spool.root), config.limits.clone())?;
         let shared = Arc::new(Shared {
             engine,
             spool,
