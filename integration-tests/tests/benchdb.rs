@@ -190,3 +190,70 @@ fn a_dataset_is_stored_and_queried_by_name() {
     ]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn an_sql_task_runs_over_a_dataset_on_a_worker() {
+    let master = Node::start_configured("master", &[], fast);
+    let flags = [
+        "--bootstrap",
+        &master.addr,
+        "--trust-master",
+        &master.peer_id,
+    ];
+    let worker = Node::start_configured("worker", &flags, fast);
+    wait_until(60, "the master hears the worker", || {
+        String::from_utf8(master.ok(&["cluster", "peers"]))
+            .unwrap()
+            .contains(&worker.peer_id)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("runs.csv");
+    let mut text = String::from("host,seconds\n");
+    for i in 0..300 {
+        text.push_str(&format!("h{},{}\n", i % 3, i));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let added = master.first_line(&["dataset", "add", csv.to_str().unwrap(), "--name", "runs"]);
+    let cid = added.split_whitespace().nth(3).unwrap().to_string();
+    let out = String::from_utf8(master.ok(&[
+        "task",
+        "submit",
+        "--kind",
+        "sql",
+        "--input",
+        &cid,
+        "--param",
+        "query=SELECT host, count(*) AS n, sum(seconds) AS s FROM datasets.input_1 GROUP BY host ORDER BY host",
+        "--wait",
+    ]))
+    .unwrap();
+    let record_cid = out.lines().last().unwrap().trim().to_string();
+    let record: Value = serde_json::from_slice(&master.ok(&["cat", &record_cid])).unwrap();
+    assert_eq!(record["Metrics"]["Rows"], 3, "{record}");
+    let output = record["Outputs"][0].as_str().unwrap().to_string();
+    let parquet = master.ok(&["cat", &output]);
+    assert_eq!(&parquet[..4], b"PAR1");
+    assert_eq!(&parquet[parquet.len() - 4..], b"PAR1");
+    // Anything but a query fails the task, and changes nothing.
+    let out = master.cli(&[
+        "task",
+        "submit",
+        "--kind",
+        "sql",
+        "--input",
+        &cid,
+        "--param",
+        "query=DROP VIEW results",
+        "--wait",
+    ]);
+    assert!(!out.status.success());
+    // Every attempt of it is a `results` row with the refusal (the master retries failures).
+    let r = &rows(
+        &worker,
+        "SELECT count(*) FILTER (WHERE outcome = 'succeeded') AS ok, \
+         count(*) FILTER (WHERE outcome = 'failed' AND error LIKE '%refused%') AS refused \
+         FROM results WHERE kind = 'sql'",
+    )[0];
+    assert_eq!(r["ok"], 1, "{r}");
+    assert!(r["refused"].as_i64().unwrap() >= 1, "{r}");
+}

@@ -20,7 +20,10 @@ use ipfsbench_protocols::Role;
 const TOPIC: &str = "/ipfsbench/bench/index/1";
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn node(
@@ -157,7 +160,10 @@ async fn main() {
     // A new peer syncs every partition over loopback.
     let addr = loop {
         let addrs = daemon_a.client().listen_addrs().await.unwrap();
-        if let Some(a) = addrs.into_iter().find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/")) {
+        if let Some(a) = addrs
+            .into_iter()
+            .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
+        {
             break a.with(libp2p::multiaddr::Protocol::P2p(daemon_a.repo().peer_id()));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -185,7 +191,10 @@ async fn main() {
         synced.as_secs_f64(),
         bytes as f64 / (1 << 20) as f64 / synced.as_secs_f64()
     );
-    let answer = b.query("SELECT count(*) FROM results".into(), false).await.unwrap();
+    let answer = b
+        .query("SELECT count(*) FROM results".into(), false)
+        .await
+        .unwrap();
     assert_eq!(answer.rows[0][0].as_f64(), Some(rows as f64));
 
     index_b.shutdown().await;

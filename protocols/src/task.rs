@@ -151,17 +151,22 @@ pub enum Kind {
     DagStat,
     /// Runs a program from the worker's allowlist (param `program`), without a shell.
     Exec,
+    /// Runs one read-only SQL query (param `query`) over its inputs, Parquet datasets
+    /// mounted as `datasets.input_1`, `datasets.input_2`...; the answer, as Parquet, is its
+    /// output.
+    Sql,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Noop,
         Kind::BenchHash,
         Kind::BenchStore,
         Kind::BenchFetch,
         Kind::DagStat,
         Kind::Exec,
+        Kind::Sql,
     ];
 
     /// The kind's name, as users write it.
@@ -173,12 +178,13 @@ impl Kind {
             Kind::BenchFetch => "bench.fetch",
             Kind::DagStat => "dag.stat",
             Kind::Exec => "exec",
+            Kind::Sql => "sql",
         }
     }
 
     /// Whether the kind needs at least one input CID.
     pub fn needs_input(self) -> bool {
-        matches!(self, Kind::BenchFetch | Kind::DagStat)
+        matches!(self, Kind::BenchFetch | Kind::DagStat | Kind::Sql)
     }
 }
 
@@ -191,7 +197,7 @@ impl fmt::Display for Kind {
 /// A string that names no task kind.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown task kind {0:?} (known: noop, bench.hash, bench.store, bench.fetch, dag.stat, exec)"
+    "unknown task kind {0:?} (known: noop, bench.hash, bench.store, bench.fetch, dag.stat, exec, sql)"
 )]
 pub struct UnknownKind(String);
 

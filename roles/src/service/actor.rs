@@ -117,6 +117,7 @@ impl Actor {
             index,
             machine: crate::worker::Hardware::probe(),
             cluster: settings.cluster.clone(),
+            sql_lock: tokio::sync::Mutex::new(()),
         });
         let (done_tx, done) = mpsc::channel(INTERNAL_QUEUE);
         let (out_tx, out) = mpsc::channel(INTERNAL_QUEUE);

@@ -43,6 +43,8 @@ pub(crate) struct Runner {
     pub(crate) index: Option<ipfsbench_core::index::Handle>,
     pub(crate) machine: super::rows::Hardware,
     pub(crate) cluster: String,
+    /// `sql` tasks run one at a time.
+    pub(crate) sql_lock: tokio::sync::Mutex<()>,
 }
 
 /// An attempt that failed, with the reason the master records.
@@ -232,8 +234,48 @@ impl Runner {
                 metrics = m;
                 outputs.push(out);
             }
+            Kind::Sql => {
+                let (m, out) = self.sql(spec).await?;
+                metrics = m;
+                outputs.push(out);
+            }
         }
         Ok(Produced { metrics, outputs })
+    }
+
+    /// Runs the `sql` kind: the inputs mounted as `datasets.input_N`, one read-only query,
+    /// its answer stored as a Parquet file (the output). One at a time, as the mounts are
+    /// names shared by the node.
+    async fn sql(&self, spec: &Spec) -> Result<(Map<String, Value>, Cid), RunError> {
+        let index = self
+            .index
+            .as_ref()
+            .ok_or_else(|| RunError("this node has no benchmark database".into()))?;
+        let query = spec
+            .param("query")
+            .ok_or_else(|| RunError("the sql kind needs a query (param query=SQL)".into()))?
+            .to_string();
+        let _one_at_a_time = self.sql_lock.lock().await;
+        for (i, input) in spec.inputs.iter().enumerate() {
+            index
+                .mount_dataset(&format!("input_{}", i + 1), input.0)
+                .await
+                .map_err(fail)?;
+        }
+        let clock = Instant::now();
+        let answer = index.query_to_content(query).await.map_err(fail)?;
+        let cid: Cid = answer.cid.parse().map_err(fail)?;
+        let mut metrics = Map::new();
+        metrics.insert("Rows".into(), json!(answer.rows));
+        metrics.insert("Bytes".into(), json!(answer.bytes));
+        metrics.insert("Seconds".into(), json!(clock.elapsed().as_secs_f64()));
+        let columns: Vec<String> = answer
+            .columns
+            .iter()
+            .map(|(n, t)| format!("{n} {t}"))
+            .collect();
+        metrics.insert("Columns".into(), json!(columns));
+        Ok((metrics, cid))
     }
 
     /// A directory under `<repo>/tmp`, removed when dropped (or at the next start, after a
