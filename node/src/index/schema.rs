@@ -247,3 +247,23 @@ mod tests {
         assert!(RESULTS.batch(&[cells]).is_ok());
     }
 }
+
+#[cfg(test)]
+mod readme {
+    use super::{CONTENT, RESULTS};
+
+    /// The README documents the schemas exactly as the code defines them.
+    #[test]
+    fn the_readme_documents_both_schemas() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        for schema in [&RESULTS, &CONTENT] {
+            let table = schema.markdown();
+            assert!(
+                readme.contains(&table),
+                "README.md lacks the {} schema as the code defines it:\n{table}",
+                schema.name
+            );
+        }
+    }
+}
