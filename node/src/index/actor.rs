@@ -19,7 +19,6 @@ use super::schema::{CONTENT, RESULTS};
 use super::spool::Manifest;
 use super::{content, sync, Command, Config, Error, Shared, Status};
 use crate::network::PubsubMessage;
-use crate::unixfs::AddOptions;
 
 /// How long a peer whose partition failed its check is not asked again.
 const BAN: Duration = Duration::from_secs(60);
@@ -289,22 +288,7 @@ impl Actor {
         replaces: Vec<WireCid>,
     ) -> Result<(), Error> {
         let shared = &self.shared;
-        let added = shared
-            .repo
-            .add_path(tmp, &AddOptions::default(), false, &mut |_| {});
-        let added = added.inspect_err(|_| {
-            let _ = std::fs::remove_file(tmp);
-        })?;
-        let Some(cid) = added.last().map(|a| a.cid) else {
-            return Err(Error::Corrupt("adding a partition gave no root".into()));
-        };
-        shared
-            .repo
-            .pins()
-            .keep(&cid)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        let bytes = std::fs::metadata(tmp)?.len();
-        std::fs::rename(tmp, shared.spool.part(&cid))?;
+        let (cid, bytes) = shared.store_file(tmp, |spool, cid| spool.part(cid))?;
         let mut own = self.own.clone();
         own.latest += 1;
         own.partitions.push(Partition {

@@ -15,7 +15,7 @@ use crate::store::block::RAW;
 use crate::store::pins::{PinFilter, PinKind};
 use crate::store::tiers::Mode;
 use crate::store::BlockStore;
-use crate::unixfs::{self, AddOptions, ReadError};
+use crate::unixfs::{self, ReadError};
 
 /// How long fetching a dataset may take.
 const DATASET_FETCH: Duration = Duration::from_secs(120);
@@ -111,7 +111,7 @@ fn describe(store: &dyn BlockStore, cid: &Cid) -> (&'static str, Option<i64>) {
 }
 
 /// A dataset's name: letters, digits, `_` and `-`, at most 64.
-pub(crate) fn check_name(name: &str) -> Result<(), Error> {
+pub fn check_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -144,11 +144,7 @@ pub(crate) async fn mount_dataset(shared: &Arc<Shared>, name: &str, cid: Cid) ->
             }
             result?;
             std::fs::rename(&tmp, shared.spool.dataset(&cid))?;
-            shared
-                .repo
-                .pins()
-                .keep(&cid)
-                .map_err(|e| Error::Corrupt(e.to_string()))
+            shared.keep(&cid)
         })
         .await
         .map_err(|_| Error::Stopped)??;
@@ -195,32 +191,16 @@ pub(crate) fn query_to_content(shared: &Shared, sql: &str) -> Result<Dataset, Er
 
 /// Adds the Parquet file `tmp` to the store (kept) and moves it among the datasets.
 fn store_parquet(shared: &Shared, tmp: &Path) -> Result<Dataset, Error> {
-    let result = (|| {
-        let (rows, columns) = describe_parquet(shared, tmp)?;
-        let added = shared
-            .repo
-            .add_path(tmp, &AddOptions::default(), false, &mut |_| {})?;
-        let Some(cid) = added.last().map(|a| a.cid) else {
-            return Err(Error::Corrupt("adding a dataset gave no root".into()));
-        };
-        shared
-            .repo
-            .pins()
-            .keep(&cid)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
-        let bytes = std::fs::metadata(tmp)?.len();
-        std::fs::rename(tmp, shared.spool.dataset(&cid))?;
-        Ok(Dataset {
-            cid: cid.to_string(),
-            rows,
-            bytes,
-            columns,
-        })
-    })();
-    if result.is_err() {
+    let (rows, columns) = describe_parquet(shared, tmp).inspect_err(|_| {
         let _ = std::fs::remove_file(tmp);
-    }
-    result
+    })?;
+    let (cid, bytes) = shared.store_file(tmp, |spool, cid| spool.dataset(cid))?;
+    Ok(Dataset {
+        cid: cid.to_string(),
+        rows,
+        bytes,
+        columns,
+    })
 }
 
 /// A Parquet file's rows and columns (name, type); an error if DuckDB cannot read it.

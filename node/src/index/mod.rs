@@ -42,6 +42,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::network::Client;
 use crate::repo::Repo;
+pub use content::check_name as check_dataset_name;
 pub use schema::{ResultRow, CONTENT, RESULTS};
 use spool::Spool;
 pub use spool::MAX_PARTITION_BYTES;
@@ -229,6 +230,45 @@ impl Shared {
             h.update(v.as_bytes());
         }
         h.finalize().into()
+    }
+
+    /// Keeps `cid`'s blocks from GC and cache eviction.
+    pub(crate) fn keep(&self, cid: &Cid) -> Result<(), Error> {
+        self.repo
+            .pins()
+            .keep(cid)
+            .map_err(|e| Error::Corrupt(e.to_string()))
+    }
+
+    /// Adds the file `tmp` to the store as one UnixFS file, kept, and moves it to where
+    /// `place` says for its CID; returns the CID and the size. `tmp` is gone either way.
+    pub(crate) fn store_file(
+        &self,
+        tmp: &std::path::Path,
+        place: impl FnOnce(&Spool, &Cid) -> PathBuf,
+    ) -> Result<(Cid, u64), Error> {
+        let stored = (|| {
+            let added = self.repo.add_path(
+                tmp,
+                &crate::unixfs::AddOptions::default(),
+                false,
+                &mut |_| {},
+            )?;
+            let Some(cid) = added.last().map(|a| a.cid) else {
+                return Err(Error::Corrupt(format!(
+                    "adding {} gave no root",
+                    tmp.display()
+                )));
+            };
+            self.keep(&cid)?;
+            let bytes = std::fs::metadata(tmp)?.len();
+            std::fs::rename(tmp, place(&self.spool, &cid))?;
+            Ok((cid, bytes))
+        })();
+        if stored.is_err() {
+            let _ = std::fs::remove_file(tmp);
+        }
+        stored
     }
 
     pub(crate) fn set_input(&self, name: &str, version: String) {

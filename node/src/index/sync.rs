@@ -217,11 +217,7 @@ async fn fetch(shared: &Arc<Shared>, p: Partition, timeout: Duration) -> Result<
             let _ = std::fs::remove_file(&tmp);
         }
         result?;
-        shared
-            .repo
-            .pins()
-            .keep(&cid)
-            .map_err(|e| Error::Corrupt(e.to_string()))?;
+        shared.keep(&cid)?;
         shared
             .counters
             .partitions_fetched
