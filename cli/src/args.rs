@@ -41,6 +41,15 @@ pub(crate) struct DaemonArgs {
     /// HTTP API address, host:port (port 0 picks a free one) [default: 127.0.0.1:5101].
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) api: Option<SocketAddr>,
+    /// HTTP gateway address, host:port, or `off` [default: 127.0.0.1:8080; off on leechers].
+    #[arg(long, value_name = "HOST:PORT|off")]
+    pub(crate) gateway: Option<String>,
+    /// File with the API's bearer token; required when --api is not on loopback.
+    #[arg(long = "api-token-file", value_name = "PATH")]
+    pub(crate) api_token_file: Option<PathBuf>,
+    /// Private network key (Kubo's swarm.key format) [default: <repo>/swarm.key if present].
+    #[arg(long = "swarm-key", value_name = "PATH")]
+    pub(crate) swarm_key: Option<PathBuf>,
     /// The cluster to join: its task topics are /ipfsbench/<NAME>/... [default: default].
     #[arg(long, value_name = "NAME")]
     pub(crate) cluster: Option<String>,

@@ -23,6 +23,23 @@ pub(crate) fn ndjson<T: serde::de::DeserializeOwned>(
 pub(crate) struct Api {
     base: String,
     agent: ureq::Agent,
+    /// The bearer token the API requires, if it does.
+    token: Option<String>,
+}
+
+/// The API token for the daemon of `repo`: `$IPFSBENCH_API_TOKEN`, else the file its config
+/// names in `daemon.api_token_file`.
+fn token(repo: &Path) -> Option<String> {
+    if let Some(t) = std::env::var("IPFSBENCH_API_TOKEN").ok().filter(|t| !t.is_empty()) {
+        return Some(t);
+    }
+    let text = std::fs::read_to_string(repo.join("config.toml")).ok()?;
+    let config = ipfsbench_core::config::Config::parse(&text).ok()?;
+    let file = &config.daemon.api_token_file;
+    if file.is_empty() {
+        return None;
+    }
+    crate::daemon::read_token(Path::new(file)).ok()
 }
 
 impl Api {
@@ -35,7 +52,11 @@ impl Api {
             .timeout_connect(Some(Duration::from_secs(2)))
             .build()
             .into();
-        let api = Self { base, agent };
+        let api = Self {
+            base,
+            agent,
+            token: token(repo),
+        };
         // A stale file from a daemon that died: fall back to opening the repo directly.
         api.post("version", &[])
             .ok()
@@ -51,6 +72,9 @@ impl Api {
         let mut req = self.agent.post(format!("{}/api/v0/{path}", self.base));
         for (k, v) in args {
             req = req.query(*k, v);
+        }
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
         }
         req.send_empty()
     }
@@ -110,6 +134,9 @@ impl Api {
         let mut req = self.agent.post(format!("{}/api/v0/{path}", self.base));
         for (k, v) in args {
             req = req.query(*k, v);
+        }
+        if let Some(token) = &self.token {
+            req = req.header("authorization", format!("Bearer {token}"));
         }
         let resp = req
             .header(

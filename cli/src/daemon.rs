@@ -3,9 +3,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use std::net::SocketAddr;
+
+use anyhow::{bail, Context, Result};
 use ipfsbench_core::daemon::Options;
-use ipfsbench_core::network::Multiaddr;
+use ipfsbench_core::network::{Multiaddr, SwarmKey};
 use ipfsbench_core::repo::Repo;
 use ipfsbench_roles::daemon::{Config, Daemon};
 use ipfsbench_roles::{Role, Settings};
@@ -79,7 +81,55 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
     daemon.fetch_timeout = Duration::from_secs(file.fetch_timeout_secs);
     daemon.api_allowed_origins = file.api_allowed_origins.clone();
     daemon.api_allowed_hosts = file.api_allowed_hosts.clone();
+    daemon.gateway = gateway(role, flags.gateway.as_deref(), &file.gateway)?;
+    let token_file = flags
+        .api_token_file
+        .or_else(|| (!file.api_token_file.is_empty()).then(|| file.api_token_file.clone().into()));
+    daemon.api_token = token_file.map(|path| read_token(&path)).transpose()?;
+    let key_file = flags
+        .swarm_key
+        .or_else(|| (!file.swarm_key_file.is_empty()).then(|| file.swarm_key_file.clone().into()))
+        .or_else(|| Some(repo.path().join("swarm.key")).filter(|p| p.exists()));
+    daemon.swarm_key = key_file.map(|path| read_swarm_key(&path)).transpose()?;
     Ok(Config { daemon, settings })
+}
+
+/// The gateway's address: the flag, else the config, else the role's default (loopback port
+/// 8080 like Kubo; none on leechers). `off` turns it off.
+fn gateway(role: Role, flag: Option<&str>, file: &str) -> Result<Option<SocketAddr>> {
+    let (value, key) = match flag {
+        Some(v) => (v, "--gateway"),
+        None if !file.is_empty() && role != Role::Leecher => (file, "daemon.gateway"),
+        None if role == Role::Leecher => return Ok(None),
+        None => ("127.0.0.1:8080", "the default gateway"),
+    };
+    if value == "off" {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .with_context(|| format!("{key}: {value:?} is not a host:port address or \"off\""))
+}
+
+/// The API token in `path`: its one line, without the line end.
+pub(crate) fn read_token(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the API token from {}", path.display()))?;
+    let token = text.trim_end_matches(['\n', '\r']).to_string();
+    if token.is_empty() {
+        bail!("{}: the API token file is empty", path.display());
+    }
+    Ok(token)
+}
+
+/// The private network key in `path`, in Kubo's `swarm.key` format.
+fn read_swarm_key(path: &Path) -> Result<SwarmKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the swarm key from {}", path.display()))?;
+    text.trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{}: not a swarm key ({e}); expected /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits", path.display()))
 }
 
 fn multiaddrs(list: &[String], key: &str) -> Result<Vec<Multiaddr>> {
@@ -100,6 +150,9 @@ async fn announce(daemon: &Daemon, path: &Path, role: Role) -> Result<()> {
     eprintln!("role: {role}");
     eprintln!("repo: {}", path.display());
     eprintln!("API listening on {}", core.api_addr());
+    if let Some(addr) = core.gateway_addr() {
+        eprintln!("gateway listening on http://{addr}");
+    }
     // Give the listeners a moment to report the addresses they bound.
     for _ in 0..50 {
         if !core.client().listen_addrs().await?.is_empty() {

@@ -81,6 +81,7 @@ impl NodeProcess {
             .arg(&repo)
             .args(["--role", role, "--listen", "/ip4/127.0.0.1/tcp/0"])
             .args(["--api", "127.0.0.1:0", "--mdns", "false"])
+            .args(["--gateway", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

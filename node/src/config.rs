@@ -83,6 +83,15 @@ pub struct DaemonConfig {
     /// Host names the API answers to besides IP literals and `localhost` (a guard against
     /// DNS rebinding). Default: none.
     pub api_allowed_hosts: Vec<String>,
+    /// A file holding the API's bearer token (one line). Required when `api` is not on
+    /// loopback. Default: none.
+    pub api_token_file: String,
+    /// Where the HTTP gateway (`/ipfs/<cid>`) listens, `host:port`; `off` turns it off.
+    /// Default: empty, meaning `127.0.0.1:8080` on masters and workers and off on leechers.
+    pub gateway: String,
+    /// The private network's key file (Kubo's `swarm.key` format). Default: empty, meaning
+    /// `<repo>/swarm.key` if it exists, otherwise a public network.
+    pub swarm_key_file: String,
 }
 
 impl Default for DaemonConfig {
@@ -98,6 +107,9 @@ impl Default for DaemonConfig {
             fetch_timeout_secs: 60,
             api_allowed_origins: Vec::new(),
             api_allowed_hosts: Vec::new(),
+            api_token_file: String::new(),
+            gateway: String::new(),
+            swarm_key_file: String::new(),
         }
     }
 }
@@ -176,6 +188,17 @@ impl Default for TasksConfig {
 pub struct IdentityConfig {
     /// The PeerId derived from the key; informational, checked against the key at open.
     pub peer_id: String,
+}
+
+impl Config {
+    /// Parses a repo's `config.toml`.
+    ///
+    /// # Errors
+    ///
+    /// What is malformed, as text.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
 }
 
 /// `config.example.toml`: every knob with its default and unit, as `init` writes it.

@@ -48,6 +48,12 @@ pub struct Options {
     pub api_allowed_hosts: Vec<String>,
     /// Block fetch timeout.
     pub fetch_timeout: Duration,
+    /// Where the HTTP gateway listens (`/ipfs/<cid>`), if anywhere.
+    pub gateway: Option<SocketAddr>,
+    /// The private network's key, if the node runs in one.
+    pub swarm_key: Option<network::SwarmKey>,
+    /// The bearer token the API requires; required when the API is not on loopback.
+    pub api_token: Option<String>,
 }
 
 impl Options {
@@ -70,6 +76,9 @@ impl Options {
             fetch_timeout: Duration::from_secs(60),
             api_allowed_origins: Vec::new(),
             api_allowed_hosts: Vec::new(),
+            gateway: None,
+            swarm_key: None,
+            api_token: None,
         }
     }
 }
@@ -95,6 +104,23 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The gateway could not bind.
+    #[error("gateway on {addr}: {source}")]
+    Gateway {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The API would be reachable from other hosts without a token, or the token is weak.
+    #[error("API on {addr}: {reason}")]
+    ApiToken {
+        /// The address.
+        addr: SocketAddr,
+        /// What is wrong.
+        reason: String,
+    },
     /// The `api` file could not be written or removed.
     #[error("{}: {source}", path.display())]
     ApiFile {
@@ -115,6 +141,9 @@ pub struct Daemon {
     api: tokio::task::JoinHandle<std::io::Result<()>>,
     api_addr: SocketAddr,
     stop_api: oneshot::Sender<()>,
+    gateway: Option<crate::gateway::Server>,
+    metrics: crate::metrics::Metrics,
+    sampler: tokio::task::JoinHandle<()>,
 }
 
 impl Daemon {
@@ -133,8 +162,10 @@ impl Daemon {
         options: Options,
         extend: impl FnOnce(&Arc<Repo>, &Client) -> (axum::Router, T),
     ) -> Result<(Self, T), Error> {
+        check_token(options.api, options.api_token.as_deref())?;
         let repo = Arc::new(repo);
         repo.tiers().activate(options.cache_mode, options.role)?;
+        let metrics = crate::metrics::Metrics::new();
         let (client, network) = network::spawn(
             Arc::clone(&repo),
             network::Config {
@@ -147,6 +178,8 @@ impl Daemon {
                 keep: options.keep,
                 mdns: options.mdns,
                 fetch_timeout: options.fetch_timeout,
+                swarm_key: options.swarm_key.clone(),
+                metrics: metrics.clone(),
             },
         )?;
         let listener = api::bind(options.api).await.map_err(|source| Error::Api {
@@ -157,13 +190,24 @@ impl Daemon {
             addr: options.api,
             source,
         })?;
+        crate::metrics::node::register(&metrics, Arc::clone(&repo), client.clone());
+        let sampler = tokio::spawn(crate::metrics::sample_forever(metrics.clone()));
         let (stop_api, stopped) = oneshot::channel::<()>();
-        let state = api::State::new(Arc::clone(&repo), client.clone());
+        let state = api::State::new(Arc::clone(&repo), client.clone(), metrics.clone());
         let access = api::Access::new(
             api_addr.port(),
             &options.api_allowed_origins,
             &options.api_allowed_hosts,
-        );
+        )
+        .with_token(options.api_token.clone());
+        let gateway = match options.gateway {
+            Some(addr) => Some(
+                crate::gateway::Server::start(addr, state.clone(), options.fetch_timeout)
+                    .await
+                    .map_err(|source| Error::Gateway { addr, source })?,
+            ),
+            None => None,
+        };
         let (extra, extended) = extend(&repo, &client);
         let api = tokio::spawn(api::serve(listener, state, access, extra, async {
             let _ = stopped.await;
@@ -171,6 +215,16 @@ impl Daemon {
         let api_file = repo.path().join("api");
         std::fs::write(&api_file, api_multiaddr(api_addr)).map_err(|source| Error::ApiFile {
             path: api_file.clone(),
+            source,
+        })?;
+        // Like Kubo, `<repo>/gateway` holds the gateway's URL.
+        let gateway_file = repo.path().join("gateway");
+        let written = match &gateway {
+            Some(g) => std::fs::write(&gateway_file, format!("http://{}\n", g.addr())),
+            None => remove_if_present(&gateway_file),
+        };
+        written.map_err(|source| Error::ApiFile {
+            path: gateway_file,
             source,
         })?;
         // Announce what is pinned here, so that other nodes find it.
@@ -186,6 +240,9 @@ impl Daemon {
             api,
             api_addr,
             stop_api,
+            gateway,
+            metrics,
+            sampler,
         };
         Ok((daemon, extended))
     }
@@ -193,6 +250,16 @@ impl Daemon {
     /// The bound API address.
     pub fn api_addr(&self) -> SocketAddr {
         self.api_addr
+    }
+
+    /// The bound gateway address, if the gateway runs.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway.as_ref().map(crate::gateway::Server::addr)
+    }
+
+    /// The node's metrics, for the role's parts to add theirs.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// A handle to the host.
@@ -207,21 +274,20 @@ impl Daemon {
 
     /// Stops the API, then the host; flushes the store and removes the `api` file.
     pub async fn shutdown(self) -> Result<(), Error> {
+        self.sampler.abort();
+        if let Some(gateway) = self.gateway {
+            gateway.shutdown().await;
+            let _ = remove_if_present(&self.repo.path().join("gateway"));
+        }
         let _ = self.stop_api.send(());
         let api_result = self.api.await;
         drop(self.client);
         self.network.shutdown().await;
         let api_file = self.repo.path().join("api");
-        match std::fs::remove_file(&api_file) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(Error::ApiFile {
-                    path: api_file,
-                    source,
-                })
-            }
-        }
+        remove_if_present(&api_file).map_err(|source| Error::ApiFile {
+            path: api_file,
+            source,
+        })?;
         self.repo.store().flush().map_err(repo::Error::from)?;
         if let Ok(Err(source)) = api_result {
             return Err(Error::Api {
@@ -246,5 +312,31 @@ pub fn api_multiaddr(addr: SocketAddr) -> String {
     match addr {
         SocketAddr::V4(a) => format!("/ip4/{}/tcp/{}", a.ip(), a.port()),
         SocketAddr::V6(a) => format!("/ip6/{}/tcp/{}", a.ip(), a.port()),
+    }
+}
+
+/// The shortest API token accepted. Bytes.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// An API reachable from other hosts must require a token, and a token must not be guessable.
+fn check_token(addr: SocketAddr, token: Option<&str>) -> Result<(), Error> {
+    let refuse = |reason: String| Err(Error::ApiToken { addr, reason });
+    match token {
+        None if !addr.ip().is_loopback() => refuse(
+            "an API bound to anything but loopback needs a bearer token \
+             (--api-token-file or daemon.api_token_file), since it can add and remove data"
+                .into(),
+        ),
+        Some(t) if t.len() < MIN_TOKEN_LEN || t.chars().any(char::is_whitespace) => refuse(format!(
+            "the API token must be at least {MIN_TOKEN_LEN} characters without whitespace"
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn remove_if_present(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
     }
 }

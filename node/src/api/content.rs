@@ -4,86 +4,21 @@ use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State as Extract};
 use axum::response::Response;
 use axum::Json;
 use cid::Cid;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
 
 use super::net::{ndjson, push_line};
+use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::wire;
 use super::{ApiError, Args, State};
-use crate::repo::Repo;
 use crate::store::block::{self, DAG_PB, RAW};
 use crate::store::pins::{PinFilter, PinKind};
 use crate::unixfs::{self, AddOptions, EntryKind, ReadError};
-
-/// Runs blocking repo work off the async threads.
-async fn blocking<T: Send + 'static>(
-    s: &State,
-    f: impl FnOnce(&Repo) -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let repo = Arc::clone(&s.repo);
-    tokio::task::spawn_blocking(move || f(&repo)).await?
-}
-
-/// Resolves `CID[/path]`, fetching the directory blocks on the way from the network.
-async fn resolve(s: &State, path: &str) -> Result<Cid, ApiError> {
-    // Each pass fetches the one block that stopped resolution; a path has few segments.
-    for _ in 0..64 {
-        let p = path.to_string();
-        let result = blocking(s, move |r| Ok(unixfs::resolve(r.store(), &p))).await?;
-        match result {
-            Ok(cid) => return Ok(cid),
-            Err(ReadError::NotFound(missing)) => {
-                s.net.fetch_block(missing, Vec::new()).await?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ApiError::bad_request("path too deep"))
-}
-
-/// A `Write` that hands chunks to an HTTP body stream; blocks when the client reads slowly.
-struct ChannelWriter(mpsc::Sender<Result<Bytes, io::Error>>);
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0
-            .blocking_send(Ok(Bytes::copy_from_slice(buf)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Streams what `f` writes as the response body.
-fn stream_body(
-    repo: Arc<Repo>,
-    content_type: &str,
-    f: impl FnOnce(&Repo, &mut ChannelWriter) -> Result<(), String> + Send + 'static,
-) -> Result<Response, ApiError> {
-    let (tx, rx) = mpsc::channel(16);
-    tokio::task::spawn_blocking(move || {
-        let mut w = ChannelWriter(tx.clone());
-        if let Err(e) = f(&repo, &mut w) {
-            // The status is already sent: end the body with an error so the client sees it.
-            let _ = tx.blocking_send(Err(io::Error::other(e)));
-        }
-    });
-    Response::builder()
-        .header("content-type", content_type)
-        .body(Body::from_stream(
-            tokio_stream::wrappers::ReceiverStream::new(rx),
-        ))
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
 
 fn add_options(args: &Args) -> Result<AddOptions, ApiError> {
     if args.flag("wrap-with-directory", false)? {
@@ -390,13 +325,6 @@ pub(super) async fn ls(
     }))
 }
 
-async fn fetch_one(s: &State, cid: Cid) -> Result<(), ApiError> {
-    let local = blocking(s, move |r| Ok(r.store().has(cid.hash())?)).await?;
-    if !local {
-        s.net.fetch_block(cid, Vec::new()).await?;
-    }
-    Ok(())
-}
 
 pub(super) async fn block_get(
     Extract(s): Extract<State>,

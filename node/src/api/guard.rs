@@ -41,6 +41,27 @@ pub const MIN_BODY_BYTES: usize = 1024;
 pub struct Access {
     origins: Arc<Vec<String>>,
     hosts: Arc<Vec<String>>,
+    /// The bearer token every call but the [`PUBLIC`] paths must carry, if any.
+    token: Option<Arc<String>>,
+}
+
+/// Paths served without the token: probes, metrics, and the dashboard's page itself (its
+/// calls to the API carry the token).
+pub const PUBLIC: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/debug/metrics/prometheus",
+    "/metrics",
+    "/dashboard",
+];
+
+fn is_public(path: &str) -> bool {
+    PUBLIC.contains(&path) || path.starts_with("/dashboard/")
+}
+
+/// Compares without stopping at the first difference, so timing tells nothing of the token.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl Access {
@@ -60,7 +81,31 @@ impl Access {
         Self {
             origins: Arc::new(all),
             hosts: Arc::new(hosts.iter().map(|h| h.to_ascii_lowercase()).collect()),
+            token: None,
         }
+    }
+
+    /// Requires `Authorization: Bearer <token>` on every path but the [`PUBLIC`] ones, like
+    /// Kubo's `API.Authorizations`.
+    #[must_use]
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.map(Arc::new);
+        self
+    }
+
+    /// Whether the request may pass the token check.
+    fn authorized(&self, path: &str, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        if is_public(path) {
+            return true;
+        }
+        headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| same(given.trim().as_bytes(), token.as_bytes()))
     }
 
     fn origin_allowed(&self, origin: &str) -> bool {
@@ -146,6 +191,18 @@ pub async fn guard(State(access): State<Access>, request: Request, next: Next) -
     }
     if let Err(e) = access.check(headers) {
         return e.into_response();
+    }
+    if !access.authorized(request.uri().path(), headers) {
+        let mut response = ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "this API requires a bearer token: send Authorization: Bearer <token>",
+        )
+        .into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"ipfsbench\""),
+        );
+        return response;
     }
     next.run(request.map(paced)).await
 }

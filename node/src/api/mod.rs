@@ -7,6 +7,8 @@ mod content;
 mod error;
 pub mod guard;
 mod net;
+mod observe;
+pub(crate) mod read;
 pub mod server;
 mod storage;
 mod tarball;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRequestParts};
 use axum::http::request::Parts;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
@@ -48,15 +50,18 @@ pub struct State {
     pub net: Client,
     /// Turns for uploads, [`MAX_CONCURRENT_UPLOADS`] of them.
     uploads: Arc<tokio::sync::Semaphore>,
+    /// The node's metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl State {
     /// The state of an API serving `repo` and `net`.
-    pub fn new(repo: Arc<Repo>, net: Client) -> Self {
+    pub fn new(repo: Arc<Repo>, net: Client, metrics: crate::metrics::Metrics) -> Self {
         Self {
             repo,
             net,
             uploads: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_UPLOADS)),
+            metrics,
         }
     }
 
@@ -179,6 +184,13 @@ pub(crate) async fn first_part(
 pub fn router(state: State) -> Router {
     let upload = DefaultBodyLimit::max(MAX_UPLOAD);
     Router::new()
+        .route("/healthz", get(observe::healthz))
+        .route("/readyz", get(observe::readyz))
+        .route("/debug/metrics/prometheus", get(observe::metrics))
+        .route("/metrics", get(observe::metrics))
+        .route("/api/v0/stats/bw", post(observe::stats_bw))
+        .route("/api/v0/stats/bitswap", post(observe::stats_bitswap))
+        .route("/api/v0/bitswap/stat", post(observe::stats_bitswap))
         .route("/api/v0/id", post(net::id))
         .route("/api/v0/version", post(net::version))
         .route("/api/v0/swarm/connect", post(net::swarm_connect))
@@ -226,12 +238,17 @@ pub async fn serve(
     extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let http = crate::metrics::http::Http::new(&state.metrics, "api");
     let app = router(state)
         .merge(extra)
         .method_not_allowed_fallback(|| async {
             ApiError::method_not_allowed("the API takes POST requests only")
         })
-        .layer(axum::middleware::from_fn_with_state(access, guard::guard));
+        .layer(axum::middleware::from_fn_with_state(access, guard::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            http,
+            crate::metrics::http::track,
+        ));
     server::run(listener, app, shutdown).await
 }
 

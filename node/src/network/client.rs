@@ -245,6 +245,11 @@ impl Client {
         .await?
     }
 
+    /// Bitswap's counters, the wantlist and the connected peers.
+    pub async fn stats(&self) -> Result<network::NetStats, network::Error> {
+        self.call(|reply| Command::Stats { reply }).await
+    }
+
     /// What the host has counted of received pubsub messages.
     pub async fn pubsub_stats(&self) -> Result<PubsubStats, network::Error> {
         self.call(|reply| Command::PubsubStats { reply }).await

@@ -47,6 +47,9 @@ pub struct PubsubStats {
 /// Commands a [`Client`] sends; each carries its reply sender.
 #[derive(Debug)]
 pub(crate) enum Command {
+    Stats {
+        reply: oneshot::Sender<super::NetStats>,
+    },
     Listeners {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },

@@ -83,6 +83,8 @@ pub(crate) struct EventLoop {
     offences: Offences,
     /// What topics with typed messages must carry.
     topic_rules: Vec<super::TopicRule>,
+    /// libp2p's metrics of swarm events.
+    recorder: libp2p::metrics::Metrics,
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -93,7 +95,12 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 }
 
 impl EventLoop {
-    pub(crate) fn new(swarm: Swarm<Behaviour>, repo: Arc<Repo>, config: Config) -> (Client, Self) {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        repo: Arc<Repo>,
+        config: Config,
+        recorder: libp2p::metrics::Metrics,
+    ) -> (Client, Self) {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let now = tokio::time::Instant::now();
         let mut keep = Keep::default();
@@ -132,6 +139,7 @@ impl EventLoop {
                 pubsub_stats: PubsubStats::default(),
                 offences: Offences::new(MAX_INVALID_MESSAGES, MAX_TRACKED_PEERS),
                 topic_rules: config.topic_rules,
+                recorder,
             },
         )
     }
@@ -219,6 +227,9 @@ impl EventLoop {
                 let _ = reply.send(self.pubsub_stats);
             }
             Command::TopicPeers { topic, reply } => self.topic_peers(topic, reply),
+            Command::Stats { reply } => {
+                let _ = reply.send(super::observe::stats(&self.swarm, self.subscriptions.len()));
+            }
         }
     }
 
@@ -396,6 +407,7 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        super::observe::record(&self.recorder, &event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

@@ -10,6 +10,7 @@ mod client;
 mod command;
 mod event_loop;
 mod keep;
+mod observe;
 mod offences;
 mod providers;
 
@@ -20,6 +21,8 @@ use libp2p::{noise, tcp, yamux};
 
 pub use behaviour::MAX_PUBSUB_MESSAGE;
 pub use client::{Client, DagProgress, PeerInfo, PubsubMessage, PubsubStats};
+pub use libp2p::pnet::PreSharedKey as SwarmKey;
+pub use observe::{NetStats, MAX_LISTED_WANTS};
 pub use libp2p::{Multiaddr, PeerId};
 
 use crate::repo::Repo;
@@ -68,6 +71,10 @@ pub struct Config {
     pub mdns: bool,
     /// How long a block fetch may take before it fails.
     pub fetch_timeout: Duration,
+    /// A private network's pre-shared key: only peers holding it can connect, over TCP only.
+    pub swarm_key: Option<SwarmKey>,
+    /// Where the swarm's events and the transport's bytes are counted.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Error {
@@ -142,47 +149,121 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
     let rules = config.topic_rules.clone();
     let mdns = config.mdns;
     let setup = |e: &dyn std::fmt::Display| Error::Setup(e.to_string());
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
+    if config.swarm_key.is_some() {
+        if let Some(addr) = config.listen.iter().find(|a| !private_transport(a)) {
+            return Err(Error::Listen {
+                addr: addr.clone(),
+                reason: "a private network (swarm key) runs over TCP only: QUIC and other \
+                         transports cannot carry its key, so listen on /tcp/ addresses"
+                    .into(),
+            });
+        }
+    }
+    let behaviour = |key: &libp2p::identity::Keypair, relay_client| {
+        behaviour::Behaviour::new(
+            behaviour::Parts {
+                key,
+                kad_server,
+                relay_server,
+                rules,
+                mdns,
+                agent_version,
+                blocks,
+            },
+            relay_client,
         )
-        .map_err(|e| setup(&e))?
-        .with_quic()
-        .with_dns()
-        .map_err(|e| setup(&e))?
-        .with_relay_client(noise::Config::new, yamux::Config::default)
-        .map_err(|e| setup(&e))?
-        .with_behaviour(|key, relay_client| {
-            behaviour::Behaviour::new(
-                behaviour::Parts {
-                    key,
-                    kad_server,
-                    relay_server,
-                    rules,
-                    mdns,
-                    agent_version,
-                    blocks,
-                },
-                relay_client,
+        .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    };
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
+    let metrics = &config.metrics;
+    let mut swarm = match config.swarm_key {
+        None => metrics.register_bandwidth(|registry| {
+            Ok::<_, Error>(
+                libp2p::SwarmBuilder::with_existing_identity(key)
+                    .with_tokio()
+                    .with_tcp(
+                        tcp::Config::default().nodelay(true),
+                        noise::Config::new,
+                        yamux::Config::default,
+                    )
+                    .map_err(|e| setup(&e))?
+                    .with_quic()
+                    .with_dns()
+                    .map_err(|e| setup(&e))?
+                    .with_relay_client(noise::Config::new, yamux::Config::default)
+                    .map_err(|e| setup(&e))?
+                    .with_bandwidth_metrics(registry)
+                    .with_behaviour(behaviour)
+                    .map_err(|e| setup(&e))?
+                    .with_swarm_config(idle)
+                    .build(),
             )
-            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-        })
-        .map_err(|e| setup(&e))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build();
+        })?,
+        Some(psk) => metrics.register_bandwidth(|registry| {
+            Ok::<_, Error>(
+                libp2p::SwarmBuilder::with_existing_identity(key)
+                    .with_tokio()
+                    .with_other_transport(|key| private_tcp(key, psk))
+                    .map_err(|e| setup(&e))?
+                    .with_dns()
+                    .map_err(|e| setup(&e))?
+                    .with_relay_client(noise::Config::new, yamux::Config::default)
+                    .map_err(|e| setup(&e))?
+                    .with_bandwidth_metrics(registry)
+                    .with_behaviour(behaviour)
+                    .map_err(|e| setup(&e))?
+                    .with_swarm_config(idle)
+                    .build(),
+            )
+        })?,
+    };
+    let recorder = config.metrics.register(libp2p::metrics::Metrics::new);
     for addr in &config.listen {
         swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
             addr: addr.clone(),
             reason: e.to_string(),
         })?;
     }
-    let (client, event_loop) = event_loop::EventLoop::new(swarm, repo, config);
+    let (client, event_loop) = event_loop::EventLoop::new(swarm, repo, config, recorder);
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(event_loop.run(stopped));
     Ok((client, Host { stop, task }))
+}
+
+/// Whether `addr` can carry a private network: TCP (possibly behind DNS), not QUIC or a
+/// relayed circuit's own transport.
+fn private_transport(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().any(|p| matches!(p, Protocol::Tcp(_)))
+        && !addr
+            .iter()
+            .any(|p| matches!(p, Protocol::Udp(_) | Protocol::QuicV1 | Protocol::Quic))
+}
+
+/// TCP with the private network's handshake under noise and yamux, as Kubo's private swarms.
+fn private_tcp(
+    key: &libp2p::identity::Keypair,
+    psk: SwarmKey,
+) -> Result<
+    impl libp2p::Transport<
+            Output = (PeerId, libp2p::core::muxing::StreamMuxerBox),
+            Error = impl std::error::Error + Send + Sync + 'static,
+            Dial = impl Send,
+            ListenerUpgrade = impl Send,
+        > + Send
+        + Unpin
+        + 'static,
+    Box<dyn std::error::Error + Send + Sync>,
+> {
+    use libp2p::core::upgrade::Version;
+    use libp2p::Transport as _;
+    let noise = noise::Config::new(key)?;
+    Ok(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+        .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
+        .upgrade(Version::V1Lazy)
+        .authenticate(noise)
+        .multiplex(yamux::Config::default())
+        .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer))))
 }
 
 /// The running host: the task that owns the swarm.

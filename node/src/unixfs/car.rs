@@ -57,15 +57,26 @@ pub enum CarError {
 /// Writes the DAG under `root` as a CAR v1, blocks in depth-first order, each once.
 /// Returns the number of blocks written.
 pub fn export(store: &dyn BlockStore, root: &Cid, out: &mut dyn Write) -> Result<u64, CarError> {
+    export_path(store, root, &[], root, out)
+}
+
+/// Writes a CAR v1 with `root` in its header: the blocks of `path` first (the directories a
+/// path went through, as a trustless gateway sends them), then the DAG under `dag` in
+/// depth-first order, each block once. Returns the number of blocks written.
+pub fn export_path(
+    store: &dyn BlockStore,
+    root: &Cid,
+    path: &[Cid],
+    dag: &Cid,
+    out: &mut dyn Write,
+) -> Result<u64, CarError> {
     let header = encode_header(&[*root]);
     let mut buf = Vec::with_capacity(16);
     varint::encode(header.len() as u64, &mut buf);
     out.write_all(&buf)?;
     out.write_all(&header)?;
     let mut count = 0;
-    let mut seen = HashSet::new();
-    dag::walk(store, root, true, &mut seen, &mut |cid, data| {
-        let data = data.unwrap_or_default();
+    let mut section = |cid: &Cid, data: &[u8], out: &mut dyn Write| -> Result<(), io::Error> {
         let cid_bytes = cid.to_bytes();
         let mut prefix = Vec::with_capacity(16);
         varint::encode((cid_bytes.len() + data.len()) as u64, &mut prefix);
@@ -73,6 +84,21 @@ pub fn export(store: &dyn BlockStore, root: &Cid, out: &mut dyn Write) -> Result
         out.write_all(&cid_bytes)?;
         out.write_all(data)?;
         count += 1;
+        Ok(())
+    };
+    let mut seen = HashSet::new();
+    for cid in path {
+        if cid == dag || !seen.insert(*cid.hash()) {
+            continue;
+        }
+        let data = store
+            .get(cid)
+            .map_err(dag::Error::from)?
+            .ok_or(dag::Error::NotFound(*cid))?;
+        section(cid, &data, out)?;
+    }
+    dag::walk(store, dag, true, &mut seen, &mut |cid, data| {
+        section(cid, data.unwrap_or_default(), out)?;
         Ok(())
     })?;
     Ok(count)

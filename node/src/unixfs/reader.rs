@@ -278,6 +278,11 @@ fn kind_and_size(
     })
 }
 
+/// What the node at `cid` is, read from its own block.
+pub fn kind(store: &dyn BlockStore, cid: &Cid) -> Result<EntryKind, ReadError> {
+    kind_and_size(store, cid, 0).map(|(kind, _)| kind)
+}
+
 /// Lists the links of the node at `cid` with the kind and size of each target.
 pub fn ls(store: &dyn BlockStore, cid: &Cid) -> Result<Vec<Entry>, ReadError> {
     if cid.codec() == RAW {
