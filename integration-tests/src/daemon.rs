@@ -47,7 +47,8 @@ pub fn init_repo(repo: &Path) -> String {
 }
 
 /// A daemon in its own temporary repo: TCP on an ephemeral loopback port (unless told
-/// otherwise), API on an ephemeral port, mDNS off. Killed when dropped.
+/// otherwise), API on an ephemeral port, mDNS off (unless its flags say `--mdns true`).
+/// Killed when dropped.
 pub struct Node {
     child: Option<Child>,
     repo: PathBuf,
@@ -222,12 +223,19 @@ impl Node {
             .append(true)
             .open(self.log_path())
             .expect("daemon log");
+        // mDNS is off unless the test's flags turn it on.
+        let mdns: &[&str] = if self.extra.iter().any(|f| f == "--mdns") {
+            &[]
+        } else {
+            &["--mdns", "false"]
+        };
         let child = self
             .command()
             .arg("--repo")
             .arg(&self.repo)
             .args(["--role", &self.role, "--listen", &self.listen])
-            .args(["--api", "127.0.0.1:0", "--mdns", "false"])
+            .args(["--api", "127.0.0.1:0"])
+            .args(mdns)
             .args(&self.extra)
             .env("IPFSBENCH_LOG", "warn")
             .stdin(Stdio::null())

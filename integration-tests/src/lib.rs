@@ -20,8 +20,8 @@
 //! - [`trials`]: running trials that need Kubo, ignored or failed when it is missing.
 //! - [`sys`]: safe wrappers for the libc calls `wait4`, `sync` and `statvfs`.
 //! - [`tmpfs`]: a small tmpfs per test, to fill a disk for real (needs root).
-//! - [`netns`]: hosts in network namespaces on a bridge, to partition and unplug them (needs
-//!   root).
+//! - [`netns`]: hosts in network namespaces on a bridge, to partition, unplug, remove them and
+//!   shape their links, and plain TCP copies between them (needs root).
 //!
 //! Environment variables: `IPFSBENCH_LIBKUBO` (path of the Kubo shared library),
 //! `IPFSBENCH_KUBO_LOG_DIR` (where Kubo writes `kubo.log`), `IPFSBENCH_NODE_BIN` (path of the

@@ -1,7 +1,8 @@
 //! The few libc calls the harness needs that `std` does not offer.
 //!
 //! `unsafe` is allowed here because these are foreign function calls: `wait4` to obtain one
-//! child's resource usage (its peak RSS) and `sync`. Each call is wrapped in a safe function.
+//! child's resource usage (its peak RSS), `sync`, and `setns` to open sockets in a network
+//! namespace. Each call is wrapped in a safe function.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -66,4 +67,16 @@ pub fn free_bytes(path: &std::path::Path) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(st.f_bavail.saturating_mul(st.f_frsize))
+}
+
+/// Moves the calling thread (only it: a network namespace is per thread) into the network
+/// namespace that `ns` is an open file of (`/run/netns/<name>`), with `setns(2)`. Sockets the
+/// thread creates afterwards belong to that namespace, whichever thread uses them later.
+pub fn enter_net_namespace(ns: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: setns takes a file descriptor that `ns` keeps open for the call, and a flag.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
