@@ -229,12 +229,25 @@ impl Node {
         } else {
             &["--mdns", "false"]
         };
+        // The API and the gateway take ephemeral loopback ports unless the test's flags say.
+        let given = |flag: &str| self.extra.iter().any(|f| f == flag);
+        let api: &[&str] = if given("--api") {
+            &[]
+        } else {
+            &["--api", "127.0.0.1:0"]
+        };
+        let gateway: &[&str] = if given("--gateway") {
+            &[]
+        } else {
+            &["--gateway", "127.0.0.1:0"]
+        };
         let child = self
             .command()
             .arg("--repo")
             .arg(&self.repo)
             .args(["--role", &self.role, "--listen", &self.listen])
-            .args(["--api", "127.0.0.1:0"])
+            .args(api)
+            .args(gateway)
             .args(mdns)
             .args(&self.extra)
             .env("IPFSBENCH_LOG", "warn")
@@ -288,6 +301,16 @@ impl Node {
     /// The repo directory.
     pub fn repo(&self) -> &Path {
         &self.repo
+    }
+
+    /// The base of this node's gateway, `http://127.0.0.1:PORT`, from `<repo>/gateway`.
+    ///
+    /// # Panics
+    ///
+    /// When the node runs no gateway.
+    pub fn gateway_base(&self) -> String {
+        let text = std::fs::read_to_string(self.repo.join("gateway")).expect("gateway file");
+        text.trim().to_string()
     }
 
     /// The base of this node's HTTP API, `http://127.0.0.1:PORT/api/v0`.

@@ -193,6 +193,14 @@ impl Daemon {
                 ));
             }
         };
+        crate::metrics::register(
+            core.metrics(),
+            crate::metrics::Parts {
+                service: service.handle(),
+                state: replica.handle(),
+                index: index.handle(),
+            },
+        );
         let labels = tokio::spawn(label_content(index.handle(), replica.handle()));
         let mut daemon = Self {
             core,

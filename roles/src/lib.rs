@@ -28,6 +28,7 @@ mod cluster;
 pub mod daemon;
 mod gossip;
 pub mod master;
+mod metrics;
 pub mod pinset;
 pub mod results;
 pub mod service;
