@@ -69,6 +69,8 @@ import yaml
 KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
 # Where the Dockerfile puts the binary; the manifests run it by this path.
 IMAGE_BINARY = "/opt/ipfsbench/ipfsbench-node"
+# The image's working directory and its user's home.
+IMAGE_WORKDIR = "/data"
 # Secret values holding this are placeholders.
 PLACEHOLDER = "REPLACE_ME"
 # Seconds a pod may take to pass its readiness probe, counted from its start.
@@ -746,8 +748,8 @@ class Cluster:
 
     def command_line(
         self, pod: Pod, container: dict, dirs: dict[str, Path]
-    ) -> tuple[list[str], dict]:
-        """The container's command as run here, and its environment."""
+    ) -> tuple[list[str], dict, Path]:
+        """The container's command as run here, its environment and working directory."""
         env = self.environment(pod, container)
         mounts = self.mounts(container, dirs)
         argv = []
@@ -757,13 +759,19 @@ class Cluster:
             if unresolved:
                 raise RuntimeError(f"{arg!r}: $({unresolved[0]}) is not in the container's env")
             argv.append(self.remap_ports(self.remap_paths(arg, mounts), pod))
-        home = pod.root / "home"
-        home.mkdir(parents=True, exist_ok=True)
-        process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-        process_env.update(env)
         if not argv:
             raise RuntimeError("no command: the image's entrypoint is not run by this check")
-        return argv, process_env
+        # The image's working directory and home, and /tmp, where the container mounts them;
+        # elsewhere a directory of the pod's own.
+        workdir = self.remap_paths(IMAGE_WORKDIR, mounts)
+        cwd = Path(workdir) if workdir != IMAGE_WORKDIR else pod.root / "home"
+        cwd.mkdir(parents=True, exist_ok=True)
+        process_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(cwd)}
+        tmp = self.remap_paths("/tmp", mounts)
+        if tmp != "/tmp":
+            process_env["TMPDIR"] = tmp
+        process_env.update(env)
+        return argv, process_env, cwd
 
     # Running
 
@@ -773,9 +781,9 @@ class Cluster:
         pod.root.mkdir(parents=True)
         dirs = self.materialise(pod)
         for init in pod.spec.get("initContainers") or []:
-            argv, env = self.command_line(pod, init, dirs)
+            argv, env, cwd = self.command_line(pod, init, dirs)
             done = subprocess.run(
-                argv, env=env, capture_output=True, text=True, timeout=INIT_TIMEOUT, cwd=pod.root
+                argv, env=env, capture_output=True, text=True, timeout=INIT_TIMEOUT, cwd=cwd
             )
             name = f"{label}{pod.name}: init container {init['name']} exits 0"
             if not report.check(
@@ -787,7 +795,7 @@ class Cluster:
                 ),
             ):
                 return False
-        argv, env = self.command_line(pod, pod.main, dirs)
+        argv, env, cwd = self.command_line(pod, pod.main, dirs)
         pod.argv = argv
         token_file = next(
             (a.split("=", 1)[1] for a in argv if a.startswith("--api-token-file=")), None
@@ -802,7 +810,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                cwd=pod.root,
+                cwd=cwd,
             )
         pod.started = time.monotonic()
         return True
