@@ -30,7 +30,10 @@ pub(crate) struct Api {
 /// The API token for the daemon of `repo`: `$IPFSBENCH_API_TOKEN`, else the file its config
 /// names in `daemon.api_token_file`.
 fn token(repo: &Path) -> Option<String> {
-    if let Some(t) = std::env::var("IPFSBENCH_API_TOKEN").ok().filter(|t| !t.is_empty()) {
+    if let Some(t) = std::env::var("IPFSBENCH_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
         return Some(t);
     }
     let text = std::fs::read_to_string(repo.join("config.toml")).ok()?;

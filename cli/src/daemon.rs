@@ -127,9 +127,12 @@ pub(crate) fn read_token(path: &Path) -> Result<String> {
 fn read_swarm_key(path: &Path) -> Result<SwarmKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the swarm key from {}", path.display()))?;
-    text.trim()
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{}: not a swarm key ({e}); expected /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits", path.display()))
+    text.trim().parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a swarm key ({e}); expected /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits",
+            path.display()
+        )
+    })
 }
 
 fn multiaddrs(list: &[String], key: &str) -> Result<Vec<Multiaddr>> {

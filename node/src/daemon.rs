@@ -178,7 +178,7 @@ impl Daemon {
                 keep: options.keep,
                 mdns: options.mdns,
                 fetch_timeout: options.fetch_timeout,
-                swarm_key: options.swarm_key.clone(),
+                swarm_key: options.swarm_key,
                 metrics: metrics.clone(),
             },
         )?;
@@ -327,9 +327,9 @@ fn check_token(addr: SocketAddr, token: Option<&str>) -> Result<(), Error> {
              (--api-token-file or daemon.api_token_file), since it can add and remove data"
                 .into(),
         ),
-        Some(t) if t.len() < MIN_TOKEN_LEN || t.chars().any(char::is_whitespace) => refuse(format!(
-            "the API token must be at least {MIN_TOKEN_LEN} characters without whitespace"
-        )),
+        Some(t) if t.len() < MIN_TOKEN_LEN || t.chars().any(char::is_whitespace) => refuse(
+            format!("the API token must be at least {MIN_TOKEN_LEN} characters without whitespace"),
+        ),
         _ => Ok(()),
     }
 }

@@ -64,17 +64,41 @@ pub(crate) fn register(metrics: &Metrics, parts: Parts) {
     metrics.register(|r| {
         let r = r.sub_registry_with_prefix("ipfsbench");
         let gauges: [(&str, &str, Gauge); 7] = [
-            ("task_queue_depth", "Tasks queued on the master that schedules", m.queue.clone()),
-            ("task_attempts_running", "Attempts running on this node", m.running.clone()),
-            ("state_heads", "Heads of the replicated cluster state", m.state_heads.clone()),
-            ("state_height", "Highest DAG height among the state's heads", m.state_height.clone()),
+            (
+                "task_queue_depth",
+                "Tasks queued on the master that schedules",
+                m.queue.clone(),
+            ),
+            (
+                "task_attempts_running",
+                "Attempts running on this node",
+                m.running.clone(),
+            ),
+            (
+                "state_heads",
+                "Heads of the replicated cluster state",
+                m.state_heads.clone(),
+            ),
+            (
+                "state_height",
+                "Highest DAG height among the state's heads",
+                m.state_height.clone(),
+            ),
             (
                 "state_pending_deltas",
                 "Deltas fetched and waiting for their parents: how far behind the state is",
                 m.state_pending.clone(),
             ),
-            ("state_fetching_blocks", "State blocks being fetched", m.state_fetching.clone()),
-            ("state_live_keys", "Live keys in the replicated state", m.state_live_keys.clone()),
+            (
+                "state_fetching_blocks",
+                "State blocks being fetched",
+                m.state_fetching.clone(),
+            ),
+            (
+                "state_live_keys",
+                "Live keys in the replicated state",
+                m.state_live_keys.clone(),
+            ),
         ];
         for (name, help, gauge) in gauges {
             r.register(name, help, gauge);
@@ -85,14 +109,26 @@ pub(crate) fn register(metrics: &Metrics, parts: Parts) {
                 "Attempts run to success on this node since it started",
                 m.completed.clone(),
             ),
-            ("task_messages_received", "Task messages received", m.messages_received.clone()),
+            (
+                "task_messages_received",
+                "Task messages received",
+                m.messages_received.clone(),
+            ),
             (
                 "task_messages_rejected",
                 "Task messages refused (unauthorised or malformed)",
                 m.messages_rejected.clone(),
             ),
-            ("state_deltas_applied", "State deltas applied since start", m.state_applied.clone()),
-            ("state_deltas_written", "State deltas written here since start", m.state_written.clone()),
+            (
+                "state_deltas_applied",
+                "State deltas applied since start",
+                m.state_applied.clone(),
+            ),
+            (
+                "state_deltas_written",
+                "State deltas written here since start",
+                m.state_written.clone(),
+            ),
             (
                 "index_sync_fetched_bytes",
                 "Bytes of benchmark-database partitions fetched from peers",
@@ -108,15 +144,35 @@ pub(crate) fn register(metrics: &Metrics, parts: Parts) {
                 "Partitions refused for not matching their manifest",
                 m.index_rejected.clone(),
             ),
-            ("query_cache_hits", "SQL answers served from the cache", m.index_cache_hits.clone()),
-            ("query_cache_misses", "SQL answers computed", m.index_cache_misses.clone()),
+            (
+                "query_cache_hits",
+                "SQL answers served from the cache",
+                m.index_cache_hits.clone(),
+            ),
+            (
+                "query_cache_misses",
+                "SQL answers computed",
+                m.index_cache_misses.clone(),
+            ),
         ];
         for (name, help, counter) in counters {
             r.register(name, help, counter);
         }
-        r.register("cluster_peers", "Peers heard from, by role", m.peers.clone());
-        r.register("tasks", "Unfinished tasks by state (the master that schedules)", m.tasks.clone());
-        r.register("index_rows", "Rows in the benchmark database, by table", m.index_rows.clone());
+        r.register(
+            "cluster_peers",
+            "Peers heard from, by role",
+            m.peers.clone(),
+        );
+        r.register(
+            "tasks",
+            "Unfinished tasks by state (the master that schedules)",
+            m.tasks.clone(),
+        );
+        r.register(
+            "index_rows",
+            "Rows in the benchmark database, by table",
+            m.index_rows.clone(),
+        );
     });
     metrics.on_scrape(move || {
         let (m, parts) = (m.clone(), parts.clone());

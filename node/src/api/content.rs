@@ -325,7 +325,6 @@ pub(super) async fn ls(
     }))
 }
 
-
 pub(super) async fn block_get(
     Extract(s): Extract<State>,
     args: Args,

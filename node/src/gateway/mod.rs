@@ -77,7 +77,10 @@ fn router(gateway: Gateway) -> Router {
         .route("/ipfs/{*path}", get(content))
         .route("/ipns/{*path}", get(ipns))
         .fallback(|| async {
-            Failure::new(StatusCode::NOT_FOUND, "not found: the gateway serves /ipfs/<cid>[/path]")
+            Failure::new(
+                StatusCode::NOT_FOUND,
+                "not found: the gateway serves /ipfs/<cid>[/path]",
+            )
         })
         .with_state(gateway)
 }
@@ -199,8 +202,9 @@ struct ContentPath {
 fn parse_path(path: &str) -> Result<ContentPath, Failure> {
     let mut parts = path.split('/');
     let first = parts.next().unwrap_or_default();
-    let cid = crate::store::block::parse_cid(first)
-        .map_err(|e| Failure::bad_request(format!("invalid path \"/ipfs/{path}\": {}", e.reason)))?;
+    let cid = crate::store::block::parse_cid(first).map_err(|e| {
+        Failure::bad_request(format!("invalid path \"/ipfs/{path}\": {}", e.reason))
+    })?;
     let mut names = Vec::new();
     for part in parts.filter(|p| !p.is_empty()) {
         if part == "." || part == ".." || part.contains('\0') {

@@ -55,7 +55,9 @@ pub(super) async fn serve(
                     let query = query.map(|q| format!("?{q}")).unwrap_or_default();
                     return redirect(&format!("{ipfs_path}/{query}"));
                 }
-                EntryKind::Directory => directory(gateway, &ipfs_path, current, headers, hold).await?,
+                EntryKind::Directory => {
+                    directory(gateway, &ipfs_path, current, headers, hold).await?
+                }
                 EntryKind::Symlink | EntryKind::Other => {
                     return Err(Failure::new(
                         StatusCode::NOT_IMPLEMENTED,
@@ -289,7 +291,10 @@ fn range(header: Option<&HeaderValue>, size: u64) -> Range {
             Ok(n) => Some((size.saturating_sub(n), size.saturating_sub(1))),
             Err(_) => None,
         },
-        (false, true) => first.parse::<u64>().ok().map(|a| (a, size.saturating_sub(1))),
+        (false, true) => first
+            .parse::<u64>()
+            .ok()
+            .map(|a| (a, size.saturating_sub(1))),
         (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
             (Ok(a), Ok(b)) if a <= b => Some((a, b.min(size.saturating_sub(1)))),
             _ => None,
@@ -321,7 +326,16 @@ async fn file(
     let (n2, rt2) = (net.clone(), runtime.clone());
     let head = blocking(gateway, move |r| {
         let mut head = Vec::with_capacity(sniff::SNIFF_LEN as usize);
-        read_lazily(r, &n2, &rt2, timeout, cid, 0, Some(sniff::SNIFF_LEN), &mut head)?;
+        read_lazily(
+            r,
+            &n2,
+            &rt2,
+            timeout,
+            cid,
+            0,
+            Some(sniff::SNIFF_LEN),
+            &mut head,
+        )?;
         Ok(head)
     })
     .await?;
@@ -431,7 +445,10 @@ mod tests {
     use super::*;
 
     fn parsed(h: &str, size: u64) -> Range {
-        range(Some(&HeaderValue::from_str(h).unwrap_or_else(|_| unreachable!())), size)
+        range(
+            Some(&HeaderValue::from_str(h).unwrap_or_else(|_| unreachable!())),
+            size,
+        )
     }
 
     #[test]

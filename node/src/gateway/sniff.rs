@@ -118,9 +118,18 @@ mod tests {
             content_type("page", b"  <!DOCTYPE html><p>x"),
             "text/html; charset=utf-8"
         );
-        assert_eq!(content_type("x.unknown", b"<svg xmlns=..."), "image/svg+xml");
-        assert_eq!(content_type("notes", "héllo\n".as_bytes()), "text/plain; charset=utf-8");
-        assert_eq!(content_type("blob", b"\x00\x01\x02\xff"), "application/octet-stream");
+        assert_eq!(
+            content_type("x.unknown", b"<svg xmlns=..."),
+            "image/svg+xml"
+        );
+        assert_eq!(
+            content_type("notes", "héllo\n".as_bytes()),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("blob", b"\x00\x01\x02\xff"),
+            "application/octet-stream"
+        );
     }
 
     #[test]

@@ -70,12 +70,20 @@ impl Metrics {
 
     /// Registers metrics with the registry.
     pub fn register<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
-        f(&mut self.0.registry.write().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self
+            .0
+            .registry
+            .write()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Registers the transport's byte counters.
     pub(crate) fn register_bandwidth<T>(&self, f: impl FnOnce(&mut Registry) -> T) -> T {
-        f(&mut self.0.bandwidth.write().unwrap_or_else(PoisonError::into_inner))
+        f(&mut self
+            .0
+            .bandwidth
+            .write()
+            .unwrap_or_else(PoisonError::into_inner))
     }
 
     /// Adds a refresher, run before every scrape.
@@ -100,16 +108,26 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let runs = refreshers.iter().map(|r| tokio::time::timeout(REFRESH_TIMEOUT, r()));
+        let runs = refreshers
+            .iter()
+            .map(|r| tokio::time::timeout(REFRESH_TIMEOUT, r()));
         futures::future::join_all(runs).await;
         let mut text = String::new();
-        let registry = self.0.registry.read().unwrap_or_else(PoisonError::into_inner);
+        let registry = self
+            .0
+            .registry
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &registry);
         drop(registry);
         let body = text.strip_suffix("# EOF\n").unwrap_or(&text).to_string();
         let mut text = body;
-        let bandwidth = self.0.bandwidth.read().unwrap_or_else(PoisonError::into_inner);
+        let bandwidth = self
+            .0
+            .bandwidth
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let _ = encode(&mut text, &bandwidth);
         text
     }
@@ -144,7 +162,11 @@ impl Metrics {
     /// Sums the transport's byte counters by direction, read back from their encoding.
     fn totals(&self) -> (u64, u64) {
         let mut text = String::new();
-        let bandwidth = self.0.bandwidth.read().unwrap_or_else(PoisonError::into_inner);
+        let bandwidth = self
+            .0
+            .bandwidth
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let _ = encode(&mut text, &bandwidth);
         drop(bandwidth);
         sum_directions(&text)

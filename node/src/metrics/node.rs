@@ -90,7 +90,11 @@ pub(crate) fn register(metrics: &Metrics, repo: Arc<Repo>, client: Client) {
             "Pubsub topics subscribed to",
             m.topics.clone(),
         );
-        r.register("store_blocks", "Blocks in the store", m.store_blocks.clone());
+        r.register(
+            "store_blocks",
+            "Blocks in the store",
+            m.store_blocks.clone(),
+        );
         r.register(
             "store_bytes",
             "Bytes of the blocks in the store",

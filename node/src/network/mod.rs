@@ -22,8 +22,8 @@ use libp2p::{noise, tcp, yamux};
 pub use behaviour::MAX_PUBSUB_MESSAGE;
 pub use client::{Client, DagProgress, PeerInfo, PubsubMessage, PubsubStats};
 pub use libp2p::pnet::PreSharedKey as SwarmKey;
-pub use observe::{NetStats, MAX_LISTED_WANTS};
 pub use libp2p::{Multiaddr, PeerId};
+pub use observe::{NetStats, MAX_LISTED_WANTS};
 
 use crate::repo::Repo;
 
@@ -258,12 +258,14 @@ fn private_tcp(
     use libp2p::core::upgrade::Version;
     use libp2p::Transport as _;
     let noise = noise::Config::new(key)?;
-    Ok(tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-        .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
-        .upgrade(Version::V1Lazy)
-        .authenticate(noise)
-        .multiplex(yamux::Config::default())
-        .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer))))
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
+            .upgrade(Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer))),
+    )
 }
 
 /// The running host: the task that owns the swarm.
