@@ -56,7 +56,8 @@ function askToken(refused) {
       resolve();
     };
     form.addEventListener('submit', onSubmit);
-    dialog.addEventListener('cancel', (event) => event.preventDefault());
+    // Without a token nothing loads: Escape does not dismiss the dialog.
+    dialog.oncancel = (event) => event.preventDefault();
     if (!dialog.open) dialog.showModal();
     input.focus();
   });

@@ -86,10 +86,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
 /// The routes: the page, `/dashboard/` redirected to it, and its files. GET only (and HEAD,
 /// which axum answers from GET); other methods get the API's 405.
 pub fn router() -> Router {
-    let mut router = Router::new().route(
-        "/dashboard/",
-        get(|| async { Redirect::permanent(PATH) }),
-    );
+    let mut router =
+        Router::new().route("/dashboard/", get(|| async { Redirect::permanent(PATH) }));
     for asset in &ASSETS {
         router = router.route(asset.path, get(move || async move { serve(asset) }));
     }
@@ -99,9 +97,15 @@ pub fn router() -> Router {
 fn serve(asset: &'static Asset) -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(asset.content_type),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),

@@ -9,7 +9,7 @@ import { timeChart, PALETTE } from './chart.js';
 
 /** Rows read at most. */
 const MAX_ROWS = 5000;
-/** Charts drawn at most, the most recently active first. */
+/** Charts drawn at most for one kind, the most recently active first. */
 const MAX_CHARTS = 12;
 /** Series per chart at most (one colour each). */
 const MAX_SERIES = PALETTE.length;
@@ -91,7 +91,7 @@ function chartCard(c) {
     el('header', {},
       el('h3', {}, c.kind, el('span', { class: 'muted' }, ` · ${label}`)),
       el('div', { class: 'muted small' }, c.params ? c.params : 'no parameters',
-        ` · ${c.points} runs · latest ${when(c.last)}`)),
+        ` · ${c.points} run${c.points === 1 ? "" : "s"} · latest ${when(c.last)}`)),
     timeChart(shown, { unit }),
     legend(shown));
   if (c.series.length > MAX_SERIES) {
