@@ -177,7 +177,8 @@ impl Daemon {
                     replica.handle(),
                     service.handle(),
                 ))
-                .merge(crate::api::query::router(index.handle(), replica.handle()));
+                .merge(crate::api::query::router(index.handle(), replica.handle()))
+                .merge(crate::api::dashboard::router());
             (routes, (service, Ok(replica), Some(index), Some(pinset)))
         })
         .await?;

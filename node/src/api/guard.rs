@@ -4,9 +4,10 @@
 //!
 //! - **Origin.** A browser names the page's origin in `Origin` on every cross-origin request
 //!   and every POST. A request carrying an `Origin` (or, without one, a `Referer`) is served
-//!   only when that origin is the API's own (`http[s]://{127.0.0.1,localhost,[::1]}:<port>`)
-//!   or listed in `daemon.api_allowed_origins`; others get 403. Requests without either
-//!   (the CLI, curl, Kubo's RPC clients) are served.
+//!   only when that origin is the API's own (`http[s]://{127.0.0.1,localhost,[::1]}:<port>`,
+//!   or the request's own `Host` once that passed the check below: the dashboard's page when
+//!   the API is reached at another address) or listed in `daemon.api_allowed_origins`;
+//!   others get 403. Requests without either (the CLI, curl, Kubo's RPC clients) are served.
 //! - **Host.** A page on a DNS name the attacker controls can re-point that name at
 //!   127.0.0.1; its requests then carry that name in `Host`. Only IP literals, `localhost`
 //!   and the names in `daemon.api_allowed_hosts` are accepted.
@@ -127,6 +128,7 @@ impl Access {
 
     /// Why the request is refused, if it is.
     fn check(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        let mut same_origin = None;
         if let Some(host) = headers.get(header::HOST) {
             let host = host.to_str().unwrap_or("\u{fffd}");
             if !self.host_allowed(host) {
@@ -134,6 +136,7 @@ impl Access {
                     "host {host:?} is not allowed (list it in daemon.api_allowed_hosts)"
                 )));
             }
+            same_origin = Some(host.to_ascii_lowercase());
         }
         let origin = match headers.get(header::ORIGIN) {
             Some(o) => Some(o.to_str().unwrap_or("\u{fffd}").to_string()),
@@ -143,7 +146,14 @@ impl Access {
             }),
         };
         if let Some(origin) = origin {
-            if !self.origin_allowed(&origin) {
+            // A page this server served at the address the request names (an allowed host).
+            let own = same_origin.is_some_and(|host| {
+                let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+                ["http://", "https://"]
+                    .iter()
+                    .any(|s| origin.strip_prefix(s) == Some(host.as_str()))
+            });
+            if !own && !self.origin_allowed(&origin) {
                 return Err(ApiError::forbidden(format!(
                     "origin {origin:?} may not use this API (list it in \
                      daemon.api_allowed_origins)"
@@ -310,6 +320,28 @@ mod tests {
                 "http://localhost:5101/dashboard"
             )]))
             .is_ok());
+    }
+
+    #[test]
+    fn a_page_from_the_address_the_request_names_is_its_own_origin() {
+        let access = Access::new(5101, &[], &["node1.lan".into()]);
+        for (host, origin) in [
+            ("10.1.2.3:5101", "http://10.1.2.3:5101"),
+            ("NODE1.lan:5101", "http://node1.lan:5101"),
+            ("[fd00::1]:5101", "https://[fd00::1]:5101"),
+        ] {
+            let h = headers(&[(header::HOST, host), (header::ORIGIN, origin)]);
+            assert!(access.check(&h).is_ok(), "{host} {origin}");
+        }
+        for (host, origin) in [
+            ("10.1.2.3:5101", "http://10.1.2.3:5102"),
+            ("10.1.2.3:5101", "http://10.1.2.4:5101"),
+            ("10.1.2.3:5101", "http://10.1.2.3:5101.evil.example"),
+            ("evil.example:5101", "http://evil.example:5101"),
+        ] {
+            let h = headers(&[(header::HOST, host), (header::ORIGIN, origin)]);
+            assert!(access.check(&h).is_err(), "{host} {origin}");
+        }
     }
 
     #[test]

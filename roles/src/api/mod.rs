@@ -1,7 +1,9 @@
 //! The task and cluster calls of the HTTP API, served beside the node's own:
 //! `/api/v0/task/submit|status|ls|cancel|result` and `/api/v0/cluster/peers|stats`. Errors use
-//! the node API's Kubo-shaped JSON. The answers' types are in [`wire`].
+//! the node API's Kubo-shaped JSON. The answers' types are in [`wire`]. The web page over all
+//! of them, `GET /dashboard`, is in [`dashboard`].
 
+pub mod dashboard;
 pub mod pins;
 pub mod query;
 pub mod results;
