@@ -22,7 +22,7 @@ use crate::store::pins::{PinFilter, PinKind};
 use crate::unixfs::{self, AddOptions, EntryKind, ReadError};
 
 /// Runs blocking repo work off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     s: &State,
     f: impl FnOnce(&Repo) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -31,7 +31,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Resolves `CID[/path]`, fetching the directory blocks on the way from the network.
-async fn resolve(s: &State, path: &str) -> Result<Cid, ApiError> {
+pub(super) async fn resolve(s: &State, path: &str) -> Result<Cid, ApiError> {
     // Each pass fetches the one block that stopped resolution; a path has few segments.
     for _ in 0..64 {
         let p = path.to_string();
@@ -48,7 +48,7 @@ async fn resolve(s: &State, path: &str) -> Result<Cid, ApiError> {
 }
 
 /// A `Write` that hands chunks to an HTTP body stream; blocks when the client reads slowly.
-struct ChannelWriter(mpsc::Sender<Result<Bytes, io::Error>>);
+pub(super) struct ChannelWriter(mpsc::Sender<Result<Bytes, io::Error>>);
 
 impl Write for ChannelWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -64,7 +64,7 @@ impl Write for ChannelWriter {
 }
 
 /// Streams what `f` writes as the response body.
-fn stream_body(
+pub(super) fn stream_body(
     repo: Arc<Repo>,
     content_type: &str,
     f: impl FnOnce(&Repo, &mut ChannelWriter) -> Result<(), String> + Send + 'static,
@@ -390,7 +390,7 @@ pub(super) async fn ls(
     }))
 }
 
-async fn fetch_one(s: &State, cid: Cid) -> Result<(), ApiError> {
+pub(super) async fn fetch_one(s: &State, cid: Cid) -> Result<(), ApiError> {
     let local = blocking(s, move |r| Ok(r.store().has(cid.hash())?)).await?;
     if !local {
         s.net.fetch_block(cid, Vec::new()).await?;

@@ -11,6 +11,7 @@ mod command;
 mod event_loop;
 mod keep;
 mod offences;
+pub mod ping;
 mod providers;
 
 use std::sync::Arc;
