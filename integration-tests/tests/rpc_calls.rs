@@ -275,12 +275,12 @@ fn refs_list_links_as_kubo_does() {
         [format!("{top} -> {mid}"), format!("{top} -> {other}")]
     );
     assert_eq!(
-        refs("&format=<src>:<dst>"),
+        refs("&format=%3Csrc%3E:%3Cdst%3E"),
         [format!("{top}:{mid}"), format!("{top}:{other}")]
     );
     bad(
         &node,
-        &format!("refs?arg={top}&edges=true&format=<src>"),
+        &format!("refs?arg={top}&edges=true&format=%3Csrc%3E"),
         &[],
         "not allowed",
     );
