@@ -137,7 +137,7 @@ fn we_hear_ourselves(ctx: &Ctx) -> Result<(), Failed> {
         None,
     )?;
     let url = format!("{}/pubsub/sub?arg={}", ours.api_base(), topic_arg(topic));
-    let (tx, rx) = mpsc::channel::<String>();
+    let (tx, rx) = mpsc::sync_channel::<String>(64);
     std::thread::spawn(move || {
         let Ok(resp) = agent().post(&url).send_empty() else {
             return;

@@ -386,7 +386,7 @@ fn subscribe(node: &Node, topic: &str) -> mpsc::Receiver<Value> {
         node.api_base(),
         multibase::encode(multibase::Base::Base64Url, topic)
     );
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(64);
     std::thread::spawn(move || {
         let resp = agent().post(&url).send_empty().unwrap();
         let reader = BufReader::new(resp.into_body().into_reader());
