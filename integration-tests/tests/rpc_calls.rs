@@ -124,6 +124,15 @@ fn dag_put_get_and_stat_match_kubo() {
         two[1]["Cid"]["/"],
         "bafyreibqp7zvp6dvrqhtkbwuzzk7jhtmfmngtiqjajqpm6gtw55o7kqzfi"
     );
+    // pin=true pins the node recursively.
+    let pinned = lines(&ok(&node, "dag/put?pin=true", &[br#"{"pin":"me"}"#]));
+    let pinned = pinned[0]["Cid"]["/"].as_str().unwrap().to_string();
+    let pins: Value = serde_json::from_str(&ok(&node, "pin/ls?type=recursive", &[])).unwrap();
+    assert_eq!(pins["Keys"][&pinned]["Type"], "recursive", "{pins}");
+    assert!(
+        pins["Keys"].get(&cid).is_none(),
+        "pin defaults to false: {pins}"
+    );
     // dag-pb stored from its dag-json form.
     let pb = br#"{"Data":{"/":{"bytes":"AAECAwQ"}},"Links":[]}"#;
     let put = lines(&ok(&node, "dag/put?store-codec=dag-pb", &[pb]));
