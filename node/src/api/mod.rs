@@ -4,11 +4,14 @@
 //! 200. Bound to loopback unless configured otherwise; what browsers may do is in [`guard`].
 
 mod content;
+mod dag;
 mod error;
 pub mod guard;
 mod net;
 mod observe;
 pub(crate) mod read;
+mod node;
+mod refs;
 pub mod server;
 mod storage;
 mod tarball;
@@ -200,6 +203,15 @@ pub fn router(state: State) -> Router {
         .route("/api/v0/pubsub/sub", post(net::pubsub_sub))
         .route("/api/v0/pubsub/ls", post(net::pubsub_ls))
         .route("/api/v0/pubsub/peers", post(net::pubsub_peers))
+        .route("/api/v0/ping", post(node::ping))
+        .route("/api/v0/swarm/addrs/local", post(node::swarm_addrs_local))
+        .route("/api/v0/config/show", post(node::config_show))
+        .route("/api/v0/name/resolve", post(node::name_resolve))
+        .route("/api/v0/dag/get", post(dag::dag_get))
+        .route("/api/v0/dag/put", post(dag::dag_put))
+        .route("/api/v0/dag/stat", post(dag::dag_stat))
+        .route("/api/v0/refs", post(refs::refs))
+        .route("/api/v0/refs/local", post(refs::refs_local))
         .route("/api/v0/add", post(content::add).layer(upload))
         .route("/api/v0/cat", post(content::cat))
         .route("/api/v0/get", post(content::get))

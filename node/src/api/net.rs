@@ -175,7 +175,7 @@ pub(super) async fn pubsub_sub(
     args: Args,
 ) -> Result<Response, ApiError> {
     let topic = decode_topic(args.arg()?)?;
-    let rx = s.net.subscribe(topic.clone()).await?;
+    let rx = s.net.subscribe_hearing_own(topic.clone()).await?;
     let encoded_topic = encode(topic.as_bytes());
     let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |m| {
         let line = wire::PubsubMessage {

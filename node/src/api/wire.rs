@@ -314,6 +314,102 @@ pub struct PubsubMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Empty {}
 
+/// One line of `dag/put`'s answer: a node stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DagPut {
+    /// Its CID as a dag-json link.
+    pub cid: CidLink,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f32(x: &f32) -> bool {
+    *x == 0.0
+}
+
+/// A float32 as Go's encoding/json writes one: a whole number without a fraction.
+fn go_float<S: serde::Serializer>(x: &f32, s: S) -> Result<S::Ok, S::Error> {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        s.serialize_i64(*x as i64)
+    } else {
+        s.serialize_f32(*x)
+    }
+}
+
+/// A line of `dag/stat`'s answer (Kubo 0.22+): running totals while it walks (`progress`),
+/// then the summary. Zero fields are left out, as Kubo leaves them out.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DagStatSummary {
+    /// Distinct blocks over all the DAGs (summary only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unique_blocks: u64,
+    /// Bytes of the distinct blocks.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub total_size: u64,
+    /// Bytes counted more than once because DAGs share blocks (summary only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shared_size: u64,
+    /// Bytes over all DAGs counted each time, over `TotalSize` (summary only).
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero_f32",
+        serialize_with = "go_float"
+    )]
+    pub ratio: f32,
+    /// Each DAG asked for.
+    #[serde(rename = "DagStats", default, skip_serializing_if = "Vec::is_empty")]
+    pub dag_stats: Vec<DagStat>,
+}
+
+/// One DAG of `dag/stat`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DagStat {
+    /// Its root (a plain string here, unlike `dag/put`).
+    pub cid: String,
+    /// Bytes of its distinct blocks.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub size: u64,
+    /// Its distinct blocks.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub num_blocks: u64,
+}
+
+/// One line of `refs` and `refs/local`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ref {
+    /// The reference, formatted as asked (`<dst>` by default).
+    #[serde(rename = "Ref")]
+    pub reference: String,
+    /// Empty, or why listing stopped.
+    pub err: String,
+}
+
+/// One line of `ping`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ping {
+    /// Whether this step succeeded.
+    pub success: bool,
+    /// The round trip, in nanoseconds (Go's `time.Duration`); 0 on text lines.
+    pub time: u64,
+    /// A message (`PING <peer>.`, `Average latency: ...`, an error), or empty.
+    pub text: String,
+}
+
+/// `name/resolve`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ResolvedPath {
+    /// The `/ipfs/` path.
+    pub path: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,5 +471,46 @@ mod tests {
             serde_json::json!({"Extra": "", "ID": "", "Responses": [{"ID": "p", "Addrs": []}], "Type": 4})
         );
         assert_eq!(serde_json::to_string(&Empty {}).unwrap(), "{}");
+    }
+
+    #[test]
+    fn dag_stat_is_shaped_as_kubo_0_22_shapes_it() {
+        let summary = DagStatSummary {
+            unique_blocks: 2,
+            total_size: 10,
+            shared_size: 0,
+            ratio: 1.0,
+            dag_stats: vec![DagStat {
+                cid: "c".into(),
+                size: 10,
+                num_blocks: 2,
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&summary).unwrap(),
+            r#"{"UniqueBlocks":2,"TotalSize":10,"Ratio":1,"DagStats":[{"Cid":"c","Size":10,"NumBlocks":2}]}"#
+        );
+        let ratio = DagStatSummary {
+            ratio: 1.5,
+            ..DagStatSummary::default()
+        };
+        assert_eq!(serde_json::to_string(&ratio).unwrap(), r#"{"Ratio":1.5}"#);
+        let line = Ping {
+            success: true,
+            time: 5,
+            text: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&line).unwrap(),
+            r#"{"Success":true,"Time":5,"Text":""}"#
+        );
+        let r = Ref {
+            reference: "r".into(),
+            err: String::new(),
+        };
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"Ref":"r","Err":""}"#
+        );
     }
 }

@@ -240,6 +240,22 @@ impl Client {
         self.call(|reply| Command::Subscribe {
             topic,
             capacity,
+            own: false,
+            reply,
+        })
+        .await?
+    }
+
+    /// Subscribes to `topic` as Kubo's `pubsub sub` does: this node's own messages on it are
+    /// delivered too, once each. Up to 256 wait in the receiver; more are dropped.
+    pub async fn subscribe_hearing_own(
+        &self,
+        topic: String,
+    ) -> Result<mpsc::Receiver<PubsubMessage>, network::Error> {
+        self.call(|reply| Command::Subscribe {
+            topic,
+            capacity: SUBSCRIBER_QUEUE,
+            own: true,
             reply,
         })
         .await?

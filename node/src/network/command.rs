@@ -83,6 +83,8 @@ pub(crate) enum Command {
     Subscribe {
         topic: String,
         capacity: usize,
+        /// Whether the subscriber hears this node's own messages too.
+        own: bool,
         reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::Error>>,
     },
     Topics {

@@ -16,13 +16,15 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
 use super::client::Client;
-use super::command::{Command, Fetched, PeerInfo, PubsubMessage, PubsubStats};
+use super::command::{Command, Fetched, PeerInfo, PubsubStats};
 use super::keep::Keep;
 use super::offences::Offences;
 use super::Config;
 use crate::repo::Repo;
 use crate::store::block::Hash;
 use crate::store::Block;
+
+mod pubsub;
 
 /// Commands waiting at most; senders wait when it is full.
 const COMMAND_QUEUE: usize = 1024;
@@ -75,7 +77,9 @@ pub(crate) struct EventLoop {
     find_providers: HashMap<kad::QueryId, (ProvidersReply, Vec<PeerId>)>,
     /// Announcement queries in flight, at most [`MAX_PROVIDE_QUERIES`].
     provide_queries: HashSet<kad::QueryId>,
-    subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<mpsc::Sender<PubsubMessage>>)>,
+    subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<pubsub::Subscriber>)>,
+    /// The sequence number of this node's last published message, when known.
+    last_seqno: Option<u64>,
     connections: HashMap<PeerId, Multiaddr>,
     addresses: HashMap<PeerId, Vec<Multiaddr>>,
     pubsub_stats: PubsubStats,
@@ -134,6 +138,7 @@ impl EventLoop {
                 find_providers: HashMap::new(),
                 provide_queries: HashSet::new(),
                 subscriptions: HashMap::new(),
+                last_seqno: None,
                 connections: HashMap::new(),
                 addresses: HashMap::new(),
                 pubsub_stats: PubsubStats::default(),
@@ -212,8 +217,9 @@ impl EventLoop {
             Command::Subscribe {
                 topic,
                 capacity,
+                own,
                 reply,
-            } => self.subscribe(topic, capacity, reply),
+            } => self.subscribe(topic, capacity, own, reply),
             Command::Topics { reply } => {
                 self.prune_subscriptions();
                 let topics = self
@@ -303,61 +309,6 @@ impl EventLoop {
         }
     }
 
-    fn publish(
-        &mut self,
-        topic: String,
-        data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), network::Error>>,
-    ) {
-        let result = match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(gossipsub::IdentTopic::new(topic), data)
-        {
-            Ok(_) => Ok(()),
-            // As in Kubo, publishing with nobody listening is not an error.
-            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => Ok(()),
-            Err(e) => Err(network::Error::from(e)),
-        };
-        let _ = reply.send(result);
-    }
-
-    fn subscribe(
-        &mut self,
-        topic: String,
-        capacity: usize,
-        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::Error>>,
-    ) {
-        let ident = gossipsub::IdentTopic::new(topic.clone());
-        let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
-            Ok(_) => {
-                let (tx, rx) = mpsc::channel(capacity.clamp(1, MAX_SUBSCRIBER_QUEUE));
-                self.subscriptions
-                    .entry(ident.hash())
-                    .or_insert_with(|| (topic, Vec::new()))
-                    .1
-                    .push(tx);
-                Ok(rx)
-            }
-            Err(e) => Err(network::Error::from(e)),
-        };
-        let _ = reply.send(result);
-    }
-
-    fn topic_peers(&mut self, topic: Option<String>, reply: oneshot::Sender<Vec<PeerId>>) {
-        let wanted = topic.map(|t| gossipsub::IdentTopic::new(t).hash());
-        let peers = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_peers()
-            .filter(|(_, topics)| wanted.as_ref().is_none_or(|w| topics.contains(&w)))
-            .map(|(p, _)| *p)
-            .collect();
-        let _ = reply.send(peers);
-    }
-
     /// Dials the kept peers that are due (dropped, or whose last dial failed).
     fn redial(&mut self) {
         for (peer, addrs) in self.keep.due(tokio::time::Instant::now()) {
@@ -389,21 +340,6 @@ impl EventLoop {
             tracing::warn!(%peer, "peer cut off: it kept sending invalid task messages");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
-    }
-
-    /// Drops subscribers that went away, and unsubscribes from topics nobody follows.
-    fn prune_subscriptions(&mut self) {
-        let gossipsub = &mut self.swarm.behaviour_mut().gossipsub;
-        self.subscriptions.retain(|hash, (name, senders)| {
-            senders.retain(|s| !s.is_closed());
-            if senders.is_empty() {
-                let _ = gossipsub.unsubscribe(&gossipsub::IdentTopic::new(name.clone()));
-                tracing::debug!(%hash, "unsubscribed");
-                false
-            } else {
-                true
-            }
-        });
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -490,52 +426,7 @@ impl EventLoop {
                 propagation_source,
                 message_id,
                 message,
-            }) => {
-                // Topics with a rule carry typed messages: what is not well formed is rejected
-                // here, at the edge: counted, not forwarded, and a peer that keeps relaying
-                // such messages is cut off.
-                let rule = self
-                    .topic_rules
-                    .iter()
-                    .find(|r| r.applies(message.topic.as_str()));
-                let acceptance = match rule {
-                    Some(rule) if !(rule.valid)(&message.data) => {
-                        self.pubsub_stats.rejected += 1;
-                        tracing::debug!(%propagation_source, topic = %message.topic, "message rejected");
-                        self.count_invalid(propagation_source);
-                        gossipsub::MessageAcceptance::Reject
-                    }
-                    _ => gossipsub::MessageAcceptance::Accept,
-                };
-                self.swarm
-                    .behaviour_mut()
-                    .gossipsub
-                    .report_message_validation_result(&message_id, &propagation_source, acceptance);
-                if acceptance != gossipsub::MessageAcceptance::Accept {
-                    return;
-                }
-                self.pubsub_stats.delivered += 1;
-                let Some((name, senders)) = self.subscriptions.get_mut(&message.topic) else {
-                    return;
-                };
-                let mut stats_lagged = 0;
-                let delivered = PubsubMessage {
-                    from: message.source,
-                    data: message.data,
-                    seqno: message.sequence_number,
-                    topic: name.clone(),
-                };
-                senders.retain(|s| match s.try_send(delivered.clone()) {
-                    Ok(()) => true,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        stats_lagged += 1;
-                        tracing::debug!("pubsub subscriber lagging: message dropped");
-                        true
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => false,
-                });
-                self.pubsub_stats.lagged += stats_lagged;
-            }
+            }) => self.on_message(propagation_source, message_id, message),
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocols.contains(&KAD_PROTOCOL) {
                     for addr in &info.listen_addrs {

@@ -12,6 +12,7 @@ mod event_loop;
 mod keep;
 mod observe;
 mod offences;
+pub mod ping;
 mod providers;
 
 use std::sync::Arc;

@@ -5,6 +5,11 @@
 //! value has exactly one encoding and one CID. Decoding is strict and bounded: it refuses
 //! anything else (indefinite lengths, floats, other tags, non-canonical forms, trailing bytes),
 //! never nests deeper than [`MAX_DEPTH`], and never allocates more than the input could hold.
+//!
+//! [`Value::decode_ipld`] reads the wider IPLD data model that user-supplied DAG-CBOR may carry
+//! (`dag/put`): negative integers and 64-bit floats as well, nested up to a depth the caller
+//! chooses; it is as strict about canonical form. The replicated state uses [`Value::decode`]
+//! only, so its blocks never hold either.
 
 use cid::Cid;
 
@@ -33,6 +38,43 @@ pub enum Value {
     Bool(bool),
     /// Null.
     Null,
+    /// A negative integer, `-1 - n` (only from [`Value::decode_ipld`] or built by hand).
+    Negative(u64),
+    /// A finite float (only from [`Value::decode_ipld`] or built by hand).
+    Float(Float),
+}
+
+/// A finite 64-bit float, compared by its bits so that values stay `Eq`.
+#[derive(Debug, Clone, Copy)]
+pub struct Float(f64);
+
+impl Float {
+    /// `x`, unless it is NaN or infinite (which DAG-CBOR forbids).
+    pub fn new(x: f64) -> Option<Self> {
+        x.is_finite().then_some(Self(x))
+    }
+
+    /// The number.
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Float {}
+
+/// What a decoder accepts beyond the state's subset.
+#[derive(Debug, Clone, Copy)]
+struct Profile {
+    /// Negative integers and floats.
+    ipld: bool,
+    /// The deepest nesting of arrays and maps.
+    max_depth: usize,
 }
 
 /// Why bytes are not a value of this subset.
@@ -45,7 +87,7 @@ pub enum CborError {
     #[error("{0} trailing bytes")]
     Trailing(usize),
     /// Nested deeper than [`MAX_DEPTH`].
-    #[error("nested deeper than {MAX_DEPTH}")]
+    #[error("nested too deeply")]
     TooDeep,
     /// Something outside the subset or not in canonical form.
     #[error("not canonical DAG-CBOR: {0}")]
@@ -103,12 +145,44 @@ impl Value {
             Value::Bool(false) => out.push(0xf4),
             Value::Bool(true) => out.push(0xf5),
             Value::Null => out.push(0xf6),
+            Value::Negative(n) => head(out, 1, *n),
+            // DAG-CBOR writes every float in its 64-bit form.
+            Value::Float(x) => {
+                out.push(0xfb);
+                out.extend_from_slice(&x.0.to_be_bytes());
+            }
         }
     }
 
-    /// Decodes exactly one value that fills `bytes`.
+    /// Decodes exactly one value of the state's subset that fills `bytes`.
     pub fn decode(bytes: &[u8]) -> Result<Value, CborError> {
-        let mut r = Reader { bytes, pos: 0 };
+        Self::decode_with(
+            bytes,
+            Profile {
+                ipld: false,
+                max_depth: MAX_DEPTH,
+            },
+        )
+    }
+
+    /// Decodes exactly one canonical DAG-CBOR value of the IPLD data model (negative
+    /// integers and 64-bit floats included) nested at most `max_depth` deep.
+    pub fn decode_ipld(bytes: &[u8], max_depth: usize) -> Result<Value, CborError> {
+        Self::decode_with(
+            bytes,
+            Profile {
+                ipld: true,
+                max_depth,
+            },
+        )
+    }
+
+    fn decode_with(bytes: &[u8], profile: Profile) -> Result<Value, CborError> {
+        let mut r = Reader {
+            bytes,
+            pos: 0,
+            profile,
+        };
         let v = r.value(0)?;
         match bytes.len() - r.pos {
             0 => Ok(v),
@@ -190,6 +264,7 @@ fn head(out: &mut Vec<u8>, major: u8, n: u64) {
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    profile: Profile,
 }
 
 impl Reader<'_> {
@@ -208,6 +283,12 @@ impl Reader<'_> {
     fn head(&mut self) -> Result<(u8, u64), CborError> {
         let first = self.take(1)?[0];
         let (major, info) = (first >> 5, first & 0x1f);
+        if major == 7 && info == 27 && self.profile.ipld {
+            let b = self.take(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            return Ok((8, u64::from_be_bytes(a)));
+        }
         if major == 7 {
             // Simple values only in their one-byte form; no floats.
             return match info {
@@ -253,12 +334,18 @@ impl Reader<'_> {
     }
 
     fn value(&mut self, depth: usize) -> Result<Value, CborError> {
-        if depth > MAX_DEPTH {
+        if depth > self.profile.max_depth {
             return Err(CborError::TooDeep);
         }
         let (major, n) = self.head()?;
         Ok(match major {
             0 => Value::Uint(n),
+            1 if self.profile.ipld => Value::Negative(n),
+            // The pseudo-major 8 is a 64-bit float's bits (see `head`).
+            8 => Value::Float(
+                Float::new(f64::from_bits(n))
+                    .ok_or(CborError::Unsupported("NaN or infinite float"))?,
+            ),
             2 => {
                 let len = self.length(n)?;
                 Value::Bytes(self.take(len)?.to_vec())
@@ -374,6 +461,30 @@ mod tests {
         );
         let deep = [0x81; MAX_DEPTH + 2];
         assert_eq!(Value::decode(&deep), Err(CborError::TooDeep));
+    }
+
+    #[test]
+    fn the_ipld_profile_reads_negatives_and_floats_the_state_refuses() {
+        let v = Value::Array(vec![
+            Value::Negative(0),
+            Value::Negative(999),
+            Value::Float(Float::new(1.5).unwrap()),
+        ]);
+        let bytes = v.encode();
+        assert_eq!(
+            bytes,
+            [0x83, 0x20, 0x39, 0x03, 0xe7, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(Value::decode_ipld(&bytes, 4), Ok(v));
+        assert!(Value::decode(&bytes).is_err());
+        // NaN, 16- and 32-bit floats are not DAG-CBOR.
+        assert!(Value::decode_ipld(&[0xfb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0], 4).is_err());
+        assert!(Value::decode_ipld(&[0xf9, 0x3c, 0x00], 4).is_err());
+        assert!(Value::decode_ipld(&[0xfa, 0x3f, 0x80, 0, 0], 4).is_err());
+        assert_eq!(
+            Value::decode_ipld(&[0x81, 0x81, 0x01], 1),
+            Err(CborError::TooDeep)
+        );
     }
 
     fn value() -> impl Strategy<Value = Value> {
