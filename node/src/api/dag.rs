@@ -13,8 +13,8 @@ use axum::response::Response;
 use cid::Cid;
 use ipfsbench_protocols::state::cbor::Value;
 
-use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::net::{ndjson, push_line};
+use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::{wire, ApiError, Args, State};
 use crate::codec::ipld;
 use crate::store::block::{self, Hash, MAX_BLOCK_SIZE, RAW};

@@ -8,8 +8,8 @@ use axum::Json;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
-use super::read::resolve;
 use super::net::{ndjson, push_line};
+use super::read::resolve;
 use super::{wire, ApiError, Args, State};
 use crate::network::ping::Pinger;
 

@@ -12,8 +12,8 @@ use axum::response::Response;
 use cid::Cid;
 use tokio::sync::mpsc;
 
-use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::net::ndjson;
+use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::{wire, ApiError, Args, State};
 use crate::codec::pb;
 use crate::store::block::{DAG_PB, RAW};
