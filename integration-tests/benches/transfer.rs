@@ -60,8 +60,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    // ours -> ours, each run to a fresh node; and the bare stream, alternating with it.
-    let a = Node::start("worker", &[]);
+    // ours -> ours, each run to a fresh node; and the bare stream, alternating with it. The
+    // source also listens on QUIC, for one more pairing over it.
+    let quic = ["--listen", "/ip4/127.0.0.1/udp/0/quic-v1"];
+    let a = Node::start("worker", &quic);
     let cid = String::from_utf8(a.ok(&["add", "-Q", file.to_str().unwrap()]))
         .unwrap()
         .trim()
@@ -74,10 +76,27 @@ fn main() {
         drop(b);
         bare.push(bare_stream(&file, bytes));
     }
-    println!("  runs: ours -> ours {ours:.2?}, bare stream {bare:.2?}");
+    // ours -> ours over QUIC: the same nodes, dialled at the source's QUIC address.
+    let id: serde_json::Value = serde_json::from_slice(&a.ok(&["id"])).unwrap();
+    let quic_addr = id["Addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .find(|v| v.contains("/quic-v1"))
+        .unwrap()
+        .to_string();
+    let mut over_quic = Vec::new();
+    for _ in 0..runs {
+        let b = Node::start("worker", &quic);
+        b.ok(&["swarm", "connect", &quic_addr]);
+        over_quic.push(timed_cat(&b, &cid));
+    }
+    println!("  runs: ours -> ours {ours:.2?}, over QUIC {over_quic:.2?}, bare stream {bare:.2?}");
     let (ours, bare) = (median(ours), median(bare));
     rows.push(("bare stream".into(), bare));
     rows.push(("ours -> ours".into(), ours));
+    rows.push(("ours -> ours, QUIC".into(), median(over_quic)));
 
     match Kubo::load() {
         Err(e) => println!("Kubo unavailable ({e}): Kubo pairings skipped"),
@@ -129,7 +148,7 @@ fn main() {
             100.0 * bare.as_secs_f64() / d.as_secs_f64()
         );
         println!(
-            "  {name:<14} {:>7.2} s {:>8.1} MB/s  {to_bare}  {to_kubo}",
+            "  {name:<18} {:>7.2} s {:>8.1} MB/s  {to_bare}  {to_kubo}",
             d.as_secs_f64(),
             mb(*d)
         );
