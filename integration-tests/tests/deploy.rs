@@ -275,11 +275,9 @@ fn metrics_probes_and_stats_count_a_transfer_and_a_task() {
         "{bw}"
     );
     let bitswap = post("bitswap/stat");
-    assert_eq!(
-        bitswap["BlocksReceived"].as_f64(),
-        Some(blocks),
-        "{bitswap}"
-    );
+    // The node goes on receiving (the replicated state's deltas): the counter only grows.
+    let received = bitswap["BlocksReceived"].as_f64().unwrap();
+    assert!(received >= blocks, "{received} < {blocks}: {bitswap}");
     assert!(bitswap["DataReceived"].as_u64().unwrap() >= 3 << 20);
     assert!(bitswap["Wantlist"].as_array().unwrap().is_empty());
     assert!(bitswap["Peers"]
@@ -287,10 +285,7 @@ fn metrics_probes_and_stats_count_a_transfer_and_a_task() {
         .unwrap()
         .iter()
         .any(|p| p == worker.peer_id.as_str()));
-    assert_eq!(
-        post("stats/bitswap")["BlocksReceived"],
-        bitswap["BlocksReceived"]
-    );
+    assert!(post("stats/bitswap")["BlocksReceived"].as_f64().unwrap() >= received);
 
     // The master counts the worker and the task messages.
     let text = agent()

@@ -68,15 +68,19 @@ fn add(node: &Node, path: &Path, extra: &[&str]) -> String {
         .to_string()
 }
 
-/// A source node with a site, and a reader node whose gateway fetches from it.
-fn pair() -> (Node, Node) {
+/// A source node, and a reader node whose gateway fetches from it, giving a missing block
+/// `timeout_secs` to arrive (long enough for a loaded machine, where tests run side by side).
+fn pair(timeout_secs: u64) -> (Node, Node) {
     let source = Node::start("worker", &[]);
     let reader = Node::start_configured("worker", &[], |repo| {
         let path = repo.join("config.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::write(
             &path,
-            text.replace("fetch_timeout_secs = 60", "fetch_timeout_secs = 3"),
+            text.replace(
+                "fetch_timeout_secs = 60",
+                &format!("fetch_timeout_secs = {timeout_secs}"),
+            ),
         )
         .unwrap();
     });
@@ -86,7 +90,7 @@ fn pair() -> (Node, Node) {
 
 #[test]
 fn files_and_ranges_come_through_another_nodes_gateway() {
-    let (source, reader) = pair();
+    let (source, reader) = pair(60);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data.bin");
     write_pseudo_random_file(&file, (5 << 20) + 77, 3).unwrap();
@@ -131,7 +135,8 @@ fn files_and_ranges_come_through_another_nodes_gateway() {
 
 #[test]
 fn directories_types_and_trustless_answers() {
-    let (source, reader) = pair();
+    // The absent CID at the end waits this long for its 504.
+    let (source, reader) = pair(10);
     let dir = tempfile::tempdir().unwrap();
     let site = dir.path().join("site");
     std::fs::create_dir_all(site.join("docs")).unwrap();
