@@ -77,8 +77,10 @@ pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, pinset::Error> 
             continue;
         }
         if let Some(updated) = reallocate(&pin, &gone, &candidates, pinset) {
-            // Read again just before writing: a pin removed or changed meanwhile (here or
-            // by a peer) is left as it now is.
+            // Read again just before writing, in this node's write turn: a pin removed or
+            // changed meanwhile (here or by a peer) is left as it now is, and no update or
+            // removal here can slip in between the check and the write.
+            let turn = pinset.write_turn().await;
             if pinset.get(&pin.cid)?.as_ref() != Some(&pin) {
                 continue;
             }
@@ -96,6 +98,7 @@ pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, pinset::Error> 
             if !reports.is_empty() {
                 pinset.state().write(reports).await?;
             }
+            drop(turn);
             changed += 1;
         }
     }

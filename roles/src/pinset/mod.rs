@@ -155,6 +155,9 @@ pub struct Pinset {
     service: service::Handle,
     settings: ClusterSettings,
     load: std::sync::Arc<std::sync::Mutex<Option<(std::time::Instant, Load)>>>,
+    /// Held across each read-then-write of a pin on this node (update, remove, the healer's
+    /// re-allocation), so that one cannot write back a pin another has just replaced.
+    writes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Pinset {
@@ -165,7 +168,14 @@ impl Pinset {
             service,
             settings,
             load: Default::default(),
+            writes: Default::default(),
         }
+    }
+
+    /// Waits for this node's turn to read a pin and write it back; the turn ends when the
+    /// guard drops.
+    pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     /// The replicated state.
@@ -236,6 +246,7 @@ impl Pinset {
 
     /// Removes a pin, and every peer's report on it, in one change; its holders unpin it.
     pub async fn remove(&self, cid: &Cid) -> Result<Pin, Error> {
+        let _turn = self.write_turn().await;
         let pin = self.get(cid)?.ok_or(Error::NotPinned(*cid))?;
         let mut ops = vec![Op {
             key: Pin::key(cid),
@@ -254,6 +265,7 @@ impl Pinset {
     /// Pins `to` as `from` is pinned (same options and peers), then removes `from`, in one
     /// change.
     pub async fn update(&self, from: &Cid, to: Cid, now_ms: u64) -> Result<Pin, Error> {
+        let _turn = self.write_turn().await;
         let old = self.get(from)?.ok_or(Error::NotPinned(*from))?;
         let recover = if *from == to { old.recover } else { 0 };
         let pin = Pin {
