@@ -106,7 +106,7 @@ fn main() {
             let kb = kubo.test_repo(Some(dir.path()), true).unwrap();
             let kcid = kubo.add_file(ka.path(), &file, false).unwrap();
             assert_eq!(kcid, cid, "same CID on both sides");
-            let ka_addr = kubo_addr(&kubo, ka.path());
+            let ka_addr = kubo.tcp_addr(ka.path()).unwrap();
             kubo.connect(kb.path(), &ka_addr).unwrap();
             let dest = dir.path().join("k2k.out");
             let start = Instant::now();
@@ -154,17 +154,6 @@ fn main() {
         );
     }
     println!("  idle daemon RSS: {:.1} MiB", idle_rss as f64 / 1024.0);
-}
-
-fn kubo_addr(kubo: &Kubo, repo: &std::path::Path) -> String {
-    let id = kubo.node_id(repo).unwrap();
-    let addr = kubo
-        .multiaddrs(repo)
-        .unwrap()
-        .into_iter()
-        .find(|a| a.contains("/tcp/"))
-        .unwrap();
-    format!("{addr}/p2p/{id}")
 }
 
 fn timed_cat(node: &Node, cid: &str) -> Duration {

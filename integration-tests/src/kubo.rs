@@ -343,6 +343,25 @@ impl Kubo {
         })
     }
 
+    /// The running node's TCP address with its peer id, `.../tcp/<port>/p2p/<id>`, to dial.
+    ///
+    /// # Errors
+    ///
+    /// When Kubo reports an error or listens on no TCP address.
+    pub fn tcp_addr(&self, repo: impl AsRef<Path>) -> Result<String, KuboError> {
+        let id = self.node_id(repo.as_ref())?;
+        let addrs = self.multiaddrs(repo.as_ref())?;
+        let addr =
+            addrs
+                .iter()
+                .find(|a| a.contains("/tcp/"))
+                .ok_or_else(|| KuboError::BadOutput {
+                    function: "GetNodeMultiAddrs",
+                    output: format!("no TCP address in {addrs:?}"),
+                })?;
+        Ok(format!("{addr}/p2p/{id}"))
+    }
+
     /// Connects the repo's node to `peer_addr`, a multiaddr ending in `/p2p/<peer id>`.
     ///
     /// # Errors

@@ -46,14 +46,7 @@ fn main() {
 
 /// Kubo's TCP address with its peer id.
 fn kubo_addr(ctx: &Ctx) -> Result<String, Failed> {
-    let id = ctx.kubo.node_id(ctx.repo.path())?;
-    let addr = ctx
-        .kubo
-        .multiaddrs(ctx.repo.path())?
-        .into_iter()
-        .find(|a| a.contains("/tcp/"))
-        .ok_or("Kubo has no TCP address")?;
-    Ok(format!("{addr}/p2p/{id}"))
+    Ok(ctx.kubo.tcp_addr(ctx.repo.path())?)
 }
 
 fn agent() -> ureq::Agent {

@@ -176,48 +176,44 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
         .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
     };
     let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(Duration::from_secs(120));
-    let metrics = &config.metrics;
-    let mut swarm = match config.swarm_key {
-        None => metrics.register_bandwidth(|registry| {
-            Ok::<_, Error>(
-                libp2p::SwarmBuilder::with_existing_identity(key)
-                    .with_tokio()
+    // The transports differ (a private network has TCP alone, under its handshake); what
+    // follows them is the same, but of a different type in each case: hence a macro.
+    macro_rules! finish {
+        ($transports:expr, $registry:expr) => {
+            $transports
+                .with_dns()
+                .map_err(|e| setup(&e))?
+                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .map_err(|e| setup(&e))?
+                .with_bandwidth_metrics($registry)
+                .with_behaviour(behaviour)
+                .map_err(|e| setup(&e))?
+                .with_swarm_config(idle)
+                .build()
+        };
+    }
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
+    let mut swarm = config.metrics.register_bandwidth(|registry| {
+        Ok::<_, Error>(match config.swarm_key {
+            None => finish!(
+                builder
                     .with_tcp(
                         tcp::Config::default().nodelay(true),
                         noise::Config::new,
                         yamux::Config::default,
                     )
                     .map_err(|e| setup(&e))?
-                    .with_quic()
-                    .with_dns()
-                    .map_err(|e| setup(&e))?
-                    .with_relay_client(noise::Config::new, yamux::Config::default)
-                    .map_err(|e| setup(&e))?
-                    .with_bandwidth_metrics(registry)
-                    .with_behaviour(behaviour)
-                    .map_err(|e| setup(&e))?
-                    .with_swarm_config(idle)
-                    .build(),
-            )
-        })?,
-        Some(psk) => metrics.register_bandwidth(|registry| {
-            Ok::<_, Error>(
-                libp2p::SwarmBuilder::with_existing_identity(key)
-                    .with_tokio()
+                    .with_quic(),
+                registry
+            ),
+            Some(psk) => finish!(
+                builder
                     .with_other_transport(|key| private_tcp(key, psk))
-                    .map_err(|e| setup(&e))?
-                    .with_dns()
-                    .map_err(|e| setup(&e))?
-                    .with_relay_client(noise::Config::new, yamux::Config::default)
-                    .map_err(|e| setup(&e))?
-                    .with_bandwidth_metrics(registry)
-                    .with_behaviour(behaviour)
-                    .map_err(|e| setup(&e))?
-                    .with_swarm_config(idle)
-                    .build(),
-            )
-        })?,
-    };
+                    .map_err(|e| setup(&e))?,
+                registry
+            ),
+        })
+    })?;
     let recorder = config.metrics.register(libp2p::metrics::Metrics::new);
     for addr in &config.listen {
         swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
