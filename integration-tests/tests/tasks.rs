@@ -62,7 +62,7 @@ fn wait_for_cluster(master: &Node, nodes: &[&Node]) {
 }
 
 /// The default cluster's task topic.
-const TASK_TOPIC: &str = "/ipfsbench/default/tasks/2";
+const TASK_TOPIC: &str = "/ipfsbench/default/tasks/3";
 
 /// Waits until `node` sees `master` subscribed to the task topic, so that what it publishes
 /// there reaches the master.

@@ -1,9 +1,11 @@
 //! Task messages: what masters, workers and submitters say to each other over gossipsub.
 //!
-//! Every message is a [`Message`] encoded as one version byte ([`VERSION`]) followed by its
-//! postcard encoding (compact: varints, no field names). Decoding is the edge: a payload that is
-//! larger than [`MAX_MESSAGE_BYTES`], has another version, does not decode or breaks a length
-//! limit is an [`Error`] and must be dropped, never acted on.
+//! A payload is one version byte ([`VERSION`]) followed by the postcard encodings (compact:
+//! varints, no field names) of one to [`MAX_BATCH`] [`Message`]s of one topic, back to back:
+//! a node publishes what one turn produced for a topic as one gossip message, so one signature
+//! covers them all. Decoding is the edge: a payload that is larger than [`MAX_MESSAGE_BYTES`],
+//! has another version, does not decode, mixes topics or breaks a length limit is an
+//! [`Error`] and must be dropped whole, never acted on.
 //!
 //! The sender of a message is not a field: gossipsub signs every message, and the verified
 //! source is the author. Messages travel on per-cluster topics named by [`Topic`].
@@ -25,9 +27,11 @@ use sha2::{Digest, Sha256};
 use crate::Role;
 
 /// The encoding version, the first byte of every message.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// The largest encoded message. Bytes.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// The most messages in one payload.
+pub const MAX_BATCH: usize = 512;
 /// The most input CIDs a task may name.
 pub const MAX_INPUTS: usize = 64;
 /// The most parameters a task may carry.
@@ -580,40 +584,111 @@ impl Message {
         }
     }
 
-    /// Encodes the message (checking its limits first).
+    /// Encodes the message alone in a payload (checking its limits first).
     pub fn encode(&self) -> Result<Vec<u8>, Error> {
-        self.check()?;
         let mut out = vec![VERSION];
-        let body = postcard::to_stdvec(self).map_err(|e| Error::Malformed(e.to_string()))?;
-        out.extend_from_slice(&body);
-        if out.len() > MAX_MESSAGE_BYTES {
-            return Err(Error::TooLarge(out.len()));
-        }
+        self.append(&mut out)?;
         Ok(out)
     }
 
-    /// Decodes and checks a payload.
+    /// Checks the message, then appends its body to `out` if the payload stays within
+    /// [`MAX_MESSAGE_BYTES`]; `out` is unchanged on an error.
+    fn append(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.check()?;
+        let body = postcard::to_stdvec(self).map_err(|e| Error::Malformed(e.to_string()))?;
+        if out.len() + body.len() > MAX_MESSAGE_BYTES {
+            return Err(Error::TooLarge(out.len() + body.len()));
+        }
+        out.extend_from_slice(&body);
+        Ok(())
+    }
+
+    /// Decodes a payload that holds exactly one message.
     pub fn decode(bytes: &[u8]) -> Result<Self, Error> {
+        let mut all = Self::decode_batch(bytes)?;
+        match (all.pop(), all.is_empty()) {
+            (Some(message), true) => Ok(message),
+            _ => Err(Error::Malformed(format!(
+                "{} messages, not one",
+                all.len() + 1
+            ))),
+        }
+    }
+
+    /// Decodes and checks a payload: its messages in order, all of one topic.
+    pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Self>, Error> {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(Error::TooLarge(bytes.len()));
         }
-        match bytes.split_first() {
-            Some((&VERSION, body)) => {
-                let (message, rest): (Message, &[u8]) =
-                    postcard::take_from_bytes(body).map_err(|e| Error::Malformed(e.to_string()))?;
-                if !rest.is_empty() {
-                    return Err(Error::Malformed(format!(
-                        "{} bytes after the message",
-                        rest.len()
-                    )));
-                }
-                message.check()?;
-                Ok(message)
+        let mut body = match bytes.split_first() {
+            Some((&VERSION, body)) => body,
+            Some((&other, _)) => return Err(Error::Version(Some(other))),
+            None => return Err(Error::Version(None)),
+        };
+        let mut out: Vec<Message> = Vec::new();
+        loop {
+            let (message, rest): (Message, &[u8]) =
+                postcard::take_from_bytes(body).map_err(|e| Error::Malformed(e.to_string()))?;
+            message.check()?;
+            if out
+                .first()
+                .is_some_and(|first| first.topic() != message.topic())
+            {
+                return Err(Error::Invalid("messages of several topics".into()));
             }
-            Some((&other, _)) => Err(Error::Version(Some(other))),
-            None => Err(Error::Version(None)),
+            out.push(message);
+            if rest.is_empty() {
+                return Ok(out);
+            }
+            limit(out.len() < MAX_BATCH, "too many messages")?;
+            body = rest;
         }
     }
+}
+
+/// Payloads ready to publish, each on its topic.
+#[derive(Debug, Default)]
+pub struct Packed {
+    /// Each payload with its topic, in the order of the messages within a topic.
+    pub payloads: Vec<(Topic, Vec<u8>)>,
+    /// The messages that could not be encoded, with why.
+    pub refused: Vec<(Message, Error)>,
+}
+
+/// Packs `messages` into as few payloads as the limits allow: one topic per payload, at most
+/// [`MAX_BATCH`] messages and [`MAX_MESSAGE_BYTES`] bytes each, order kept within a topic.
+pub fn pack(messages: Vec<Message>) -> Packed {
+    let mut packed = Packed::default();
+    for topic in Topic::ALL {
+        let mut payload = vec![VERSION];
+        let mut count = 0;
+        for message in messages.iter().filter(|m| m.topic() == topic) {
+            if count == MAX_BATCH {
+                packed
+                    .payloads
+                    .push((topic, std::mem::replace(&mut payload, vec![VERSION])));
+                count = 0;
+            }
+            let appended = match message.append(&mut payload) {
+                Err(Error::TooLarge(_)) if count > 0 => {
+                    packed
+                        .payloads
+                        .push((topic, std::mem::replace(&mut payload, vec![VERSION])));
+                    count = 0;
+                    message.append(&mut payload)
+                }
+                other => other,
+            };
+            match appended {
+                Ok(()) => count += 1,
+                Err(e) => packed.refused.push((message.clone(), e)),
+            }
+        }
+        if count > 0 {
+            packed.payloads.push((topic, payload));
+        }
+    }
+    packed
 }
 
 #[cfg(test)]
@@ -802,15 +877,121 @@ mod tests {
             assert_eq!(kind.name().parse::<Kind>().unwrap(), kind);
         }
         assert!("bench.gpu".parse::<Kind>().is_err());
-        assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/2");
+        assert_eq!(Topic::Tasks.name("lab"), "/ipfsbench/lab/tasks/3");
         assert_eq!(
-            Topic::parse("/ipfsbench/lab/reports/2", "lab"),
+            Topic::parse("/ipfsbench/lab/reports/3", "lab"),
             Some(Topic::Reports)
         );
         assert_eq!(Topic::parse("/ipfsbench/lab/reports/1", "other"), None);
         assert!(valid_cluster_name("default"));
         assert!(!valid_cluster_name("a/b"));
         assert!(!valid_cluster_name(""));
+    }
+
+    #[test]
+    fn batches_keep_order_per_topic_and_split_at_the_limits() {
+        let peer = PeerId::random();
+        let cancel = |n: u32| {
+            Message::Cancel(Cancel {
+                task: TaskId::derive(&peer, &n.to_string()),
+                attempt: n,
+            })
+        };
+        let claim = |n: u32| {
+            Message::Claim(Claim {
+                task: TaskId::derive(&peer, &n.to_string()),
+                attempt: n,
+                accepted: true,
+                started_unix_ms: 0,
+                reason: "x".repeat(1000),
+            })
+        };
+        // Interleaved topics: one payload per topic, each in its messages' order.
+        let packed = pack(vec![cancel(1), claim(1), cancel(2), claim(2)]);
+        assert!(packed.refused.is_empty());
+        let topics: Vec<Topic> = packed.payloads.iter().map(|(t, _)| *t).collect();
+        assert_eq!(topics, [Topic::Tasks, Topic::Reports]);
+        assert_eq!(
+            Message::decode_batch(&packed.payloads[0].1).unwrap(),
+            [cancel(1), cancel(2)]
+        );
+        assert_eq!(
+            Message::decode_batch(&packed.payloads[1].1).unwrap(),
+            [claim(1), claim(2)]
+        );
+        // A single-message payload is what `encode` makes.
+        assert_eq!(
+            pack(vec![cancel(7)]).payloads[0].1,
+            cancel(7).encode().unwrap()
+        );
+        // Past MAX_BATCH messages, or past the byte limit, a new payload starts.
+        let many: Vec<Message> = (0..MAX_BATCH as u32 + 1).map(cancel).collect();
+        let packed = pack(many.clone());
+        assert_eq!(packed.payloads.len(), 2);
+        let back: Vec<Message> = packed
+            .payloads
+            .iter()
+            .flat_map(|(_, p)| Message::decode_batch(p).unwrap())
+            .collect();
+        assert_eq!(back, many);
+        let big: Vec<Message> = (0..100).map(claim).collect();
+        let packed = pack(big.clone());
+        assert!(packed.payloads.len() >= 2);
+        assert!(packed
+            .payloads
+            .iter()
+            .all(|(_, p)| p.len() <= MAX_MESSAGE_BYTES));
+        let back: Vec<Message> = packed
+            .payloads
+            .iter()
+            .flat_map(|(_, p)| Message::decode_batch(p).unwrap())
+            .collect();
+        assert_eq!(back, big);
+        // A message over its limits is refused alone; the rest still go.
+        let mut bad = Spec::new(Kind::Noop);
+        bad.inputs = vec![WireCid(cid()); MAX_INPUTS + 1];
+        let bad = Message::Submit(Submit {
+            key: "k".into(),
+            spec: bad,
+        });
+        let packed = pack(vec![bad, cancel(3)]);
+        assert_eq!(packed.refused.len(), 1);
+        assert_eq!(packed.payloads.len(), 1);
+    }
+
+    #[test]
+    fn batches_that_mix_topics_or_run_long_are_refused_whole() {
+        let peer = PeerId::random();
+        let cancel = Message::Cancel(Cancel {
+            task: TaskId::derive(&peer, "k"),
+            attempt: 1,
+        });
+        let claim = Message::Claim(Claim {
+            task: TaskId::derive(&peer, "k"),
+            attempt: 1,
+            accepted: true,
+            started_unix_ms: 0,
+            reason: String::new(),
+        });
+        let mut mixed = cancel.encode().unwrap();
+        mixed.extend_from_slice(&claim.encode().unwrap()[1..]);
+        assert!(matches!(
+            Message::decode_batch(&mixed),
+            Err(Error::Invalid(_))
+        ));
+        let mut long = vec![VERSION];
+        for _ in 0..=MAX_BATCH {
+            long.extend_from_slice(&cancel.encode().unwrap()[1..]);
+        }
+        assert_eq!(
+            Message::decode_batch(&long),
+            Err(Error::Limit("too many messages"))
+        );
+        // `decode` takes exactly one.
+        let mut two = cancel.encode().unwrap();
+        two.extend_from_slice(&cancel.encode().unwrap()[1..]);
+        assert_eq!(Message::decode_batch(&two).unwrap().len(), 2);
+        assert!(matches!(Message::decode(&two), Err(Error::Malformed(_))));
     }
 
     proptest! {

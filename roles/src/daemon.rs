@@ -76,7 +76,7 @@ fn decide(role: Role, mut options: Options) -> Options {
         TopicRule {
             prefix: task::TOPIC_PREFIX,
             suffix: "",
-            valid: |data| task::Message::decode(data).is_ok(),
+            valid: |data| task::Message::decode_batch(data).is_ok(),
         },
     ];
     options

@@ -1,36 +1,38 @@
 //! The cluster's gossip as the service takes it: decoded once, at the edge, and checked to
-//! have come on its own topic. What does not decode is counted and dropped, never acted on.
+//! have come on its own topic. A payload carries one or more messages of one topic; one that
+//! does not decode is counted and dropped whole, never acted on.
 
 use ipfsbench_core::network::{PeerId, PubsubMessage};
 use ipfsbench_protocols::task::{Message, Topic};
 
 use crate::cluster::Counters;
 
-/// The author and message of `m`, if it is a well-formed task message of `cluster` on its
-/// own topic; otherwise counted as malformed.
+/// The author and messages of `m`, if it is a well-formed payload of task messages of
+/// `cluster` on their own topic; otherwise counted as malformed.
 pub(crate) fn decode(
     m: &PubsubMessage,
     cluster: &str,
     counters: &mut Counters,
-) -> Option<(PeerId, Message)> {
+) -> Option<(PeerId, Vec<Message>)> {
     let Some(from) = m.from else {
         counters.malformed += 1;
         return None;
     };
-    let message = match Message::decode(&m.data) {
-        Ok(message) => message,
+    let messages = match Message::decode_batch(&m.data) {
+        Ok(messages) => messages,
         Err(error) => {
             tracing::debug!(%from, %error, "task message dropped");
             counters.malformed += 1;
             return None;
         }
     };
-    if Topic::parse(&m.topic, cluster) != Some(message.topic()) {
+    // A batch is of one topic: its first message's.
+    if Topic::parse(&m.topic, cluster) != Some(messages[0].topic()) {
         counters.malformed += 1;
         return None;
     }
-    counters.received += 1;
-    Some((from, message))
+    counters.received += messages.len() as u64;
+    Some((from, messages))
 }
 
 #[cfg(test)]
@@ -61,7 +63,11 @@ mod tests {
             "lab",
             &mut counters,
         );
-        assert_eq!(ok, Some((me, cancel)));
+        assert_eq!(ok, Some((me, vec![cancel.clone()])));
+        let mut two = cancel.encode().unwrap();
+        two.extend_from_slice(&cancel.encode().unwrap()[1..]);
+        let both = decode(&message(Topic::Tasks, Some(me), two), "lab", &mut counters);
+        assert_eq!(both, Some((me, vec![cancel.clone(), cancel])));
         assert!(decode(
             &message(Topic::Reports, Some(me), bytes.clone()),
             "lab",
@@ -75,6 +81,6 @@ mod tests {
             &mut counters
         )
         .is_none());
-        assert_eq!((counters.received, counters.malformed), (1, 3));
+        assert_eq!((counters.received, counters.malformed), (3, 3));
     }
 }

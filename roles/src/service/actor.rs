@@ -282,10 +282,16 @@ impl Actor {
     }
 
     fn on_gossip(&mut self, m: &PubsubMessage, now: u64) {
-        let Some((from, message)) = gossip::decode(m, &self.settings.cluster, &mut self.counters)
+        let Some((from, messages)) = gossip::decode(m, &self.settings.cluster, &mut self.counters)
         else {
             return;
         };
+        for message in messages {
+            self.on_message(from, message, now);
+        }
+    }
+
+    fn on_message(&mut self, from: PeerId, message: Message, now: u64) {
         if let Message::Heartbeat(hb) = &message {
             self.on_heartbeat(from, hb, now);
             return;
@@ -677,17 +683,15 @@ impl Actor {
             };
             let _ = reply.send(result);
         }
-        for message in std::mem::take(&mut self.outbox) {
-            let bytes = match message.encode() {
-                Ok(b) => b,
-                Err(error) => {
-                    tracing::error!(%error, "task message not sent");
-                    continue;
-                }
-            };
-            let topic = message.topic().name(&self.settings.cluster);
+        // What the turn says goes out as one payload per topic (one signature for all).
+        let packed = task::pack(std::mem::take(&mut self.outbox));
+        for (message, error) in packed.refused {
+            tracing::error!(%error, ?message, "task message not sent");
+        }
+        for (topic, bytes) in packed.payloads {
+            let topic = topic.name(&self.settings.cluster);
             if let Err(error) = self.client.publish(topic, bytes).await {
-                tracing::warn!(%error, "publishing a task message");
+                tracing::warn!(%error, "publishing task messages");
             }
         }
     }
