@@ -8,9 +8,10 @@
 //! Durability: a location enters sled only after its bytes are fsynced (see [`PackStore::flush`]),
 //! so a crash at any moment leaves an index whose every entry points at complete bytes; bytes
 //! written after the last flush are unreferenced garbage that [`PackStore::compact`] reclaims.
-//! While a large write runs, writeback of each few MiB written is started at once
-//! (`sync_file_range`), so the disk works while the importer hashes and the final fsync waits
-//! for little.
+//! Records are staged in one reused buffer and written in large writes, straight to the disk
+//! (`O_DIRECT`) where the file system allows it (see `writer`); otherwise through the page
+//! cache, with writeback of each few MiB written started at once (`sync_file_range`), so the
+//! disk works while the importer hashes and the final fsync waits for little.
 
 use crate::store;
 use std::collections::HashMap;
@@ -23,9 +24,10 @@ use cid::Cid;
 use serde::{Deserialize, Serialize};
 
 mod loc;
+mod writer;
 
 use self::loc::{end_of, rebuild_ends, Loc};
-use super::sys;
+use self::writer::Writer;
 use super::{Block, BlockStore, StoreStat};
 use crate::store::block::Hash;
 
@@ -56,29 +58,6 @@ impl Default for PackStoreConfig {
             min_free_bytes: 64 << 20,
         }
     }
-}
-
-const WRITE_BUFFER: usize = 4 << 20;
-struct Writer {
-    id: u32,
-    file: Arc<File>,
-    path: PathBuf,
-    /// Records not yet handed to the OS; they start at `file_len`. At most [`WRITE_BUFFER`]
-    /// bytes, or one record when a record alone is larger.
-    buf: Vec<u8>,
-    /// Bytes of the pack already handed to the OS.
-    file_len: u64,
-    /// Writeback was started for bytes before this offset.
-    kicked: u64,
-    /// Writeback finished for bytes before this offset.
-    settled: u64,
-    /// A pack was created since the directory was last fsynced.
-    dir_dirty: bool,
-    /// Packs closed since the last flush, whose bytes `flush` must still sync.
-    closed: Vec<(Arc<File>, PathBuf)>,
-    /// Why writes are refused: an fsync failed, and after a failed fsync the kernel may have
-    /// dropped the bytes it could not write while reporting later fsyncs as successful.
-    failed: Option<String>,
 }
 
 /// Block bytes in pack files, indexed by sled. See the module docs.
@@ -224,9 +203,7 @@ impl PackStore {
             }
             None => (0, true),
         };
-        let path = pack_path(&packs_dir, id);
-        let file = Arc::new(open_pack(&path, true)?);
-        let file_len = file.metadata().map_err(io_err(&path))?.len();
+        let writer = Writer::open(&packs_dir, id, dir_dirty)?;
 
         Ok(Self {
             packs_dir,
@@ -234,18 +211,7 @@ impl PackStore {
             db,
             index,
             ends,
-            writer: Mutex::new(Writer {
-                id,
-                file,
-                path,
-                buf: Vec::with_capacity(WRITE_BUFFER),
-                file_len,
-                kicked: file_len,
-                settled: file_len,
-                dir_dirty,
-                closed: Vec::new(),
-                failed: None,
-            }),
+            writer: Mutex::new(writer),
             pending: Mutex::new(HashMap::new()),
             indexing: Mutex::new(()),
             readers: RwLock::new(HashMap::new()),
@@ -266,135 +232,6 @@ impl PackStore {
             Some(v) => Ok(Some(Loc::decode(&v)?)),
             None => Ok(None),
         }
-    }
-
-    /// Hands the buffer to the OS at the end of the pack. On failure the pack is cut back to
-    /// where it ended and the buffer kept, so every recorded location stays right and the
-    /// records are written by a later call once there is room.
-    fn write_out(&self, w: &mut Writer) -> Result<(), store::Error> {
-        if w.buf.is_empty() {
-            return Ok(());
-        }
-        if self.config.min_free_bytes > 0 {
-            let free = sys::free_bytes(&w.file).map_err(io_err(&w.path))?;
-            let need = w.buf.len() as u64 + self.config.min_free_bytes;
-            if free < need {
-                return Err(store::Error::DiskFull {
-                    path: self.packs_dir.clone(),
-                    free,
-                    reserve: self.config.min_free_bytes,
-                });
-            }
-        }
-        if let Err(e) = w.file.write_all_at(&w.buf, w.file_len) {
-            if let Err(trim) = w.file.set_len(w.file_len) {
-                // Harmless for the records (every write names its offset); the bytes stay
-                // as garbage until the next open trims them.
-                tracing::warn!(path = %w.path.display(), error = %trim, "cannot cut back a failed write");
-            }
-            return Err(io_err(&w.path)(e));
-        }
-        w.file_len += w.buf.len() as u64;
-        w.buf.clear();
-        Ok(())
-    }
-
-    /// Starts writeback of what was written since the last call, and waits for writeback of
-    /// what is well behind, so that dirty pages stay bounded and the disk never idles.
-    fn kick_writeback(&self, w: &mut Writer) {
-        let step = self.config.writeback_bytes.max(1);
-        if w.file_len - w.kicked < step {
-            return;
-        }
-        sys::start_writeback(&w.file, w.kicked, w.file_len - w.kicked);
-        w.kicked = w.file_len;
-        let horizon = w.kicked.saturating_sub(8 * step);
-        if horizon > w.settled {
-            sys::wait_writeback(&w.file, w.settled, horizon - w.settled);
-            w.settled = horizon;
-        }
-    }
-
-    fn sync_writer(&self, w: &mut Writer) -> Result<(), store::Error> {
-        if let Some(reason) = &w.failed {
-            return Err(store::Error::Failed(reason.clone()));
-        }
-        self.write_out(w)?;
-        let mut synced = Ok(());
-        for (file, path) in w.closed.drain(..) {
-            if synced.is_ok() {
-                synced = file.sync_data().map_err(io_err(&path));
-            }
-        }
-        if synced.is_ok() {
-            synced = w.file.sync_data().map_err(io_err(&w.path));
-        }
-        if let Err(e) = synced {
-            tracing::error!(error = %e, "fsync failed: the block store refuses writes until restarted");
-            w.failed = Some(e.to_string());
-            return Err(e);
-        }
-        w.kicked = w.file_len;
-        w.settled = w.file_len;
-        if w.dir_dirty {
-            File::open(&self.packs_dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err(&self.packs_dir))?;
-            w.dir_dirty = false;
-        }
-        Ok(())
-    }
-
-    /// Closes the pack being written and starts the next one. The old pack is synced by the
-    /// next flush, before anything in it is indexed.
-    fn roll(&self, w: &mut Writer) -> Result<(), store::Error> {
-        self.write_out(w)?;
-        sys::start_writeback(&w.file, w.kicked, w.file_len - w.kicked);
-        let id = w.id + 1;
-        let path = pack_path(&self.packs_dir, id);
-        let file = Arc::new(open_pack(&path, true)?);
-        let file_len = file.metadata().map_err(io_err(&path))?.len();
-        let old = std::mem::replace(&mut w.file, file);
-        let old_path = std::mem::replace(&mut w.path, path);
-        w.closed.push((old, old_path));
-        w.file_len = file_len;
-        w.kicked = file_len;
-        w.settled = file_len;
-        w.id = id;
-        w.dir_dirty = true;
-        Ok(())
-    }
-
-    /// Appends a record; the caller holds the writer lock and records the location.
-    fn append(&self, w: &mut Writer, hash: &Hash, data: &[u8]) -> Result<Loc, store::Error> {
-        if let Some(reason) = &w.failed {
-            return Err(store::Error::Failed(reason.clone()));
-        }
-        let len = u32::try_from(data.len())
-            .map_err(|_| store::Error::CorruptIndex("block over 4 GiB".into()))?;
-        let hash_bytes = hash.to_bytes();
-        let hash_len = u8::try_from(hash_bytes.len())
-            .map_err(|_| store::Error::CorruptIndex("multihash over 255 bytes".into()))?;
-        if w.file_len + w.buf.len() as u64 >= self.config.pack_target_bytes {
-            self.roll(w)?;
-        }
-        let record = 5 + hash_bytes.len() + data.len();
-        if !w.buf.is_empty() && w.buf.len() + record > WRITE_BUFFER {
-            // Written before the record joins the buffer: when this fails, nothing of the
-            // record is anywhere and the buffer stays bounded.
-            self.write_out(w)?;
-            self.kick_writeback(w);
-        }
-        w.buf.extend_from_slice(&len.to_le_bytes());
-        w.buf.push(hash_len);
-        w.buf.extend_from_slice(&hash_bytes);
-        let offset = w.file_len + w.buf.len() as u64;
-        w.buf.extend_from_slice(data);
-        Ok(Loc {
-            pack: w.id,
-            offset,
-            len,
-        })
     }
 
     fn reader(&self, pack: u32) -> Result<Arc<File>, std::io::Error> {
@@ -423,13 +260,8 @@ impl PackStore {
             };
             {
                 // Still in the write buffer: answer from there.
-                let w = lock(&self.writer);
-                if loc.pack == w.id && loc.offset >= w.file_len {
-                    let start = usize::try_from(loc.offset - w.file_len).unwrap_or(usize::MAX);
-                    let end = start.saturating_add(loc.len as usize);
-                    if let Some(bytes) = w.buf.get(start..end) {
-                        return Ok(Some(bytes.to_vec()));
-                    }
+                if let Some(bytes) = lock(&self.writer).staged(&loc) {
+                    return Ok(Some(bytes.to_vec()));
                 }
             }
             let path = pack_path(&self.packs_dir, loc.pack);
@@ -482,7 +314,7 @@ impl PackStore {
         let _indexing = lock(&self.indexing);
         let (current, entries): (u32, Vec<(Hash, Loc)>) = {
             let mut w = lock(&self.writer);
-            self.sync_writer(&mut w)?;
+            w.sync(&self.config, &self.packs_dir)?;
             (w.id, lock(&self.pending).drain().collect())
         };
         self.extend_ends(entries.iter().map(|(_, loc)| *loc))?;
@@ -518,13 +350,13 @@ impl PackStore {
                 .map_err(io_err(&path))?;
             let new = {
                 let mut w = lock(&self.writer);
-                self.append(&mut w, &hash, &data)?
+                w.append(&self.config, &self.packs_dir, &hash, &data)?
             };
             moved.push((k, v, new));
         }
         {
             let mut w = lock(&self.writer);
-            self.sync_writer(&mut w)?;
+            w.sync(&self.config, &self.packs_dir)?;
         }
         self.extend_ends(moved.iter().map(|(_, _, new)| *new))?;
         for (k, old, new) in moved {
@@ -551,7 +383,7 @@ impl BlockStore for PackStore {
             return Ok(false);
         }
         let mut w = lock(&self.writer);
-        let loc = self.append(&mut w, hash, block.data())?;
+        let loc = w.append(&self.config, &self.packs_dir, hash, block.data())?;
         // Recorded under the writer lock, so `flush` never indexes bytes it did not sync.
         lock(&self.pending).insert(*hash, loc);
         Ok(true)
@@ -623,10 +455,10 @@ impl BlockStore for PackStore {
         // removed from it give their space back.
         let sealed = {
             let mut w = lock(&self.writer);
-            let size = w.file_len + w.buf.len() as u64;
+            let size = w.end();
             let live = live.get(&w.id).copied().unwrap_or(0);
             worth_rewriting(size, live, target)
-                && match self.roll(&mut w) {
+                && match w.roll(&self.config, &self.packs_dir) {
                     Ok(()) => true,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot close the pack being written");
@@ -784,7 +616,11 @@ mod tests {
             let end = pack_len(dir.path());
             // Large enough to reach the file before any flush: a crash leaves these bytes.
             store
-                .put(&Block::hash(RAW, vec![1u8; WRITE_BUFFER + 1], false))
+                .put(&Block::hash(
+                    RAW,
+                    vec![1u8; writer::WRITE_BUFFER + 1],
+                    false,
+                ))
                 .unwrap();
             store
                 .put(&Block::hash(RAW, b"tail".to_vec(), false))
