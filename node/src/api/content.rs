@@ -13,7 +13,7 @@ use cid::Cid;
 use tokio::io::AsyncWriteExt;
 
 use super::net::{ndjson, push_line};
-use super::read::{blocking, fetch_one, resolve, stream_body};
+use super::read::{blocking, fetch_one, read_lazily, resolve, stream_body};
 use super::wire;
 use super::{ApiError, Args, State};
 use crate::store::block::{self, DAG_PB, RAW};
@@ -246,19 +246,31 @@ pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Respon
     let cid = resolve(&s, args.arg()?).await?;
     let offset: u64 = args.num("offset")?.unwrap_or(0);
     let length: Option<u64> = args.num("length")?;
-    s.net.fetch_dag(&s.repo, cid).await?;
+    let (net, runtime) = (s.net.clone(), tokio::runtime::Handle::current());
     // Refuse a directory or broken root before a 200 goes out.
+    let (n, rt) = (net.clone(), runtime.clone());
     blocking(&s, move |r| {
-        unixfs::cat(r.store(), &cid, 0, Some(0), &mut io::sink())?;
+        read_lazily(r, &n, &rt, cid, 0, Some(0), &mut io::sink())?;
         Ok(())
     })
     .await?;
+    if offset == 0 && length.is_none() {
+        // The whole file: its DAG is fetched in the background, many blocks in flight, while
+        // the body reads it in order (fetching first what it reaches first), so the transfer
+        // and the read overlap.
+        let (repo, net) = (Arc::clone(&s.repo), net.clone());
+        tokio::spawn(async move {
+            if let Err(e) = net.fetch_dag(&repo, cid).await {
+                tracing::debug!(%cid, error = %e, "cat prefetch failed");
+            }
+        });
+    }
     stream_body(
         Arc::clone(&s.repo),
         "application/octet-stream",
         move |r, w| {
             let _hold = hold;
-            unixfs::cat(r.store(), &cid, offset, length, w)
+            read_lazily(r, &net, &runtime, cid, offset, length, w)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         },

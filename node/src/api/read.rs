@@ -1,5 +1,6 @@
 //! What reading calls share: blocking repo work off the async threads, resolving paths with
-//! the network's help, and streaming a body that a blocking reader writes.
+//! the network's help, reading a file while its blocks arrive, and streaming a body that a
+//! blocking reader writes.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use cid::Cid;
 use tokio::sync::mpsc;
 
 use super::{ApiError, State};
+use crate::network::{self, Client};
 use crate::repo::Repo;
 use crate::unixfs::{self, ReadError};
 
@@ -90,4 +92,83 @@ pub(crate) async fn fetch_one(s: &State, cid: Cid) -> Result<(), ApiError> {
         s.net.fetch_block(cid, Vec::new()).await?;
     }
     Ok(())
+}
+
+/// Why [`read_lazily`] stopped.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LazyError {
+    /// Reading the DAG failed (or a block was gone again right after its fetch).
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    /// A missing block could not be fetched (within the client's fetch timeout).
+    #[error(transparent)]
+    Net(#[from] network::Error),
+}
+
+impl From<LazyError> for ApiError {
+    fn from(e: LazyError) -> Self {
+        match e {
+            LazyError::Read(e) => e.into(),
+            LazyError::Net(e) => e.into(),
+        }
+    }
+}
+
+/// Writes bytes `offset..offset+length` of the file `cid` to `out`, on a blocking thread,
+/// fetching each missing block when the reader reaches it and going on from the byte where it
+/// stopped: memory stays constant whatever the file's size, and a caller that prefetches the
+/// DAG meanwhile ([`Client::fetch_dag`]) has the transfer and the read overlap.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_lazily(
+    repo: &Repo,
+    net: &Client,
+    runtime: &tokio::runtime::Handle,
+    cid: Cid,
+    mut offset: u64,
+    mut length: Option<u64>,
+    out: &mut dyn Write,
+) -> Result<u64, LazyError> {
+    let mut total = 0;
+    let mut last_missing = None;
+    loop {
+        let mut counting = Counting {
+            inner: out,
+            written: 0,
+        };
+        let result = unixfs::cat(repo.store(), &cid, offset, length, &mut counting);
+        let written = counting.written;
+        total += written;
+        offset += written;
+        length = length.map(|l| l - written.min(l));
+        match result {
+            Ok(_) => return Ok(total),
+            Err(ReadError::NotFound(missing)) => {
+                // A block fetched but gone again (evicted at once) would loop: give up.
+                if last_missing == Some(missing) && written == 0 {
+                    return Err(ReadError::NotFound(missing).into());
+                }
+                last_missing = Some(missing);
+                runtime.block_on(net.fetch_block(missing, Vec::new()))?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Counts what passes through to `inner`.
+struct Counting<'a> {
+    inner: &'a mut dyn Write,
+    written: u64,
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -141,6 +141,15 @@ impl From<network::Error> for Failure {
     }
 }
 
+impl From<crate::api::read::LazyError> for Failure {
+    fn from(e: crate::api::read::LazyError) -> Self {
+        match e {
+            crate::api::read::LazyError::Read(e) => e.into(),
+            crate::api::read::LazyError::Net(e) => e.into(),
+        }
+    }
+}
+
 impl From<tokio::task::JoinError> for Failure {
     fn from(e: tokio::task::JoinError) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())

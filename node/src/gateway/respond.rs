@@ -321,21 +321,11 @@ async fn file(
     }
     let size = blocking(gateway, move |r| Ok(unixfs::file_size(r.store(), &cid)?)).await?;
     let net = gateway.state.net.clone();
-    let timeout = gateway.timeout;
     let runtime = tokio::runtime::Handle::current();
     let (n2, rt2) = (net.clone(), runtime.clone());
     let head = blocking(gateway, move |r| {
         let mut head = Vec::with_capacity(sniff::SNIFF_LEN as usize);
-        read_lazily(
-            r,
-            &n2,
-            &rt2,
-            timeout,
-            cid,
-            0,
-            Some(sniff::SNIFF_LEN),
-            &mut head,
-        )?;
+        read::read_lazily(r, &n2, &rt2, cid, 0, Some(sniff::SNIFF_LEN), &mut head)?;
         Ok(head)
     })
     .await?;
@@ -371,73 +361,14 @@ async fn file(
     };
     let body = read::body(Arc::clone(&gateway.state.repo), move |r, w| {
         let _hold = hold;
-        read_lazily(r, &net, &runtime, timeout, cid, offset, Some(length), w)
+        read::read_lazily(r, &net, &runtime, cid, offset, Some(length), w)
             .map(|_| ())
-            .map_err(|e| e.message)
+            .map_err(|e| e.to_string())
     });
     builder
         .header(header::CONTENT_LENGTH, length)
         .body(body)
         .map_err(internal)
-}
-
-/// Counts what passes through to `inner`.
-struct Counting<'a> {
-    inner: &'a mut dyn Write,
-    written: u64,
-}
-
-impl Write for Counting<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Writes bytes `offset..offset+length` of the file `cid` to `out`, on a blocking thread,
-/// fetching each missing block when the reader reaches it (within `timeout` each) and going
-/// on from where it stopped: memory stays constant whatever the file's size.
-#[allow(clippy::too_many_arguments)]
-fn read_lazily(
-    repo: &Repo,
-    net: &Client,
-    runtime: &tokio::runtime::Handle,
-    timeout: std::time::Duration,
-    cid: Cid,
-    mut offset: u64,
-    mut length: Option<u64>,
-    out: &mut dyn Write,
-) -> Result<u64, Failure> {
-    let mut total = 0;
-    let mut last_missing = None;
-    loop {
-        let mut counting = Counting {
-            inner: out,
-            written: 0,
-        };
-        let result = unixfs::cat(repo.store(), &cid, offset, length, &mut counting);
-        let written = counting.written;
-        total += written;
-        offset += written;
-        length = length.map(|l| l - written.min(l));
-        match result {
-            Ok(_) => return Ok(total),
-            Err(ReadError::NotFound(missing)) => {
-                // A block fetched but gone again (evicted at once) would loop: give up.
-                if last_missing == Some(missing) && written == 0 {
-                    return Err(ReadError::NotFound(missing).into());
-                }
-                last_missing = Some(missing);
-                runtime.block_on(fetch(net, missing, timeout))?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 #[cfg(test)]

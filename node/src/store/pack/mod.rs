@@ -27,7 +27,7 @@ mod loc;
 mod writer;
 
 use self::loc::{end_of, rebuild_ends, Loc};
-use self::writer::Writer;
+use self::writer::{DirectReads, Writer};
 use super::{Block, BlockStore, StoreStat};
 use crate::store::block::Hash;
 
@@ -75,6 +75,7 @@ pub struct PackStore {
     /// can see a location that is in neither.
     indexing: Mutex<()>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
+    direct: DirectReads,
     compacting: Mutex<()>,
 }
 
@@ -215,6 +216,7 @@ impl PackStore {
             pending: Mutex::new(HashMap::new()),
             indexing: Mutex::new(()),
             readers: RwLock::new(HashMap::new()),
+            direct: DirectReads::default(),
             compacting: Mutex::new(()),
         })
     }
@@ -261,8 +263,15 @@ impl PackStore {
             {
                 // Still in the write buffer: answer from there.
                 if let Some(bytes) = lock(&self.writer).staged(&loc) {
-                    return Ok(Some(bytes.to_vec()));
+                    let path = pack_path(&self.packs_dir, loc.pack);
+                    return Ok(Some(bytes.map_err(io_err(&path))?));
                 }
+            }
+            if let Some(bytes) =
+                self.direct
+                    .read(&self.packs_dir, loc.pack, loc.offset, loc.len as usize)
+            {
+                return Ok(Some(bytes));
             }
             let path = pack_path(&self.packs_dir, loc.pack);
             let file = match self.reader(loc.pack) {
@@ -370,6 +379,7 @@ impl PackStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&pack);
+        self.direct.forget(pack);
         fs::remove_file(&path).map_err(io_err(&path))?;
         self.ends.remove(pack.to_be_bytes())?;
         Ok(())
