@@ -10,11 +10,10 @@
 //! whole, by the next direct write (the kernel keeps both paths coherent). Without `O_DIRECT`
 //! (tmpfs, some network file systems) the same buffer is written through the page cache.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use super::loc::Loc;
 use super::{io_err, open_pack, pack_path, PackStoreConfig};
@@ -64,15 +63,6 @@ impl Staging {
         let at = self.start + self.len;
         self.mem[at..at + data.len()].copy_from_slice(data);
         self.len = need;
-    }
-
-    /// The first `n` bytes, for a read to fill (growing the buffer if needed).
-    fn filled(&mut self, n: usize) -> &mut [u8] {
-        if n > self.capacity() {
-            *self = Staging::with_capacity(n);
-        }
-        self.len = n;
-        &mut self.mem[self.start..self.start + n]
     }
 
     /// Drops the first `n` bytes, moving the rest to the front.
@@ -125,14 +115,20 @@ fn open_direct(path: &Path) -> Option<File> {
 }
 
 impl Writer {
-    /// Starts (or goes on with) pack `id` in `packs_dir`; `dir_dirty` when it is new.
-    pub(super) fn open(packs_dir: &Path, id: u32, dir_dirty: bool) -> Result<Self, store::Error> {
+    /// Starts (or goes on with) pack `id` in `packs_dir`; `dir_dirty` when it is new;
+    /// `direct` to write whole blocks with `O_DIRECT` where the file system allows it.
+    pub(super) fn open(
+        packs_dir: &Path,
+        id: u32,
+        dir_dirty: bool,
+        direct: bool,
+    ) -> Result<Self, store::Error> {
         let path = pack_path(packs_dir, id);
         let file = Arc::new(open_pack(&path, true)?);
         let file_len = file.metadata().map_err(io_err(&path))?.len();
         let mut w = Self {
             id,
-            direct: open_direct(&path),
+            direct: if direct { open_direct(&path) } else { None },
             file,
             path,
             buf: Staging::with_capacity(WRITE_BUFFER),
@@ -380,105 +376,13 @@ impl Writer {
         if self.direct.is_none() {
             sys::start_writeback(&self.file, self.kicked, self.file_len - self.kicked);
         }
-        let mut next = Writer::open(packs_dir, self.id + 1, true)?;
+        let mut next = Writer::open(packs_dir, self.id + 1, true, config.direct_writes)?;
         next.failed = self.failed.take();
         next.closed = std::mem::take(&mut self.closed);
         next.closed
             .push((Arc::clone(&self.file), self.path.clone()));
         *self = next;
         Ok(())
-    }
-}
-
-/// Records at least this long are read with `O_DIRECT`; smaller ones through the page cache.
-pub(super) const DIRECT_READ_MIN: usize = 64 << 10;
-/// Aligned read buffers kept for reuse, at most.
-const READ_BUFFERS: usize = 4;
-
-/// Reads of large records straight from the disk into a reused aligned buffer, then copied
-/// out: like direct writes, they spare the CPU the page cache's fresh pages. (Small records,
-/// directories and the like, stay cached.) A file system that refuses `O_DIRECT` gets
-/// buffered reads.
-#[derive(Default)]
-pub(super) struct DirectReads {
-    files: RwLock<HashMap<u32, Option<Arc<File>>>>,
-    buffers: Mutex<Vec<Staging>>,
-}
-
-impl DirectReads {
-    fn file(&self, packs_dir: &Path, pack: u32) -> Option<Arc<File>> {
-        if let Some(f) = self
-            .files
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&pack)
-        {
-            return f.clone();
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(pack_path(packs_dir, pack))
-            .ok()
-            .map(Arc::new);
-        self.files
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(pack, file.clone());
-        file
-    }
-
-    /// Forgets pack `pack` (deleted).
-    pub(super) fn forget(&self, pack: u32) {
-        self.files
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&pack);
-    }
-
-    /// The `len` bytes at `offset` of pack `pack`, if they could be read directly; `None`
-    /// sends the caller to a buffered read.
-    pub(super) fn read(
-        &self,
-        packs_dir: &Path,
-        pack: u32,
-        offset: u64,
-        len: usize,
-    ) -> Option<Vec<u8>> {
-        if len < DIRECT_READ_MIN {
-            return None;
-        }
-        let file = self.file(packs_dir, pack)?;
-        let start = offset / ALIGN as u64 * ALIGN as u64;
-        let skip = (offset - start) as usize;
-        let span = (skip + len).div_ceil(ALIGN) * ALIGN;
-        let mut buf = self
-            .buffers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop()
-            .unwrap_or_else(|| Staging::with_capacity(WRITE_BUFFER));
-        let area = buf.filled(span);
-        let mut got = 0;
-        // The last record of a pack ends before the aligned span: the read stops at the end
-        // of the file, short.
-        while got < skip + len {
-            match file.read_at(&mut area[got..], start + got as u64) {
-                Ok(0) => return None,
-                Ok(n) if n % ALIGN != 0 && got + n < skip + len => return None,
-                Ok(n) => got += n,
-                Err(e) => {
-                    tracing::debug!(pack, error = %e, "direct read refused; reading through the page cache");
-                    return None;
-                }
-            }
-        }
-        let out = area[skip..skip + len].to_vec();
-        let mut buffers = self.buffers.lock().unwrap_or_else(|e| e.into_inner());
-        if buffers.len() < READ_BUFFERS && buf.capacity() <= 2 * WRITE_BUFFER {
-            buffers.push(buf);
-        }
-        Some(out)
     }
 }
 
@@ -512,7 +416,7 @@ mod tests {
     fn a_record_cut_at_a_block_boundary_reads_back_whole() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let config = PackStoreConfig::default();
-        let mut w = Writer::open(dir.path(), 0, true).unwrap_or_else(|e| panic!("{e}"));
+        let mut w = Writer::open(dir.path(), 0, true, true).unwrap_or_else(|e| panic!("{e}"));
         let mut locs = Vec::new();
         // Enough 256 KiB records to pass the staging buffer several times.
         for i in 0..40u8 {
@@ -544,7 +448,8 @@ mod tests {
         let config = PackStoreConfig::default();
         let mut expected: Vec<(Loc, Vec<u8>)> = Vec::new();
         for session in 0..3u8 {
-            let mut w = Writer::open(dir.path(), 0, session == 0).unwrap_or_else(|e| panic!("{e}"));
+            let mut w =
+                Writer::open(dir.path(), 0, session == 0, true).unwrap_or_else(|e| panic!("{e}"));
             for i in 0..50u8 {
                 let data = vec![session.wrapping_mul(50).wrapping_add(i); 1000 + 37 * i as usize];
                 let loc = w
@@ -565,23 +470,15 @@ mod tests {
             }
         }
         let file = File::open(pack_path(dir.path(), 0)).unwrap_or_else(|e| panic!("{e}"));
-        let direct = DirectReads::default();
-        let big = vec![9u8; DIRECT_READ_MIN + 3];
-        let mut w = Writer::open(dir.path(), 0, false).unwrap_or_else(|e| panic!("{e}"));
+        let big = vec![9u8; 300 << 10];
+        let mut w = Writer::open(dir.path(), 0, false, true).unwrap_or_else(|e| panic!("{e}"));
         let loc = w
             .append(&config, dir.path(), &hash(200), &big)
             .unwrap_or_else(|e| panic!("{e}"));
         w.sync(&config, dir.path())
             .unwrap_or_else(|e| panic!("{e}"));
-        expected.push((loc, big.clone()));
-        if let Some(back) = direct.read(dir.path(), 0, loc.offset, big.len()) {
-            // The pack's last record: the aligned read ends short, at the end of the file.
-            assert_eq!(back, big);
-        }
+        expected.push((loc, big));
         for (loc, data) in expected {
-            if let Some(back) = direct.read(dir.path(), 0, loc.offset, data.len()) {
-                assert_eq!(back, data);
-            }
             let mut back = vec![0u8; loc.len as usize];
             file.read_exact_at(&mut back, loc.offset)
                 .unwrap_or_else(|e| panic!("{e}"));
