@@ -79,6 +79,7 @@ pub(crate) fn body(
     tokio::task::spawn_blocking(move || {
         let mut w = ChannelWriter(tx.clone());
         if let Err(e) = f(&repo, &mut w) {
+            tracing::warn!(error = %e, "response body cut short");
             let _ = tx.blocking_send(Err(io::Error::other(e)));
         }
     });

@@ -77,8 +77,8 @@ pub struct PackStore {
     ends: sled::Tree,
     writer: Mutex<Writer>,
     pending: Mutex<HashMap<Hash, Loc>>,
-    /// Held from taking the pending entries to writing them to the index, so that nothing
-    /// can see a location that is in neither.
+    /// Held from reading the pending entries to writing them to the index and taking them
+    /// out of the pending map, so that two flushes never index the same entries at once.
     indexing: Mutex<()>,
     readers: RwLock<HashMap<u32, Arc<File>>>,
     compacting: Mutex<()>,
@@ -322,7 +322,8 @@ impl PackStore {
         let (current, entries): (u32, Vec<(Hash, Loc)>) = {
             let mut w = lock(&self.writer);
             w.sync(&self.config, &self.packs_dir)?;
-            (w.id, lock(&self.pending).drain().collect())
+            let pending = lock(&self.pending);
+            (w.id, pending.iter().map(|(h, l)| (*h, *l)).collect())
         };
         self.extend_ends(entries.iter().map(|(_, loc)| *loc))?;
         // Each entry points at synced bytes, so entries need not land together; small batches
@@ -333,6 +334,17 @@ impl PackStore {
                 batch.insert(hash.to_bytes(), &loc.encode()[..]);
             }
             self.index.apply_batch(batch)?;
+        }
+        // Only now out of the pending map: a lookup meanwhile finds each entry in one or both
+        // (a reader streaming a file while its fetch flushes never sees a gap). An entry that
+        // changed meanwhile (removed, written again) is left as it is.
+        {
+            let mut pending = lock(&self.pending);
+            for (hash, loc) in &entries {
+                if pending.get(hash) == Some(loc) {
+                    pending.remove(hash);
+                }
+            }
         }
         self.db.flush()?;
         Ok(current)
