@@ -1,25 +1,19 @@
 //! The service's writes to the replicated cluster state. The loop stages them (a key written
 //! twice before it goes keeps its last value) and hands what is staged to one writer task,
 //! which writes it in order, a few thousand keys a change: the loop never waits for the state,
-//! and a busy state gets fewer, larger changes. The writer starts a change at most every
-//! [`PACE`]: each change is a delta every node fetches and applies, so a master that turns
-//! hundreds of times a second folds its turns into a few deltas (a key written in several
-//! turns is written once).
+//! and a busy state gets fewer, larger changes.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use ipfsbench_core::state::{Handle, Op};
 use tokio::sync::mpsc;
 
-/// Batches waiting for the writer, at most; past it, staged keys wait (and fold) here.
-const QUEUE: usize = 1;
+/// Batches waiting for the writer, at most; past it, staged keys wait for the next turn.
+const QUEUE: usize = 2;
 /// Keys in one change, at most.
 const OPS_PER_WRITE: usize = 2048;
 /// Bytes of values in one change, at most.
 const BYTES_PER_WRITE: usize = 512 * 1024;
-/// The least time between the starts of two changes.
-const PACE: Duration = Duration::from_millis(100);
 
 /// The loop's side. See the module docs.
 #[derive(Debug)]
@@ -34,13 +28,11 @@ impl Replicator {
         let (tx, mut rx) = mpsc::channel::<Vec<Op>>(QUEUE);
         tokio::spawn(async move {
             while let Some(ops) = rx.recv().await {
-                let next = tokio::time::Instant::now() + PACE;
                 for chunk in chunks(ops) {
                     if let Err(error) = state.write(chunk).await {
                         tracing::error!(%error, "writing task records to the cluster state");
                     }
                 }
-                tokio::time::sleep_until(next).await;
             }
         });
         Self {
@@ -54,7 +46,7 @@ impl Replicator {
         self.staged.insert(key, value);
     }
 
-    /// Hands what is staged to the writer, unless a batch already waits for it.
+    /// Hands what is staged to the writer, unless it is still busy with two batches.
     pub(super) fn send(&mut self) {
         if self.staged.is_empty() {
             return;

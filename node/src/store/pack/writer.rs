@@ -297,6 +297,7 @@ impl Writer {
             self.held = self.buf.len();
         } else {
             self.buf.consume(self.buf.len());
+            self.held = 0;
         }
         Ok(())
     }
