@@ -13,7 +13,7 @@ use cid::Cid;
 use tokio::io::AsyncWriteExt;
 
 use super::net::{ndjson, push_line};
-use super::read::{blocking, fetch_one, read_lazily, resolve, stream_body};
+use super::read::{blocking, fetch_one, prefetch, read_lazily, resolve, stream_body};
 use super::wire;
 use super::{ApiError, Args, State};
 use crate::store::block::{self, DAG_PB, RAW};
@@ -258,12 +258,7 @@ pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Respon
         // The whole file: its DAG is fetched in the background, many blocks in flight, while
         // the body reads it in order (fetching first what it reaches first), so the transfer
         // and the read overlap.
-        let (repo, net) = (Arc::clone(&s.repo), net.clone());
-        tokio::spawn(async move {
-            if let Err(e) = net.fetch_dag(&repo, cid).await {
-                tracing::debug!(%cid, error = %e, "cat prefetch failed");
-            }
-        });
+        prefetch(Arc::clone(&s.repo), net.clone(), cid);
     }
     stream_body(
         Arc::clone(&s.repo),

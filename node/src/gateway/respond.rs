@@ -350,12 +350,7 @@ async fn file(
         }
         Range::Whole => {
             // The whole file: fetch its blocks in parallel while the body reads them in order.
-            let (repo, net) = (Arc::clone(&gateway.state.repo), net.clone());
-            tokio::spawn(async move {
-                if let Err(e) = net.fetch_dag(&repo, cid).await {
-                    tracing::debug!(%cid, error = %e, "gateway prefetch failed");
-                }
-            });
+            read::prefetch(Arc::clone(&gateway.state.repo), net.clone(), cid);
             (0, size)
         }
     };
