@@ -190,6 +190,7 @@ impl Actor {
 
     fn refresh_views(&self) -> Result<(), Error> {
         let visible = self.visible();
+        let mut views = Vec::new();
         for table in Table::ALL {
             let schema = schema(table);
             let mut cids: Vec<Cid> = visible
@@ -215,7 +216,7 @@ impl Actor {
                     files.join(", ")
                 )
             };
-            self.shared.engine.execute_trusted(&sql)?;
+            views.push(sql);
             let mut h = Sha256::new();
             for c in &cids {
                 h.update(c.to_bytes());
@@ -223,7 +224,7 @@ impl Actor {
             self.shared
                 .set_input(&format!("view:{}", schema.name), hex(&h.finalize()));
         }
-        Ok(())
+        self.shared.define_views(views)
     }
 
     /// Writes the buffered rows of `table` as one partition.
@@ -273,7 +274,7 @@ impl Actor {
         let tmp = self.shared.spool.scratch("part.parquet");
         let n = self
             .shared
-            .engine
+            .engine()?
             .write_parquet(schema, vec![batch], &tmp)?;
         self.add(table, &tmp, n, (first.min(last), last), replaces)
     }
@@ -400,7 +401,7 @@ impl Actor {
             .map(|p| literal(&self.shared.spool.part(&p.cid.0).display().to_string()))
             .collect();
         let tmp = self.shared.spool.scratch("merged.parquet");
-        self.shared.engine.execute_trusted(&format!(
+        self.shared.engine()?.execute_trusted(&format!(
             "COPY (SELECT * FROM read_parquet([{}]) ORDER BY finished_at) TO {} (FORMAT parquet, COMPRESSION zstd)",
             files.join(", "),
             literal(&tmp.display().to_string())
@@ -501,9 +502,10 @@ fn hex(bytes: &[u8]) -> String {
 /// Answers `sql`, from the cache when allowed and present (see the module docs).
 pub(crate) fn query(shared: &Shared, sql: &str, cache: bool) -> Result<Answer, Error> {
     if !cache {
-        return Ok(shared.engine.query(sql)?);
+        return Ok(shared.engine()?.query(sql)?);
     }
-    let text = shared.engine.check(sql)?;
+    let engine = shared.engine()?;
+    let text = engine.check(sql)?;
     let mut h = Sha256::new();
     h.update(text.as_bytes());
     h.update(shared.inputs_digest());
@@ -511,20 +513,20 @@ pub(crate) fn query(shared: &Shared, sql: &str, cache: bool) -> Result<Answer, E
         .spool
         .cache()
         .join(format!("{}.parquet", hex(&h.finalize())));
-    let max = shared.engine.limits().max_rows;
+    let max = engine.limits().max_rows;
     if file.exists() {
         shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
     } else {
         shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
         let tmp = shared.spool.scratch("answer.parquet");
-        if let Err(e) = shared.engine.query_to_parquet(&text, &tmp, Some(max + 1)) {
+        if let Err(e) = engine.query_to_parquet(&text, &tmp, Some(max + 1)) {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.into());
         }
         std::fs::rename(&tmp, &file)?;
         evict(&shared.spool.cache(), shared.cache_bytes, &file);
     }
-    let answer = shared.engine.answer(&format!(
+    let answer = engine.answer(&format!(
         "SELECT * FROM read_parquet({}) LIMIT {}",
         literal(&file.display().to_string()),
         max + 1

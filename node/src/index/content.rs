@@ -149,7 +149,7 @@ pub(crate) async fn mount_dataset(shared: &Arc<Shared>, name: &str, cid: Cid) ->
         .await
         .map_err(|_| Error::Stopped)??;
     }
-    shared.engine.execute_trusted(&format!(
+    shared.engine()?.execute_trusted(&format!(
         "CREATE SCHEMA IF NOT EXISTS datasets; CREATE OR REPLACE VIEW datasets.{} AS SELECT * FROM read_parquet({});",
         ident(name),
         literal(&path.display().to_string())
@@ -173,7 +173,7 @@ pub(crate) fn import_dataset(
         "COPY (SELECT * FROM {source}) TO {} (FORMAT parquet, COMPRESSION zstd)",
         literal(&tmp.display().to_string())
     );
-    if let Err(e) = shared.engine.execute_trusted(&copy) {
+    if let Err(e) = shared.engine()?.execute_trusted(&copy) {
         let _ = std::fs::remove_file(&tmp);
         return Err(Error::Dataset(e.to_string()));
     }
@@ -182,7 +182,7 @@ pub(crate) fn import_dataset(
 
 pub(crate) fn query_to_content(shared: &Shared, sql: &str) -> Result<Dataset, Error> {
     let tmp = shared.spool.scratch("answer.parquet");
-    if let Err(e) = shared.engine.query_to_parquet(sql, &tmp, None) {
+    if let Err(e) = shared.engine()?.query_to_parquet(sql, &tmp, None) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e.into());
     }
@@ -207,8 +207,8 @@ fn store_parquet(shared: &Shared, tmp: &Path) -> Result<Dataset, Error> {
 fn describe_parquet(shared: &Shared, file: &Path) -> Result<(u64, Vec<(String, String)>), Error> {
     let source = format!("read_parquet({})", literal(&file.display().to_string()));
     let bad = |e: ipfsbench_sql::Error| Error::Dataset(format!("not a readable Parquet file: {e}"));
-    let count = shared
-        .engine
+    let engine = shared.engine()?;
+    let count = engine
         .answer(&format!("SELECT count(*) FROM {source}"))
         .map_err(bad)?;
     let rows = count
@@ -216,8 +216,7 @@ fn describe_parquet(shared: &Shared, file: &Path) -> Result<(u64, Vec<(String, S
         .first()
         .and_then(|r| r[0].as_f64())
         .unwrap_or(0.0) as u64;
-    let described = shared
-        .engine
+    let described = engine
         .answer(&format!(
             "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {source})"
         ))

@@ -30,7 +30,7 @@ mod tests;
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use cid::Cid;
@@ -206,7 +206,10 @@ impl Counters {
 /// What the actor and the callers share.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) engine: Engine,
+    /// The SQL engine, opened at first use (see [`Shared::engine`]).
+    engine: OnceLock<Engine>,
+    /// What opening the engine takes, and the statements that define the views.
+    setup: Mutex<EngineSetup>,
     pub(crate) spool: Spool,
     pub(crate) repo: Arc<Repo>,
     pub(crate) client: Client,
@@ -219,7 +222,45 @@ pub(crate) struct Shared {
     pub(crate) cache_bytes: u64,
 }
 
+/// What opening the engine takes, and the views to define in it.
+#[derive(Debug)]
+pub(crate) struct EngineSetup {
+    allowed: Vec<std::path::PathBuf>,
+    limits: Limits,
+    views: Vec<String>,
+}
+
 impl Shared {
+    /// The SQL engine, opened at the first use with the views as they stand: a node whose
+    /// database is not used (an idle one, a leecher that never queries) keeps DuckDB's
+    /// pages out of memory.
+    pub(crate) fn engine(&self) -> Result<&Engine, Error> {
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = self.engine.get() {
+            return Ok(engine);
+        }
+        let engine = Engine::open(&setup.allowed, setup.limits.clone())?;
+        for sql in &setup.views {
+            engine.execute_trusted(sql)?;
+        }
+        Ok(self.engine.get_or_init(|| engine))
+    }
+
+    /// Sets the statements that define the views, running them now if the engine is open.
+    pub(crate) fn define_views(&self, views: Vec<String>) -> Result<(), Error> {
+        let mut setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = self.engine.get() {
+            for sql in &views {
+                engine.execute_trusted(sql)?;
+            }
+        }
+        setup.views = views;
+        Ok(())
+    }
+
     fn inputs_digest(&self) -> [u8; 32] {
         let inputs = self.inputs.lock().unwrap_or_else(|e| e.into_inner());
         let mut h = Sha256::new();
@@ -303,12 +344,17 @@ impl Index {
     ///
     /// # Errors
     ///
-    /// When the directories or the engine cannot be opened.
+    /// When the directories cannot be opened. (The engine opens at its first use.)
     pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
         let spool = Spool::open(&repo.path().join("index"))?;
-        let engine = Engine::open(std::slice::from_ref(&spool.root), config.limits.clone())?;
+        let setup = EngineSetup {
+            allowed: vec![spool.root.clone()],
+            limits: config.limits.clone(),
+            views: Vec::new(),
+        };
         let shared = Arc::new(Shared {
-            engine,
+            engine: OnceLock::new(),
+            setup: Mutex::new(setup),
             spool,
             repo,
             client: client.clone(),
@@ -420,7 +466,9 @@ impl Handle {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
             let batch = schema.batch(&rows())?;
-            shared.engine.load_table(schema.name, schema, vec![batch])?;
+            shared
+                .engine()?
+                .load_table(schema.name, schema, vec![batch])?;
             shared.set_input(&key, version);
             Ok(())
         })
@@ -437,9 +485,13 @@ impl Handle {
             .map_err(|_| Error::Stopped)?
     }
 
-    /// The engine, for the node's own statements.
-    pub fn engine(&self) -> &Engine {
-        &self.shared.engine
+    /// The engine, for the node's own statements (opened now if it was not yet).
+    ///
+    /// # Errors
+    ///
+    /// When the engine cannot be opened.
+    pub fn engine(&self) -> Result<&Engine, Error> {
+        self.shared.engine()
     }
 
     /// Makes dataset `name` (the Parquet file `cid`) queryable as `datasets."name"`,

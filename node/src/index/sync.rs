@@ -212,7 +212,7 @@ async fn fetch(shared: &Arc<Shared>, p: Partition, timeout: Duration) -> Result<
                 cid,
                 reason: e.to_string(),
             })
-            .and_then(|_| shared.spool.accept(&shared.engine, &tmp, &p));
+            .and_then(|_| shared.spool.accept(shared.engine()?, &tmp, &p));
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

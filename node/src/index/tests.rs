@@ -259,7 +259,7 @@ async fn a_tampered_or_misdescribed_partition_is_rejected() {
     let try_accept = |bytes: &[u8], p: &Partition| {
         let tmp = shared.spool.scratch("t.parquet");
         std::fs::write(&tmp, bytes).expect("write");
-        shared.spool.accept(&shared.engine, &tmp, p)
+        shared.spool.accept(shared.engine()?, &tmp, p)
     };
     let mut tampered = original.clone();
     let middle = tampered.len() / 2;
