@@ -133,6 +133,59 @@ fn files_and_ranges_come_through_another_nodes_gateway() {
     assert!(again.body.is_empty());
 }
 
+/// Ranges of a file not yet local, read through `cat` and the gateway of another node: the
+/// reader walks the DAG in order with many blocks in flight and must put every byte in its
+/// place, for inline (dag-pb) and raw leaves, on a DAG three levels deep, and fetch only
+/// what the range needs.
+#[test]
+fn ranges_of_a_remote_file_come_out_in_order() {
+    let (source, reader) = pair(60);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("data.bin");
+    // 1 KiB chunks: 1,300 leaves under 8 nodes under the root.
+    write_pseudo_random_file(&file, (1300 << 10) + 333, 9).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    let base = reader.gateway_base();
+    for leaves in ["--raw-leaves=false", "--raw-leaves=true"] {
+        let cid = add(&source, &file, &["--chunker", "size-1024", leaves]);
+        // A range first: only its blocks are fetched.
+        let from = 700_000usize;
+        let out = reader.ok(&[
+            "cat",
+            "--offset",
+            &from.to_string(),
+            "--length",
+            "5000",
+            &cid,
+        ]);
+        assert!(
+            out == bytes[from..from + 5000],
+            "cat range differs ({leaves})"
+        );
+        let stat = String::from_utf8(reader.ok(&["repo", "stat"])).unwrap();
+        let objects: u64 = stat
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("NumObjects:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(u64::MAX);
+        assert!(objects < 100, "a 5,000-byte range fetched {objects} blocks");
+        let part = get(
+            &format!("{base}/ipfs/{cid}"),
+            &[("range", "bytes=1000000-1099999")],
+        );
+        assert_eq!(part.status, 206);
+        assert!(
+            part.body == bytes[1_000_000..1_100_000],
+            "gateway range differs"
+        );
+        let whole = reader.ok(&["cat", &cid]);
+        assert!(whole == bytes, "whole file differs ({leaves})");
+        let tail = reader.ok(&["cat", "--offset", &(bytes.len() - 10).to_string(), &cid]);
+        assert!(tail == bytes[bytes.len() - 10..]);
+        reader.ok(&["repo", "gc"]);
+    }
+}
+
 #[test]
 fn directories_types_and_trustless_answers() {
     // The absent CID at the end waits this long for its 504.

@@ -13,7 +13,7 @@ use cid::Cid;
 use tokio::io::AsyncWriteExt;
 
 use super::net::{ndjson, push_line};
-use super::read::{blocking, fetch_one, prefetch, read_lazily, resolve, stream_body};
+use super::read::{blocking, fetch_one, read_lazily, resolve, stream_body};
 use super::wire;
 use super::{ApiError, Args, State};
 use crate::store::block::{self, DAG_PB, RAW};
@@ -254,22 +254,13 @@ pub(super) async fn cat(Extract(s): Extract<State>, args: Args) -> Result<Respon
         Ok(())
     })
     .await?;
-    if offset == 0 && length.is_none() {
-        // The whole file: its DAG is fetched in the background, many blocks in flight, while
-        // the body reads it in order (fetching first what it reaches first), so the transfer
-        // and the read overlap.
-        prefetch(Arc::clone(&s.repo), net.clone(), cid);
-    }
-    stream_body(
-        Arc::clone(&s.repo),
-        "application/octet-stream",
-        move |r, w| {
-            let _hold = hold;
-            read_lazily(r, &net, &runtime, cid, offset, length, w)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        },
-    )
+    // The body reads the file in order with many blocks in flight, so that the transfer and
+    // the read overlap.
+    let body = super::stream::file_body(Arc::clone(&s.repo), net, cid, offset, length, hold);
+    Response::builder()
+        .header("content-type", "application/octet-stream")
+        .body(body)
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 pub(super) async fn get(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {

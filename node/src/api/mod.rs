@@ -14,6 +14,7 @@ pub(crate) mod read;
 mod refs;
 pub mod server;
 mod storage;
+pub(crate) mod stream;
 mod tarball;
 pub mod wire;
 

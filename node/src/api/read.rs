@@ -106,16 +106,6 @@ pub(crate) enum LazyError {
     Net(#[from] network::Error),
 }
 
-/// Fetches the whole DAG under `cid` in the background, many blocks in flight, so that a
-/// reader going through the file in order ([`read_lazily`]) finds most blocks already here.
-pub(crate) fn prefetch(repo: Arc<Repo>, net: Client, cid: Cid) {
-    tokio::spawn(async move {
-        if let Err(e) = net.fetch_dag(&repo, cid).await {
-            tracing::debug!(%cid, error = %e, "prefetch failed");
-        }
-    });
-}
-
 impl From<LazyError> for ApiError {
     fn from(e: LazyError) -> Self {
         match e {

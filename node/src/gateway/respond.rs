@@ -10,7 +10,7 @@ use axum::response::Response;
 use cid::Cid;
 
 use super::{listing, sniff, ContentPath, Failure, Format, Gateway};
-use crate::api::read;
+use crate::api::{read, stream};
 use crate::network::Client;
 use crate::repo::Repo;
 use crate::unixfs::{self, EntryKind, ReadError};
@@ -321,8 +321,7 @@ async fn file(
     }
     let size = blocking(gateway, move |r| Ok(unixfs::file_size(r.store(), &cid)?)).await?;
     let net = gateway.state.net.clone();
-    let runtime = tokio::runtime::Handle::current();
-    let (n2, rt2) = (net.clone(), runtime.clone());
+    let (n2, rt2) = (net.clone(), tokio::runtime::Handle::current());
     let head = blocking(gateway, move |r| {
         let mut head = Vec::with_capacity(sniff::SNIFF_LEN as usize);
         read::read_lazily(r, &n2, &rt2, cid, 0, Some(sniff::SNIFF_LEN), &mut head)?;
@@ -348,18 +347,17 @@ async fn file(
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{end}/{size}"));
             (start, end - start + 1)
         }
-        Range::Whole => {
-            // The whole file: fetch its blocks in parallel while the body reads them in order.
-            read::prefetch(Arc::clone(&gateway.state.repo), net.clone(), cid);
-            (0, size)
-        }
+        Range::Whole => (0, size),
     };
-    let body = read::body(Arc::clone(&gateway.state.repo), move |r, w| {
-        let _hold = hold;
-        read::read_lazily(r, &net, &runtime, cid, offset, Some(length), w)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    });
+    // The body reads the range in order with many blocks in flight.
+    let body = stream::file_body(
+        Arc::clone(&gateway.state.repo),
+        net,
+        cid,
+        offset,
+        Some(length),
+        hold,
+    );
     builder
         .header(header::CONTENT_LENGTH, length)
         .body(body)

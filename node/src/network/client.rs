@@ -101,6 +101,15 @@ impl Client {
         Ok(self.fetch(cid, providers).await?.from)
     }
 
+    /// Fetches one block over Bitswap into the repo's store and hands back its bytes, or
+    /// `None` when it was local already (the caller reads it from the store).
+    pub(crate) async fn fetch_data(
+        &self,
+        cid: Cid,
+    ) -> Result<Option<bytes::Bytes>, network::Error> {
+        Ok(self.fetch(cid, Vec::new()).await?.data)
+    }
+
     async fn fetch(&self, cid: Cid, providers: Vec<PeerId>) -> Result<Fetched, network::Error> {
         let fetch = self.call(|reply| Command::Want {
             cid,

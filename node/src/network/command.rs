@@ -99,10 +99,12 @@ pub(crate) enum Command {
     },
 }
 
-/// A block made local: who sent it, and its links when it came over the network (`None`
-/// when it was already local and the caller must read it).
+/// A block made local: who sent it, and its links and bytes when it came over the network
+/// (`None` when it was already local and the caller must read it).
 #[derive(Debug, Clone)]
 pub(crate) struct Fetched {
     pub(crate) from: PeerId,
     pub(crate) links: Option<Vec<Cid>>,
+    /// The block's bytes (shared among the callers waiting for it: no copy).
+    pub(crate) data: Option<bytes::Bytes>,
 }

@@ -49,6 +49,15 @@ impl bitswap::BlockSource for RepoBlocks {
     fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
         self.0.store().get(cid).ok().flatten()
     }
+
+    fn size(&self, cid: &Cid) -> Option<usize> {
+        self.0
+            .store()
+            .size(cid)
+            .ok()
+            .flatten()
+            .and_then(|s| usize::try_from(s).ok())
+    }
 }
 
 /// Provider announcements (Kademlia queries) in flight at once; past it, records are kept
@@ -275,6 +284,7 @@ impl EventLoop {
             let _ = reply.send(Ok(Fetched {
                 from: *self.swarm.local_peer_id(),
                 links: None,
+                data: None,
             }));
             return;
         }
@@ -463,17 +473,19 @@ impl EventLoop {
                 let stored = crate::store::dag::links(&cid, &data)
                     .map_err(|e| Arc::new(e) as Shared)
                     .and_then(|links| {
+                        let block = Block::verified_upstream(cid, data);
                         self.repo
                             .store()
-                            .put(&Block::verified_upstream(cid, data))
+                            .put(&block)
                             .map_err(|e| Arc::new(e) as Shared)?;
-                        Ok(links)
+                        Ok((links, bytes::Bytes::from(block.into_data())))
                     });
                 for reply in waiters {
                     let _ = reply.send(match &stored {
-                        Ok(links) => Ok(Fetched {
+                        Ok((links, data)) => Ok(Fetched {
                             from: peer,
                             links: Some(links.clone()),
+                            data: Some(data.clone()),
                         }),
                         Err(e) => Err(network::Error::Store(Arc::clone(e))),
                     });

@@ -10,7 +10,9 @@ mod importer;
 mod reader;
 
 pub use importer::{add_path, add_reader, AddError, AddOptions, Added, Chunker, Sink};
-pub use reader::{cat, file_size, get, kind, ls, resolve, Entry, EntryKind, ReadError};
+pub use reader::{
+    cat, file_node, file_size, get, kind, ls, resolve, Entry, EntryKind, FileNode, ReadError,
+};
 
 /// Kubo's default chunk size: 256 KiB.
 pub const DEFAULT_CHUNK_SIZE: usize = 256 * 1024;

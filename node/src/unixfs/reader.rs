@@ -179,26 +179,13 @@ pub fn cat(
             continue;
         }
         let data = load(store, &p.cid)?;
-        if p.cid.codec() == RAW {
-            emit(&data, p.start, out)?;
-            continue;
-        }
-        let d = decode(&p.cid, &data)?;
-        match d.fs.kind {
-            DataType::File | DataType::Raw => {}
-            DataType::Directory | DataType::HamtShard => return Err(ReadError::IsDirectory(p.cid)),
-            other => return Err(invalid(&p.cid, format!("{other:?} is not a file"))),
-        }
-        let inline = d.fs.data.unwrap_or_default();
-        emit(inline, p.start, out)?;
-        if d.node.links.len() != d.fs.blocksizes.len() && !d.node.links.is_empty() {
-            return Err(invalid(&p.cid, "blocksizes do not match links"));
-        }
-        let mut child_start = p.start + inline.len() as u64;
-        let mut children = Vec::with_capacity(d.node.links.len());
-        for (link, &size) in d.node.links.iter().zip(&d.fs.blocksizes) {
+        let node = file_node(&p.cid, &data)?;
+        emit(&data[node.content.clone()], p.start, out)?;
+        let mut child_start = p.start + node.content_len() as u64;
+        let mut children = Vec::with_capacity(node.children.len());
+        for (cid, size) in node.children {
             children.push(Pending {
-                cid: link.cid,
+                cid,
                 start: child_start,
                 size: Some(size),
             });
@@ -207,6 +194,63 @@ pub fn cat(
         stack.extend(children.into_iter().rev());
     }
     Ok(written)
+}
+
+/// One node of a file as a reader walks it in order: its own content bytes (a range of its
+/// block), then its children's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNode {
+    /// Where the node's own content lies in its block (all of a raw block; a dag-pb node's
+    /// inline data).
+    pub content: std::ops::Range<usize>,
+    /// The children in file order, each with the content bytes below it.
+    pub children: Vec<(Cid, u64)>,
+}
+
+impl FileNode {
+    /// Bytes of the node's own content.
+    pub fn content_len(&self) -> usize {
+        self.content.end - self.content.start
+    }
+}
+
+/// Decodes `block` (the block of `cid`) as one node of a file: a raw block, or a UnixFS
+/// `File`/`Raw` node. Directories and other kinds are refused.
+pub fn file_node(cid: &Cid, block: &[u8]) -> Result<FileNode, ReadError> {
+    if cid.codec() == RAW {
+        return Ok(FileNode {
+            content: 0..block.len(),
+            children: Vec::new(),
+        });
+    }
+    let d = decode(cid, block)?;
+    match d.fs.kind {
+        DataType::File | DataType::Raw => {}
+        DataType::Directory | DataType::HamtShard => return Err(ReadError::IsDirectory(*cid)),
+        other => return Err(invalid(cid, format!("{other:?} is not a file"))),
+    }
+    if d.node.links.len() != d.fs.blocksizes.len() && !d.node.links.is_empty() {
+        return Err(invalid(cid, "blocksizes do not match links"));
+    }
+    // The inline data is a slice of the block (the decoder borrows): find where.
+    let content = match d.fs.data {
+        Some(inline) if !inline.is_empty() => {
+            let start = (inline.as_ptr() as usize)
+                .checked_sub(block.as_ptr() as usize)
+                .filter(|s| s + inline.len() <= block.len())
+                .ok_or_else(|| invalid(cid, "inline data outside the block"))?;
+            start..start + inline.len()
+        }
+        _ => 0..0,
+    };
+    let children = d
+        .node
+        .links
+        .iter()
+        .zip(&d.fs.blocksizes)
+        .map(|(link, &size)| (link.cid, size))
+        .collect();
+    Ok(FileNode { content, children })
 }
 
 /// The content size of the file at `cid`, read from its root alone (raw block length, or

@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cid::Cid;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, Multiaddr};
 use libp2p::swarm::dial_opts::DialOpts;
@@ -22,6 +24,7 @@ use multihash::Multihash;
 use super::config::{BlockSource, Config, Event, Stats};
 use super::handler::{Handler, HandlerConfig, HandlerIn, HandlerOut, Received};
 use super::message::{Entry, PresenceType, WantType};
+use super::serving::Read;
 use super::state::{Connection, Peer, Want};
 
 /// The Bitswap network behaviour. See the [module docs](super).
@@ -43,6 +46,8 @@ pub struct Behaviour {
     pub(super) round_robin: usize,
     pub(super) tick: Option<tokio::time::Interval>,
     pub(super) next_rebroadcast: Option<Instant>,
+    /// Blocks being read for peers, off the swarm's task.
+    pub(super) reads: FuturesUnordered<BoxFuture<'static, Read>>,
 }
 
 impl Behaviour {
@@ -63,6 +68,7 @@ impl Behaviour {
             round_robin: 0,
             tick: None,
             next_rebroadcast: None,
+            reads: FuturesUnordered::new(),
         }
     }
 
@@ -615,6 +621,7 @@ impl NetworkBehaviour for Behaviour {
             }
         }
 
+        self.poll_reads(cx);
         if self.serve() {
             cx.waker().wake_by_ref();
         }

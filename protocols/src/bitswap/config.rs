@@ -5,8 +5,9 @@ use std::time::Duration;
 use cid::Cid;
 use libp2p::PeerId;
 
-/// What the engine needs from a block store. Calls are made from the swarm task: keep them
-/// quick (the node's store answers from page cache).
+/// What the engine needs from a block store. `has` and `size` are called from the swarm's
+/// task: keep them quick (an index lookup). `get` runs on a blocking thread
+/// ([`Config::max_reads_in_flight`]).
 pub trait BlockSource: Send + Sync + 'static {
     /// Whether the block named by `cid` (by multihash) is held.
     fn has(&self, cid: &Cid) -> bool;
@@ -64,6 +65,10 @@ pub struct Config {
     pub small_block_bytes: usize,
     /// Wants served per peer per poll of the behaviour, to keep each poll short. Default 256.
     pub max_served_per_poll: usize,
+    /// Blocks read from the [`BlockSource`] at once, each on a blocking thread so that a slow
+    /// disk never stalls the swarm; their bytes count against the peer's send credit while
+    /// they are read. Default 16.
+    pub max_reads_in_flight: usize,
 }
 
 impl Default for Config {
@@ -83,6 +88,7 @@ impl Default for Config {
             rebroadcast_interval: Duration::from_secs(30),
             small_block_bytes: 1024,
             max_served_per_poll: 256,
+            max_reads_in_flight: 16,
         }
     }
 }

@@ -3,6 +3,10 @@
 
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::{FutureExt as _, StreamExt as _};
 
 use cid::Cid;
 use libp2p::swarm::{NotifyHandler, ToSwarm};
@@ -71,12 +75,14 @@ impl Behaviour {
         Ok(())
     }
 
-    /// Answers queued ledger entries while the peer's send credit lasts.
-    /// Returns whether work remains that credit would allow (so poll again soon).
+    /// Answers queued ledger entries while the peer's send credit lasts. Blocks are read off
+    /// the swarm's task ([`Config::max_reads_in_flight`] at once) and go out when read
+    /// ([`Behaviour::poll_reads`]). Returns whether work remains that credit would allow (so
+    /// poll again soon).
     pub(super) fn serve(&mut self) -> bool {
         let mut more = false;
         let small = self.config.small_block_bytes;
-        for p in self.peers.values_mut() {
+        for (id, p) in self.peers.iter_mut() {
             let Some((queued_bytes, queued_messages)) = p
                 .connections
                 .first()
@@ -89,10 +95,10 @@ impl Behaviour {
                 if p.tasks.is_empty() {
                     break;
                 }
-                let credit_left = queued_bytes + p.outbox.block_bytes
+                let credit_left = queued_bytes + p.outbox.block_bytes + p.reading
                     < self.config.max_outbound_bytes
                     && queued_messages < self.config.max_outbound_queue;
-                if !credit_left {
+                if !credit_left || self.reads.len() >= self.config.max_reads_in_flight {
                     break;
                 }
                 if budget == 0 {
@@ -111,13 +117,61 @@ impl Behaviour {
                 }
                 entry.queued = false;
                 let entry = *entry;
-                let answered = answer(self.source.as_ref(), small, p, &mut self.stats, cid, entry);
-                if answered {
-                    p.ledger.remove(&cid);
+                match answer(self.source.as_ref(), small, p, &mut self.stats, cid, entry) {
+                    Answer::Done => {
+                        p.ledger.remove(&cid);
+                    }
+                    Answer::Waits => {}
+                    Answer::Read(size) => {
+                        // Counted against the peer's credit until it is read.
+                        p.reading += size;
+                        let source = Arc::clone(&self.source);
+                        let peer = *id;
+                        self.reads.push(
+                            tokio::task::spawn_blocking(move || source.get(&cid))
+                                .map(move |data| Read {
+                                    peer,
+                                    cid,
+                                    entry,
+                                    size,
+                                    data: data.ok().flatten(),
+                                })
+                                .boxed(),
+                        );
+                    }
                 }
             }
         }
         more
+    }
+
+    /// Takes in the blocks read for peers: each goes to its peer's outbox, unless the peer
+    /// cancelled the want or left meanwhile. Returns whether any was read.
+    pub(super) fn poll_reads(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut any = false;
+        while let Poll::Ready(Some(read)) = self.reads.poll_next_unpin(cx) {
+            any = true;
+            let Some(p) = self.peers.get_mut(&read.peer) else {
+                continue;
+            };
+            p.reading = p.reading.saturating_sub(read.size);
+            if !p.ledger.contains_key(&read.cid) {
+                continue;
+            }
+            match read.data {
+                Some(data) => {
+                    push_block(p, &mut self.stats, read.cid, data);
+                    p.ledger.remove(&read.cid);
+                }
+                None if read.entry.send_dont_have => {
+                    dont_have(p, &mut self.stats, read.cid);
+                    p.ledger.remove(&read.cid);
+                }
+                // Gone meanwhile: the want stays in the ledger.
+                None => {}
+            }
+        }
+        any
     }
 
     /// Turns each peer's outbox into messages for its first connection.
@@ -193,8 +247,36 @@ fn push_block(p: &mut Peer, stats: &mut Stats, cid: Cid, data: Vec<u8>) {
     p.outbox.blocks.push(Payload::new(&cid, data));
 }
 
-/// Answers one ledger entry: the block, HAVE, or DONT_HAVE when asked for; whether it was
-/// answered (and leaves the ledger).
+/// Queues a DONT_HAVE for `cid`.
+fn dont_have(p: &mut Peer, stats: &mut Stats, cid: Cid) {
+    p.outbox.presences.push(Presence {
+        cid,
+        kind: PresenceType::DontHave,
+    });
+    stats.dont_haves_sent += 1;
+}
+
+/// A block read for a peer off the swarm's task.
+pub(super) struct Read {
+    peer: PeerId,
+    cid: Cid,
+    entry: LedgerEntry,
+    /// The block's size as counted against the peer's credit.
+    size: usize,
+    data: Option<Vec<u8>>,
+}
+
+/// What answering a ledger entry came to.
+enum Answer {
+    /// Answered (HAVE or DONT_HAVE queued): the entry leaves the ledger.
+    Done,
+    /// Not held and no DONT_HAVE asked for: the entry stays.
+    Waits,
+    /// The block of this size is to be read and sent.
+    Read(usize),
+}
+
+/// Answers one ledger entry: the block (to be read), HAVE, or DONT_HAVE when asked for.
 fn answer(
     source: &dyn BlockSource,
     small: usize,
@@ -202,41 +284,24 @@ fn answer(
     stats: &mut Stats,
     cid: Cid,
     entry: LedgerEntry,
-) -> bool {
-    let answered = match entry.want_type {
-        WantType::Block => match source.get(&cid) {
-            Some(data) => {
-                push_block(p, stats, cid, data);
-                true
-            }
-            None => false,
-        },
-        WantType::Have => match source.size(&cid) {
-            Some(size) if size <= small => match source.get(&cid) {
-                Some(data) => {
-                    push_block(p, stats, cid, data);
-                    true
-                }
-                None => false,
-            },
-            Some(_) => {
-                p.outbox.presences.push(Presence {
-                    cid,
-                    kind: PresenceType::Have,
-                });
-                stats.haves_sent += 1;
-                true
-            }
-            None => false,
-        },
-    };
-    answered
-        || (entry.send_dont_have && {
+) -> Answer {
+    match (entry.want_type, source.size(&cid)) {
+        (WantType::Block, Some(size)) => return Answer::Read(size),
+        (WantType::Have, Some(size)) if size <= small => return Answer::Read(size),
+        (WantType::Have, Some(_)) => {
             p.outbox.presences.push(Presence {
                 cid,
-                kind: PresenceType::DontHave,
+                kind: PresenceType::Have,
             });
-            stats.dont_haves_sent += 1;
-            true
-        })
+            stats.haves_sent += 1;
+            return Answer::Done;
+        }
+        (_, None) => {}
+    }
+    if entry.send_dont_have {
+        dont_have(p, stats, cid);
+        Answer::Done
+    } else {
+        Answer::Waits
+    }
 }

@@ -141,6 +141,8 @@ pub(super) struct Peer {
     /// Ledger CIDs to answer, in arrival order (may hold stale CIDs; see `serve`).
     pub(super) tasks: VecDeque<Cid>,
     pub(super) outbox: Outbox,
+    /// Bytes of blocks being read for it (counted against its send credit).
+    pub(super) reading: usize,
 }
 
 impl Peer {
