@@ -478,7 +478,7 @@ impl EventLoop {
                             .store()
                             .put(&block)
                             .map_err(|e| Arc::new(e) as Shared)?;
-                        Ok((links, bytes::Bytes::from(block.into_data())))
+                        Ok((links, block.into_data()))
                     });
                 for reply in waiters {
                     let _ = reply.send(match &stored {

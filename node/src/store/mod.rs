@@ -28,19 +28,23 @@ use self::block::{BlockError, Hash};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
     cid: Cid,
-    data: Vec<u8>,
+    /// Shared bytes: a block received over Bitswap is a slice of the frame it came in.
+    data: bytes::Bytes,
 }
 
 impl Block {
     /// Checks `data` against `cid`.
     pub fn new(cid: Cid, data: Vec<u8>) -> Result<Self, BlockError> {
         block::verify(&cid, &data)?;
-        Ok(Self { cid, data })
+        Ok(Self {
+            cid,
+            data: data.into(),
+        })
     }
 
     /// A block whose bytes a protocol layer of this node already checked against `cid` (Bitswap
     /// verifies every block it receives before handing it over).
-    pub(crate) fn verified_upstream(cid: Cid, data: Vec<u8>) -> Self {
+    pub(crate) fn verified_upstream(cid: Cid, data: bytes::Bytes) -> Self {
         Self { cid, data }
     }
 
@@ -48,7 +52,7 @@ impl Block {
     pub fn hash(codec: u64, data: Vec<u8>, v0: bool) -> Self {
         Self {
             cid: block::cid_for(codec, &data, v0),
-            data,
+            data: data.into(),
         }
     }
 
@@ -62,8 +66,8 @@ impl Block {
         &self.data
     }
 
-    /// Takes the bytes out.
-    pub fn into_data(self) -> Vec<u8> {
+    /// Takes the bytes out (shared, not copied).
+    pub fn into_data(self) -> bytes::Bytes {
         self.data
     }
 }

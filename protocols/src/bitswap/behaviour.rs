@@ -390,7 +390,7 @@ impl Behaviour {
     }
 
     /// A wanted block arrived from `from`.
-    fn complete(&mut self, cid: Cid, from: PeerId, data: Vec<u8>) {
+    fn complete(&mut self, cid: Cid, from: PeerId, data: bytes::Bytes) {
         let Some(want) = self.remove_want(&cid) else {
             return;
         };

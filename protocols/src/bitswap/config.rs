@@ -104,7 +104,7 @@ pub enum Event {
         /// The CID it was wanted under.
         cid: Cid,
         /// Its bytes.
-        data: Vec<u8>,
+        data: bytes::Bytes,
     },
     /// No connected peer has `cid` (all asked answered DONT_HAVE, or no peer is connected and
     /// none was given): the node may look up providers and call `want` again with them. The

@@ -86,7 +86,7 @@ pub struct Received {
     /// Whether the wantlist replaces the previous one.
     pub full: bool,
     /// Blocks with the CID their bytes hash to.
-    pub blocks: Vec<(Cid, Vec<u8>)>,
+    pub blocks: Vec<(Cid, bytes::Bytes)>,
     /// HAVE / DONT_HAVE answers.
     pub presences: Vec<Presence>,
     /// Blocks dropped because their hash function is not one we verify.
@@ -299,7 +299,7 @@ fn read_stream(stream: Stream, max_message_bytes: usize) -> BoxStream<'static, I
     stream::unfold(Some(stream), move |state| async move {
         let mut stream = state?;
         match read_frame(&mut stream, max_message_bytes).await {
-            Ok(Some(frame)) => match verify(&frame) {
+            Ok(Some(frame)) => match verify(&bytes::Bytes::from(frame)) {
                 Ok(received) => Some((Inbound::Message(received), Some(stream))),
                 Err(reason) => Some((
                     Inbound::Failed {
@@ -323,8 +323,8 @@ fn read_stream(stream: Stream, max_message_bytes: usize) -> BoxStream<'static, I
 }
 
 /// Decodes a frame and derives each block's CID from its bytes.
-fn verify(frame: &[u8]) -> Result<Received, String> {
-    let msg = Message::decode(frame).map_err(|e| e.to_string())?;
+fn verify(frame: &bytes::Bytes) -> Result<Received, String> {
+    let msg = Message::decode_shared(frame).map_err(|e| e.to_string())?;
     let mut blocks = Vec::with_capacity(msg.blocks.len());
     let mut unverifiable = 0;
     for payload in msg.blocks {

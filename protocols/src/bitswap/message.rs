@@ -16,6 +16,7 @@
 //! Decoding accepts absent fields and skips unknown ones; a known field with the wrong wire
 //! type, a truncated field or an unparsable CID fails the whole message (as in boxo).
 
+use bytes::Bytes;
 use cid::{Cid, Version};
 use multihash::Multihash;
 use sha2::{Digest as _, Sha256, Sha512};
@@ -266,16 +267,16 @@ pub enum BlockError {
 pub struct Payload {
     /// The CID prefix; `None` for a bare block (field 2), which is CIDv0.
     pub prefix: Option<Prefix>,
-    /// The block's bytes.
-    pub data: Vec<u8>,
+    /// The block's bytes (a received block shares the frame it came in: no copy).
+    pub data: Bytes,
 }
 
 impl Payload {
     /// A payload for sending `data` named by `cid`.
-    pub fn new(cid: &Cid, data: Vec<u8>) -> Self {
+    pub fn new(cid: &Cid, data: impl Into<Bytes>) -> Self {
         Payload {
             prefix: Some(Prefix::of(cid)),
-            data,
+            data: data.into(),
         }
     }
 
@@ -383,6 +384,16 @@ impl Message {
 
     /// Decodes one message (any version: all fields are read when present).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::decode_in(bytes, None)
+    }
+
+    /// [`Message::decode`] of a received frame: the blocks are slices of `frame`, not copies.
+    pub fn decode_shared(frame: &Bytes) -> Result<Self, DecodeError> {
+        Self::decode_in(frame, Some(frame))
+    }
+
+    /// Decodes `bytes`; blocks share `owner` (which holds `bytes`) when given, else are copied.
+    fn decode_in(bytes: &[u8], owner: Option<&Bytes>) -> Result<Self, DecodeError> {
         let mut msg = Message::default();
         let mut r = Reader::new(bytes);
         while !r.is_empty() {
@@ -396,12 +407,12 @@ impl Message {
                     expect(field, wt, WT_LEN)?;
                     msg.blocks.push(Payload {
                         prefix: None,
-                        data: r.bytes()?.to_vec(),
+                        data: share(owner, r.bytes()?),
                     });
                 }
                 3 => {
                     expect(field, wt, WT_LEN)?;
-                    msg.blocks.push(decode_payload(r.bytes()?)?);
+                    msg.blocks.push(decode_payload(r.bytes()?, owner)?);
                 }
                 4 => {
                     expect(field, wt, WT_LEN)?;
@@ -517,7 +528,15 @@ fn decode_entry(bytes: &[u8]) -> Result<Entry, DecodeError> {
     Ok(entry)
 }
 
-fn decode_payload(bytes: &[u8]) -> Result<Payload, DecodeError> {
+/// `data` (a slice of `owner`'s bytes, when given) as shared bytes.
+fn share(owner: Option<&Bytes>, data: &[u8]) -> Bytes {
+    match owner {
+        Some(owner) => owner.slice_ref(data),
+        None => Bytes::copy_from_slice(data),
+    }
+}
+
+fn decode_payload(bytes: &[u8], owner: Option<&Bytes>) -> Result<Payload, DecodeError> {
     let mut r = Reader::new(bytes);
     let mut prefix = None;
     let mut data: &[u8] = &[];
@@ -537,7 +556,7 @@ fn decode_payload(bytes: &[u8]) -> Result<Payload, DecodeError> {
     }
     Ok(Payload {
         prefix: Some(prefix.ok_or(DecodeError::Malformed("payload without prefix"))?),
-        data: data.to_vec(),
+        data: share(owner, data),
     })
 }
 
@@ -721,7 +740,10 @@ mod tests {
             .unwrap();
         assert_eq!(Payload::new(&want, data.clone()).cid().unwrap(), want);
         // The same multihash as a bare (v1.0.0) block is the CIDv0 of the bytes.
-        let bare = Payload { prefix: None, data };
+        let bare = Payload {
+            prefix: None,
+            data: data.into(),
+        };
         assert_eq!(bare.cid().unwrap().hash(), want.hash());
     }
 
@@ -973,7 +995,7 @@ mod tests {
         fn payload_cid_matches_for_real_blocks(data in prop::collection::vec(any::<u8>(), 0..2048)) {
             let cid = raw_cid(&data);
             prop_assert_eq!(Payload::new(&cid, data.clone()).cid().unwrap(), cid);
-            prop_assert_eq!(Payload { prefix: None, data: data.clone() }.cid().unwrap(), v0_cid(&data));
+            prop_assert_eq!(Payload { prefix: None, data: data.clone().into() }.cid().unwrap(), v0_cid(&data));
         }
 
         #[test]

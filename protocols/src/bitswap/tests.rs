@@ -107,7 +107,11 @@ async fn fetch_all(
     drive(swarms, |_, event| {
         match event {
             Some((i, SwarmEvent::Behaviour(Event::Block { peer, cid, data }))) if i == client => {
-                assert_eq!(expected.get(&cid), Some(&&data), "wrong bytes for {cid}");
+                assert_eq!(
+                    expected.get(&cid).map(|d| d.as_slice()),
+                    Some(&data[..]),
+                    "wrong bytes for {cid}"
+                );
                 assert!(got.insert(cid, peer).is_none(), "{cid} delivered twice");
             }
             Some((

@@ -16,7 +16,6 @@
 use crate::store;
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -24,9 +23,11 @@ use cid::Cid;
 use serde::{Deserialize, Serialize};
 
 mod loc;
+mod reader;
 mod writer;
 
 use self::loc::{end_of, rebuild_ends, Loc};
+use self::reader::PackReader;
 use self::writer::Writer;
 use super::{Block, BlockStore, StoreStat};
 use crate::store::block::Hash;
@@ -48,9 +49,10 @@ pub struct PackStoreConfig {
     /// write. Bytes; default 64 MiB; 0 writes until the disk itself says it is full.
     pub min_free_bytes: u64,
     /// Write whole 4 KiB blocks of packs with `O_DIRECT` (from the store's own buffer, no
-    /// page-cache copy) where the file system allows it. Faster ingest where page-cache
-    /// writes are dear (virtual machines whose free memory goes back to the host), but what
-    /// was written is then read from the disk, not from memory. Default true.
+    /// page-cache copy) where the file system allows it, and read records of 64 KiB or more
+    /// the same way. Faster where page-cache pages are dear (virtual machines whose free
+    /// memory goes back to the host), but what was written is then read from the disk, not
+    /// from memory. Default true.
     pub direct_writes: bool,
 }
 
@@ -80,7 +82,7 @@ pub struct PackStore {
     /// Held from reading the pending entries to writing them to the index and taking them
     /// out of the pending map, so that two flushes never index the same entries at once.
     indexing: Mutex<()>,
-    readers: RwLock<HashMap<u32, Arc<File>>>,
+    readers: RwLock<HashMap<u32, Arc<PackReader>>>,
     compacting: Mutex<()>,
 }
 
@@ -240,7 +242,7 @@ impl PackStore {
         }
     }
 
-    fn reader(&self, pack: u32) -> Result<Arc<File>, std::io::Error> {
+    fn reader(&self, pack: u32) -> Result<Arc<PackReader>, std::io::Error> {
         if let Some(f) = self
             .readers
             .read()
@@ -249,12 +251,13 @@ impl PackStore {
         {
             return Ok(Arc::clone(f));
         }
-        let file = Arc::new(File::open(pack_path(&self.packs_dir, pack))?);
+        let path = pack_path(&self.packs_dir, pack);
+        let reader = Arc::new(PackReader::open(&path, self.config.direct_writes)?);
         self.readers
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(pack, Arc::clone(&file));
-        Ok(file)
+            .insert(pack, Arc::clone(&reader));
+        Ok(reader)
     }
 
     fn read(&self, hash: &Hash) -> Result<Option<Vec<u8>>, store::Error> {
@@ -277,10 +280,7 @@ impl PackStore {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt == 0 => continue,
                 Err(e) => return Err(io_err(&path)(e)),
             };
-            let mut buf = vec![0u8; loc.len as usize];
-            file.read_exact_at(&mut buf, loc.offset)
-                .map_err(io_err(&path))?;
-            return Ok(Some(buf));
+            return Ok(Some(file.read(&loc).map_err(io_err(&path))?));
         }
         Ok(None)
     }
@@ -363,9 +363,9 @@ impl PackStore {
             }
             let hash = Hash::from_bytes(&k)
                 .map_err(|e| store::Error::CorruptIndex(format!("key is no multihash: {e}")))?;
-            let mut data = vec![0u8; old.len as usize];
-            self.reader(pack)
-                .and_then(|f| f.read_exact_at(&mut data, old.offset))
+            let data = self
+                .reader(pack)
+                .and_then(|f| f.read(&old))
                 .map_err(io_err(&path))?;
             let new = {
                 let mut w = lock(&self.writer);

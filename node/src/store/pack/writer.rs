@@ -24,7 +24,7 @@ use crate::store::sys;
 /// Bytes of records staged before they are written out (one record may be larger alone).
 pub(super) const WRITE_BUFFER: usize = 4 << 20;
 /// The alignment of direct writes: their memory, file offset and length.
-const ALIGN: usize = 4096;
+pub(super) const ALIGN: usize = 4096;
 
 /// A byte buffer whose start is [`ALIGN`]ed, of a fixed capacity that grows only for a record
 /// larger than it.
