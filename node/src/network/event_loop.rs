@@ -22,9 +22,9 @@ use super::offences::Offences;
 use super::Config;
 use crate::repo::Repo;
 use crate::store::block::Hash;
-use crate::store::Block;
 
 mod pubsub;
+mod storing;
 
 /// Commands waiting at most; senders wait when it is full.
 const COMMAND_QUEUE: usize = 1024;
@@ -64,7 +64,7 @@ impl bitswap::BlockSource for RepoBlocks {
 /// locally and announced by the periodic republication.
 const MAX_PROVIDE_QUERIES: usize = 32;
 
-type Waiters = Vec<oneshot::Sender<Result<Fetched, network::Error>>>;
+pub(super) type Waiters = Vec<oneshot::Sender<Result<Fetched, network::Error>>>;
 type DialReply = oneshot::Sender<Result<PeerId, network::Error>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
 
@@ -80,6 +80,8 @@ pub(crate) struct EventLoop {
     /// the same peer (a stale address Kademlia still knows, say) failing does not fail them.
     dials: HashMap<ConnectionId, (PeerId, DialReply)>,
     wants: HashMap<Hash, (Cid, Waiters)>,
+    /// Received blocks on their way to the store, off this task.
+    storing: storing::Storing,
     /// CIDs whose providers were already looked up for the current wants.
     looked_up: HashSet<Hash>,
     provider_lookups: HashMap<kad::QueryId, (Cid, Vec<PeerId>)>,
@@ -132,6 +134,7 @@ impl EventLoop {
             keep.add(*peer, None, now);
         }
         let streams = swarm.behaviour().streams.new_control();
+        let storing = storing::Storing::start(Arc::clone(&repo));
         (
             Client::new(tx, config.fetch_timeout, streams),
             Self {
@@ -142,6 +145,7 @@ impl EventLoop {
                 unnamed,
                 dials: HashMap::new(),
                 wants: HashMap::new(),
+                storing,
                 looked_up: HashSet::new(),
                 provider_lookups: HashMap::new(),
                 find_providers: HashMap::new(),
@@ -172,6 +176,7 @@ impl EventLoop {
             tokio::select! {
                 _ = &mut stop => break,
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                Some(stored) = self.storing.next() => self.storing.answer(stored),
                 _ = keep_tick.tick() => self.redial(),
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
@@ -280,6 +285,10 @@ impl EventLoop {
         providers: Vec<PeerId>,
         reply: oneshot::Sender<Result<Fetched, network::Error>>,
     ) {
+        // A block on its way to the store is answered with it.
+        let Some(reply) = self.storing.join(cid.hash(), reply) else {
+            return;
+        };
         if self.repo.store().has(cid.hash()).unwrap_or(false) {
             let _ = reply.send(Ok(Fetched {
                 from: *self.swarm.local_peer_id(),
@@ -467,29 +476,7 @@ impl EventLoop {
                     return;
                 };
                 self.looked_up.remove(cid.hash());
-                // The links are read now, while the bytes are at hand, so that a DAG walk
-                // need not read the block back from the store.
-                type Shared = Arc<dyn std::error::Error + Send + Sync>;
-                let stored = crate::store::dag::links(&cid, &data)
-                    .map_err(|e| Arc::new(e) as Shared)
-                    .and_then(|links| {
-                        let block = Block::verified_upstream(cid, data);
-                        self.repo
-                            .store()
-                            .put(&block)
-                            .map_err(|e| Arc::new(e) as Shared)?;
-                        Ok((links, block.into_data()))
-                    });
-                for reply in waiters {
-                    let _ = reply.send(match &stored {
-                        Ok((links, data)) => Ok(Fetched {
-                            from: peer,
-                            links: Some(links.clone()),
-                            data: Some(data.clone()),
-                        }),
-                        Err(e) => Err(network::Error::Store(Arc::clone(e))),
-                    });
-                }
+                self.storing.store(peer, cid, data, waiters);
             }
             bitswap::Event::NotFound { cid } => {
                 if !self.wants.contains_key(cid.hash()) {
