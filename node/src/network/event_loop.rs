@@ -7,7 +7,6 @@ use std::sync::Arc;
 use cid::Cid;
 use futures::StreamExt;
 use ipfsbench_protocols::bitswap;
-use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
@@ -23,6 +22,7 @@ use super::Config;
 use crate::repo::Repo;
 use crate::store::block::Hash;
 
+mod announce;
 mod pubsub;
 mod storing;
 
@@ -60,10 +60,6 @@ impl bitswap::BlockSource for RepoBlocks {
     }
 }
 
-/// Provider announcements (Kademlia queries) in flight at once; past it, records are kept
-/// locally and announced by the periodic republication.
-const MAX_PROVIDE_QUERIES: usize = 32;
-
 pub(super) type Waiters = Vec<oneshot::Sender<Result<Fetched, network::Error>>>;
 type DialReply = oneshot::Sender<Result<PeerId, network::Error>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
@@ -86,8 +82,8 @@ pub(crate) struct EventLoop {
     looked_up: HashSet<Hash>,
     provider_lookups: HashMap<kad::QueryId, (Cid, Vec<PeerId>)>,
     find_providers: HashMap<kad::QueryId, (ProvidersReply, Vec<PeerId>)>,
-    /// Announcement queries in flight, at most [`MAX_PROVIDE_QUERIES`].
-    provide_queries: HashSet<kad::QueryId>,
+    /// Provider announcements, paced.
+    announcer: announce::Announcer,
     subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<pubsub::Subscriber>)>,
     /// The sequence number of this node's last published message, when known.
     last_seqno: Option<u64>,
@@ -100,6 +96,14 @@ pub(crate) struct EventLoop {
     topic_rules: Vec<super::TopicRule>,
     /// libp2p's metrics of swarm events.
     recorder: libp2p::metrics::Metrics,
+}
+
+/// Sleeps until `at` (never, without one).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -149,7 +153,7 @@ impl EventLoop {
                 looked_up: HashSet::new(),
                 provider_lookups: HashMap::new(),
                 find_providers: HashMap::new(),
-                provide_queries: HashSet::new(),
+                announcer: announce::Announcer::default(),
                 subscriptions: HashMap::new(),
                 last_seqno: None,
                 connections: HashMap::new(),
@@ -178,6 +182,9 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 Some(stored) = self.storing.next() => self.storing.answer(stored),
                 _ = keep_tick.tick() => self.redial(),
+                _ = sleep_until(self.announcer.due()), if self.announcer.due().is_some() => {
+                    self.announcer.start_next(&mut self.swarm.behaviour_mut().kad);
+                }
                 command = self.commands.recv() => match command {
                     Some(c) => self.on_command(c),
                     None => break,
@@ -305,30 +312,13 @@ impl EventLoop {
         self.swarm.behaviour_mut().bitswap.want(cid, &providers);
     }
 
-    /// Announces `cid`, within the bound on announcements in flight.
+    /// Announces `cid` (see [`announce`]).
     fn provide(&mut self, cid: Cid) {
-        let key = kad::RecordKey::new(&cid.hash().to_bytes());
         let local = *self.swarm.local_peer_id();
         let kad = &mut self.swarm.behaviour_mut().kad;
-        if self.provide_queries.len() < MAX_PROVIDE_QUERIES {
-            match kad.start_providing(key) {
-                Ok(query) => {
-                    self.provide_queries.insert(query);
-                }
-                Err(e) => tracing::warn!(%cid, error = %e, "cannot provide"),
-            }
-        } else {
-            // Too many announcements under way: keep the record, so that lookups
-            // reaching this node find it, and let the periodic republication announce
-            // it, rather than piling up queries.
-            let record = kad::ProviderRecord::new(key, local, Vec::new());
-            if let Err(e) = kad.store_mut().add_provider(record) {
-                tracing::warn!(%cid, error = %e, "cannot provide");
-            }
-        }
+        self.announcer.provide(kad, local, cid);
     }
 
-    /// Dials the kept peers that are due (dropped, or whose last dial failed).
     fn redial(&mut self) {
         for (peer, addrs) in self.keep.due(tokio::time::Instant::now()) {
             if self.offences.is_cut_off(&peer) {
@@ -572,7 +562,7 @@ impl EventLoop {
                 }
             }
             kad::QueryResult::StartProviding(result) => {
-                self.provide_queries.remove(&id);
+                self.announcer.finished(&id);
                 if let Err(e) = result {
                     tracing::debug!(error = %e, "providing failed");
                 }
