@@ -282,8 +282,9 @@ impl Balanced {
     }
 }
 
-/// Leaves buffered between the reading-and-hashing thread and the storing one.
-const IN_FLIGHT: usize = 8;
+/// Leaves buffered between the reading-and-hashing thread and the storing one: more than one
+/// 4 MiB write-out of the store (16 leaves of 256 KiB), so hashing goes on during a write.
+const IN_FLIGHT: usize = 20;
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
