@@ -55,6 +55,7 @@ pub mod codec;
 mod config;
 mod handler;
 pub mod message;
+mod protobuf;
 mod serving;
 mod state;
 mod timeouts;

@@ -1,0 +1,120 @@
+//! Protobuf's wire format, as much as Bitswap's messages need: varints, keys and
+//! length-delimited fields written into a buffer, and a cursor that reads them back.
+
+use super::message::DecodeError;
+
+/// Protobuf wire type of varints.
+pub(super) const WT_VARINT: u8 = 0;
+/// Protobuf wire type of fixed 64-bit values.
+pub(super) const WT_I64: u8 = 1;
+/// Protobuf wire type of length-delimited values.
+pub(super) const WT_LEN: u8 = 2;
+/// Protobuf wire type of fixed 32-bit values.
+pub(super) const WT_I32: u8 = 5;
+
+pub(super) fn expect(field: u64, wire_type: u8, want: u8) -> Result<(), DecodeError> {
+    if wire_type == want {
+        Ok(())
+    } else {
+        Err(DecodeError::FieldType { field, wire_type })
+    }
+}
+
+/// Appends `v` as an unsigned LEB128 varint.
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// The length of `v` as a uvarint.
+pub(super) fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Appends an int32 as protobuf does: negative values sign-extend to ten bytes.
+pub(super) fn put_int32(out: &mut Vec<u8>, v: i32) {
+    put_uvarint(out, i64::from(v) as u64);
+}
+
+pub(super) fn put_key(out: &mut Vec<u8>, field: u64, wire_type: u8) {
+    put_uvarint(out, (field << 3) | u64::from(wire_type));
+}
+
+pub(super) fn put_len_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
+    put_key(out, field, WT_LEN);
+    put_uvarint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+/// Encoded size of a length-delimited field (fields 1..=15: one key byte).
+pub(super) fn len_field_size(field: u64, len: usize) -> usize {
+    uvarint_len(field << 3) + uvarint_len(len as u64) + len
+}
+
+/// A cursor over protobuf bytes.
+pub(super) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(buf: &'a [u8]) -> Self {
+        Reader { buf }
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    pub(super) fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let (&b, rest) = self.buf.split_first().ok_or(DecodeError::Truncated)?;
+            self.buf = rest;
+            v |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(DecodeError::VarintOverflow)
+    }
+
+    pub(super) fn key(&mut self) -> Result<(u64, u8), DecodeError> {
+        let key = self.varint()?;
+        let field = key >> 3;
+        if field == 0 {
+            return Err(DecodeError::Malformed("field number 0"));
+        }
+        match (key & 7) as u8 {
+            wt @ (WT_VARINT | WT_I64 | WT_LEN | WT_I32) => Ok((field, wt)),
+            other => Err(DecodeError::WireType(other)),
+        }
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if n > self.buf.len() {
+            return Err(DecodeError::Truncated);
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.varint()?;
+        let len = usize::try_from(len).map_err(|_| DecodeError::Truncated)?;
+        self.take(len)
+    }
+
+    pub(super) fn skip(&mut self, wire_type: u8) -> Result<(), DecodeError> {
+        match wire_type {
+            WT_VARINT => self.varint().map(drop),
+            WT_I64 => self.take(8).map(drop),
+            WT_LEN => self.bytes().map(drop),
+            WT_I32 => self.take(4).map(drop),
+            other => Err(DecodeError::WireType(other)),
+        }
+    }
+}
