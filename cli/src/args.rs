@@ -371,10 +371,20 @@ pub(crate) struct ClusterPinArgs {
     /// A name.
     #[arg(long)]
     pub(crate) name: Option<String>,
-    /// The least copies (-1: every eligible peer) [default: cluster.replication_min].
+    /// The least and the most copies at once (-1: every eligible peer).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_hyphen_values = true,
+        conflicts_with_all = ["replication_min", "replication_max"]
+    )]
+    pub(crate) replication: Option<i32>,
+    /// The least copies (-1: every eligible peer, then --replication-max must be -1 too; 0:
+    /// the default) [default: cluster.replication_min].
     #[arg(long = "replication-min", value_name = "N", allow_hyphen_values = true)]
     pub(crate) replication_min: Option<i32>,
-    /// The most copies (-1: every eligible peer) [default: cluster.replication_max].
+    /// The most copies (-1: every eligible peer, then --replication-min must be -1 too; 0:
+    /// the default) [default: cluster.replication_max].
     #[arg(long = "replication-max", value_name = "N", allow_hyphen_values = true)]
     pub(crate) replication_max: Option<i32>,
     /// Peers to use first, comma-separated.
@@ -386,7 +396,7 @@ pub(crate) struct ClusterPinArgs {
     /// Metadata, key=value (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     pub(crate) metadata: Vec<String>,
-    /// Stop keeping it after this long: 90s, 15m, 2h, 7d.
+    /// Stop keeping it after this long: 90s, 15m, 2h, 7d (at least 1s, at most 100 years).
     #[arg(long = "expire-in", value_name = "DURATION")]
     pub(crate) expire_in: Option<String>,
 }

@@ -7,7 +7,7 @@ use anyhow::Result;
 use ipfsbench_core::state::Status;
 use ipfsbench_roles::api::wire as tasks;
 use ipfsbench_roles::master::replicated::ResultEntry;
-use ipfsbench_roles::pinset::{Pin, PinStatus};
+use ipfsbench_roles::pinset::{input, Pin, PinStatus};
 use ipfsbench_roles::service::MasterView;
 
 use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand};
@@ -143,22 +143,52 @@ fn results(api: &Api, kind: Option<String>, json: bool, out: &mut dyn Write) -> 
     Ok(())
 }
 
-fn add_query(args: ClusterPinArgs) -> Vec<(&'static str, String)> {
+/// The query of `cluster pin add`, checked first by the daemon's own rules
+/// ([`input`]), so that what it would refuse (or could not even receive, like a name of a
+/// megabyte) fails here with a clear error.
+fn add_query(args: ClusterPinArgs) -> Result<Vec<(&'static str, String)>> {
+    let fail = |e: String| anyhow::anyhow!("cluster pin add: {e}");
+    let metadata = input::metadata(args.metadata.iter().map(String::as_str)).map_err(fail)?;
+    let allocations = args
+        .allocations
+        .as_deref()
+        .map_or(0, |a| a.split(',').filter(|p| !p.is_empty()).count());
+    input::check_labels(
+        args.name.as_deref().unwrap_or_default(),
+        &args.tag,
+        &metadata,
+        allocations,
+    )
+    .map_err(fail)?;
+    let (min, max) = match args.replication {
+        Some(n) => (Some(n), Some(n)),
+        None => (args.replication_min, args.replication_max),
+    };
+    let factor = |n: Option<i32>, flag: &str| {
+        n.map(|n| input::factor(i64::from(n)).map_err(|e| fail(format!("--{flag}: {e}"))))
+            .transpose()
+    };
+    // Both given (neither the default): their pair is checked here too.
+    if let (Some(Some(min)), Some(Some(max))) = (
+        factor(min, "replication-min")?,
+        factor(max, "replication-max")?,
+    ) {
+        input::check_factors(min, max).map_err(fail)?;
+    }
+    if let Some(e) = &args.expire_in {
+        input::duration(e)
+            .and_then(|d| input::expiry(0, d))
+            .map_err(|e| fail(format!("--expire-in: {e}")))?;
+    }
     let mut q = vec![("arg", args.cid)];
     q.extend(args.name.map(|n| ("name", n)));
-    q.extend(
-        args.replication_min
-            .map(|n| ("replication-min", n.to_string())),
-    );
-    q.extend(
-        args.replication_max
-            .map(|n| ("replication-max", n.to_string())),
-    );
+    q.extend(min.map(|n| ("replication-min", n.to_string())));
+    q.extend(max.map(|n| ("replication-max", n.to_string())));
     q.extend(args.allocations.map(|a| ("allocations", a)));
     q.extend(args.tag.into_iter().map(|t| ("tag", t)));
     q.extend(args.metadata.into_iter().map(|m| ("metadata", m)));
     q.extend(args.expire_in.map(|e| ("expire-in", e)));
-    q
+    Ok(q)
 }
 
 fn copies(pin: &Pin) -> String {
@@ -173,7 +203,7 @@ fn copies(pin: &Pin) -> String {
 fn pin(api: &Api, cmd: ClusterPinCommand, out: &mut dyn Write) -> Result<()> {
     match cmd {
         ClusterPinCommand::Add(args) => {
-            let pin: Pin = api.json("cluster/pins/add", &add_query(args))?;
+            let pin: Pin = api.json("cluster/pins/add", &add_query(args)?)?;
             let peers: Vec<String> = pin.allocations.iter().map(ToString::to_string).collect();
             writeln!(
                 out,

@@ -1,7 +1,7 @@
 //! The replicated pinset across real daemons on loopback: a dataset kept on three workers
 //! stays on three when one dies; pins added concurrently on several nodes converge; an
-//! untrusted peer's changes are dropped; a node killed while catching up comes back
-//! consistent.
+//! untrusted peer's changes are dropped, and it is allocated nothing; a node killed while
+//! catching up comes back consistent.
 
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used)]
@@ -258,6 +258,102 @@ fn an_untrusted_peer_s_changes_are_dropped() {
             n.peer_id
         );
     }
+}
+
+fn allocations(node: &Node, cid: &str) -> Vec<String> {
+    let ls = String::from_utf8(node.ok(&["cluster", "pin", "ls", "--json"])).unwrap();
+    let pin: Value = ls
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|p| p["Cid"] == cid)
+        .unwrap_or_else(|| panic!("{cid} is not in the pinset: {ls}"));
+    let mut peers: Vec<String> = pin["Allocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    peers.sort();
+    peers
+}
+
+#[test]
+fn pins_go_only_to_peers_whose_reports_count() {
+    // Three workers, the last of which nobody trusts; it trusts everyone and heartbeats like
+    // the others.
+    let c = cluster(&["master", "worker", "worker", "worker"], &[3]);
+    let (master, first, stranger) = (&c.nodes[0], &c.nodes[1], &c.nodes[3]);
+    let mut trusted = vec![c.nodes[1].peer_id.clone(), c.nodes[2].peer_id.clone()];
+    trusted.sort();
+    wait_until(30, "the master and a worker hear all three workers", || {
+        workers_heard(master) == 3 && workers_heard(first) == 3
+    });
+    let dir = tempfile::tempdir().unwrap();
+    // Everywhere, from the master; two copies, from a worker.
+    let everywhere = add_file(master, dir.path(), 11, 64 << 10);
+    master.ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &everywhere,
+        "--replication-min",
+        "-1",
+        "--replication-max",
+        "-1",
+    ]);
+    let two = add_file(first, dir.path(), 12, 64 << 10);
+    first.ok(&[
+        "cluster",
+        "pin",
+        "add",
+        &two,
+        "--replication-min",
+        "2",
+        "--replication-max",
+        "2",
+    ]);
+    for cid in [&everywhere, &two] {
+        assert_eq!(allocations(master, cid), trusted, "allocations of {cid}");
+    }
+    wait_until(60, "both pins are pinned on both trusted workers", || {
+        [&everywhere, &two].iter().all(|cid| {
+            let mut on = pinned_on(master, cid);
+            on.sort();
+            on == trusted && status(master, cid)["UnderReplicated"] == false
+        })
+    });
+    // The stranger has the pinset (it applies everyone's changes), and holds none of it.
+    wait_until(30, "the stranger sees both pins pinned", || {
+        [&everywhere, &two]
+            .iter()
+            .all(|cid| pinned_on(stranger, cid).len() == 2)
+    });
+    for cid in [&everywhere, &two] {
+        assert!(!locally_pinned(stranger, cid), "the stranger pinned {cid}");
+        let peer_map = status(master, cid)["PeerMap"].clone();
+        assert!(
+            peer_map.get(&stranger.peer_id).is_none(),
+            "the stranger in the status of {cid}: {peer_map}"
+        );
+    }
+    // The peer table says why: the master hears the stranger, and does not trust it.
+    let url = format!("{}/cluster/peers", master.api_base());
+    let text = ureq::post(&url)
+        .send_empty()
+        .unwrap()
+        .into_body()
+        .read_to_string()
+        .unwrap();
+    let peers: Value = serde_json::from_str(&text).unwrap();
+    let listed = peers["Peers"].as_array().unwrap();
+    let trust_of = |id: &str| {
+        listed
+            .iter()
+            .find(|p| p["Peer"] == id)
+            .map(|p| p["Trusted"].clone())
+    };
+    assert_eq!(trust_of(&stranger.peer_id), Some(Value::Bool(false)));
+    assert_eq!(trust_of(&first.peer_id), Some(Value::Bool(true)));
 }
 
 #[test]

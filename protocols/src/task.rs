@@ -14,7 +14,9 @@
 //! submitter and its idempotency key); the master sends [`Assign`] to a worker; the worker
 //! answers [`Claim`] (accepted or not), may send [`Progress`], and ends with [`Report`]. Every
 //! node sends [`Heartbeat`]s with its role and capacity; a worker's lists the attempts it runs,
-//! which renews their leases. [`Cancel`] stops a task.
+//! which renews their leases. [`Cancel`] stops a task. A master answers a submission it will
+//! not take (from a peer it does not list as a submitter, say) with a refusal: a [`Report`]
+//! of a task that never ran ([`Report::refusal`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -462,6 +464,42 @@ pub struct Report {
     pub outcome: Outcome,
 }
 
+/// What the error of a refusal starts with (see [`Report::refusal`]).
+pub const REFUSED: &str = "refused: ";
+/// The longest reason a refusal gives. Bytes.
+pub const MAX_REFUSAL: usize = 256;
+
+impl Report {
+    /// A master's answer to a submission it will not take: the outcome of a task that never
+    /// ran (attempt 0, never started), failed with [`REFUSED`] and the reason, cut to
+    /// [`MAX_REFUSAL`] bytes. It travels as every outcome does, so a submitter waiting for
+    /// the task learns at once; a node that does not know refusals reads a failure.
+    pub fn refusal(task: TaskId, reason: &str) -> Report {
+        let mut cut = reason.len().min(MAX_REFUSAL);
+        while !reason.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        Report {
+            task,
+            attempt: 0,
+            started_unix_ms: 0,
+            outcome: Outcome::Failed {
+                error: format!("{REFUSED}{}", &reason[..cut]),
+            },
+        }
+    }
+
+    /// The reason, when this report is a refusal ([`Report::refusal`]).
+    pub fn refused(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::Failed { error } if self.attempt == 0 && self.started_unix_ms == 0 => {
+                error.strip_prefix(REFUSED)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// A [`Report`] sent again, because no outcome from the master has acknowledged it (the master
 /// may have been down when it was first sent). `round` counts the repetitions, so that each
 /// is a new gossipsub message rather than a duplicate of the last.
@@ -700,6 +738,35 @@ mod tests {
         "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n"
             .parse()
             .unwrap()
+    }
+
+    #[test]
+    fn a_refusal_is_a_short_failed_report_of_no_attempt() {
+        let task = TaskId::derive(&PeerId::random(), "k");
+        let r = Report::refusal(task, "not a listed submitter");
+        assert_eq!(r.refused(), Some("not a listed submitter"));
+        assert_eq!(r.attempt, 0);
+        // A long reason is cut (on a character boundary), so a refusal stays small.
+        let long = Report::refusal(task, &"é".repeat(1000));
+        assert!(long.refused().is_some_and(|e| e.len() <= MAX_REFUSAL));
+        let bytes = Message::Report(long).encode().unwrap();
+        assert!(bytes.len() < 300, "{} bytes", bytes.len());
+        // A task cancelled before it ran, or an attempt that failed, is not a refusal.
+        let cancelled = Report {
+            task,
+            attempt: 0,
+            started_unix_ms: 0,
+            outcome: Outcome::Failed {
+                error: "cancelled".into(),
+            },
+        };
+        assert_eq!(cancelled.refused(), None);
+        let failed = Report {
+            attempt: 1,
+            started_unix_ms: 5,
+            ..Report::refusal(task, "x")
+        };
+        assert_eq!(failed.refused(), None);
     }
 
     fn samples() -> Vec<Message> {

@@ -95,17 +95,13 @@ pub struct Daemon {
 }
 
 /// Every peer the node trusts for tasks or for the state: whose state writes it applies and
-/// whose benchmark database partitions it merges.
+/// whose benchmark database partitions it merges ([`Settings::state_writers`], the rule pin
+/// allocation follows too).
 fn trusted(
     settings: &Settings,
     me: ipfsbench_core::network::PeerId,
 ) -> HashSet<ipfsbench_core::network::PeerId> {
-    let mut trusted: HashSet<_> = settings.state.trusted_peers.clone();
-    trusted.extend(&settings.trusted_masters);
-    trusted.extend(&settings.trusted_workers);
-    trusted.extend(&settings.submitters);
-    trusted.insert(me);
-    trusted
+    settings.state_writers(me)
 }
 
 /// The benchmark database's settings: leechers sync only the `results` table.

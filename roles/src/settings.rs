@@ -67,7 +67,8 @@ pub struct ClusterSettings {
 /// The most tags a node may have.
 pub const MAX_TAGS: usize = 16;
 
-/// A replication factor: -1 is every eligible peer, 0 is refused, n > 0 is n.
+/// A replication factor of the configuration: -1 is every eligible peer, 0 is refused (as
+/// IPFS Cluster refuses it in its configuration), n > 0 is n.
 pub fn replication(value: i32) -> Option<Option<u32>> {
     match value {
         -1 => Some(None),
@@ -177,6 +178,22 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// Every peer whose changes to the replicated state this node applies (and whose
+    /// benchmark database partitions it merges): `cluster.trusted_peers`, the trusted masters
+    /// and workers, the submitters, and this node (`me`). The one rule for whose writes
+    /// count: the replica drops the others' deltas, and pins are allocated only to these
+    /// peers, since the others' reports on them would be dropped.
+    pub fn state_writers(&self, me: PeerId) -> HashSet<PeerId> {
+        let mut writers: HashSet<PeerId> = self.state.trusted_peers.clone();
+        writers.extend(&self.trusted_masters);
+        writers.extend(&self.trusted_workers);
+        writers.extend(&self.submitters);
+        writers.insert(me);
+        writers
+    }
+}
+
 impl ClusterSettings {
     /// Checks the `[cluster]` section.
     pub fn new(config: &ClusterConfig) -> Result<Self, Error> {
@@ -196,14 +213,8 @@ impl ClusterSettings {
         };
         let replication_min = factor("replication_min", config.replication_min)?;
         let replication_max = factor("replication_max", config.replication_max)?;
-        if let (Some(min), Some(max)) = (replication_min, replication_max) {
-            if min > max {
-                return Err(bad(
-                    "replication_min",
-                    format!("{min} is above replication_max {max}"),
-                ));
-            }
-        }
+        crate::pinset::input::check_factors(replication_min, replication_max)
+            .map_err(|reason| bad("replication_min", reason))?;
         for (field, value) in [
             ("reallocate_after_secs", config.reallocate_after_secs),
             ("announce_ms", config.announce_ms),
@@ -237,4 +248,48 @@ pub fn check_tags(tags: &[String]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_writers_are_every_trusted_peer_and_this_node() {
+        let mut s = Settings::new(
+            Role::Master,
+            &TasksConfig::default(),
+            &ClusterConfig::default(),
+        )
+        .expect("defaults");
+        let [me, peer, master, worker, submitter, stranger] =
+            std::array::from_fn(|_| PeerId::random());
+        s.state.trusted_peers.insert(peer);
+        s.trusted_masters.insert(master);
+        s.trusted_workers.insert(worker);
+        s.submitters.insert(submitter);
+        let writers = s.state_writers(me);
+        assert_eq!(
+            writers,
+            HashSet::from([me, peer, master, worker, submitter])
+        );
+        assert!(!writers.contains(&stranger));
+    }
+
+    #[test]
+    fn default_replication_follows_ipfs_clusters_rules() {
+        let check = |min: i32, max: i32| {
+            let config = ClusterConfig {
+                replication_min: min,
+                replication_max: max,
+                ..ClusterConfig::default()
+            };
+            ClusterSettings::new(&config).map(|s| (s.replication_min, s.replication_max))
+        };
+        assert_eq!(check(1, 3).expect("1..3"), (Some(1), Some(3)));
+        assert_eq!(check(-1, -1).expect("everywhere"), (None, None));
+        for (min, max) in [(-1, 3), (2, -1), (4, 3), (0, 3), (1, 0), (-2, -1)] {
+            assert!(check(min, max).is_err(), "{min}..{max} accepted");
+        }
+    }
 }

@@ -1,9 +1,12 @@
 //! A node that submits tasks: callers waiting for outcomes, and submissions to publish to the
-//! masters over pubsub (from a node that is not a master itself).
+//! masters over pubsub (from a node that is not a master itself). A master's refusal of a
+//! submission sent from here answers its waiters at once with [`service::Error::Refused`],
+//! and is remembered for a while for callers that start waiting after it came.
 
 use crate::service;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
+use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Message, Outcome, Report, TaskId};
 
 use crate::master::State;
@@ -11,6 +14,47 @@ use crate::service::{Finished, Reply, Submitted};
 
 /// Callers waiting for tasks to finish, at most.
 pub(crate) const MAX_WAITERS: usize = 10_000;
+/// Submissions sent from here, and refusals of them, remembered at most.
+pub(crate) const MAX_REMEMBERED: usize = 1024;
+
+/// The last [`MAX_REMEMBERED`] entries put in, by task.
+#[derive(Debug)]
+struct Recent<V> {
+    map: HashMap<TaskId, V>,
+    order: VecDeque<TaskId>,
+}
+
+impl<V> Default for Recent<V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+}
+
+impl<V> Recent<V> {
+    fn put(&mut self, id: TaskId, value: V) {
+        if self.map.insert(id, value).is_none() {
+            self.order.push_back(id);
+        }
+        while self.order.len() > MAX_REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, id: &TaskId) -> Option<&V> {
+        self.map.get(id)
+    }
+
+    fn forget(&mut self, id: &TaskId) {
+        if self.map.remove(id).is_some() {
+            self.order.retain(|o| o != id);
+        }
+    }
+}
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -19,11 +63,19 @@ pub(crate) struct Submitter {
     count: usize,
     /// Submissions to publish, each answered once it is published (or failed to be).
     sends: Vec<(Reply<Submitted>, Submitted, Message)>,
+    /// Tasks submitted from here lately.
+    sent: Recent<()>,
+    /// Why a master refused tasks submitted from here.
+    refused: Recent<String>,
 }
 
 impl Submitter {
     /// `reply` waits for `id` to finish; refused past [`MAX_WAITERS`].
     pub(crate) fn wait(&mut self, id: TaskId, reply: Reply<Finished>) {
+        if let Some(why) = self.refused.get(&id) {
+            let _ = reply.send(Err(service::Error::Refused(why.clone())));
+            return;
+        }
         if self.count >= MAX_WAITERS {
             let _ = reply.send(Err(service::Error::Refused(format!(
                 "{MAX_WAITERS} callers already wait for tasks"
@@ -44,8 +96,26 @@ impl Submitter {
         }
     }
 
+    /// Answers everyone waiting for `task` with `master`'s refusal of it, and remembers the
+    /// refusal when the task was submitted from here.
+    pub(crate) fn refused(&mut self, task: TaskId, master: PeerId, reason: &str) {
+        let why = format!("master {master} refused task {task}: {reason}");
+        if let Some(waiters) = self.waiters.remove(&task) {
+            self.count -= waiters.len();
+            for w in waiters {
+                let _ = w.send(Err(service::Error::Refused(why.clone())));
+            }
+        }
+        if self.sent.get(&task).is_some() {
+            self.refused.put(task, why);
+        }
+    }
+
     /// Queues a submission to publish; `reply` gets `submitted` once it is out.
     pub(crate) fn send(&mut self, reply: Reply<Submitted>, submitted: Submitted, message: Message) {
+        // Sent again: an earlier refusal no longer answers for it.
+        self.refused.forget(&submitted.id);
+        self.sent.put(submitted.id, ());
         self.sends.push((reply, submitted, message));
     }
 
@@ -117,5 +187,70 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         s.wait(b, tx);
         assert!(matches!(rx.try_recv(), Ok(Err(service::Error::Refused(_)))));
+    }
+
+    fn submitted(id: TaskId) -> (Submitted, Message) {
+        let spec = ipfsbench_protocols::task::Spec::new(ipfsbench_protocols::task::Kind::Noop);
+        let message = Message::Submit(ipfsbench_protocols::task::Submit {
+            key: "k".into(),
+            spec,
+        });
+        (
+            Submitted {
+                id,
+                new: true,
+                record: None,
+            },
+            message,
+        )
+    }
+
+    #[test]
+    fn a_refusal_answers_waiters_at_once_and_later_ones_too() {
+        let (me, master) = (PeerId::random(), PeerId::random());
+        let (a, other) = (TaskId::derive(&me, "a"), TaskId::derive(&me, "other"));
+        let mut s = Submitter::default();
+        let (sub, msg) = submitted(a);
+        s.send(oneshot::channel().0, sub, msg);
+        let (tx, mut rx) = oneshot::channel();
+        s.wait(a, tx);
+        s.refused(a, master, "not listed");
+        match rx.try_recv() {
+            Ok(Err(service::Error::Refused(why))) => {
+                assert!(why.contains("not listed") && why.contains(&master.to_string()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.waiting(), 0);
+        // A caller that starts waiting after the refusal came is answered at once.
+        let (tx, mut rx) = oneshot::channel();
+        s.wait(a, tx);
+        assert!(matches!(rx.try_recv(), Ok(Err(service::Error::Refused(_)))));
+        // A refusal of a task not sent from here is not kept.
+        s.refused(other, master, "not listed");
+        let (tx, mut rx) = oneshot::channel();
+        s.wait(other, tx);
+        assert!(rx.try_recv().is_err(), "still waiting");
+        // Sent again, the task waits for its new answer.
+        let (sub, msg) = submitted(a);
+        s.send(oneshot::channel().0, sub, msg);
+        let (tx, mut rx) = oneshot::channel();
+        s.wait(a, tx);
+        assert!(rx.try_recv().is_err(), "waiting again");
+    }
+
+    #[test]
+    fn what_is_remembered_is_bounded() {
+        let me = PeerId::random();
+        let mut s = Submitter::default();
+        for i in 0..MAX_REMEMBERED * 3 {
+            let id = TaskId::derive(&me, &i.to_string());
+            let (sub, msg) = submitted(id);
+            s.send(oneshot::channel().0, sub, msg);
+            s.refused(id, me, "no");
+        }
+        assert_eq!(s.sent.map.len(), MAX_REMEMBERED);
+        assert_eq!(s.refused.order.len(), MAX_REMEMBERED);
+        assert!(s.take_sends().len() == MAX_REMEMBERED * 3);
     }
 }

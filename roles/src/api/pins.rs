@@ -3,8 +3,6 @@
 //! `/api/v0/cluster/state` and `/api/v0/cluster/state/snapshot`.
 
 use crate::pinset;
-use std::collections::BTreeMap;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State as Extract;
@@ -17,9 +15,8 @@ use ipfsbench_core::network::PeerId;
 use ipfsbench_core::state;
 
 use super::wire::{Alert, Alerts, Recovered, Snapshot};
-use crate::pinset::{PeerStatus, PinRequest, PinStatus, Pinset};
+use crate::pinset::{input, PeerStatus, PinRequest, PinStatus, Pinset};
 use crate::service;
-use crate::settings::replication;
 
 /// Bytes of JSON lines gathered before they are sent.
 const CHUNK: usize = 64 * 1024;
@@ -67,57 +64,42 @@ fn peer(text: &str) -> Result<PeerId, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("{text:?} is not a PeerId")))
 }
 
+/// A replication factor, read as IPFS Cluster reads it ([`input::factor`]); `replication`
+/// sets both.
 fn factor(args: &Args, key: &str) -> Result<Option<Option<u32>>, ApiError> {
-    args.num::<i32>(key)?
-        .map(|n| {
-            replication(n).ok_or_else(|| {
-                ApiError::bad_request(format!("{key} {n} must be -1 (everywhere) or above 0"))
-            })
-        })
-        .transpose()
-}
-
-/// A duration like `90s`, `15m`, `2h` or `7d`.
-pub fn duration(text: &str) -> Result<Duration, String> {
-    let (digits, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 15m, 2h or 7d"))?;
-    let secs = match unit {
-        "s" | "" => 1,
-        "m" => 60,
-        "h" => 3_600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    let given = match args.get("replication") {
+        Some(_) => args.num::<i64>("replication")?,
+        None => args.num::<i64>(key)?,
     };
-    n.checked_mul(secs)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?} is too long"))
+    match given {
+        Some(n) => input::factor(n).map_err(|e| ApiError::bad_request(format!("{key}: {e}"))),
+        None => Ok(None),
+    }
 }
 
 fn request(args: &Args) -> Result<PinRequest, ApiError> {
-    let mut metadata = BTreeMap::new();
-    for m in args.all("metadata") {
-        let (k, v) = m
-            .split_once('=')
-            .ok_or_else(|| ApiError::bad_request(format!("metadata {m:?} is not key=value")))?;
-        metadata.insert(k.to_string(), v.to_string());
-    }
-    let allocations = args
+    let metadata = input::metadata(args.all("metadata")).map_err(ApiError::bad_request)?;
+    let allocations: Vec<&str> = args
         .all("allocations")
-        .iter()
+        .into_iter()
         .flat_map(|a| a.split(','))
         .filter(|a| !a.is_empty())
+        .collect();
+    if allocations.len() > pinset::MAX_ALLOCATIONS {
+        return Err(ApiError::bad_request(format!(
+            "at most {} allocations",
+            pinset::MAX_ALLOCATIONS
+        )));
+    }
+    let allocations = allocations
+        .into_iter()
         .map(peer)
         .collect::<Result<Vec<_>, _>>()?;
     let expire_at_ms = args
         .get("expire-in")
         .map(|d| {
-            duration(d)
-                .map(|d| crate::now_ms() + d.as_millis() as u64)
+            input::duration(d)
+                .and_then(|d| input::expiry(crate::now_ms(), d))
                 .map_err(ApiError::bad_request)
         })
         .transpose()?;
@@ -200,6 +182,12 @@ pub(super) fn line<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 async fn ls(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiError> {
     let name = args.get("name").map(str::to_string);
+    if name.as_ref().is_some_and(|n| n.len() > pinset::MAX_TEXT) {
+        return Err(ApiError::bad_request(format!(
+            "name longer than {} bytes: no pin has it",
+            pinset::MAX_TEXT
+        )));
+    }
     let pinset = api.pinset.clone();
     stream(move |send| {
         // A pin is stored as the JSON the API sends: passed through after a check that it is
@@ -331,21 +319,4 @@ async fn snapshot(Extract(api): Extract<Api>) -> Result<Json<Snapshot>, ApiError
     Ok(Json(Snapshot {
         snapshot: cid.to_string(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_people_write_them() {
-        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(duration("2h"), Ok(Duration::from_secs(7_200)));
-        assert_eq!(duration("7d"), Ok(Duration::from_secs(604_800)));
-        assert_eq!(duration("30"), Ok(Duration::from_secs(30)));
-        assert!(duration("1w").is_err());
-        assert!(duration("h").is_err());
-        assert!(duration("99999999999999999999d").is_err());
-    }
 }

@@ -2,9 +2,17 @@
 //! takes): submissions from listed submitters, claims, progress and reports from its
 //! workers, cancels from the submitter of a task. Each handler says whether it acted; what
 //! to publish goes to the outbox, and `dirty` asks for a flush before anything is published.
+//!
+//! A submission the master will not take (from a peer it does not list, or one its table
+//! refuses) is answered at once with a refusal ([`Report::refusal`]), so that its submitter
+//! is not left waiting. Refusals are small (a fixed reason of at most
+//! [`ipfsbench_protocols::task::MAX_REFUSAL`] bytes, batched with the turn's other reports) and paced
+//! ([`Refusals`]): a flood of submissions draws a bounded trickle back.
+
+use std::collections::HashMap;
 
 use ipfsbench_core::network::PeerId;
-use ipfsbench_protocols::task::{Cancel, Message, Report, Submit};
+use ipfsbench_protocols::task::{Cancel, Message, Report, Submit, TaskId};
 
 use super::Master;
 use crate::cluster::Counters;
@@ -19,6 +27,59 @@ pub(crate) struct Effects<'a> {
     pub(crate) dirty: &'a mut bool,
     /// The service's counters.
     pub(crate) counters: &'a mut Counters,
+    /// The pace of refusals.
+    pub(crate) refusals: &'a mut Refusals,
+}
+
+impl Effects<'_> {
+    /// Refuses `from`'s submission of `task` for `reason`, if the pace allows.
+    fn refuse(&mut self, from: PeerId, task: TaskId, reason: &str, now: u64) {
+        if self.refusals.allow(from, now) {
+            self.outbox
+                .push(Message::Report(Report::refusal(task, reason)));
+        }
+    }
+}
+
+/// Refusals sent in one second, at most.
+pub(crate) const REFUSALS_PER_SECOND: u32 = 128;
+/// Refusals sent to one peer in one second, at most.
+pub(crate) const REFUSALS_PER_PEER: u32 = 32;
+
+/// How many refusals went out this second, in all and to each peer (at most
+/// [`REFUSALS_PER_SECOND`] peers are ever counted).
+#[derive(Debug, Default)]
+pub(crate) struct Refusals {
+    second: u64,
+    sent: u32,
+    to: HashMap<PeerId, u32>,
+}
+
+impl Refusals {
+    /// Whether a refusal to `peer` may go out at `now_ms` (and counts it if so).
+    pub(crate) fn allow(&mut self, peer: PeerId, now_ms: u64) -> bool {
+        let second = now_ms / 1000;
+        if second != self.second {
+            self.second = second;
+            self.sent = 0;
+            self.to.clear();
+        }
+        if self.sent >= REFUSALS_PER_SECOND {
+            return false;
+        }
+        let to = self.to.entry(peer).or_default();
+        if *to >= REFUSALS_PER_PEER {
+            return false;
+        }
+        *to += 1;
+        self.sent += 1;
+        true
+    }
+}
+
+/// Why a master refuses the submissions of `from`, a peer it does not list.
+pub(crate) fn not_a_submitter(from: &PeerId) -> String {
+    format!("this master does not take submissions from {from} (not in its tasks.submitters)")
 }
 
 impl Master {
@@ -33,14 +94,19 @@ impl Master {
     ) -> bool {
         match message {
             Message::Submit(Submit { key, spec }) => {
+                let task = TaskId::derive(&from, &key);
                 if !settings.submitters.contains(&from) {
                     fx.counters.unauthorised += 1;
                     tracing::debug!(%from, "submission from a peer not listed as a submitter");
+                    fx.refuse(from, task, &not_a_submitter(&from), now);
                     return true;
                 }
                 match self.submit(from, &key, spec, now) {
                     Ok(_) => *fx.dirty = true,
-                    Err(error) => tracing::info!(%from, %error, "submission refused"),
+                    Err(error) => {
+                        tracing::info!(%from, %error, "submission refused");
+                        fx.refuse(from, task, &error.to_string(), now);
+                    }
                 }
                 true
             }
@@ -126,7 +192,7 @@ mod tests {
     use crate::cluster::Peers;
     use crate::master::State;
     use ipfsbench_core::config::TasksConfig;
-    use ipfsbench_protocols::task::{Claim, Kind, Outcome, Spec, TaskId};
+    use ipfsbench_protocols::task::{Claim, Kind, Outcome, Spec};
     use ipfsbench_protocols::Role;
 
     const T0: u64 = 1_700_000_000_000;
@@ -151,15 +217,26 @@ mod tests {
         let (listed, stranger) = (PeerId::random(), PeerId::random());
         settings.submitters.insert(listed);
         let (mut outbox, mut dirty, mut counters) = (Vec::new(), false, Counters::default());
+        let mut refusals = Refusals::default();
         let mut fx = Effects {
             outbox: &mut outbox,
             dirty: &mut dirty,
             counters: &mut counters,
+            refusals: &mut refusals,
         };
         assert!(m.on_gossip(&settings, stranger, submit("a"), T0, &mut fx));
         assert_eq!(fx.counters.unauthorised, 1);
         assert!(!*fx.dirty);
-        assert!(m.get(&TaskId::derive(&stranger, "a")).unwrap().is_none());
+        let refused = TaskId::derive(&stranger, "a");
+        assert!(m.get(&refused).unwrap().is_none());
+        // The stranger is told at once, with a refusal of the task it would have made.
+        match fx.outbox.pop() {
+            Some(Message::Report(r)) => {
+                assert_eq!(r.task, refused);
+                assert!(r.refused().unwrap().contains("tasks.submitters"), "{r:?}");
+            }
+            other => panic!("no refusal: {other:?}"),
+        }
 
         assert!(m.on_gossip(&settings, listed, submit("b"), T0, &mut fx));
         assert!(*fx.dirty);
@@ -179,6 +256,22 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_paced_per_peer_and_in_all() {
+        let mut r = Refusals::default();
+        let flood = PeerId::random();
+        let sent = (0..1_000).filter(|_| r.allow(flood, T0)).count();
+        assert_eq!(sent, REFUSALS_PER_PEER as usize, "one peer's flood");
+        // Others still get theirs, up to the total of the second.
+        let others = (0..1_000)
+            .filter(|_| r.allow(PeerId::random(), T0 + 999))
+            .count();
+        assert_eq!(others, (REFUSALS_PER_SECOND - REFUSALS_PER_PEER) as usize);
+        assert!(r.to.len() <= REFUSALS_PER_SECOND as usize);
+        // The next second starts afresh.
+        assert!(r.allow(flood, T0 + 1_000));
+    }
+
+    #[test]
     fn a_failed_attempt_that_will_be_retried_is_acknowledged_by_a_cancel() {
         let dir = tempfile::tempdir().unwrap();
         let mut m = master(dir.path());
@@ -192,10 +285,12 @@ mod tests {
         let assigned = m.tick(&peers, T0 + 1).unwrap();
         assert_eq!(assigned.len(), 1);
         let (mut outbox, mut dirty, mut counters) = (Vec::new(), false, Counters::default());
+        let mut refusals = Refusals::default();
         let mut fx = Effects {
             outbox: &mut outbox,
             dirty: &mut dirty,
             counters: &mut counters,
+            refusals: &mut refusals,
         };
         let claim = Message::Claim(Claim {
             task: record.id,

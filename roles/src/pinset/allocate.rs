@@ -47,8 +47,8 @@ pub enum AllocError {
         /// Copies needed.
         min: u32,
     },
-    /// A named peer cannot hold pins (unknown, silent, or a leecher).
-    #[error("peer {0} cannot hold pins (not a live worker{1})")]
+    /// A named peer cannot hold pins (unknown, silent, untrusted, or a leecher).
+    #[error("peer {0} cannot hold pins (not a live worker{1} whose reports this node applies)")]
     Ineligible(PeerId, &'static str),
 }
 

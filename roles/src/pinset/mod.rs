@@ -5,11 +5,13 @@
 //!   expiry, and a recover counter that makes every holder retry its errors.
 //! - `status/<cid>/<peer>` → a [`PeerStatus`] (JSON), written by that peer's [`tracker`].
 //!
-//! Allocation ([`allocate`]) happens where the pin is added; masters re-allocate the pins of
-//! peers silent past `cluster.reallocate_after` ([`healer`]).
+//! A request is checked ([`input`]) and allocated ([`allocate`]) where the pin is added, only
+//! to peers whose reports this node applies; masters re-allocate the pins of peers silent
+//! past `cluster.reallocate_after` ([`healer`]).
 
 pub mod allocate;
 pub mod healer;
+pub mod input;
 pub mod status;
 pub mod tracker;
 
@@ -23,14 +25,8 @@ use serde::{Deserialize, Serialize};
 use crate::service::{self, PeerView};
 use crate::settings::ClusterSettings;
 use allocate::{AllocError, Allocation, Candidate, Wanted};
+pub use input::{MAX_ALLOCATIONS, MAX_EXPIRY, MAX_METADATA, MAX_TEXT};
 pub use status::{PeerStatus, PinStatus, Tracking};
-
-/// The most metadata entries a pin may carry.
-pub const MAX_METADATA: usize = 32;
-/// The longest name, metadata key or value. Bytes.
-pub const MAX_TEXT: usize = 256;
-/// The most peers a pin may be allocated to.
-pub const MAX_ALLOCATIONS: usize = 64;
 
 /// A pin of the cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,7 +189,7 @@ impl Pinset {
         let cid = req
             .cid
             .ok_or_else(|| Error::Invalid("a CID is required".into()))?;
-        check(&req)?;
+        check(&req, now_ms)?;
         let mut pin = Pin {
             cid,
             name: req.name,
@@ -208,13 +204,8 @@ impl Pinset {
             under_replicated: false,
             recover: 0,
         };
-        if let (Some(min), Some(max)) = (pin.replication_factor_min, pin.replication_factor_max) {
-            if min > max {
-                return Err(Error::Invalid(format!(
-                    "replication-min {min} is above replication-max {max}"
-                )));
-            }
-        }
+        input::check_factors(pin.replication_factor_min, pin.replication_factor_max)
+            .map_err(Error::Invalid)?;
         // Re-adding keeps the recover counter, so holders' earlier reports stay comparable.
         if let Some(old) = self.get(&cid)? {
             pin.recover = old.recover;
@@ -350,15 +341,17 @@ impl Pinset {
         Ok(out)
     }
 
-    /// The peers that may hold pins, each with the number of pins it holds; silent peers
-    /// (past `reallocate_after`) and `except` are left out.
+    /// The peers that may hold pins, each with the number of pins it holds. Only peers whose
+    /// changes to the state this node applies are candidates (a peer whose reports are
+    /// dropped could never be seen to hold a pin); silent peers (past `reallocate_after`)
+    /// and `except` are left out.
     pub async fn candidates(&self, except: Option<&PeerId>) -> Result<Vec<Candidate>, Error> {
         let peers = self.service.peers().await?;
         let load = self.load()?;
         let silent = self.settings.reallocate_after.as_millis() as u64;
         Ok(peers
             .iter()
-            .filter(|p| p.last_heartbeat_ms_ago <= silent)
+            .filter(|p| p.trusted && p.last_heartbeat_ms_ago <= silent)
             .filter_map(|p| candidate(p, &load))
             .filter(|c| Some(&c.peer) != except)
             .collect())
@@ -406,25 +399,12 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T,
     })
 }
 
-/// A request's own limits.
-fn check(req: &PinRequest) -> Result<(), Error> {
-    let bad = |m: String| Err(Error::Invalid(m));
-    if req.name.len() > MAX_TEXT {
-        return bad(format!("name longer than {MAX_TEXT} bytes"));
+/// A request's own limits: its labels, and its expiry as seen at `now_ms`.
+fn check(req: &PinRequest, now_ms: u64) -> Result<(), Error> {
+    input::check_labels(&req.name, &req.tags, &req.metadata, req.allocations.len())
+        .map_err(Error::Invalid)?;
+    if let Some(at) = req.expire_at_ms {
+        input::check_expiry(now_ms, at).map_err(Error::Invalid)?;
     }
-    if req.metadata.len() > MAX_METADATA
-        || req
-            .metadata
-            .iter()
-            .any(|(k, v)| k.is_empty() || k.len() > MAX_TEXT || v.len() > MAX_TEXT)
-    {
-        return bad(format!(
-            "at most {MAX_METADATA} metadata entries, keys 1 to {MAX_TEXT} bytes, values up to {MAX_TEXT}"
-        ));
-    }
-    if req.allocations.len() > MAX_ALLOCATIONS {
-        return bad(format!("at most {MAX_ALLOCATIONS} allocations"));
-    }
-    crate::settings::check_tags(&req.tags).map_err(Error::Invalid)?;
     Ok(())
 }

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::replicate::Replicator;
 use super::{CapacityView, Command, Finished, PeerView, Reply, Stats, Submitted};
 use crate::cluster::{Counters, Peers};
-use crate::master::gossip::Effects;
+use crate::master::gossip::{Effects, Refusals};
 use crate::master::lead::Leadership;
 use crate::master::{Master, TaskRecord};
 use crate::settings::Settings;
@@ -74,6 +74,8 @@ pub(super) struct Actor {
     acks: Vec<Ack>,
     /// The master's table changed this turn and must be flushed.
     dirty: bool,
+    /// The pace of refusals of submissions (masters).
+    refusals: Refusals,
     seq: u64,
     /// The replicated cluster state, and its change counter as this loop last saw it.
     state: Option<StateHandle>,
@@ -137,6 +139,7 @@ impl Actor {
             outbox: Vec::new(),
             acks: Vec::new(),
             dirty: false,
+            refusals: Refusals::default(),
             seq: 0,
             state_seen: state.as_ref().map(StateHandle::changes),
             // Only masters write to the state from here (their table).
@@ -304,6 +307,7 @@ impl Actor {
                     outbox: &mut self.outbox,
                     dirty: &mut self.dirty,
                     counters: &mut self.counters,
+                    refusals: &mut self.refusals,
                 };
                 master.on_gossip(&self.settings, from, message, now, &mut fx)
             }
@@ -360,9 +364,12 @@ impl Actor {
             Message::Cancel(c) if worker => self.attempts.cancel(&c.task, c.attempt),
             Message::Report(r) if trusted => {
                 // The master's outcome also acknowledges the worker's report, and a submitter
-                // here may be waiting for it.
+                // here may be waiting for it (or for the master's refusal).
                 self.attempts.acknowledged(&r.task, r.attempt);
-                self.submitter.wake(&submitter::finished_by(&r));
+                match r.refused() {
+                    Some(reason) => self.submitter.refused(r.task, from, reason),
+                    None => self.submitter.wake(&submitter::finished_by(&r)),
+                }
                 true
             }
             _ => false,
@@ -550,10 +557,12 @@ impl Actor {
     }
 
     fn peer_views(&self, now: u64) -> Vec<PeerView> {
+        let writers = self.settings.state_writers(self.me);
         let mut list: Vec<PeerView> = self
             .peers
             .iter()
             .map(|(id, p)| PeerView {
+                trusted: writers.contains(id),
                 peer: id.to_string(),
                 role: p.role,
                 this_node: *id == self.me,

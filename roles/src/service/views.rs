@@ -65,6 +65,10 @@ pub struct PeerView {
     /// The epoch of its leadership, when it is the master that schedules.
     #[serde(default)]
     pub leads: Option<u64>,
+    /// Whether this node applies its changes to the replicated state (its reports on pins
+    /// among them): only such peers are allocated pins.
+    #[serde(default)]
+    pub trusted: bool,
 }
 
 /// Which master schedules, as a node knows it: what `cluster master` shows.

@@ -8,7 +8,7 @@ use crate::service;
 use std::collections::HashMap;
 
 use ipfsbench_core::network::PeerId;
-use ipfsbench_protocols::task::{Heartbeat, Message, Spec, Submit, TaskId};
+use ipfsbench_protocols::task::{Heartbeat, Message, Report, Spec, Submit, TaskId};
 use ipfsbench_protocols::Role;
 
 use super::super::{MasterView, Reply, Submitted};
@@ -209,11 +209,18 @@ impl Actor {
     /// A submission over pubsub that reached a master that does not lead: taken into the
     /// state when no leader is heard (the leader takes it itself otherwise).
     pub(super) fn on_submit_standby(&mut self, from: PeerId, submit: Submit, now: u64) -> bool {
+        let leader = self.lead.as_ref().and_then(|l| l.active(now));
         if !self.settings.submitters.contains(&from) {
             self.counters.unauthorised += 1;
+            // The leader refuses it, when there is one.
+            if leader.is_none() && self.refusals.allow(from, now) {
+                let task = TaskId::derive(&from, &submit.key);
+                let reason = crate::master::gossip::not_a_submitter(&from);
+                self.outbox
+                    .push(Message::Report(Report::refusal(task, &reason)));
+            }
             return true;
         }
-        let leader = self.lead.as_ref().and_then(|l| l.active(now));
         if leader.is_some() {
             return true;
         }
