@@ -1,15 +1,17 @@
 //! The libp2p host: one task owns the `Swarm` ([`event_loop`]); everything else talks to it
 //! through a cloneable [`Client`] over a bounded command channel.
 //!
-//! Transports: TCP and QUIC, noise, yamux, DNS, relay client. Protocols: identify, ping,
-//! Kademlia (`/ipfs/kad/1.0.0`), gossipsub, mDNS (optional), AutoNAT, relay server (masters),
-//! DCUtR and Bitswap (`ipfsbench_protocols::bitswap`).
+//! Transports: TCP and QUIC, noise, yamux ([`muxer`]: no stream window larger than a frame
+//! yamux decodes), DNS, relay client. Protocols: identify, ping, Kademlia (`/ipfs/kad/1.0.0`),
+//! gossipsub, mDNS (optional), AutoNAT, relay server (masters), DCUtR and Bitswap
+//! (`ipfsbench_protocols::bitswap`).
 
 mod behaviour;
 mod client;
 mod command;
 mod event_loop;
 mod keep;
+mod muxer;
 mod observe;
 mod offences;
 pub mod ping;
@@ -18,7 +20,7 @@ mod providers;
 use std::sync::Arc;
 use std::time::Duration;
 
-use libp2p::{noise, tcp, yamux};
+use libp2p::{noise, tcp};
 
 pub use behaviour::MAX_PUBSUB_MESSAGE;
 pub use client::{Client, DagProgress, PeerInfo, PubsubMessage, PubsubStats};
@@ -183,7 +185,7 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
             $transports
                 .with_dns()
                 .map_err(|e| setup(&e))?
-                .with_relay_client(noise::Config::new, yamux::Config::default)
+                .with_relay_client(noise::Config::new, muxer::Config::default)
                 .map_err(|e| setup(&e))?
                 .with_bandwidth_metrics($registry)
                 .with_behaviour(behaviour)
@@ -200,7 +202,7 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
                     .with_tcp(
                         tcp::Config::default().nodelay(true),
                         noise::Config::new,
-                        yamux::Config::default,
+                        muxer::Config::default,
                     )
                     .map_err(|e| setup(&e))?
                     .with_quic(),
@@ -260,8 +262,8 @@ fn private_tcp(
             .and_then(move |socket, _| libp2p::pnet::PnetConfig::new(psk).handshake(socket))
             .upgrade(Version::V1Lazy)
             .authenticate(noise)
-            .multiplex(yamux::Config::default())
-            .map(|(peer, muxer), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(muxer))),
+            .multiplex(muxer::Config::default())
+            .map(|(peer, conn), _| (peer, libp2p::core::muxing::StreamMuxerBox::new(conn))),
     )
 }
 
