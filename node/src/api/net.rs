@@ -31,8 +31,8 @@ const PROTOCOLS: &[&str] = &[
 pub(super) async fn id(Extract(s): Extract<State>) -> Result<Json<wire::Identity>, ApiError> {
     let peer = s.repo.peer_id();
     let public = s.repo.keypair().public().encode_protobuf();
-    // Kubo prints the key as plain base64: multibase's 'm' prefix dropped.
-    let public = multibase::encode(Base::Base64Pad, public)[1..].to_string();
+    // Kubo prints the key as plain base64.
+    let public = base64(&public);
     let addrs: Vec<String> = s
         .net
         .listen_addrs()
@@ -44,11 +44,15 @@ pub(super) async fn id(Extract(s): Extract<State>) -> Result<Json<wire::Identity
         id: peer.to_string(),
         public_key: public,
         addresses: addrs,
+        // Our program and version, never a Kubo version: a client that reads it as Kubo's
+        // (aioipfs) takes it for a Kubo before 0.11, whose pubsub form we also serve (see
+        // `TopicForm`).
         agent_version: format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION")),
         protocols: PROTOCOLS.iter().map(|p| p.to_string()).collect(),
     }))
 }
 
+/// `version`: this node's own version (not a Kubo version it would imitate).
 pub(super) async fn version() -> Json<wire::Version> {
     Json(wire::Version {
         version: env!("CARGO_PKG_VERSION").to_string(),
@@ -137,28 +141,51 @@ pub fn ndjson(body: Body) -> Result<Response, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-/// Pubsub topics travel in URLs multibase-encoded (`u` + base64url), as Kubo does.
-fn decode_topic(arg: &str) -> Result<String, ApiError> {
-    let (_, bytes) = multibase::decode(arg).map_err(|e| {
-        ApiError::bad_request(format!(
-            "topic {arg:?} must be multibase-encoded (e.g. 'u' + base64url): {e}"
-        ))
-    })?;
-    String::from_utf8(bytes).map_err(|_| ApiError::bad_request("topic is not UTF-8"))
+/// How a call names its pubsub topic, which also decides how `pubsub/sub` encodes messages.
+///
+/// Kubo 0.11 moved pubsub to multibase: topics travel in URLs multibase-encoded (`u` +
+/// base64url), and messages carry multibase fields. Clients written for older Kubo send plain
+/// topic names (`pub` takes the data as a second argument) and read messages with standard
+/// base64 fields and plain topic names. aioipfs 0.7 picks one form by reading `id`'s
+/// `AgentVersion` as a Kubo version (`<name>/<version>`, not the `version` call): ours names our
+/// own program and version (`ipfsbench-node/0.1.0`), so it picks the old form. Rather than
+/// answer as a Kubo version this node is not, the API takes both: an argument that decodes as
+/// multibase to UTF-8 text is a multibase topic, as Kubo 0.11 and later read it; any other is a
+/// plain topic name. The one ambiguity, a plain name that is also multibase text (`uaGk`, say),
+/// is read as multibase, as Kubo reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopicForm {
+    /// Kubo 0.11 and later.
+    Multibase,
+    /// Kubo before 0.11.
+    Plain,
+}
+
+/// A topic argument: the topic, and the form it came in.
+fn decode_topic(arg: &str) -> Result<(String, TopicForm), ApiError> {
+    if arg.is_empty() {
+        return Err(ApiError::bad_request("the topic is empty"));
+    }
+    let multibase = multibase::decode(arg)
+        .ok()
+        .and_then(|(_, bytes)| String::from_utf8(bytes).ok());
+    Ok(match multibase {
+        Some(topic) => (topic, TopicForm::Multibase),
+        None => (arg.to_string(), TopicForm::Plain),
+    })
 }
 
 fn encode(bytes: &[u8]) -> String {
     multibase::encode(Base::Base64Url, bytes)
 }
 
-pub(super) async fn pubsub_pub(
-    Extract(s): Extract<State>,
-    args: Args,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<wire::Empty>, ApiError> {
-    let mut multipart = super::multipart(multipart)?;
-    let topic = decode_topic(args.arg()?)?;
-    let data = super::first_part(&mut multipart, "the message data").await?;
+/// Standard padded base64, as Go's JSON encodes bytes (multibase's `M` prefix dropped).
+fn base64(bytes: &[u8]) -> String {
+    multibase::encode(Base::Base64Pad, bytes)[1..].to_string()
+}
+
+/// Refuses a message over the network's size limit.
+fn check_size(data: &[u8]) -> Result<(), ApiError> {
     if data.len() > crate::network::MAX_PUBSUB_MESSAGE {
         return Err(ApiError::bad_request(format!(
             "message of {} bytes exceeds the {}-byte limit",
@@ -166,23 +193,69 @@ pub(super) async fn pubsub_pub(
             crate::network::MAX_PUBSUB_MESSAGE
         )));
     }
+    Ok(())
+}
+
+/// `pubsub/pub?arg=<topic>` with the data as a file part; or, as Kubo before 0.11 took it,
+/// `pubsub/pub?arg=<plain topic>&arg=<data>...`, each further argument one message.
+pub(super) async fn pubsub_pub(
+    Extract(s): Extract<State>,
+    args: Args,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<wire::Empty>, ApiError> {
+    let all = args.all("arg");
+    let topic = *all
+        .first()
+        .ok_or_else(|| ApiError::bad_request("argument \"arg\" is required"))?;
+    if all.len() > 1 {
+        if topic.is_empty() {
+            return Err(ApiError::bad_request("the topic is empty"));
+        }
+        let messages = &all[1..];
+        for data in messages {
+            check_size(data.as_bytes())?;
+        }
+        for data in messages {
+            s.net
+                .publish(topic.to_string(), data.as_bytes().to_vec())
+                .await?;
+        }
+        return Ok(Json(wire::Empty {}));
+    }
+    let mut multipart = super::multipart(multipart)?;
+    let (topic, _) = decode_topic(topic)?;
+    let data = super::first_part(&mut multipart, "the message data").await?;
+    check_size(&data)?;
     s.net.publish(topic, data.to_vec()).await?;
     Ok(Json(wire::Empty {}))
 }
 
+/// `pubsub/sub`: messages as JSON lines, encoded in the form the topic came in.
 pub(super) async fn pubsub_sub(
     Extract(s): Extract<State>,
     args: Args,
 ) -> Result<Response, ApiError> {
-    let topic = decode_topic(args.arg()?)?;
+    let (topic, form) = decode_topic(args.arg()?)?;
     let rx = s.net.subscribe_hearing_own(topic.clone()).await?;
-    let encoded_topic = encode(topic.as_bytes());
+    let topic_id = match form {
+        TopicForm::Multibase => encode(topic.as_bytes()),
+        TopicForm::Plain => topic,
+    };
     let lines = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |m| {
-        let line = wire::PubsubMessage {
-            from: m.from.map(|p| p.to_string()).unwrap_or_default(),
-            data: encode(&m.data),
-            seqno: encode(&m.seqno.unwrap_or(0).to_be_bytes()),
-            topic_ids: vec![encoded_topic.clone()],
+        let seqno = m.seqno.unwrap_or(0).to_be_bytes();
+        let line = match form {
+            TopicForm::Multibase => wire::PubsubMessage {
+                from: m.from.map(|p| p.to_string()).unwrap_or_default(),
+                data: encode(&m.data),
+                seqno: encode(&seqno),
+                topic_ids: vec![topic_id.clone()],
+            },
+            TopicForm::Plain => wire::PubsubMessage {
+                from: m.from.map(|p| base64(&p.to_bytes())).unwrap_or_default(),
+                data: base64(&m.data),
+                seqno: base64(&seqno),
+                topic_ids: vec![topic_id.clone()],
+            },
         };
         serde_json::to_string(&line).map(|text| text + "\n")
     });
@@ -204,7 +277,11 @@ pub(super) async fn pubsub_peers(
     Extract(s): Extract<State>,
     args: Args,
 ) -> Result<Json<wire::Strings>, ApiError> {
-    let topic = args.get("arg").map(decode_topic).transpose()?;
+    let topic = args
+        .get("arg")
+        .map(decode_topic)
+        .transpose()?
+        .map(|(topic, _)| topic);
     let peers: Vec<String> = s
         .net
         .topic_peers(topic)
@@ -213,4 +290,45 @@ pub(super) async fn pubsub_peers(
         .map(ToString::to_string)
         .collect();
     Ok(Json(wire::Strings { strings: peers }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_are_read_as_multibase_when_they_decode_and_as_plain_names_otherwise() {
+        let multibase = |t: &str| {
+            decode_topic(t)
+                .ok()
+                .map(|(t, f)| (t, f == TopicForm::Multibase))
+        };
+        // Kubo 0.11 and later: multibase text, any base.
+        assert_eq!(
+            multibase(&encode(b"my topic")),
+            Some(("my topic".into(), true))
+        );
+        assert_eq!(multibase("f6869"), Some(("hi".into(), true)));
+        // Older clients' plain names, including ones that start with a multibase prefix.
+        for plain in [
+            "aioipfs-pubsub",
+            "bench/results 1",
+            "test",
+            "uh oh",
+            "z0OIl",
+        ] {
+            assert_eq!(multibase(plain), Some((plain.into(), false)), "{plain}");
+        }
+        // Multibase of bytes that are not UTF-8 text is no topic of ours: a plain name.
+        let binary = encode(&[0xff, 0xfe]);
+        assert_eq!(multibase(&binary), Some((binary.clone(), false)));
+        assert!(decode_topic("").is_err());
+    }
+
+    #[test]
+    fn the_old_form_encodes_bytes_as_go_did() {
+        assert_eq!(base64(b"hello"), "aGVsbG8=");
+        assert_eq!(base64(&1u64.to_be_bytes()), "AAAAAAAAAAE=");
+        assert_eq!(base64(&[]), "");
+    }
 }

@@ -295,17 +295,19 @@ pub struct Provider {
     pub addrs: Vec<String>,
 }
 
-/// One line of `pubsub/sub`'s answer: a message.
+/// One line of `pubsub/sub`'s answer: a message. Its fields are encoded as Kubo 0.11 and
+/// later encode them when the subscriber named the topic multibase-encoded; for a plain
+/// topic name, as Kubo before 0.11 did (standard padded base64, and the plain topic).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PubsubMessage {
-    /// The sender's PeerId (empty when unsigned).
+    /// The sender's PeerId as text (before 0.11: its bytes in base64); empty when unsigned.
     pub from: String,
-    /// The data, multibase base64url.
+    /// The data, multibase base64url (before 0.11: base64).
     pub data: String,
-    /// The sequence number's 8 big-endian bytes, multibase base64url.
+    /// The sequence number's 8 big-endian bytes, multibase base64url (before 0.11: base64).
     pub seqno: String,
-    /// The topic, multibase base64url.
+    /// The topic, multibase base64url (before 0.11: plain).
     #[serde(rename = "topicIDs")]
     pub topic_ids: Vec<String>,
 }
