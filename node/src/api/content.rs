@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State as Extract};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cid::Cid;
 use tokio::io::AsyncWriteExt;
@@ -409,15 +409,25 @@ pub(super) async fn block_rm(Extract(s): Extract<State>, args: Args) -> Result<R
     if cids.is_empty() {
         return Err(ApiError::bad_request("argument \"arg\" is required"));
     }
+    // Kubo's options: `force` ignores blocks that are not here, `quiet` leaves out the lines
+    // of blocks removed.
+    let force = args.flag("force", false)?;
+    let quiet = args.flag("quiet", false)?;
     blocking(&s, move |r| {
         let mut body = String::new();
         for cid in cids {
-            r.block_rm(&cid)?;
-            let line = wire::BlockRemoved {
-                hash: cid.to_string(),
-                error: String::new(),
-            };
-            push_line(&mut body, &line);
+            match r.block_rm(&cid) {
+                Ok(()) => {}
+                Err(crate::repo::Error::NotFound(_)) if force => {}
+                Err(e) => return Err(e.into()),
+            }
+            if !quiet {
+                let line = wire::BlockRemoved {
+                    hash: cid.to_string(),
+                    error: None,
+                };
+                push_line(&mut body, &line);
+            }
         }
         Ok(body)
     })
@@ -476,10 +486,10 @@ pub(super) async fn pin_rm(
     Ok(Json(wire::Pins { pins: removed }))
 }
 
-pub(super) async fn pin_ls(
-    Extract(s): Extract<State>,
-    args: Args,
-) -> Result<Json<wire::PinList>, ApiError> {
+/// `pin/ls` as Kubo 0.22 answers it: every pin of the kinds `type` selects, or, with `arg`s,
+/// each named path (resolved) with how it is pinned; a named path that is not pinned (as that
+/// `type`) fails the call with Kubo's message. `stream=true` answers a line per pin.
+pub(super) async fn pin_ls(Extract(s): Extract<State>, args: Args) -> Result<Response, ApiError> {
     let filter = match args.get("type").unwrap_or("all") {
         "all" => PinFilter::All,
         "recursive" => PinFilter::Recursive,
@@ -487,24 +497,69 @@ pub(super) async fn pin_ls(
         "indirect" => PinFilter::Indirect,
         other => {
             return Err(ApiError::bad_request(format!(
-                "invalid pin type {other:?} (recursive, direct, indirect or all)"
+                "invalid type '{other}', must be one of {{direct, indirect, recursive, all}}"
             )))
         }
     };
-    let pins = blocking(&s, move |r| Ok(r.pins().list(r.store(), filter)?)).await?;
+    let stream = args.flag("stream", false)?;
+    let mut named = Vec::new();
+    for path in args.all("arg") {
+        named.push((path.to_string(), resolve(&s, path).await?));
+    }
+    let pins: Vec<(String, String)> = blocking(&s, move |r| {
+        if named.is_empty() {
+            let all = r.pins().list(r.store(), filter)?;
+            return Ok(all
+                .into_iter()
+                .map(|(cid, kind)| (cid.to_string(), kind.to_string()))
+                .collect());
+        }
+        let mut out = Vec::with_capacity(named.len());
+        for (path, cid) in named {
+            let kind = pinned_as(r, &cid, filter)?.ok_or_else(|| {
+                // Kubo's words and status (500) for a path that is not pinned.
+                ApiError::internal(format!("path '{path}' is not pinned"))
+            })?;
+            out.push((cid.to_string(), kind));
+        }
+        Ok(out)
+    })
+    .await?;
+    if stream {
+        let mut body = String::new();
+        for (cid, kind) in pins {
+            push_line(&mut body, &wire::PinListed { cid, kind });
+        }
+        return ndjson(Body::from(body));
+    }
     let keys = pins
         .into_iter()
-        .map(|(cid, kind)| {
-            let kind = match kind {
-                PinKind::Recursive => "recursive",
-                PinKind::Direct => "direct",
-                PinKind::Indirect => "indirect",
-            };
-            let kind = kind.to_string();
-            (cid.to_string(), wire::PinType { kind })
-        })
+        .map(|(cid, kind)| (cid, wire::PinType { kind }))
         .collect();
-    Ok(Json(wire::PinList { keys }))
+    Ok(Json(wire::PinList { keys }).into_response())
+}
+
+/// How `cid` is pinned among the kinds `filter` selects, in Kubo's order (recursive, then
+/// direct, then below a recursive pin) and words (`indirect through <root>`).
+fn pinned_as(
+    r: &crate::repo::Repo,
+    cid: &Cid,
+    filter: PinFilter,
+) -> Result<Option<String>, ApiError> {
+    let stored = r.pins().get(cid)?;
+    let wants = |kind| matches!(filter, PinFilter::All) || filter == kind;
+    if stored == Some(PinKind::Recursive) && wants(PinFilter::Recursive) {
+        return Ok(Some(PinKind::Recursive.to_string()));
+    }
+    if stored == Some(PinKind::Direct) && wants(PinFilter::Direct) {
+        return Ok(Some(PinKind::Direct.to_string()));
+    }
+    if wants(PinFilter::Indirect) {
+        if let Some(root) = r.pins().indirect_root(r.store(), cid.hash())? {
+            return Ok(Some(format!("indirect through {root}")));
+        }
+    }
+    Ok(None)
 }
 
 pub(super) async fn dag_export(

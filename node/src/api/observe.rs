@@ -1,9 +1,9 @@
 //! Calls that observe the node: the probes (`GET /healthz`, `GET /readyz`), the metrics
-//! (`GET /debug/metrics/prometheus`, `/metrics`), and Kubo's `stats/bw` and `stats/bitswap`
+//! (`GET /debug/metrics/prometheus`, `/metrics`; the format by `Accept`), and Kubo's `stats/bw` and `stats/bitswap`
 //! (also `bitswap/stat`) with Kubo's field names.
 
 use axum::extract::State as Extract;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -24,14 +24,17 @@ pub(super) async fn readyz(Extract(s): Extract<State>) -> Response {
     }
 }
 
-/// Every metric, in the OpenMetrics text format Prometheus scrapes.
-pub(super) async fn metrics(Extract(s): Extract<State>) -> Response {
-    let text = s.metrics.render().await;
+/// Every metric: in Prometheus' text format 0.0.4, as Kubo serves them, unless the scrape's
+/// `Accept` asks for OpenMetrics.
+pub(super) async fn metrics(Extract(s): Extract<State>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = crate::metrics::Format::negotiate(accept);
+    let text = s.metrics.render_as(format).await;
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [
+            (header::CONTENT_TYPE, format.content_type()),
+            (header::VARY, "Accept"),
+        ],
         text,
     )
         .into_response()

@@ -91,8 +91,10 @@ pub struct BlockStat {
 pub struct BlockRemoved {
     /// The CID removed.
     pub hash: String,
-    /// Empty: a failure ends the call with an error instead.
-    pub error: String,
+    /// Why it was not removed. Absent on success, as Kubo leaves it out: Kubo's RPC clients
+    /// read any `Error` field, even an empty one, as a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `pin/add` and `pin/rm`'s answer.
@@ -107,7 +109,9 @@ pub struct Pins {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PinList {
-    /// Each pinned CID with how it is pinned.
+    /// Each pinned CID with how it is pinned. Left out when there are none, as Kubo leaves
+    /// it out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub keys: BTreeMap<String, PinType>,
 }
 
@@ -115,7 +119,19 @@ pub struct PinList {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PinType {
-    /// `recursive`, `direct` or `indirect`.
+    /// `recursive`, `direct` or `indirect`; a CID named in the request that is pinned below
+    /// a recursive pin is `indirect through <root>`, as Kubo says it.
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// One line of `pin/ls?stream=true`'s answer: a pinned CID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PinListed {
+    /// The CID.
+    pub cid: String,
+    /// How it is pinned, as in [`PinType`].
     #[serde(rename = "Type")]
     pub kind: String,
 }
@@ -473,6 +489,30 @@ mod tests {
             serde_json::json!({"Extra": "", "ID": "", "Responses": [{"ID": "p", "Addrs": []}], "Type": 4})
         );
         assert_eq!(serde_json::to_string(&Empty {}).unwrap(), "{}");
+    }
+
+    #[test]
+    fn pins_and_removed_blocks_leave_out_what_kubo_leaves_out() {
+        let removed = BlockRemoved {
+            hash: "h".into(),
+            error: None,
+        };
+        assert_eq!(serde_json::to_string(&removed).unwrap(), r#"{"Hash":"h"}"#);
+        let back: BlockRemoved = serde_json::from_str(r#"{"Hash":"h","Error":"gone"}"#).unwrap();
+        assert_eq!(back.error.as_deref(), Some("gone"));
+        let none = PinList {
+            keys: BTreeMap::new(),
+        };
+        assert_eq!(serde_json::to_string(&none).unwrap(), "{}");
+        assert_eq!(serde_json::from_str::<PinList>("{}").unwrap(), none);
+        let line = PinListed {
+            cid: "c".into(),
+            kind: "direct".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&line).unwrap(),
+            r#"{"Cid":"c","Type":"direct"}"#
+        );
     }
 
     #[test]

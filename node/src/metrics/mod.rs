@@ -1,11 +1,14 @@
-//! The node's metrics, in Prometheus' text format, at Kubo's path `/debug/metrics/prometheus`
-//! (and `/metrics`). One [`Metrics`] per node holds a `prometheus-client` registry: the swarm's
+//! The node's metrics, at Kubo's path `/debug/metrics/prometheus` (and `/metrics`), in
+//! Prometheus' text format 0.0.4, or in OpenMetrics when the scrape asks for it ([`text`]). One [`Metrics`] per node holds a `prometheus-client` registry: the swarm's
 //! events (libp2p-metrics), the transport's bytes by protocol and direction, HTTP requests by
 //! endpoint ([`http`]), and what the node and its role read off their parts at each scrape
 //! (refreshers: Bitswap, the store, the replicated state, the benchmark database, tasks).
 
 pub mod http;
 pub(crate) mod node;
+pub mod text;
+
+pub use text::Format;
 
 use std::fmt;
 use std::future::Future;
@@ -98,6 +101,15 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(Arc::new(refresh));
+    }
+
+    /// Every metric in `format`, refreshed first.
+    pub async fn render_as(&self, format: Format) -> String {
+        let openmetrics = self.render().await;
+        match format {
+            Format::OpenMetrics => openmetrics,
+            Format::Text => text::to_text_004(&openmetrics),
+        }
     }
 
     /// Every metric in the OpenMetrics text format, refreshed first.
