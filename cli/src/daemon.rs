@@ -91,7 +91,13 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
         .or_else(|| (!file.swarm_key_file.is_empty()).then(|| file.swarm_key_file.clone().into()))
         .or_else(|| Some(repo.path().join("swarm.key")).filter(|p| p.exists()));
     daemon.swarm_key = key_file.map(|path| read_swarm_key(&path)).transpose()?;
-    Ok(Config { daemon, settings })
+    // Queries from outside run in child processes of this binary (see ipfsbench_sql).
+    let query_process = Some(std::env::current_exe().context("locating this binary")?);
+    Ok(Config {
+        daemon,
+        settings,
+        query_process,
+    })
 }
 
 /// The gateway's address: the flag, else the config, else the role's default (loopback port

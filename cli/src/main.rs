@@ -15,6 +15,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A child process that runs one SQL query for a daemon (see ipfsbench_sql).
+    if std::env::args_os().nth(1).as_deref()
+        == Some(std::ffi::OsStr::new(ipfsbench_sql::WORKER_ARG))
+    {
+        return ExitCode::from(u8::try_from(ipfsbench_sql::serve_worker()).unwrap_or(1));
+    }
     let cli = args::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

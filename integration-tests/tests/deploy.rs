@@ -226,6 +226,7 @@ fn metrics_probes_and_stats_count_a_transfer_and_a_task() {
     let base = root(&reader);
     let resp = agent()
         .get(format!("{base}/debug/metrics/prometheus"))
+        .header("Accept", "application/openmetrics-text")
         .call()
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);

@@ -28,6 +28,9 @@ pub struct Config {
     pub daemon: Options,
     /// The role and its task settings.
     pub settings: Settings,
+    /// The program whose child processes run SQL from outside (this binary, which serves
+    /// [`ipfsbench_sql::WORKER_ARG`]); `None` runs it in this process, unprotected.
+    pub query_process: Option<std::path::PathBuf>,
 }
 
 /// Why a node did not start or stop cleanly.
@@ -147,7 +150,8 @@ impl Daemon {
         let role = settings.role;
         let cluster = settings.state.clone();
         let state = state_config(&settings, repo.peer_id());
-        let index = index_config(&settings, repo.peer_id());
+        let mut index = index_config(&settings, repo.peer_id());
+        index.limits.isolate = config.query_process;
         let (core, started) = core::Daemon::start_with(repo, options, |repo, client| {
             let replica =
                 ipfsbench_core::state::Replica::start(Arc::clone(repo), client.clone(), state);

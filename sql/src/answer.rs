@@ -1,6 +1,8 @@
 //! A query's answer as plain values, and its renderings (table, CSV, JSON).
 
-use duckdb::arrow::array::{Array, ArrayRef, AsArray};
+use std::sync::Arc;
+
+use duckdb::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, PrimitiveArray};
 use duckdb::arrow::datatypes::{self as types, DataType};
 use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -40,12 +42,22 @@ impl Value {
         }
     }
 
+    /// The cell as a table shows it: floats rounded for reading.
     fn render(&self) -> String {
+        match self {
+            Self::Float(f) => float(*f),
+            other => other.exact(),
+        }
+    }
+
+    /// The cell as CSV carries it: floats as the shortest text that reads back as the same
+    /// double.
+    fn exact(&self) -> String {
         match self {
             Self::Null => String::new(),
             Self::Bool(b) => b.to_string(),
             Self::Int(i) => i.to_string(),
-            Self::Float(f) => float(*f),
+            Self::Float(f) => format!("{f:?}"),
             Self::Text(t) => t.clone(),
         }
     }
@@ -87,6 +99,78 @@ pub struct Answer {
     pub truncated: bool,
 }
 
+/// Builds an answer from batches as they come, within a row and a byte limit. Cells are
+/// read row by row, so only the rows kept are ever copied, and a batch can be dropped as
+/// soon as it is pushed.
+pub(crate) struct Collector {
+    answer: Answer,
+    bytes: usize,
+    max_rows: usize,
+    max_bytes: usize,
+}
+
+impl Collector {
+    pub(crate) fn new(schema: &types::Schema, max_rows: usize, max_bytes: usize) -> Self {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| Column {
+                name: f.name().clone(),
+                r#type: f.data_type().to_string(),
+            })
+            .collect();
+        Self {
+            answer: Answer {
+                columns,
+                ..Answer::default()
+            },
+            bytes: 0,
+            max_rows,
+            max_bytes,
+        }
+    }
+
+    /// Adds the rows of `batch` that fit; false once the answer is full (and cut).
+    pub(crate) fn push(&mut self, batch: &RecordBatch) -> Result<bool, String> {
+        let n = rows_within(batch, &mut self.bytes, self.max_bytes)
+            .min(self.max_rows - self.answer.rows.len());
+        if n > 0 {
+            let readers: Vec<Reader<'_>> = batch
+                .columns()
+                .iter()
+                .map(Reader::new)
+                .collect::<Result<_, _>>()?;
+            for row in 0..n {
+                self.answer
+                    .rows
+                    .push(readers.iter().map(|r| r.value(row)).collect());
+            }
+        }
+        if n < batch.num_rows() {
+            self.answer.truncated = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    pub(crate) fn finish(self) -> Answer {
+        self.answer
+    }
+}
+
+/// How many leading rows of `batch` fit in `max_bytes` with `used` already taken; adds
+/// theirs to `used`.
+pub(crate) fn rows_within(batch: &RecordBatch, used: &mut usize, max_bytes: usize) -> usize {
+    for row in 0..batch.num_rows() {
+        let next = used.saturating_add(row_bytes(batch, row));
+        if next > max_bytes {
+            return row;
+        }
+        *used = next;
+    }
+    batch.num_rows()
+}
+
 /// How an answer is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -111,41 +195,21 @@ impl std::str::FromStr for Format {
 }
 
 impl Answer {
-    /// The rows of `batches`, at most `max_rows` (the rest cut, `truncated` set).
+    /// The rows of `batches`, at most `max_rows` and `max_bytes` of cells (see
+    /// [`row_bytes`]); the rest is cut and `truncated` set.
     pub fn from_batches(
         schema: &types::Schema,
         batches: &[RecordBatch],
         max_rows: usize,
+        max_bytes: usize,
     ) -> Result<Self, String> {
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| Column {
-                name: f.name().clone(),
-                r#type: f.data_type().to_string(),
-            })
-            .collect();
-        let mut rows = Vec::new();
-        let mut truncated = false;
-        'batches: for batch in batches {
-            let cells: Vec<Vec<Value>> = batch
-                .columns()
-                .iter()
-                .map(values)
-                .collect::<Result<_, _>>()?;
-            for row in 0..batch.num_rows() {
-                if rows.len() == max_rows {
-                    truncated = true;
-                    break 'batches;
-                }
-                rows.push(cells.iter().map(|c| c[row].clone()).collect());
+        let mut collector = Collector::new(schema, max_rows, max_bytes);
+        for batch in batches {
+            if !collector.push(batch)? {
+                break;
             }
         }
-        Ok(Self {
-            columns,
-            rows,
-            truncated,
-        })
+        Ok(collector.finish())
     }
 
     /// The column's index by name.
@@ -211,7 +275,7 @@ impl Answer {
             self.rows.len(),
             if self.rows.len() == 1 { "" } else { "s" },
             if self.truncated {
-                ", cut at the row limit"
+                ", cut at the row or size limit"
             } else {
                 ""
             }
@@ -232,7 +296,7 @@ impl Answer {
         out.push_str(&header.join(","));
         out.push_str("\r\n");
         for row in &self.rows {
-            let cells: Vec<String> = row.iter().map(|v| quote(&v.render())).collect();
+            let cells: Vec<String> = row.iter().map(|v| quote(&v.exact())).collect();
             out.push_str(&cells.join(","));
             out.push_str("\r\n");
         }
@@ -258,108 +322,121 @@ impl Answer {
     }
 }
 
-/// The cells of one Arrow column.
-fn values(array: &ArrayRef) -> Result<Vec<Value>, String> {
-    let n = array.len();
-    let cell = |i: usize, f: &dyn Fn(usize) -> Value| {
-        if array.is_null(i) {
-            Value::Null
-        } else {
-            f(i)
+/// How many bytes a row of `batch` takes, about: the bytes of its text and binary cells and
+/// 8 for every other cell. The answer's byte limit counts this.
+pub fn row_bytes(batch: &RecordBatch, row: usize) -> usize {
+    batch
+        .columns()
+        .iter()
+        .map(|c| match c.data_type() {
+            DataType::Utf8 => c.as_string::<i32>().value_length(row).max(0) as usize,
+            DataType::LargeUtf8 => c.as_string::<i64>().value_length(row).max(0) as usize,
+            DataType::Binary => c.as_binary::<i32>().value_length(row).max(0) as usize,
+            DataType::LargeBinary => c.as_binary::<i64>().value_length(row).max(0) as usize,
+            DataType::Utf8View => c.as_string_view().value(row).len(),
+            _ => 8,
+        })
+        .sum::<usize>()
+        + 8
+}
+
+/// Reads the cells of one Arrow column, one at a time.
+struct Reader<'a> {
+    array: &'a ArrayRef,
+    kind: Kind<'a>,
+}
+
+enum Kind<'a> {
+    Null,
+    Bool(&'a BooleanArray),
+    Int(Box<dyn Fn(usize) -> i64 + 'a>),
+    UInt64(&'a PrimitiveArray<types::UInt64Type>),
+    Float(Box<dyn Fn(usize) -> f64 + 'a>),
+    Decimal(&'a PrimitiveArray<types::Decimal128Type>, i32),
+    Text(Box<dyn Fn(usize) -> &'a str + 'a>),
+    /// Anything else, as Arrow's formatter shows it; a timestamp with a zone is shown in
+    /// UTC with a `Z`, whatever zone name DuckDB gave it.
+    Formatted(ArrayRef, &'static str),
+}
+
+impl<'a> Reader<'a> {
+    fn new(array: &'a ArrayRef) -> Result<Self, String> {
+        macro_rules! ints {
+            ($t:ty) => {{
+                let a = array.as_primitive::<$t>();
+                Kind::Int(Box::new(move |i| i64::from(a.value(i))))
+            }};
         }
-    };
-    macro_rules! ints {
-        ($t:ty) => {{
-            let a = array.as_primitive::<$t>();
-            (0..n)
-                .map(|i| cell(i, &|i| Value::Int(i64::from(a.value(i)))))
-                .collect()
-        }};
+        let kind = match array.data_type() {
+            DataType::Null => Kind::Null,
+            DataType::Boolean => Kind::Bool(array.as_boolean()),
+            DataType::Int8 => ints!(types::Int8Type),
+            DataType::Int16 => ints!(types::Int16Type),
+            DataType::Int32 => ints!(types::Int32Type),
+            DataType::Int64 => ints!(types::Int64Type),
+            DataType::UInt8 => ints!(types::UInt8Type),
+            DataType::UInt16 => ints!(types::UInt16Type),
+            DataType::UInt32 => ints!(types::UInt32Type),
+            DataType::UInt64 => Kind::UInt64(array.as_primitive()),
+            DataType::Float32 => {
+                let a = array.as_primitive::<types::Float32Type>();
+                Kind::Float(Box::new(move |i| f64::from(a.value(i))))
+            }
+            DataType::Float64 => {
+                let a = array.as_primitive::<types::Float64Type>();
+                Kind::Float(Box::new(move |i| a.value(i)))
+            }
+            DataType::Decimal128(_, scale) => {
+                Kind::Decimal(array.as_primitive(), i32::from(*scale))
+            }
+            DataType::Utf8 => {
+                let a = array.as_string::<i32>();
+                Kind::Text(Box::new(move |i| a.value(i)))
+            }
+            DataType::LargeUtf8 => {
+                let a = array.as_string::<i64>();
+                Kind::Text(Box::new(move |i| a.value(i)))
+            }
+            DataType::Timestamp(unit, Some(_)) => {
+                let plain = duckdb::arrow::compute::cast(array, &DataType::Timestamp(*unit, None))
+                    .map_err(|e| e.to_string())?;
+                Kind::Formatted(plain, "Z")
+            }
+            _ => Kind::Formatted(Arc::clone(array), ""),
+        };
+        Ok(Self { array, kind })
     }
-    let out = match array.data_type() {
-        DataType::Null => vec![Value::Null; n],
-        DataType::Boolean => {
-            let a = array.as_boolean();
-            (0..n)
-                .map(|i| cell(i, &|i| Value::Bool(a.value(i))))
-                .collect()
+
+    fn value(&self, i: usize) -> Value {
+        if self.array.is_null(i) {
+            return Value::Null;
         }
-        DataType::Int8 => ints!(types::Int8Type),
-        DataType::Int16 => ints!(types::Int16Type),
-        DataType::Int32 => ints!(types::Int32Type),
-        DataType::Int64 => ints!(types::Int64Type),
-        DataType::UInt8 => ints!(types::UInt8Type),
-        DataType::UInt16 => ints!(types::UInt16Type),
-        DataType::UInt32 => ints!(types::UInt32Type),
-        DataType::UInt64 => {
-            let a = array.as_primitive::<types::UInt64Type>();
-            (0..n)
-                .map(|i| {
-                    cell(i, &|i| match i64::try_from(a.value(i)) {
-                        Ok(v) => Value::Int(v),
-                        Err(_) => Value::Float(a.value(i) as f64),
-                    })
-                })
-                .collect()
+        match &self.kind {
+            Kind::Null => Value::Null,
+            Kind::Bool(a) => Value::Bool(a.value(i)),
+            Kind::Int(f) => Value::Int(f(i)),
+            Kind::UInt64(a) => match i64::try_from(a.value(i)) {
+                Ok(v) => Value::Int(v),
+                Err(_) => Value::Float(a.value(i) as f64),
+            },
+            Kind::Float(f) => finite(f(i)),
+            Kind::Decimal(a, scale) => {
+                let raw = a.value(i);
+                match i64::try_from(raw) {
+                    Ok(v) if *scale == 0 => Value::Int(v),
+                    _ => finite(raw as f64 / 10f64.powi(*scale)),
+                }
+            }
+            Kind::Text(f) => Value::Text(f(i).to_string()),
+            Kind::Formatted(array, suffix) => {
+                let options = FormatOptions::default();
+                match ArrayFormatter::try_new(array.as_ref(), &options) {
+                    Ok(formatter) => Value::Text(format!("{}{suffix}", formatter.value(i))),
+                    Err(e) => Value::Text(format!("<{e}>")),
+                }
+            }
         }
-        DataType::Float32 => {
-            let a = array.as_primitive::<types::Float32Type>();
-            (0..n)
-                .map(|i| cell(i, &|i| finite(f64::from(a.value(i)))))
-                .collect()
-        }
-        DataType::Float64 => {
-            let a = array.as_primitive::<types::Float64Type>();
-            (0..n).map(|i| cell(i, &|i| finite(a.value(i)))).collect()
-        }
-        DataType::Decimal128(_, scale) => {
-            let a = array.as_primitive::<types::Decimal128Type>();
-            let scale = i32::from(*scale);
-            (0..n)
-                .map(|i| {
-                    cell(i, &|i| {
-                        let raw = a.value(i);
-                        match i64::try_from(raw) {
-                            Ok(v) if scale == 0 => Value::Int(v),
-                            _ => finite(raw as f64 / 10f64.powi(scale)),
-                        }
-                    })
-                })
-                .collect()
-        }
-        DataType::Utf8 => {
-            let a = array.as_string::<i32>();
-            (0..n)
-                .map(|i| cell(i, &|i| Value::Text(a.value(i).to_string())))
-                .collect()
-        }
-        DataType::LargeUtf8 => {
-            let a = array.as_string::<i64>();
-            (0..n)
-                .map(|i| cell(i, &|i| Value::Text(a.value(i).to_string())))
-                .collect()
-        }
-        DataType::Timestamp(unit, Some(_)) => {
-            // Shown in UTC, whatever zone name DuckDB gave it.
-            let plain = duckdb::arrow::compute::cast(array, &DataType::Timestamp(*unit, None))
-                .map_err(|e| e.to_string())?;
-            let options = FormatOptions::default();
-            let formatter =
-                ArrayFormatter::try_new(plain.as_ref(), &options).map_err(|e| e.to_string())?;
-            (0..n)
-                .map(|i| cell(i, &|i| Value::Text(format!("{}Z", formatter.value(i)))))
-                .collect()
-        }
-        _ => {
-            let options = FormatOptions::default();
-            let formatter =
-                ArrayFormatter::try_new(array.as_ref(), &options).map_err(|e| e.to_string())?;
-            (0..n)
-                .map(|i| cell(i, &|i| Value::Text(formatter.value(i).to_string())))
-                .collect()
-        }
-    };
-    Ok(out)
+    }
 }
 
 fn finite(f: f64) -> Value {

@@ -24,13 +24,43 @@ unsafe impl Send for Database {}
 unsafe impl Sync for Database {}
 
 impl Database {
-    /// A new in-memory database.
+    /// A new in-memory database with no temporary directory: DuckDB's default (`.tmp` in
+    /// the process's working directory) would be created there and added to the
+    /// directories queries may read, and nothing is ever spilled anyway.
     pub(crate) fn open() -> Result<Self, Error> {
+        let mut config: ffi::duckdb_config = ptr::null_mut();
+        // SAFETY: `config` is written on success and destroyed below in every case.
+        if unsafe { ffi::duckdb_create_config(&mut config) } != ffi::DuckDBSuccess {
+            return Err(Error::Engine(
+                "creating DuckDB's configuration failed".into(),
+            ));
+        }
+        let name = c"temp_directory";
+        let empty = c"";
+        // SAFETY: both strings are NUL-terminated and outlive the call.
+        let set = unsafe { ffi::duckdb_set_config(config, name.as_ptr(), empty.as_ptr()) };
         let mut raw = ptr::null_mut();
-        // SAFETY: a null path opens an in-memory database; `raw` is written on success.
-        let state = unsafe { ffi::duckdb_open(ptr::null(), &mut raw) };
+        let mut error: *mut std::os::raw::c_char = ptr::null_mut();
+        let state = if set == ffi::DuckDBSuccess {
+            // SAFETY: a null path opens an in-memory database; `raw` is written on success
+            // and `error` on failure (freed below).
+            unsafe { ffi::duckdb_open_ext(ptr::null(), &mut raw, config, &mut error) }
+        } else {
+            ffi::DuckDBError
+        };
+        // SAFETY: the configuration is no longer needed once the database is open.
+        unsafe { ffi::duckdb_destroy_config(&mut config) };
+        // SAFETY: `error` is null or a string DuckDB allocated for us.
+        let message = unsafe { message(error) };
+        if !error.is_null() {
+            // SAFETY: as above; freed once.
+            unsafe { ffi::duckdb_free(error.cast()) };
+        }
         if state != ffi::DuckDBSuccess || raw.is_null() {
-            return Err(Error::Engine("opening an in-memory database failed".into()));
+            return Err(Error::Engine(format!(
+                "opening an in-memory database failed: {}",
+                message.unwrap_or_else(|| "no reason given".into())
+            )));
         }
         Ok(Self { raw })
     }
@@ -44,8 +74,9 @@ impl Drop for Database {
     }
 }
 
-/// The text to run: `sql` without trailing semicolons and blanks, when it is one query.
-pub(crate) fn read_only(db: &Database, sql: &str) -> Result<String, Error> {
+/// `sql` without surrounding blanks and trailing semicolons, when it is not empty and not
+/// too long.
+pub(crate) fn trimmed(sql: &str) -> Result<&str, Error> {
     let text = sql
         .trim()
         .trim_end_matches(|c: char| c == ';' || c.is_whitespace());
@@ -58,6 +89,14 @@ pub(crate) fn read_only(db: &Database, sql: &str) -> Result<String, Error> {
             text.len()
         )));
     }
+    Ok(text)
+}
+
+/// The text to run: `sql` without trailing semicolons and blanks, when it is one query.
+/// Preparing binds and optimizes the query (constants are folded: `repeat('x', 10^9)` is
+/// built here), so this runs only where the query itself will run.
+pub(crate) fn read_only(db: &Database, sql: &str) -> Result<String, Error> {
+    let text = trimmed(sql)?;
     let c_text = CString::new(text)
         .map_err(|_| Error::Refused("the query contains a NUL character".into()))?;
     let connection = Connection::new(db)?;

@@ -495,16 +495,16 @@ impl Actor {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Answers `sql`, from the cache when allowed and present (see the module docs).
 pub(crate) fn query(shared: &Shared, sql: &str, cache: bool) -> Result<Answer, Error> {
-    if !cache {
-        return Ok(shared.engine()?.query(sql)?);
-    }
     let engine = shared.engine()?;
+    if !cache {
+        return Ok(engine.query(sql)?);
+    }
     let text = engine.check(sql)?;
     let mut h = Sha256::new();
     h.update(text.as_bytes());
@@ -512,29 +512,36 @@ pub(crate) fn query(shared: &Shared, sql: &str, cache: bool) -> Result<Answer, E
     let file = shared
         .spool
         .cache()
-        .join(format!("{}.parquet", hex(&h.finalize())));
-    let max = engine.limits().max_rows;
-    if file.exists() {
+        .join(format!("{}.json", hex(&h.finalize())));
+    // An answer is at most the byte limit of cells; its JSON a few times that.
+    let max_file = (engine.limits().max_bytes as u64).saturating_mul(8) + (4 << 20);
+    let cached = std::fs::File::open(&file).ok().and_then(|f| {
+        let mut body = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, max_file), &mut body).ok()?;
+        serde_json::from_slice::<Answer>(&body).ok()
+    });
+    if let Some(answer) = cached {
         shared.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
-    } else {
-        shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
-        let tmp = shared.spool.scratch("answer.parquet");
-        if let Err(e) = engine.query_to_parquet(&text, &tmp, Some(max + 1)) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        std::fs::rename(&tmp, &file)?;
-        evict(&shared.spool.cache(), shared.cache_bytes, &file);
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&file)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        return Ok(answer);
     }
-    let answer = engine.answer(&format!(
-        "SELECT * FROM read_parquet({}) LIMIT {}",
-        literal(&file.display().to_string()),
-        max + 1
-    ))?;
-    let _ = std::fs::File::options()
-        .append(true)
-        .open(&file)
-        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    shared.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+    let answer = engine.query(&text)?;
+    let tmp = shared.spool.scratch("answer.json");
+    let written = serde_json::to_vec(&answer)
+        .map_err(|e| Error::Corrupt(e.to_string()))
+        .and_then(|body| Ok(std::fs::write(&tmp, body)?))
+        .and_then(|()| Ok(std::fs::rename(&tmp, &file)?));
+    match written {
+        Ok(()) => evict(&shared.spool.cache(), shared.cache_bytes, &file),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!("caching an answer: {e}");
+        }
+    }
     Ok(answer)
 }
 

@@ -149,12 +149,59 @@ pub(crate) async fn mount_dataset(shared: &Arc<Shared>, name: &str, cid: Cid) ->
         .await
         .map_err(|_| Error::Stopped)??;
     }
-    shared.engine()?.execute_trusted(&format!(
-        "CREATE SCHEMA IF NOT EXISTS datasets; CREATE OR REPLACE VIEW datasets.{} AS SELECT * FROM read_parquet({});",
-        ident(name),
-        literal(&path.display().to_string())
-    ))?;
+    shared.engine()?.define(
+        &format!("dataset:{name}"),
+        &format!(
+            "CREATE SCHEMA IF NOT EXISTS datasets; CREATE OR REPLACE VIEW datasets.{} AS SELECT * FROM read_parquet({});",
+            ident(name),
+            literal(&path.display().to_string())
+        ),
+    )?;
     shared.set_input(&format!("dataset:{name}"), cid.to_string());
+    Ok(())
+}
+
+/// Writes `batch` (all rows of the table `schema` names, at `version`) as a Parquet file
+/// under the tables directory and points the view at it; the previous files of the table
+/// go, but the one before (a query's process may still be reading it).
+pub(crate) fn load_table(
+    shared: &Shared,
+    schema: &ipfsbench_sql::TableSchema,
+    version: &str,
+    batch: ipfsbench_sql::arrow::record_batch::RecordBatch,
+) -> Result<(), Error> {
+    let digest = super::actor::hex(&Sha256::digest(version.as_bytes())[..8]);
+    let dir = shared.spool.tables();
+    let file = dir.join(format!("{}-{digest}.parquet", schema.name));
+    let engine = shared.engine()?;
+    if !file.exists() {
+        let tmp = shared.spool.scratch("table.parquet");
+        if let Err(e) = engine.write_parquet(schema, vec![batch], &tmp) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+        std::fs::rename(&tmp, &file)?;
+    }
+    engine.define(
+        &format!("table:{}", schema.name),
+        &format!(
+            "CREATE OR REPLACE VIEW {} AS SELECT * FROM read_parquet({});",
+            ident(schema.name),
+            literal(&file.display().to_string())
+        ),
+    )?;
+    // Keep this file and the newest other one of the table.
+    let prefix = format!("{}-", schema.name);
+    let mut older: Vec<(std::time::SystemTime, std::path::PathBuf)> = std::fs::read_dir(&dir)?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix) && e.path() != file)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    older.sort();
+    older.pop();
+    for (_, path) in older {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 
@@ -180,13 +227,18 @@ pub(crate) fn import_dataset(
     store_parquet(shared, &tmp)
 }
 
-pub(crate) fn query_to_content(shared: &Shared, sql: &str) -> Result<Dataset, Error> {
+/// Runs `sql` from outside and stores its answer (within the engine's row and byte
+/// limits) as a Parquet file; the dataset says whether rows were cut.
+pub(crate) fn query_to_content(shared: &Shared, sql: &str) -> Result<(Dataset, bool), Error> {
     let tmp = shared.spool.scratch("answer.parquet");
-    if let Err(e) = shared.engine()?.query_to_parquet(sql, &tmp, None) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e.into());
-    }
-    store_parquet(shared, &tmp)
+    let truncated = match shared.engine()?.query_to_parquet(sql, &tmp, None) {
+        Ok((_, truncated)) => truncated,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    Ok((store_parquet(shared, &tmp)?, truncated))
 }
 
 /// Adds the Parquet file `tmp` to the store (kept) and moves it among the datasets.

@@ -243,8 +243,8 @@ impl Shared {
             return Ok(engine);
         }
         let engine = Engine::open(&setup.allowed, setup.limits.clone())?;
-        for sql in &setup.views {
-            engine.execute_trusted(sql)?;
+        for (i, sql) in setup.views.iter().enumerate() {
+            engine.define(&format!("view:{i}"), sql)?;
         }
         Ok(self.engine.get_or_init(|| engine))
     }
@@ -253,8 +253,8 @@ impl Shared {
     pub(crate) fn define_views(&self, views: Vec<String>) -> Result<(), Error> {
         let mut setup = self.setup.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(engine) = self.engine.get() {
-            for sql in &views {
-                engine.execute_trusted(sql)?;
+            for (i, sql) in views.iter().enumerate() {
+                engine.define(&format!("view:{i}"), sql)?;
             }
         }
         setup.views = views;
@@ -348,7 +348,7 @@ impl Index {
     pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
         let spool = Spool::open(&repo.path().join("index"))?;
         let setup = EngineSetup {
-            allowed: vec![spool.root.clone()],
+            allowed: spool.allowed(),
             limits: config.limits.clone(),
             views: Vec::new(),
         };
@@ -448,7 +448,8 @@ impl Handle {
             .map_err(|_| Error::Stopped)
     }
 
-    /// Replaces table `name` with `rows` unless `version` is what it already holds.
+    /// Replaces table `name` with `rows` unless `version` is what it already holds: the
+    /// rows are written as a Parquet file and the view `name` reads it.
     pub async fn load_table(
         &self,
         schema: &'static TableSchema,
@@ -466,9 +467,7 @@ impl Handle {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
             let batch = schema.batch(&rows())?;
-            shared
-                .engine()?
-                .load_table(schema.name, schema, vec![batch])?;
+            content::load_table(&shared, schema, &version, batch)?;
             shared.set_input(&key, version);
             Ok(())
         })
@@ -481,6 +480,18 @@ impl Handle {
     pub async fn query(&self, sql: String, cache: bool) -> Result<Answer, Error> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || actor::query(&shared, &sql, cache))
+            .await
+            .map_err(|_| Error::Stopped)?
+    }
+
+    /// What `sql` names (tables, functions), from DuckDB's parse tree; nothing is bound.
+    ///
+    /// # Errors
+    ///
+    /// When it is not one query that parses.
+    pub async fn names(&self, sql: String) -> Result<ipfsbench_sql::Names, Error> {
+        let shared = Arc::clone(&self.shared);
+        tokio::task::spawn_blocking(move || Ok(shared.engine()?.names(&sql)?))
             .await
             .map_err(|_| Error::Stopped)?
     }
@@ -518,9 +529,10 @@ impl Handle {
         self.shared.spool.scratch(name)
     }
 
-    /// Writes the answer of `sql` over the datasets and views as a Parquet file, adds it
-    /// to the store (kept) and returns its CID and rows.
-    pub async fn query_to_content(&self, sql: String) -> Result<Dataset, Error> {
+    /// Writes the answer of `sql` over the datasets and views (within the engine's row and
+    /// byte limits) as a Parquet file, adds it to the store (kept) and returns its CID and
+    /// rows, and whether rows were cut at a limit.
+    pub async fn query_to_content(&self, sql: String) -> Result<(Dataset, bool), Error> {
         let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || content::query_to_content(&shared, &sql))
             .await

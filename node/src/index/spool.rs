@@ -61,6 +61,7 @@ impl Spool {
             spool.root.join("parts"),
             spool.root.join("manifests"),
             spool.root.join("datasets"),
+            spool.tables(),
             spool.cache(),
         ] {
             std::fs::create_dir_all(dir)?;
@@ -74,6 +75,24 @@ impl Spool {
 
     pub(crate) fn cache(&self) -> PathBuf {
         self.root.join("cache")
+    }
+
+    /// Where the tables loaded from the replicated state (`pins`, `tasks`) are written as
+    /// Parquet, one file per version.
+    pub(crate) fn tables(&self) -> PathBuf {
+        self.root.join("tables")
+    }
+
+    /// The directories the engine may read and write: what the views read, and the
+    /// scratch area where files are written before they are moved. (Not the manifests, nor
+    /// the answer cache.)
+    pub(crate) fn allowed(&self) -> Vec<PathBuf> {
+        vec![
+            self.root.join("parts"),
+            self.root.join("datasets"),
+            self.tables(),
+            self.tmp(),
+        ]
     }
 
     /// Where the partition with `cid` lives once accepted.

@@ -3,7 +3,7 @@
 //! (ls, compare, regressions, report), `/api/v0/dataset/add|ls` and `/api/v0/index/status`.
 //! A bad query is a 400 with DuckDB's message.
 
-use axum::extract::{Multipart, State as Extract};
+use axum::extract::{DefaultBodyLimit, Multipart, State as Extract};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -63,7 +63,14 @@ pub fn router(index: Index, state: State) -> Router {
         .route("/api/v0/results/compare", post(compare))
         .route("/api/v0/results/regressions", post(regressions))
         .route("/api/v0/results/report", post(report_call))
-        .route("/api/v0/dataset/add", post(dataset_add))
+        // The upload's own cap is checked as it arrives; the body may carry the multipart
+        // framing around it. (Without this layer axum's 2 MiB default would apply.)
+        .route(
+            "/api/v0/dataset/add",
+            post(dataset_add).layer(DefaultBodyLimit::max(
+                MAX_DATASET_BYTES as usize + (1 << 20),
+            )),
+        )
         .route("/api/v0/dataset/ls", post(dataset_ls))
         .with_state(Api { index, state })
 }
@@ -72,7 +79,11 @@ fn flag(args: &Args, name: &str) -> bool {
     args.get(name).is_some_and(|v| v.is_empty() || v == "true")
 }
 
-/// Loads the state's tables and mounts the datasets `sql` names, then answers it.
+/// How long a query waits for a dataset it names to be fetched.
+const MOUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Loads the state's tables and mounts the datasets `sql` names (only those), then answers
+/// it.
 pub async fn answer(
     index: &Index,
     state: &State,
@@ -80,13 +91,37 @@ pub async fn answer(
     cache: bool,
 ) -> Result<Answer, index::Error> {
     tables::refresh(index, state).await?;
-    let lower = sql.to_lowercase();
-    for entry in datasets(state) {
-        if lower.contains(&entry.name.to_lowercase()) {
+    // The datasets the statement names (`datasets."x"`), read from its parse tree; one that
+    // does not parse is left for the query to refuse with DuckDB's reason.
+    let named: Vec<String> = match index.names(sql.clone()).await {
+        Ok(names) => names
+            .tables
+            .into_iter()
+            .filter(|(schema, _)| schema.eq_ignore_ascii_case("datasets"))
+            .map(|(_, name)| name)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    if !named.is_empty() {
+        let known = datasets(state);
+        for name in named {
+            let Some(entry) = known.iter().find(|d| d.name.eq_ignore_ascii_case(&name)) else {
+                // Unknown: DuckDB says so when it binds the query.
+                continue;
+            };
             let cid = entry.cid.parse().map_err(|_| {
                 index::Error::Dataset(format!("dataset {} has a bad CID", entry.name))
             })?;
-            index.mount_dataset(&entry.name, cid).await?;
+            let unreachable = |why: String| {
+                index::Error::Dataset(format!(
+                    "dataset {} ({cid}) cannot be read here: {why}",
+                    entry.name
+                ))
+            };
+            tokio::time::timeout(MOUNT_TIMEOUT, index.mount_dataset(&entry.name, cid))
+                .await
+                .map_err(|_| unreachable(format!("not fetched within {MOUNT_TIMEOUT:?}")))?
+                .map_err(|e| unreachable(e.to_string()))?;
         }
     }
     index.query(sql, cache).await
@@ -266,6 +301,13 @@ async fn dataset_add(
             .map_err(|e| ApiError::internal(e.to_string()))
     }
     .await;
+    let received = received.and_then(|()| {
+        if written == 0 {
+            Err(ApiError::bad_request("the dataset file is empty"))
+        } else {
+            Ok(())
+        }
+    });
     if let Err(e) = received {
         let _ = tokio::fs::remove_file(&path).await;
         return Err(e);

@@ -263,10 +263,11 @@ impl Runner {
                 .map_err(fail)?;
         }
         let clock = Instant::now();
-        let answer = index.query_to_content(query).await.map_err(fail)?;
+        let (answer, truncated) = index.query_to_content(query).await.map_err(fail)?;
         let cid: Cid = answer.cid.parse().map_err(fail)?;
         let mut metrics = Map::new();
         metrics.insert("Rows".into(), json!(answer.rows));
+        metrics.insert("Truncated".into(), json!(truncated));
         metrics.insert("Bytes".into(), json!(answer.bytes));
         metrics.insert("Seconds".into(), json!(clock.elapsed().as_secs_f64()));
         let columns: Vec<String> = answer
