@@ -7,20 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{fast_heartbeats as fast, Node};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
-
-/// Heartbeats every 200 ms, so the cluster forms quickly.
-fn fast(repo: &std::path::Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace("heartbeat_ms = 1000", "heartbeat_ms = 200"),
-    )
-    .unwrap();
-}
 
 /// `query SQL --format json` on `node`: the rows.
 fn rows(node: &Node, sql: &str) -> Vec<Value> {

@@ -3,10 +3,10 @@
 //! ([`crate::master`]), the worker's attempts ([`crate::worker`]), the submitter's waiters
 //! ([`crate::submitter`]) and the cluster's peer table ([`crate::cluster`]).
 
+mod reads;
 mod standby;
 
 use crate::service;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use ipfsbench_protocols::Role;
 use tokio::sync::{mpsc, oneshot};
 
 use super::replicate::Replicator;
-use super::{CapacityView, Command, Finished, PeerView, Reply, Stats, Submitted};
+use super::{Command, Finished, Reply, Submitted};
 use crate::cluster::{Counters, Peers};
 use crate::master::gossip::{Effects, Refusals};
 use crate::master::lead::Leadership;
@@ -554,51 +554,6 @@ impl Actor {
             }
         }
         self.submitter.wait(id, reply);
-    }
-
-    fn peer_views(&self, now: u64) -> Vec<PeerView> {
-        let writers = self.settings.state_writers(self.me);
-        let mut list: Vec<PeerView> = self
-            .peers
-            .iter()
-            .map(|(id, p)| PeerView {
-                trusted: writers.contains(id),
-                peer: id.to_string(),
-                role: p.role,
-                this_node: *id == self.me,
-                capacity: CapacityView::from(&p.capacity),
-                running: p.running,
-                last_heartbeat_ms_ago: now.saturating_sub(p.last_seen_ms),
-                leads: p.leads,
-            })
-            .collect();
-        list.sort_by(|a, b| (a.role as u8, &a.peer).cmp(&(b.role as u8, &b.peer)));
-        list
-    }
-
-    fn stats(&self) -> Stats {
-        let leading = self.leading();
-        let tasks: HashMap<String, usize> = self
-            .master
-            .as_ref()
-            .filter(|_| leading)
-            .map(|m| {
-                m.counts()
-                    .into_iter()
-                    .map(|(s, n)| (format!("{s:?}").to_lowercase(), n))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Stats {
-            role: self.settings.role,
-            messages: self.counters,
-            rejected_by_host: 0,
-            lagged: 0,
-            cut_off_peers: 0,
-            running: self.attempts.count(),
-            completed: self.attempts.completed(),
-            tasks,
-        }
     }
 
     fn not_master(&self) -> service::Error {
