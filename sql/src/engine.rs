@@ -427,41 +427,6 @@ impl Engine {
         })
     }
 
-    /// Replaces table `name` (of `schema`'s columns) with the rows of `batches`.
-    ///
-    /// # Errors
-    ///
-    /// When a batch does not fit the table.
-    pub fn load_table(
-        &self,
-        name: &str,
-        schema: &TableSchema,
-        batches: Vec<RecordBatch>,
-    ) -> Result<(), Error> {
-        let connection = self.connect()?;
-        let table = crate::ident(name);
-        let staging = crate::ident(&format!("{name}__loading"));
-        connection
-            .execute_batch(&format!(
-                "CREATE OR REPLACE TABLE {staging} {}",
-                schema.columns_sql()
-            ))
-            .map_err(engine_error)?;
-        {
-            let mut appender = connection
-                .appender(&format!("{name}__loading"))
-                .map_err(engine_error)?;
-            for batch in batches {
-                appender.append_record_batch(batch).map_err(engine_error)?;
-            }
-        }
-        connection
-            .execute_batch(&format!(
-                "BEGIN; DROP TABLE IF EXISTS {table}; ALTER TABLE {staging} RENAME TO {table}; COMMIT;"
-            ))
-            .map_err(engine_error)
-    }
-
     /// Writes `batches` (rows of `schema`) as one Parquet file at `dest`, which must be
     /// under an allowed directory; returns the rows written.
     ///
