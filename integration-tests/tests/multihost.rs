@@ -181,7 +181,8 @@ fn connected(node: &Node, peer: &Hosted) -> bool {
     String::from_utf8(node.ok(&["swarm", "peers"]))
         .unwrap()
         .lines()
-        .any(|l| l.starts_with(&prefix) && l.ends_with(&suffix))
+        // One `/p2p/` part: the peer's address, then its id, once.
+        .any(|l| l.starts_with(&prefix) && l.ends_with(&suffix) && l.matches("/p2p/").count() == 1)
 }
 
 fn status(master: &Node, id: &str) -> Value {

@@ -106,6 +106,37 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
     }
 }
 
+/// A dial to `addr` from a port of its own. Dialing from the listening port (libp2p's default)
+/// turns two peers dialing each other at the same moment, as two hosts that find each other
+/// by mDNS do, into one TCP simultaneous open where both sides start the handshake as its
+/// initiator, and both dials fail; nothing here needs the listening port as the source
+/// (hole punching dials on its own).
+fn dial_address(addr: Multiaddr) -> DialOpts {
+    DialOpts::unknown_peer_id()
+        .address(addr)
+        .allocate_new_port()
+        .build()
+}
+
+/// A dial to `peer` at the addresses the behaviours know, from a port of its own (see
+/// [`dial_address`]), unless it is connected or being dialed already.
+fn dial_peer(peer: PeerId) -> DialOpts {
+    DialOpts::peer_id(peer)
+        .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+        .allocate_new_port()
+        .build()
+}
+
+/// `addr` without its trailing `/p2p/<peer>` (a connection dialed to a full address reports
+/// it as its remote address).
+fn without_peer(addr: &Multiaddr) -> Multiaddr {
+    let mut addr = addr.clone();
+    if matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+        addr.pop();
+    }
+    addr
+}
+
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     match addr.iter().last() {
         Some(Protocol::P2p(peer)) => Some(peer),
@@ -170,7 +201,7 @@ impl EventLoop {
     /// Runs until `stop` fires or every client is gone.
     pub(crate) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         for addr in std::mem::take(&mut self.unnamed) {
-            if let Err(e) = self.swarm.dial(addr.clone()) {
+            if let Err(e) = self.swarm.dial(dial_address(addr.clone())) {
                 tracing::warn!(%addr, error = %e, "bootstrap dial failed");
             }
         }
@@ -270,7 +301,7 @@ impl EventLoop {
             let _ = reply.send(Ok(peer));
             return;
         }
-        let opts = DialOpts::from(addr.clone());
+        let opts = dial_address(addr.clone());
         let id = opts.connection_id();
         match self.swarm.dial(opts) {
             Ok(()) => {
@@ -333,6 +364,7 @@ impl EventLoop {
             let opts = DialOpts::peer_id(peer)
                 .addresses(addrs)
                 .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+                .allocate_new_port()
                 .build();
             if let Err(e) = self.swarm.dial(opts) {
                 tracing::debug!(%peer, error = %e, "redial not started");
@@ -373,7 +405,7 @@ impl EventLoop {
                 peer_id, endpoint, ..
             } => {
                 self.connections
-                    .insert(peer_id, endpoint.get_remote_address().clone());
+                    .insert(peer_id, without_peer(endpoint.get_remote_address()));
                 self.keep.connected(&peer_id);
                 // Connected, by this dial or another: every `swarm connect` to it is done.
                 self.answer_dials(peer_id, || Ok(peer_id));
@@ -450,9 +482,7 @@ impl EventLoop {
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm.behaviour_mut().kad.add_address(&peer, addr);
-                    if !self.swarm.is_connected(&peer) {
-                        let _ = self.swarm.dial(peer);
-                    }
+                    let _ = self.swarm.dial(dial_peer(peer));
                 }
             }
             _ => {}
@@ -544,9 +574,7 @@ impl EventLoop {
                     acc.extend(fresh.iter().copied());
                     if !fresh.is_empty() {
                         for peer in &fresh {
-                            if !self.swarm.is_connected(peer) {
-                                let _ = self.swarm.dial(*peer);
-                            }
+                            let _ = self.swarm.dial(dial_peer(*peer));
                         }
                         self.swarm.behaviour_mut().bitswap.want(cid, &fresh);
                     }
