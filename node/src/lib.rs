@@ -6,7 +6,6 @@
 //! tested against a [`store::MemoryStore`].
 
 pub mod api;
-pub mod codec;
 pub mod config;
 pub mod daemon;
 pub mod gateway;
@@ -19,3 +18,4 @@ pub mod store;
 pub mod unixfs;
 
 pub use cid::Cid;
+pub use ipfsbench_protocols::codec;

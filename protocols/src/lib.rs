@@ -10,9 +10,11 @@
 //! - [`state`]: the replicated cluster state (a Merkle-CRDT): deltas, snapshots and the
 //!   announcements of heads.
 //! - [`index`]: the benchmark database's manifests of Parquet partitions and their sync.
+//! - [`codec`]: wire forms every layer shares: dag-pb, varints, DAG-CBOR, the IPLD data model.
 //! - [`Role`]: what a node does in the cluster, announced in its heartbeats.
 
 pub mod bitswap;
+pub mod codec;
 pub mod index;
 mod role;
 pub mod state;

@@ -389,7 +389,7 @@ pub(super) async fn block_put(
         .await?
         .to_vec();
     if codec == DAG_PB {
-        crate::codec::pb::decode_node(&data)
+        ipfsbench_protocols::codec::pb::decode_node(&data)
             .map_err(|e| ApiError::bad_request(format!("block is not valid dag-pb: {e}")))?;
     }
     let size = data.len();

@@ -11,14 +11,14 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State as Extract};
 use axum::response::Response;
 use cid::Cid;
-use ipfsbench_protocols::state::cbor::Value;
+use ipfsbench_protocols::codec::cbor::Value;
 
 use super::net::{ndjson, push_line};
 use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::{wire, ApiError, Args, State};
-use crate::codec::ipld;
 use crate::store::block::{self, Hash, MAX_BLOCK_SIZE, RAW};
 use crate::store::dag;
+use ipfsbench_protocols::codec::ipld;
 
 /// The most path segments `dag/get` follows.
 const MAX_SEGMENTS: usize = 64;

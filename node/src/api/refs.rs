@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use super::net::ndjson;
 use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::{wire, ApiError, Args, State};
-use crate::codec::pb;
 use crate::store::block::{DAG_PB, RAW};
 use crate::store::dag;
+use ipfsbench_protocols::codec::pb;
 
 /// Lines buffered ahead of a slow client.
 const LINES_AHEAD: usize = 64;

@@ -61,18 +61,18 @@ pub(super) fn write(
         Ok(_) if cid.codec() == RAW => false,
         Ok(_) => {
             let data = repo.store().get(cid)?.ok_or(ReadError::NotFound(*cid))?;
-            let node = crate::codec::pb::decode_node(&data).map_err(|e| ReadError::Invalid {
+            let node = ipfsbench_protocols::codec::pb::decode_node(&data).map_err(|e| {
+                ReadError::Invalid {
+                    cid: *cid,
+                    reason: e.to_string(),
+                }
+            })?;
+            let fs = ipfsbench_protocols::codec::pb::decode_unixfs(node.data.unwrap_or_default())
+                .map_err(|e| ReadError::Invalid {
                 cid: *cid,
                 reason: e.to_string(),
             })?;
-            let fs =
-                crate::codec::pb::decode_unixfs(node.data.unwrap_or_default()).map_err(|e| {
-                    ReadError::Invalid {
-                        cid: *cid,
-                        reason: e.to_string(),
-                    }
-                })?;
-            fs.kind == crate::codec::pb::DataType::Directory
+            fs.kind == ipfsbench_protocols::codec::pb::DataType::Directory
         }
         Err(_) => false,
     };

@@ -5,12 +5,12 @@ use std::collections::HashSet;
 
 use cid::Cid;
 
-use ipfsbench_protocols::state::cbor::{CborError, Value};
+use ipfsbench_protocols::codec::cbor::{CborError, Value};
 use ipfsbench_protocols::state::DAG_CBOR;
 
-use crate::codec::pb;
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::BlockStore;
+use ipfsbench_protocols::codec::pb;
 
 /// A DAG that cannot be walked.
 #[derive(Debug, thiserror::Error)]

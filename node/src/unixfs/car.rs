@@ -10,9 +10,9 @@ use std::io::{self, Read, Write};
 
 use cid::Cid;
 
-use crate::codec::varint;
 use crate::store::block::{BlockError, MAX_BLOCK_SIZE};
 use crate::store::{Block, BlockStore};
+use ipfsbench_protocols::codec::varint;
 
 /// The largest header accepted, in bytes.
 pub const MAX_HEADER: u64 = 1 << 20;
@@ -352,8 +352,8 @@ mod tests {
         let store = MemoryStore::new();
         let leaf = Block::hash(RAW, b"leaf".to_vec(), false);
         store.put(&leaf).unwrap();
-        let node = crate::codec::pb::encode_node(
-            &[crate::codec::pb::Link {
+        let node = ipfsbench_protocols::codec::pb::encode_node(
+            &[ipfsbench_protocols::codec::pb::Link {
                 cid: *leaf.cid(),
                 name: "a".into(),
                 tsize: 4,

@@ -9,10 +9,10 @@ use std::sync::mpsc::sync_channel;
 use cid::Cid;
 
 use super::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_LINKS, SHARDING_THRESHOLD};
-use crate::codec::pb::{self, DataType, Link, UnixfsData};
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::protect::Session;
 use crate::store::{Block, BlockStore};
+use ipfsbench_protocols::codec::pb::{self, DataType, Link, UnixfsData};
 
 /// A fixed-size chunker, written `size-N` as in Kubo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

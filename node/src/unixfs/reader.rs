@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use cid::Cid;
 
-use crate::codec::pb::{self, DataType};
 use crate::store::block::{self, DAG_PB, RAW};
 use crate::store::BlockStore;
+use ipfsbench_protocols::codec::pb::{self, DataType};
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]

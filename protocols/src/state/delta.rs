@@ -16,8 +16,8 @@
 use cid::Cid;
 use libp2p::PeerId;
 
-use super::cbor::{CborError, Value};
 use super::{block_cid, StateError, DAG_CBOR};
+use crate::codec::cbor::{CborError, Value};
 
 /// The encoding version.
 pub const DELTA_VERSION: u64 = 1;

@@ -6,11 +6,9 @@
 //!   (`/ipfsbench/<cluster>/state/1`): its heads, its newest snapshot, a digest of its state and
 //!   its clock's promise (none of its future deltas will carry an older stamp). One version
 //!   byte, then postcard, bounded like the task messages; gossipsub signs it.
-//! - [`cbor`]: the DAG-CBOR subset the blocks use.
 //!
 //! Missing deltas and snapshot blocks move by Bitswap like any other block.
 
-pub mod cbor;
 pub mod delta;
 pub mod snapshot;
 
@@ -20,12 +18,11 @@ use multihash::Multihash;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::codec::cbor::{CborError, Value};
 use crate::task::{WireCid, WirePeer, TOPIC_PREFIX};
-use cbor::{CborError, Value};
 pub use delta::{Delta, DeltaRef, Op};
 
-/// The DAG-CBOR codec.
-pub const DAG_CBOR: u64 = 0x71;
+pub use crate::codec::cbor::DAG_CBOR;
 /// The encoding version of [`Announce`], its first byte.
 pub const ANNOUNCE_VERSION: u8 = 1;
 /// The largest encoded announcement. Bytes.

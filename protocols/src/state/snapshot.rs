@@ -14,9 +14,9 @@
 use cid::Cid;
 use libp2p::PeerId;
 
-use super::cbor::{CborError, Value};
 use super::delta::{DeltaRef, MAX_KEY_BYTES, MAX_PARENTS, MAX_VALUE_BYTES};
 use super::StateError;
+use crate::codec::cbor::{CborError, Value};
 
 /// The encoding version.
 pub const SNAPSHOT_VERSION: u64 = 1;

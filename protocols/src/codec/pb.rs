@@ -314,7 +314,7 @@ pub fn decode_unixfs(buf: &[u8]) -> Result<UnixfsData<'_>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::block::{cid_for, DAG_PB};
+    use crate::codec::testing::{cid_for, DAG_PB};
     use proptest::prelude::*;
 
     #[test]

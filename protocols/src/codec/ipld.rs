@@ -9,9 +9,9 @@
 
 use std::fmt::Write as _;
 
+pub use super::cbor::DAG_CBOR;
+use super::cbor::{CborError, Float, Value};
 use cid::Cid;
-use ipfsbench_protocols::state::cbor::{CborError, Float, Value};
-pub use ipfsbench_protocols::state::DAG_CBOR;
 use multibase::Base;
 
 use super::varint;
@@ -367,7 +367,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::store::block::cid_for;
+    use crate::codec::testing::cid_for;
     use sha2::Digest;
 
     /// The fixture `dagpb_Data_some` in its three codecs.

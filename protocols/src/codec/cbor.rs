@@ -13,6 +13,9 @@
 
 use cid::Cid;
 
+/// The DAG-CBOR codec.
+pub const DAG_CBOR: u64 = 0x71;
+
 /// Items reserved ahead for an array or map: each item may be much larger than its first
 /// byte, so a declared length is not trusted for allocation.
 const PREALLOCATE: usize = 1_024;
