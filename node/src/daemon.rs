@@ -304,7 +304,7 @@ impl Daemon {
 /// holding 30,000 pins: RSS 396 MiB with glibc's default arenas, 197 MiB with two. Call it
 /// before the runtime starts.
 pub fn cap_malloc_arenas() {
-    crate::store::sys::cap_malloc_arenas();
+    crate::store::cap_malloc_arenas();
 }
 
 /// The API address as Kubo writes it in `<repo>/api`.

@@ -6,16 +6,13 @@
 //! tested against a [`store::MemoryStore`].
 
 pub mod api;
-pub mod config;
 pub mod daemon;
 pub mod gateway;
 pub mod index;
 pub mod metrics;
 pub mod network;
-pub mod repo;
 pub mod state;
-pub mod store;
-pub mod unixfs;
 
 pub use cid::Cid;
 pub use ipfsbench_protocols::codec;
+pub use ipfsbench_store::{config, repo, store, unixfs};

@@ -64,7 +64,7 @@ impl Replica {
     /// Starts the replica of `repo`'s state on `client`'s network (on the current tokio
     /// runtime).
     pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
-        let db = repo.state()?;
+        let db = super::Db::open(repo.db())?;
         let me = repo.peer_id();
         let mut start = db.meta_u64(CLOCK_KEY)?.unwrap_or(0);
         for v in db.versions()? {

@@ -13,7 +13,7 @@ mod memory;
 mod pack;
 pub mod pins;
 pub mod protect;
-pub(crate) mod sys;
+mod sys;
 pub mod tiers;
 
 use cid::Cid;
@@ -21,6 +21,7 @@ use cid::Cid;
 pub use cache::{AdaptiveCache, CachePolicy, LruCache};
 pub use memory::MemoryStore;
 pub use pack::{PackStore, PackStoreConfig};
+pub use sys::cap_malloc_arenas;
 
 use self::block::{BlockError, Hash};
 
@@ -44,7 +45,7 @@ impl Block {
 
     /// A block whose bytes a protocol layer of this node already checked against `cid` (Bitswap
     /// verifies every block it receives before handing it over).
-    pub(crate) fn verified_upstream(cid: Cid, data: bytes::Bytes) -> Self {
+    pub fn verified_upstream(cid: Cid, data: bytes::Bytes) -> Self {
         Self { cid, data }
     }
 

@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 
 /// Caps glibc's malloc arenas at one per core, at least two (glibc's default is eight per
 /// core). Elsewhere it does nothing.
-pub(crate) fn cap_malloc_arenas() {
+pub fn cap_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);

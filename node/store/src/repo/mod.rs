@@ -468,9 +468,10 @@ impl Repo {
         Ok(tree.map_err(crate::store::Error::from)?)
     }
 
-    /// The replicated state's database (see [`crate::state`]).
-    pub fn state(&self) -> Result<crate::state::Db, crate::state::DbError> {
-        crate::state::Db::open(self.store.disk().db())
+    /// The repo's key-value database, shared by the parts that keep records beside the
+    /// blocks (the replicated state).
+    pub fn db(&self) -> &sled::Db {
+        self.store.disk().db()
     }
 
     /// Pins every CID of `cids` recursively (their blocks must be local), durable with one

@@ -202,7 +202,7 @@ impl Config {
 }
 
 /// `config.example.toml`: every knob with its default and unit, as `init` writes it.
-pub const EXAMPLE: &str = include_str!("../../config.example.toml");
+pub const EXAMPLE: &str = include_str!("../../../config.example.toml");
 
 impl Config {
     /// The commented TOML that `init` writes: [`EXAMPLE`] with the node's PeerId.

@@ -161,7 +161,7 @@ impl Drop for CacheHold {
 /// What a node that does not serve blocks shows Bitswap: nothing, so every want is answered
 /// DONT_HAVE.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct NoBlocks;
+pub struct NoBlocks;
 
 impl bitswap::BlockSource for NoBlocks {
     fn has(&self, _: &Cid) -> bool {
