@@ -12,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 
-use super::Metrics;
+use ipfsbench_net::metrics::Metrics;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Served {
@@ -37,7 +37,7 @@ pub struct Http {
 
 /// The families, registered once per [`Metrics`] and shared by its servers.
 #[derive(Debug, Clone)]
-pub(super) struct Families {
+struct Families {
     requests: Family<Served, Counter>,
     durations: Family<Endpoint, Histogram>,
 }
@@ -46,31 +46,27 @@ impl Http {
     /// Request metrics for the server named `server`, registered with `metrics` (the first
     /// server registers the families; later ones share them).
     pub fn new(metrics: &Metrics, server: &'static str) -> Self {
-        let families = metrics
-            .0
-            .http
-            .get_or_init(|| {
-                let f = Families {
-                    requests: Family::default(),
-                    durations: Family::new_with_constructor(|| {
-                        Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
-                    }),
-                };
-                metrics.register(|r| {
-                    r.register(
-                        "ipfsbench_http_requests",
-                        "HTTP requests answered, by server, endpoint and status code",
-                        f.requests.clone(),
-                    );
-                    r.register(
-                        "ipfsbench_http_request_duration_seconds",
-                        "Time to answer an HTTP request (until the headers), by server and endpoint",
-                        f.durations.clone(),
-                    );
-                });
-                f
-            })
-            .clone();
+        let families = metrics.shared(|| {
+            let f = Families {
+                requests: Family::default(),
+                durations: Family::new_with_constructor(|| {
+                    Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
+                }),
+            };
+            metrics.register(|r| {
+                r.register(
+                    "ipfsbench_http_requests",
+                    "HTTP requests answered, by server, endpoint and status code",
+                    f.requests.clone(),
+                );
+                r.register(
+                    "ipfsbench_http_request_duration_seconds",
+                    "Time to answer an HTTP request (until the headers), by server and endpoint",
+                    f.durations.clone(),
+                );
+            });
+            f
+        });
         Self {
             server,
             requests: families.requests,

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::command::{Command, Fetched, SUBSCRIBER_QUEUE};
 pub use super::command::{PeerInfo, PubsubMessage, PubsubStats};
-use crate::repo::Repo;
-use crate::store::block::{Hash, RAW};
-use crate::store::dag;
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::store::block::{Hash, RAW};
+use ipfsbench_store::store::dag;
 
 /// Blocks fetched concurrently while walking a DAG.
 const DAG_FETCH_CONCURRENCY: usize = 256;
@@ -103,10 +103,7 @@ impl Client {
 
     /// Fetches one block over Bitswap into the repo's store and hands back its bytes, or
     /// `None` when it was local already (the caller reads it from the store).
-    pub(crate) async fn fetch_data(
-        &self,
-        cid: Cid,
-    ) -> Result<Option<bytes::Bytes>, network::Error> {
+    pub async fn fetch_data(&self, cid: Cid) -> Result<Option<bytes::Bytes>, network::Error> {
         Ok(self.fetch(cid, Vec::new()).await?.data)
     }
 

@@ -13,9 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::Waiters;
 use crate::network::{self, command::Fetched};
-use crate::repo::Repo;
-use crate::store::block::Hash;
-use crate::store::Block;
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::store::block::Hash;
+use ipfsbench_store::store::Block;
 
 type Shared = Arc<dyn std::error::Error + Send + Sync>;
 
@@ -49,7 +49,7 @@ pub(super) struct Storing {
 /// Stores one block, reading its links while the bytes are at hand (so that a DAG walk need
 /// not read it back).
 fn store_now(repo: &Repo, job: Job) -> Stored {
-    let result = crate::store::dag::links(&job.cid, &job.data)
+    let result = ipfsbench_store::store::dag::links(&job.cid, &job.data)
         .map_err(|e| Arc::new(e) as Shared)
         .and_then(|links| {
             let block = Block::verified_upstream(job.cid, job.data.clone());

@@ -19,8 +19,8 @@ use super::command::{Command, Fetched, PeerInfo, PubsubStats};
 use super::keep::Keep;
 use super::offences::Offences;
 use super::Config;
-use crate::repo::Repo;
-use crate::store::block::Hash;
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::store::block::Hash;
 
 mod announce;
 mod pubsub;

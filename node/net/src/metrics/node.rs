@@ -9,10 +9,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::{set_counter, Metrics};
+use super::registry::{set_counter, Metrics};
 use crate::network::Client;
-use crate::repo::Repo;
-use crate::store::tiers::Tier;
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::store::tiers::Tier;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TierLabel {
@@ -40,7 +40,7 @@ struct Host {
 }
 
 /// Registers the host's and the store's metrics, refreshed from `client` and `repo`.
-pub(crate) fn register(metrics: &Metrics, repo: Arc<Repo>, client: Client) {
+pub fn register(metrics: &Metrics, repo: Arc<Repo>, client: Client) {
     let m = Host::default();
     metrics.register(|r| {
         let r = r.sub_registry_with_prefix("ipfsbench");

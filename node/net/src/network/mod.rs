@@ -28,7 +28,7 @@ pub use libp2p::pnet::PreSharedKey as SwarmKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use observe::{NetStats, MAX_LISTED_WANTS};
 
-use crate::repo::Repo;
+use ipfsbench_store::repo::Repo;
 
 /// What a family of gossipsub topics carries: a message that is not well formed is rejected
 /// at the edge (not delivered, not forwarded) and counts against the peer that relayed it,
@@ -82,7 +82,7 @@ pub struct Config {
 
 impl Error {
     /// A store failure, keeping its source.
-    pub(crate) fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+    pub fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Store(Arc::new(e))
     }
 }
@@ -145,7 +145,7 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
     let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if config.serve_blocks {
         Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
     } else {
-        Arc::new(crate::store::tiers::NoBlocks)
+        Arc::new(ipfsbench_store::store::tiers::NoBlocks)
     };
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
     let (kad_server, relay_server) = (config.kad_server, config.relay_server);
