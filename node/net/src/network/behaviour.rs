@@ -4,7 +4,7 @@ use crate::network;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipfsbench_protocols::bitswap;
+use ipfsbench_bitswap as bitswap;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use cid::Cid;
 use futures::StreamExt;
-use ipfsbench_protocols::bitswap;
+use ipfsbench_bitswap as bitswap;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
@@ -37,28 +37,6 @@ const MAX_TRACKED_PEERS: usize = 4096;
 const KEEP_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// The largest buffer a subscriber may ask for.
 pub(crate) const MAX_SUBSCRIBER_QUEUE: usize = 1 << 16;
-
-/// The node's store, as Bitswap sees it.
-pub(crate) struct RepoBlocks(pub(crate) Arc<Repo>);
-
-impl bitswap::BlockSource for RepoBlocks {
-    fn has(&self, cid: &Cid) -> bool {
-        self.0.store().has(cid.hash()).unwrap_or(false)
-    }
-
-    fn get(&self, cid: &Cid) -> Option<Vec<u8>> {
-        self.0.store().get(cid).ok().flatten()
-    }
-
-    fn size(&self, cid: &Cid) -> Option<usize> {
-        self.0
-            .store()
-            .size(cid)
-            .ok()
-            .flatten()
-            .and_then(|s| usize::try_from(s).ok())
-    }
-}
 
 pub(super) type Waiters = Vec<oneshot::Sender<Result<Fetched, network::Error>>>;
 type DialReply = oneshot::Sender<Result<PeerId, network::Error>>;

@@ -4,9 +4,10 @@
 //! Transports: TCP and QUIC, noise, yamux ([`muxer`]: no stream window larger than a frame
 //! yamux decodes), DNS, relay client. Protocols: identify, ping, Kademlia (`/ipfs/kad/1.0.0`),
 //! gossipsub, mDNS (optional), AutoNAT, relay server (masters), DCUtR and Bitswap
-//! (`ipfsbench_protocols::bitswap`).
+//! (`ipfsbench_bitswap`).
 
 mod behaviour;
+mod blocks;
 mod client;
 mod command;
 mod event_loop;
@@ -142,10 +143,10 @@ pub enum Error {
 /// at [`Host::shutdown`] or when every [`Client`] is dropped.
 pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
     let key = repo.keypair().clone();
-    let blocks: Arc<dyn ipfsbench_protocols::bitswap::BlockSource> = if config.serve_blocks {
-        Arc::new(event_loop::RepoBlocks(Arc::clone(&repo)))
+    let blocks: Arc<dyn ipfsbench_bitswap::BlockSource> = if config.serve_blocks {
+        Arc::new(blocks::RepoBlocks(Arc::clone(&repo)))
     } else {
-        Arc::new(ipfsbench_store::store::tiers::NoBlocks)
+        Arc::new(blocks::NoBlocks)
     };
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
     let (kad_server, relay_server) = (config.kad_server, config.relay_server);

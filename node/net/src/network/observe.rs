@@ -15,7 +15,7 @@ pub const MAX_LISTED_WANTS: usize = 1_000;
 #[derive(Debug, Clone, Default)]
 pub struct NetStats {
     /// Bitswap's counters.
-    pub bitswap: ipfsbench_protocols::bitswap::Stats,
+    pub bitswap: ipfsbench_bitswap::Stats,
     /// Blocks this node wants now.
     pub wants: usize,
     /// The first [`MAX_LISTED_WANTS`] of them.

@@ -31,7 +31,6 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use cid::Cid;
-use ipfsbench_protocols::bitswap;
 
 mod config;
 mod disk;
@@ -155,21 +154,6 @@ impl Drop for CacheHold {
         if let Err(e) = self.tiers.drain() {
             tracing::warn!(error = %e, "removing evicted blocks failed");
         }
-    }
-}
-
-/// What a node that does not serve blocks shows Bitswap: nothing, so every want is answered
-/// DONT_HAVE.
-#[derive(Debug, Clone, Copy)]
-pub struct NoBlocks;
-
-impl bitswap::BlockSource for NoBlocks {
-    fn has(&self, _: &Cid) -> bool {
-        false
-    }
-
-    fn get(&self, _: &Cid) -> Option<Vec<u8>> {
-        None
     }
 }
 

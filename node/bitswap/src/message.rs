@@ -597,7 +597,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::bitswap::protobuf::uvarint_len;
+    use crate::protobuf::uvarint_len;
     use proptest::prelude::*;
 
     fn raw_cid(data: &[u8]) -> Cid {
