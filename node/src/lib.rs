@@ -8,11 +8,10 @@
 pub mod api;
 pub mod daemon;
 pub mod gateway;
-pub mod index;
 pub mod metrics;
-pub mod state;
 
 pub use cid::Cid;
+pub use ipfsbench_data::{index, state};
 pub use ipfsbench_net::network;
 pub use ipfsbench_protocols::codec;
 pub use ipfsbench_store::{config, repo, store, unixfs};

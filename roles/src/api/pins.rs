@@ -310,12 +310,22 @@ async fn alerts(Extract(api): Extract<Api>) -> Result<Json<Alerts>, ApiError> {
     Ok(Json(Alerts { alerts: out }))
 }
 
+/// A refused write is the caller's fault (400); anything else is the node's (500).
+fn state_error(e: state::Error) -> ApiError {
+    match e {
+        state::Error::Invalid(_) => ApiError::bad_request(e.to_string()),
+        _ => ApiError::internal(e.to_string()),
+    }
+}
+
 async fn state_status(Extract(api): Extract<Api>) -> Result<Json<state::Status>, ApiError> {
-    Ok(Json(api.pinset.state().status().await?))
+    Ok(Json(
+        api.pinset.state().status().await.map_err(state_error)?,
+    ))
 }
 
 async fn snapshot(Extract(api): Extract<Api>) -> Result<Json<Snapshot>, ApiError> {
-    let cid = api.pinset.state().snapshot().await?;
+    let cid = api.pinset.state().snapshot().await.map_err(state_error)?;
     Ok(Json(Snapshot {
         snapshot: cid.to_string(),
     }))

@@ -19,8 +19,8 @@ use super::clock::{self, Clock};
 use super::db::Applied;
 use super::snapshots::{self, FLOOR_KEY, SNAPSHOT_KEY};
 use super::{hex, Command, Config, Db, Error, Handle, Status};
-use crate::network::{Client, PubsubMessage};
-use crate::repo::Repo;
+use ipfsbench_net::network::{Client, PubsubMessage};
+use ipfsbench_store::repo::Repo;
 
 /// Blocks fetched at once.
 const FETCHES: usize = 32;

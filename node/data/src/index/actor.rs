@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use super::schema::{CONTENT, RESULTS};
 use super::spool::Manifest;
 use super::{content, sync, Command, Config, Error, Shared, Status};
-use crate::network::PubsubMessage;
+use ipfsbench_net::network::PubsubMessage;
 
 /// How long a peer whose partition failed its check is not asked again.
 const BAN: Duration = Duration::from_secs(60);

@@ -7,22 +7,19 @@ use std::time::{Duration, Instant};
 
 use ipfsbench_protocols::index::{self as wire, Partition, Table};
 use ipfsbench_protocols::task::WireCid;
-use ipfsbench_protocols::Role;
 use ipfsbench_sql::Value;
 use libp2p::{Multiaddr, PeerId};
 
 use super::{Config, Handle, Index, ResultRow};
-use crate::daemon::{Daemon, Options};
-use crate::network::TopicRule;
-use crate::repo::Repo;
+use crate::testing::{repo, Host};
+use ipfsbench_store::repo::Repo;
 
 const TOPIC: &str = "/ipfsbench/test/index/1";
 const DEADLINE: Duration = Duration::from_secs(30);
 
 struct Node {
-    daemon: Daemon,
+    host: Host,
     index: Index,
-    _dir: tempfile::TempDir,
 }
 
 impl Node {
@@ -31,32 +28,13 @@ impl Node {
     }
 
     async fn addr(&self) -> Multiaddr {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let addrs = self.daemon.client().listen_addrs().await.expect("addrs");
-            if let Some(a) = addrs
-                .into_iter()
-                .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
-            {
-                return a.with(libp2p::multiaddr::Protocol::P2p(
-                    self.daemon.repo().peer_id(),
-                ));
-            }
-            assert!(Instant::now() < deadline, "no loopback address within 10 s");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.host.addr().await
     }
 
     async fn stop(self) {
         self.index.shutdown().await;
-        self.daemon.shutdown().await.expect("shutdown");
+        self.host.stop().await;
     }
-}
-
-fn repo() -> (tempfile::TempDir, Repo) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::init(&dir.path().join("repo")).expect("repo");
-    (dir, repo)
 }
 
 async fn start(
@@ -65,28 +43,16 @@ async fn start(
     bootstrap: Vec<Multiaddr>,
     tune: impl FnOnce(&mut Config),
 ) -> Node {
-    let mut options = Options::new(Role::Worker, "127.0.0.1:0".parse().expect("addr"));
-    options.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen")];
-    options.bootstrap = bootstrap;
-    options.fetch_timeout = Duration::from_secs(10);
-    options.topic_rules = vec![TopicRule {
-        prefix: "/ipfsbench/",
-        suffix: wire::TOPIC_SUFFIX,
-        valid: |data| wire::Announce::decode(data).is_ok(),
-    }];
-    let daemon = Daemon::start(repo, options).await.expect("daemon");
+    let host = Host::start((dir, repo), bootstrap, wire::TOPIC_SUFFIX, |data| {
+        wire::Announce::decode(data).is_ok()
+    });
     let mut config = Config::new(TOPIC.to_string(), trusted.clone());
     config.announce_every = Duration::from_millis(200);
     config.content_every = None;
     config.fetch_timeout = Duration::from_secs(10);
     tune(&mut config);
-    let index =
-        Index::start(Arc::clone(daemon.repo()), daemon.client().clone(), config).expect("index");
-    Node {
-        daemon,
-        index,
-        _dir: dir,
-    }
+    let index = Index::start(Arc::clone(&host.repo), host.client.clone(), config).expect("index");
+    Node { host, index }
 }
 
 fn row(worker: &str, n: i64) -> ResultRow {

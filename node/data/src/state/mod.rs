@@ -82,16 +82,16 @@ pub enum Error {
     Db(#[from] DbError),
     /// The block store failed.
     #[error("storing a state block: {0}")]
-    Store(#[from] crate::store::Error),
+    Store(#[from] ipfsbench_store::store::Error),
     /// Keeping a block from GC failed.
     #[error("keeping a state block: {0}")]
-    Keep(#[from] crate::store::pins::Error),
+    Keep(#[from] ipfsbench_store::store::pins::Error),
     /// A change breaks a limit (key or value too long, too many).
     #[error("invalid change: {0}")]
     Invalid(#[from] StateError),
     /// The network failed.
     #[error(transparent)]
-    Network(#[from] crate::network::Error),
+    Network(#[from] ipfsbench_net::network::Error),
     /// A snapshot could not be fetched or read.
     #[error("snapshot {cid}: {reason}")]
     Snapshot {
@@ -253,15 +253,6 @@ impl Handle {
             .await
             .map_err(|_| Error::Stopped)?;
         rx.await.map_err(|_| Error::Stopped)?
-    }
-}
-
-impl From<Error> for crate::api::ApiError {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Invalid(_) => Self::bad_request(e.to_string()),
-            _ => Self::internal(e.to_string()),
-        }
     }
 }
 

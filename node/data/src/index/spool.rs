@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{CONTENT, RESULTS};
 use super::Error;
-use crate::unixfs::{self, AddOptions, Sink};
+use ipfsbench_store::unixfs::{self, AddOptions, Sink};
 
 /// A partition file's size, at most.
 pub const MAX_PARTITION_BYTES: u64 = 512 << 20;

@@ -12,9 +12,9 @@ use ipfsbench_protocols::state::DAG_CBOR;
 use libp2p::PeerId;
 
 use super::{Db, Error};
-use crate::network::Client;
-use crate::repo::Repo;
-use crate::store::Block;
+use ipfsbench_net::network::Client;
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::store::Block;
 
 /// Chunks of a snapshot fetched at once.
 const CHUNK_FETCHES: usize = 16;

@@ -11,11 +11,11 @@ use ipfsbench_sql::{ident, literal, Cell, Value};
 use sha2::{Digest, Sha256};
 
 use super::{Dataset, DatasetFormat, Error, Shared};
-use crate::store::block::RAW;
-use crate::store::pins::{PinFilter, PinKind};
-use crate::store::tiers::Mode;
-use crate::store::BlockStore;
-use crate::unixfs::{self, ReadError};
+use ipfsbench_store::store::block::RAW;
+use ipfsbench_store::store::pins::{PinFilter, PinKind};
+use ipfsbench_store::store::tiers::Mode;
+use ipfsbench_store::store::BlockStore;
+use ipfsbench_store::unixfs::{self, ReadError};
 
 /// How long fetching a dataset may take.
 const DATASET_FETCH: Duration = Duration::from_secs(120);

@@ -40,9 +40,9 @@ use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::network::Client;
-use crate::repo::Repo;
 pub use content::check_name as check_dataset_name;
+use ipfsbench_net::network::Client;
+use ipfsbench_store::repo::Repo;
 pub use schema::{ResultRow, CONTENT, RESULTS};
 use spool::Spool;
 pub use spool::MAX_PARTITION_BYTES;
@@ -107,10 +107,10 @@ pub enum Error {
     Io(#[from] std::io::Error),
     /// The repo failed.
     #[error("storing a partition: {0}")]
-    Repo(#[from] crate::repo::Error),
+    Repo(#[from] ipfsbench_store::repo::Error),
     /// The network failed.
     #[error(transparent)]
-    Network(#[from] crate::network::Error),
+    Network(#[from] ipfsbench_net::network::Error),
     /// A peer's partition failed its check.
     #[error("partition {cid} rejected: {reason}")]
     Rejected {
@@ -291,7 +291,7 @@ impl Shared {
         let stored = (|| {
             let added = self.repo.add_path(
                 tmp,
-                &crate::unixfs::AddOptions::default(),
+                &ipfsbench_store::unixfs::AddOptions::default(),
                 false,
                 &mut |_| {},
             )?;

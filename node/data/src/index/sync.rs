@@ -207,7 +207,7 @@ async fn fetch(shared: &Arc<Shared>, p: Partition, timeout: Duration) -> Result<
     let shared = Arc::clone(shared);
     tokio::task::spawn_blocking(move || {
         let tmp = shared.spool.scratch("fetched.parquet");
-        let result = crate::unixfs::get(shared.repo.store(), &cid, &tmp)
+        let result = ipfsbench_store::unixfs::get(shared.repo.store(), &cid, &tmp)
             .map_err(|e| Error::Rejected {
                 cid,
                 reason: e.to_string(),

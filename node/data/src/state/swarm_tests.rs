@@ -5,21 +5,18 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ipfsbench_protocols::state::{self as wire, Op};
-use ipfsbench_protocols::Role;
 use libp2p::{Multiaddr, PeerId};
 
 use super::{Config, Handle, Replica};
-use crate::daemon::{Daemon, Options};
-use crate::network::TopicRule;
-use crate::repo::Repo;
+use crate::testing::{repo, trusting_repos, Host};
+use ipfsbench_store::repo::Repo;
 
 const TOPIC: &str = "/ipfsbench/test/state/1";
 const DEADLINE: Duration = Duration::from_secs(20);
 
 struct Node {
-    daemon: Daemon,
+    host: Host,
     replica: Replica,
-    _dir: tempfile::TempDir,
 }
 
 impl Node {
@@ -28,37 +25,13 @@ impl Node {
     }
 
     async fn addr(&self) -> Multiaddr {
-        // The listener reports its address a moment after the host starts: wait for it.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let addr = loop {
-            let addrs = self.daemon.client().listen_addrs().await.expect("addrs");
-            if let Some(a) = addrs
-                .into_iter()
-                .find(|a| a.to_string().starts_with("/ip4/127.0.0.1/tcp/"))
-            {
-                break a;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no loopback TCP address within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        addr.with(libp2p::multiaddr::Protocol::P2p(
-            self.daemon.repo().peer_id(),
-        ))
+        self.host.addr().await
     }
 
     async fn stop(self) {
         self.replica.shutdown().await;
-        self.daemon.shutdown().await.expect("shutdown");
+        self.host.stop().await;
     }
-}
-
-fn repo() -> (tempfile::TempDir, Repo) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let repo = Repo::init(&dir.path().join("repo")).expect("repo");
-    (dir, repo)
 }
 
 async fn start(
@@ -67,43 +40,20 @@ async fn start(
     bootstrap: Vec<Multiaddr>,
     tune: impl FnOnce(&mut Config),
 ) -> Node {
-    let mut options = Options::new(Role::Worker, "127.0.0.1:0".parse().expect("addr"));
-    options.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().expect("listen")];
-    options.bootstrap = bootstrap;
-    options.fetch_timeout = Duration::from_secs(10);
-    options.topic_rules = vec![TopicRule {
-        prefix: "/ipfsbench/",
-        suffix: wire::TOPIC_SUFFIX,
-        valid: |data| wire::Announce::decode(data).is_ok(),
-    }];
-    let daemon = Daemon::start(repo, options).await.expect("daemon");
+    let host = Host::start((dir, repo), bootstrap, wire::TOPIC_SUFFIX, |data| {
+        wire::Announce::decode(data).is_ok()
+    });
     let mut config = Config::new(TOPIC.to_string(), trusted.clone());
     config.announce_every = Duration::from_millis(200);
     config.fetch_timeout = Duration::from_secs(5);
     tune(&mut config);
     let replica = Replica::start(
-        std::sync::Arc::clone(daemon.repo()),
-        daemon.client().clone(),
+        std::sync::Arc::clone(&host.repo),
+        host.client.clone(),
         config,
     )
     .expect("replica");
-    Node {
-        daemon,
-        replica,
-        _dir: dir,
-    }
-}
-
-/// `n` fresh repos whose peers all trust each other.
-fn trusting_repos(
-    n: usize,
-) -> (
-    HashSet<PeerId>,
-    std::vec::IntoIter<(tempfile::TempDir, Repo)>,
-) {
-    let repos: Vec<_> = (0..n).map(|_| repo()).collect();
-    let trusted = repos.iter().map(|(_, r)| r.peer_id()).collect();
-    (trusted, repos.into_iter())
+    Node { host, replica }
 }
 
 /// Snapshots on demand only.
@@ -262,7 +212,7 @@ async fn a_late_node_starts_from_a_snapshot_and_history_is_let_go() {
     // A second snapshot lets go of the history the first covered.
     let second = h.snapshot().await.expect("snapshot");
     assert_ne!(first, second);
-    let gc = a.daemon.repo().gc().expect("gc");
+    let gc = a.host.repo.gc().expect("gc");
     assert!(gc.removed_blocks >= 400, "history not let go: {gc:?}");
 
     let boot = vec![a.addr().await];
