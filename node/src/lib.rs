@@ -5,13 +5,12 @@
 //! the stores. The pieces below it work on the [`store::BlockStore`] trait, so each can be
 //! tested against a [`store::MemoryStore`].
 
-pub mod api;
 pub mod daemon;
-pub mod gateway;
 pub mod metrics;
 
 pub use cid::Cid;
 pub use ipfsbench_data::{index, state};
+pub use ipfsbench_http::{api, gateway};
 pub use ipfsbench_net::network;
 pub use ipfsbench_protocols::codec;
 pub use ipfsbench_store::{config, repo, store, unixfs};

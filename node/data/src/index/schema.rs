@@ -255,8 +255,9 @@ mod readme {
     /// The README documents the schemas exactly as the code defines them.
     #[test]
     fn the_readme_documents_both_schemas() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
-            .expect("README.md");
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+                .expect("README.md");
         for schema in [&RESULTS, &CONTENT] {
             let table = schema.markdown();
             assert!(

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::unixfs::{Entry, EntryKind};
+use ipfsbench_store::unixfs::{Entry, EntryKind};
 
 /// The listing page of the directory `cid`, reached at the URL path `path` (ending in `/`).
 pub(super) fn page(path: &str, cid: &cid::Cid, entries: &[Entry]) -> String {

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::net::{ndjson, push_line};
 use super::read::resolve;
 use super::{wire, ApiError, Args, State};
-use crate::network::ping::Pinger;
+use ipfsbench_net::network::ping::Pinger;
 
 /// The most pings one call may ask for.
 const MAX_PINGS: u32 = 1000;

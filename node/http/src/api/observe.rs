@@ -28,7 +28,7 @@ pub(super) async fn readyz(Extract(s): Extract<State>) -> Response {
 /// `Accept` asks for OpenMetrics.
 pub(super) async fn metrics(Extract(s): Extract<State>, headers: HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = crate::metrics::Format::negotiate(accept);
+    let format = ipfsbench_net::metrics::Format::negotiate(accept);
     let text = s.metrics.render_as(format).await;
     (
         [

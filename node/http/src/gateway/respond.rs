@@ -11,9 +11,9 @@ use cid::Cid;
 
 use super::{listing, sniff, ContentPath, Failure, Format, Gateway};
 use crate::api::{read, stream};
-use crate::network::Client;
-use crate::repo::Repo;
-use crate::unixfs::{self, EntryKind, ReadError};
+use ipfsbench_net::network::Client;
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::unixfs::{self, EntryKind, ReadError};
 
 /// `Cache-Control` of everything under `/ipfs/`: the content never changes.
 const IMMUTABLE: &str = "public, max-age=29030400, immutable";
@@ -103,8 +103,8 @@ async fn fetch(net: &Client, cid: Cid, timeout: std::time::Duration) -> Result<(
     }
 }
 
-impl From<crate::store::Error> for Failure {
-    fn from(e: crate::store::Error) -> Self {
+impl From<ipfsbench_store::store::Error> for Failure {
+    fn from(e: ipfsbench_store::store::Error) -> Self {
         Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
     }
 }

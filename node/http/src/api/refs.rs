@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use super::net::ndjson;
 use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::{wire, ApiError, Args, State};
-use crate::store::block::{DAG_PB, RAW};
-use crate::store::dag;
 use ipfsbench_protocols::codec::pb;
+use ipfsbench_store::store::block::{DAG_PB, RAW};
+use ipfsbench_store::store::dag;
 
 /// Lines buffered ahead of a slow client.
 const LINES_AHEAD: usize = 64;
@@ -205,7 +205,7 @@ pub(super) async fn refs_local(Extract(s): Extract<State>) -> Result<Response, A
                 let mut text = serde_json::to_vec(&line).unwrap_or_default();
                 text.push(b'\n');
                 w.write_all(&text)
-                    .map_err(|source| crate::store::Error::Io {
+                    .map_err(|source| ipfsbench_store::store::Error::Io {
                         path: "the HTTP response".into(),
                         source,
                     })

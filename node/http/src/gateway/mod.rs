@@ -23,8 +23,8 @@ use axum::Router;
 use tokio::sync::oneshot;
 
 use crate::api::{self, State};
-use crate::network;
-use crate::unixfs::ReadError;
+use ipfsbench_net::network;
+use ipfsbench_store::unixfs::ReadError;
 
 /// What the gateway's handlers reach.
 #[derive(Debug, Clone)]
@@ -49,10 +49,10 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let http = crate::metrics::http::Http::new(&state.metrics, "gateway");
+        let http = crate::metrics::Http::new(&state.metrics, "gateway");
         let app = router(Gateway { state, timeout }).layer(axum::middleware::from_fn_with_state(
             http,
-            crate::metrics::http::track,
+            crate::metrics::track,
         ));
         let task = tokio::spawn(api::server::run(listener, app, async {
             let _ = stopped.await;
@@ -211,7 +211,7 @@ struct ContentPath {
 fn parse_path(path: &str) -> Result<ContentPath, Failure> {
     let mut parts = path.split('/');
     let first = parts.next().unwrap_or_default();
-    let cid = crate::store::block::parse_cid(first).map_err(|e| {
+    let cid = ipfsbench_store::store::block::parse_cid(first).map_err(|e| {
         Failure::bad_request(format!("invalid path \"/ipfs/{path}\": {}", e.reason))
     })?;
     let mut names = Vec::new();

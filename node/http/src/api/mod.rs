@@ -32,8 +32,8 @@ pub use error::ApiError;
 pub use guard::Access;
 pub use net::ndjson;
 
-use crate::network::Client;
-use crate::repo::Repo;
+use ipfsbench_net::network::Client;
+use ipfsbench_store::repo::Repo;
 
 /// The most query parameters one request may carry.
 pub const MAX_ARGS: usize = 256;
@@ -55,12 +55,12 @@ pub struct State {
     /// Turns for uploads, [`MAX_CONCURRENT_UPLOADS`] of them.
     uploads: Arc<tokio::sync::Semaphore>,
     /// The node's metrics.
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: ipfsbench_net::metrics::Metrics,
 }
 
 impl State {
     /// The state of an API serving `repo` and `net`.
-    pub fn new(repo: Arc<Repo>, net: Client, metrics: crate::metrics::Metrics) -> Self {
+    pub fn new(repo: Arc<Repo>, net: Client, metrics: ipfsbench_net::metrics::Metrics) -> Self {
         Self {
             repo,
             net,
@@ -251,7 +251,7 @@ pub async fn serve(
     extra: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let http = crate::metrics::http::Http::new(&state.metrics, "api");
+    let http = crate::metrics::Http::new(&state.metrics, "api");
     let app = router(state)
         .merge(extra)
         .method_not_allowed_fallback(|| async {
@@ -260,7 +260,7 @@ pub async fn serve(
         .layer(axum::middleware::from_fn_with_state(access, guard::guard))
         .layer(axum::middleware::from_fn_with_state(
             http,
-            crate::metrics::http::track,
+            crate::metrics::track,
         ));
     server::run(listener, app, shutdown).await
 }

@@ -11,9 +11,9 @@ use cid::Cid;
 use tokio::sync::mpsc;
 
 use super::{ApiError, State};
-use crate::network::{self, Client};
-use crate::repo::Repo;
-use crate::unixfs::{self, ReadError};
+use ipfsbench_net::network::{self, Client};
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::unixfs::{self, ReadError};
 
 /// Runs blocking repo work off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(

@@ -16,9 +16,9 @@ use ipfsbench_protocols::codec::cbor::Value;
 use super::net::{ndjson, push_line};
 use super::read::{blocking, fetch_one, resolve, stream_body};
 use super::{wire, ApiError, Args, State};
-use crate::store::block::{self, Hash, MAX_BLOCK_SIZE, RAW};
-use crate::store::dag;
 use ipfsbench_protocols::codec::ipld;
+use ipfsbench_store::store::block::{self, Hash, MAX_BLOCK_SIZE, RAW};
+use ipfsbench_store::store::dag;
 
 /// The most path segments `dag/get` follows.
 const MAX_SEGMENTS: usize = 64;

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use cid::Cid;
 
-use crate::repo::Repo;
-use crate::store::block::RAW;
-use crate::unixfs::{self, ReadError};
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::store::block::RAW;
+use ipfsbench_store::unixfs::{self, ReadError};
 
 /// The longest name a plain tar header holds.
 const NAME_FIELD: usize = 100;

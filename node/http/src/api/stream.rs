@@ -20,9 +20,9 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 
 use super::read::LazyError;
-use crate::network::{self, Client};
-use crate::repo::Repo;
-use crate::unixfs::{self, ReadError};
+use ipfsbench_net::network::{self, Client};
+use ipfsbench_store::repo::Repo;
+use ipfsbench_store::unixfs::{self, ReadError};
 
 /// Nodes loading at once (as many as Bitswap keeps in flight to one peer).
 const WINDOW: usize = 64;

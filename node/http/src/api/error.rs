@@ -1,12 +1,12 @@
 //! The one error type of the HTTP API, answered in Kubo's JSON shape.
 
-use crate::network;
-use crate::repo;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ipfsbench_net::network;
+use ipfsbench_store::repo;
 
-use crate::unixfs::ReadError;
+use ipfsbench_store::unixfs::ReadError;
 
 /// An API failure: a status and a message.
 #[derive(Debug)]
@@ -87,19 +87,19 @@ impl IntoResponse for ApiError {
 
 impl From<repo::Error> for ApiError {
     fn from(e: repo::Error) -> Self {
-        use crate::repo::Error as R;
+        use ipfsbench_store::repo::Error as R;
         let message = e.to_string();
         match e {
             R::NotFound(_) => Self::not_found(message),
-            R::Add(crate::unixfs::AddError::Io { .. }) => Self::internal(message),
+            R::Add(ipfsbench_store::unixfs::AddError::Io { .. }) => Self::internal(message),
             R::Add(_) | R::Car(_) | R::Block(_) | R::Pinned { .. } => Self::bad_request(message),
-            R::Pin(crate::store::pins::Error::Dag(crate::store::dag::Error::NotFound(_))) => {
-                Self::not_found(message)
-            }
+            R::Pin(ipfsbench_store::store::pins::Error::Dag(
+                ipfsbench_store::store::dag::Error::NotFound(_),
+            )) => Self::not_found(message),
             R::Pin(
-                crate::store::pins::Error::NotPinned(_)
-                | crate::store::pins::Error::PinnedIndirectly { .. }
-                | crate::store::pins::Error::AlreadyRecursive(_),
+                ipfsbench_store::store::pins::Error::NotPinned(_)
+                | ipfsbench_store::store::pins::Error::PinnedIndirectly { .. }
+                | ipfsbench_store::store::pins::Error::AlreadyRecursive(_),
             ) => Self::bad_request(message),
             _ => Self::internal(message),
         }
@@ -130,20 +130,20 @@ impl From<network::Error> for ApiError {
     }
 }
 
-impl From<crate::store::block::InvalidCid> for ApiError {
-    fn from(e: crate::store::block::InvalidCid) -> Self {
+impl From<ipfsbench_store::store::block::InvalidCid> for ApiError {
+    fn from(e: ipfsbench_store::store::block::InvalidCid) -> Self {
         Self::bad_request(e.to_string())
     }
 }
 
-impl From<crate::store::pins::Error> for ApiError {
-    fn from(e: crate::store::pins::Error) -> Self {
-        crate::repo::Error::from(e).into()
+impl From<ipfsbench_store::store::pins::Error> for ApiError {
+    fn from(e: ipfsbench_store::store::pins::Error) -> Self {
+        ipfsbench_store::repo::Error::from(e).into()
     }
 }
 
-impl From<crate::store::Error> for ApiError {
-    fn from(e: crate::store::Error) -> Self {
+impl From<ipfsbench_store::store::Error> for ApiError {
+    fn from(e: ipfsbench_store::store::Error) -> Self {
         ApiError::internal(e.to_string())
     }
 }

@@ -16,9 +16,9 @@ use super::net::{ndjson, push_line};
 use super::read::{blocking, fetch_one, read_lazily, resolve, stream_body};
 use super::wire;
 use super::{ApiError, Args, State};
-use crate::store::block::{self, DAG_PB, RAW};
-use crate::store::pins::{PinFilter, PinKind};
-use crate::unixfs::{self, AddOptions, EntryKind, ReadError};
+use ipfsbench_store::store::block::{self, DAG_PB, RAW};
+use ipfsbench_store::store::pins::{PinFilter, PinKind};
+use ipfsbench_store::unixfs::{self, AddOptions, EntryKind, ReadError};
 
 fn add_options(args: &Args) -> Result<AddOptions, ApiError> {
     if args.flag("wrap-with-directory", false)? {
@@ -418,7 +418,7 @@ pub(super) async fn block_rm(Extract(s): Extract<State>, args: Args) -> Result<R
         for cid in cids {
             match r.block_rm(&cid) {
                 Ok(()) => {}
-                Err(crate::repo::Error::NotFound(_)) if force => {}
+                Err(ipfsbench_store::repo::Error::NotFound(_)) if force => {}
                 Err(e) => return Err(e.into()),
             }
             if !quiet {
@@ -542,7 +542,7 @@ pub(super) async fn pin_ls(Extract(s): Extract<State>, args: Args) -> Result<Res
 /// How `cid` is pinned among the kinds `filter` selects, in Kubo's order (recursive, then
 /// direct, then below a recursive pin) and words (`indirect through <root>`).
 fn pinned_as(
-    r: &crate::repo::Repo,
+    r: &ipfsbench_store::repo::Repo,
     cid: &Cid,
     filter: PinFilter,
 ) -> Result<Option<String>, ApiError> {

@@ -1,5 +1,5 @@
 //! Storage calls: `storage/tiers`, the memory, disk and peer tiers with their sizes and hit
-//! counts (see [`crate::store::tiers`]). Answers GET as well as POST, as the issue asks for GET.
+//! counts (see [`ipfsbench_store::store::tiers`]). Answers GET as well as POST, as the issue asks for GET.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use axum::extract::State as Extract;
 use axum::Json;
 
 use super::{ApiError, State};
-use crate::store::tiers::TiersReport;
+use ipfsbench_store::store::tiers::TiersReport;
 
 pub(super) async fn tiers(Extract(s): Extract<State>) -> Result<Json<TiersReport>, ApiError> {
     let repo = Arc::clone(&s.repo);

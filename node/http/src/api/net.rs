@@ -10,7 +10,7 @@ use libp2p::Multiaddr;
 use multibase::Base;
 
 use super::{wire, ApiError, Args, State};
-use crate::store::block;
+use ipfsbench_store::store::block;
 
 /// Protocols announced by `id`.
 const PROTOCOLS: &[&str] = &[
@@ -186,11 +186,11 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Refuses a message over the network's size limit.
 fn check_size(data: &[u8]) -> Result<(), ApiError> {
-    if data.len() > crate::network::MAX_PUBSUB_MESSAGE {
+    if data.len() > ipfsbench_net::network::MAX_PUBSUB_MESSAGE {
         return Err(ApiError::bad_request(format!(
             "message of {} bytes exceeds the {}-byte limit",
             data.len(),
-            crate::network::MAX_PUBSUB_MESSAGE
+            ipfsbench_net::network::MAX_PUBSUB_MESSAGE
         )));
     }
     Ok(())
