@@ -11,7 +11,7 @@
 
 use serde_json::Value as Json;
 
-use crate::Error;
+use crate::error::Error;
 
 /// The table functions a query may read from: generators and introspection of the views.
 /// Everything else (file readers, logging and profiling switches, `query`, checkpoints,

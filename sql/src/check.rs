@@ -8,7 +8,7 @@ use std::ptr;
 
 use duckdb::ffi;
 
-use crate::Error;
+use crate::error::Error;
 
 /// Longest SQL text accepted from outside.
 pub(crate) const MAX_SQL: usize = 64 * 1024;

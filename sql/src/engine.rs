@@ -12,9 +12,12 @@ use duckdb::arrow::record_batch::RecordBatch;
 use duckdb::Connection;
 
 use crate::allow::Names;
-use crate::answer::{rows_within, Collector};
+use crate::answer::{rows_within, Answer, Collector};
 use crate::check::{self, Database};
-use crate::{literal, worker, Answer, Error, TableSchema};
+use crate::error::Error;
+use crate::process::{self, Outcome, Request};
+use crate::quote::literal;
+use crate::schema::TableSchema;
 
 /// What one query may use.
 #[derive(Debug, Clone)]
@@ -264,9 +267,9 @@ impl Engine {
         let text = self.check(sql)?;
         if let Some(program) = &self.limits.isolate {
             let _turn = self.turn()?;
-            return match worker::run(program, self.request(text, None))? {
-                worker::Outcome::Answer(answer) => Ok(answer),
-                worker::Outcome::Written { .. } => {
+            return match process::run(program, self.request(text, None))? {
+                Outcome::Answer(answer) => Ok(answer),
+                Outcome::Written { .. } => {
                     Err(Error::Engine("the query's process wrote a file".into()))
                 }
             };
@@ -297,8 +300,8 @@ impl Engine {
         Ok(Turn(&self.processes))
     }
 
-    fn request(&self, sql: String, parquet: Option<PathBuf>) -> worker::Request {
-        worker::Request {
+    fn request(&self, sql: String, parquet: Option<PathBuf>) -> Request {
+        Request {
             allowed: self.allowed.clone(),
             memory_bytes: self.limits.memory_bytes,
             threads: self.limits.threads,
@@ -333,9 +336,9 @@ impl Engine {
             let mut request = self.request(text, Some(dest.to_path_buf()));
             request.max_rows = limit;
             let _turn = self.turn()?;
-            return match worker::run(program, request)? {
-                worker::Outcome::Written { rows, truncated } => Ok((rows, truncated)),
-                worker::Outcome::Answer(_) => {
+            return match process::run(program, request)? {
+                Outcome::Written { rows, truncated } => Ok((rows, truncated)),
+                Outcome::Answer(_) => {
                     Err(Error::Engine("the query's process wrote no file".into()))
                 }
             };

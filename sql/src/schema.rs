@@ -6,6 +6,9 @@ use std::sync::Arc;
 use duckdb::arrow::datatypes::{DataType, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 
+use crate::error::Error;
+use crate::quote::ident;
+
 /// A column's type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnType {
@@ -119,7 +122,7 @@ impl TableSchema {
             .iter()
             .map(|f| {
                 let null = if f.nullable { "" } else { " NOT NULL" };
-                format!("{} {}{null}", crate::ident(f.name), f.ty.sql())
+                format!("{} {}{null}", ident(f.name), f.ty.sql())
             })
             .collect();
         format!("({})", columns.join(", "))
@@ -188,13 +191,13 @@ impl TableSchema {
     ///
     /// When a row's length or a cell's type does not fit its column, or a required column
     /// is null.
-    pub fn batch(&self, rows: &[Vec<Cell>]) -> Result<RecordBatch, crate::Error> {
+    pub fn batch(&self, rows: &[Vec<Cell>]) -> Result<RecordBatch, Error> {
         use duckdb::arrow::array::{
             ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
             TimestampMicrosecondBuilder,
         };
         let bad = |row: usize, field: &Field, cell: &Cell| {
-            crate::Error::Engine(format!(
+            Error::Engine(format!(
                 "{}: row {row}, column {}: {cell:?} does not fit {}",
                 self.name,
                 field.name,
@@ -206,7 +209,7 @@ impl TableSchema {
             .enumerate()
             .find(|(_, r)| r.len() != self.fields.len())
         {
-            return Err(crate::Error::Engine(format!(
+            return Err(Error::Engine(format!(
                 "{}: row {i} has {} cells for {} columns",
                 self.name,
                 row.len(),
@@ -287,6 +290,6 @@ impl TableSchema {
             };
             columns.push(array);
         }
-        RecordBatch::try_new(self.arrow(), columns).map_err(|e| crate::Error::Engine(e.to_string()))
+        RecordBatch::try_new(self.arrow(), columns).map_err(|e| Error::Engine(e.to_string()))
     }
 }
