@@ -16,6 +16,7 @@ use crate::args::{
     AddArgs, BlockCommand, Cli, Codec, Command, DagCommand, PinCommand, PinType, RepoCommand,
 };
 use crate::client::Api;
+use crate::common::{check_add_paths, get_destination, print_added};
 use crate::remote;
 
 /// Runs the parsed command.
@@ -127,24 +128,6 @@ fn local(repo_path: &Path, command: Command) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Where `get PATH [-o OUTPUT]` writes: OUTPUT, or the last name of PATH; never over
-/// something that exists.
-pub(crate) fn get_destination(path: &str, output: Option<PathBuf>) -> Result<PathBuf> {
-    let dest = output.unwrap_or_else(|| {
-        PathBuf::from(
-            path.trim_end_matches('/')
-                .rsplit('/')
-                .next()
-                .unwrap_or(path),
-        )
-    });
-    if dest.symlink_metadata().is_ok() {
-        bail!("{} already exists", dest.display());
-    }
-    eprintln!("Saving file(s) to {}", dest.display());
-    Ok(dest)
 }
 
 /// `get` without a daemon: writes the file or tree, or nothing.
@@ -432,39 +415,4 @@ fn dag_cmd(repo: &Repo, cmd: DagCommand) -> Result<()> {
 
 fn unreachable_online_only() -> Result<()> {
     bail!("this command needs a running daemon")
-}
-
-/// Refuses, before anything is added, a missing path or a directory without `-r`.
-pub(crate) fn check_add_paths(args: &AddArgs) -> Result<()> {
-    for path in &args.paths {
-        let meta = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
-        if meta.is_dir() && !args.recursive {
-            bail!(
-                "{} is a directory; use -r to add directories",
-                path.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-/// Prints `(cid, name)` entries as `ipfs add` does, honouring `-q` and `-Q`.
-pub(crate) fn print_added(
-    args: &AddArgs,
-    entries: &[(String, String)],
-    out: &mut dyn Write,
-) -> Result<()> {
-    for (i, (cid, name)) in entries.iter().enumerate() {
-        let last = i + 1 == entries.len();
-        if args.quieter && !last {
-            continue;
-        }
-        if args.quiet || args.quieter {
-            writeln!(out, "{cid}")?;
-        } else {
-            writeln!(out, "added {cid} {name}")?;
-        }
-    }
-    out.flush()?;
-    Ok(())
 }

@@ -5,6 +5,7 @@ mod benchdb;
 mod client;
 mod cluster;
 mod commands;
+mod common;
 mod daemon;
 mod demo;
 mod remote;

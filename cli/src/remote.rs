@@ -13,6 +13,7 @@ use crate::args::{
     RepoCommand, RoutingCommand, SubmitArgs, SwarmCommand, TaskCommand,
 };
 use crate::client::{ndjson, Api, Part};
+use crate::common::{check_add_paths, get_destination, print_added};
 
 /// Records asked for per `task ls` page.
 const LS_PAGE: usize = 1_000;
@@ -189,7 +190,7 @@ fn unreachable_command(name: &str) -> Result<()> {
 }
 
 fn add(api: &Api, args: AddArgs, out: &mut dyn Write) -> Result<()> {
-    crate::commands::check_add_paths(&args)?;
+    check_add_paths(&args)?;
     let mut parts = Vec::new();
     for path in &args.paths {
         parts.extend(Part::tree(path, args.hidden)?);
@@ -209,12 +210,12 @@ fn add(api: &Api, args: AddArgs, out: &mut dyn Write) -> Result<()> {
     let lines: Vec<(String, String)> = ndjson::<wire::Added>(api.upload("add", &q, parts)?)
         .map(|e| e.map(|e| (e.hash, e.name)))
         .collect::<Result<_>>()?;
-    crate::commands::print_added(&args, &lines, out)?;
+    print_added(&args, &lines, out)?;
     Ok(())
 }
 
 fn get(api: &Api, path: &str, output: Option<PathBuf>) -> Result<()> {
-    let dest = crate::commands::get_destination(path, output)?;
+    let dest = get_destination(path, output)?;
     let stream = api.stream("get", &[("arg", path.to_string())])?;
     let result = extract(stream, &dest);
     if result.is_err() {

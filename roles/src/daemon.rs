@@ -142,7 +142,7 @@ impl Daemon {
         let settings = config.settings;
         let options = decide(settings.role, config.daemon);
         let master = if settings.role == Role::Master {
-            let table = Master::open(repo.path(), settings.master.clone(), crate::now_ms());
+            let table = Master::open(repo.path(), settings.master.clone(), crate::clock::now_ms());
             Some(table.map_err(Error::TaskTable)?)
         } else {
             None

@@ -24,6 +24,7 @@
 //! is the node's storage tiers (`ipfsbench_core::store::tiers`).
 
 pub mod api;
+mod clock;
 mod cluster;
 pub mod daemon;
 mod gossip;
@@ -35,17 +36,12 @@ pub mod service;
 pub mod settings;
 mod submitter;
 mod system;
+mod tags;
 mod text;
 mod worker;
 
+pub use clock::now_ms;
 pub use cluster::Counters;
 pub use ipfsbench_protocols::Role;
 pub use service::Service;
 pub use settings::Settings;
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

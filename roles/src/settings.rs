@@ -12,6 +12,7 @@ use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
 
 use crate::system;
+pub use crate::tags::{check_tags, MAX_TAGS};
 
 /// The role service's settings, checked and typed.
 #[derive(Debug, Clone)]
@@ -63,9 +64,6 @@ pub struct ClusterSettings {
     /// Changes between snapshots; 0: on demand only.
     pub snapshot_every: u64,
 }
-
-/// The most tags a node may have.
-pub const MAX_TAGS: usize = 16;
 
 /// A replication factor of the configuration: -1 is every eligible peer, 0 is refused (as
 /// IPFS Cluster refuses it in its configuration), n > 0 is n.
@@ -234,20 +232,6 @@ impl ClusterSettings {
             snapshot_every: config.snapshot_every,
         })
     }
-}
-
-/// Checks tags: at most [`MAX_TAGS`], each `key:value` of at most 64 bytes.
-pub fn check_tags(tags: &[String]) -> Result<(), String> {
-    if tags.len() > MAX_TAGS {
-        return Err(format!("at most {MAX_TAGS} tags"));
-    }
-    for t in tags {
-        let ok = t.len() <= 64 && t.split_once(':').is_some_and(|(k, _)| !k.is_empty());
-        if !ok {
-            return Err(format!("{t:?} is not key:value (at most 64 bytes)"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -99,7 +99,7 @@ fn request(args: &Args) -> Result<PinRequest, ApiError> {
         .get("expire-in")
         .map(|d| {
             input::duration(d)
-                .and_then(|d| input::expiry(crate::now_ms(), d))
+                .and_then(|d| input::expiry(crate::clock::now_ms(), d))
                 .map_err(ApiError::bad_request)
         })
         .transpose()?;
@@ -116,7 +116,7 @@ fn request(args: &Args) -> Result<PinRequest, ApiError> {
 }
 
 async fn add(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiError> {
-    let pin = api.pinset.add(request(&args)?, crate::now_ms()).await?;
+    let pin = api.pinset.add(request(&args)?, crate::clock::now_ms()).await?;
     json_line(&pin)
 }
 
@@ -133,7 +133,7 @@ async fn update(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiE
     };
     let pin = api
         .pinset
-        .update(&cid(from)?, cid(to)?, crate::now_ms())
+        .update(&cid(from)?, cid(to)?, crate::clock::now_ms())
         .await?;
     json_line(&pin)
 }

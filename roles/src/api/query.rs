@@ -157,7 +157,7 @@ async fn list(Extract(api): Extract<Api>, args: Args) -> Result<Json<Answer>, Ap
         .get("since")
         .map(duration_ms)
         .transpose()?
-        .map(|d| crate::now_ms().saturating_sub(d));
+        .map(|d| crate::clock::now_ms().saturating_sub(d));
     let answer = results::list(&api.index, args.get("kind"), args.get("worker"), since).await;
     Ok(Json(answer.map_err(api_error)?))
 }
@@ -321,7 +321,7 @@ async fn dataset_add(
         rows: dataset.rows,
         bytes: dataset.bytes,
         columns: dataset.columns,
-        added_ms: crate::now_ms(),
+        added_ms: crate::clock::now_ms(),
     };
     let value = serde_json::to_vec(&entry).map_err(|e| ApiError::internal(e.to_string()))?;
     api.state

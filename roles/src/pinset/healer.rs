@@ -37,7 +37,7 @@ impl Healer {
                 if started.elapsed() < after {
                     continue;
                 }
-                if let Err(e) = heal(&pinset, crate::now_ms()).await {
+                if let Err(e) = heal(&pinset, crate::clock::now_ms()).await {
                     tracing::warn!("re-allocating pins: {e}");
                 }
             }

@@ -91,7 +91,7 @@ pub fn check_labels(
             name.len()
         ));
     }
-    crate::settings::check_tags(tags)?;
+    crate::tags::check_tags(tags)?;
     if metadata.len() > MAX_METADATA
         || metadata
             .iter()

@@ -142,7 +142,7 @@ impl State {
     /// read: what stays in memory is the set of CIDs allocated here and the queue of those to
     /// fetch, not every pin.
     async fn reconcile(&mut self) {
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         let me = self.me();
         let mut mine: HashSet<Cid> = HashSet::new();
         let mut whole = true;
@@ -237,7 +237,7 @@ impl State {
             blocks: 0,
             error: None,
             recover,
-            updated_at_ms: crate::now_ms(),
+            updated_at_ms: crate::clock::now_ms(),
         };
         Op {
             key: PeerStatus::key(cid, &self.me()),
@@ -328,7 +328,7 @@ impl State {
                 blocks,
                 error,
                 recover: pin.recover,
-                updated_at_ms: crate::now_ms(),
+                updated_at_ms: crate::clock::now_ms(),
             };
             reports.push(Op {
                 key: PeerStatus::key(&pin.cid, &me),
@@ -354,7 +354,7 @@ async fn fetch_one(
         blocks: 0,
         error: None,
         recover: pin.recover,
-        updated_at_ms: crate::now_ms(),
+        updated_at_ms: crate::clock::now_ms(),
     };
     // `pinning` is reported by the first progress tick: a DAG that is local (or small)
     // goes straight to `pinned`.
@@ -369,7 +369,7 @@ async fn fetch_one(
             _ = tick.tick() => {
                 report.bytes = progress.bytes.load(Ordering::Relaxed);
                 report.blocks = progress.blocks.load(Ordering::Relaxed);
-                report.updated_at_ms = crate::now_ms();
+                report.updated_at_ms = crate::clock::now_ms();
                 write(&pinset, &cid, &report).await;
             }
         }

@@ -28,7 +28,8 @@ use crate::master::{Master, TaskRecord};
 use crate::settings::Settings;
 use crate::submitter::{self, Submitter};
 use crate::worker::{Admission, Attempts, Runner};
-use crate::{gossip, now_ms, system};
+use crate::clock::now_ms;
+use crate::{gossip, system};
 
 /// Inputs taken in one turn, at most.
 const BATCH: usize = 256;

@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::now_ms;
+use crate::clock::now_ms;
 
 /// The largest `size` a benchmark task may ask for. Bytes.
 pub(crate) const MAX_BENCH_BYTES: u64 = 16 << 30;

@@ -149,7 +149,7 @@ impl Actor {
     }
 
     fn take_submissions(&mut self) {
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         let submissions: Vec<TaskRecord> = self.read_all(SUBMIT_PREFIX);
         let Some(master) = &mut self.master else {
             return;
