@@ -12,10 +12,12 @@ use axum::Json;
 use cid::Cid;
 use tokio::io::AsyncWriteExt;
 
+use super::args::Args;
+use super::error::ApiError;
 use super::net::{ndjson, push_line};
 use super::read::{blocking, fetch_one, read_lazily, resolve, stream_body};
+use super::state::State;
 use super::wire;
-use super::{ApiError, Args, State};
 use ipfsbench_store::store::block::{self, DAG_PB, RAW};
 use ipfsbench_store::store::pins::{PinFilter, PinKind};
 use ipfsbench_store::unixfs::{self, AddOptions, EntryKind, ReadError};
@@ -132,7 +134,7 @@ pub(super) async fn add(
     args: Args,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let mut multipart = super::multipart(multipart)?;
+    let mut multipart = super::multipart::multipart(multipart)?;
     let options = add_options(&args)?;
     let pin = args.flag("pin", true)?;
     let only_hash = args.flag("only-hash", false)?;
@@ -366,7 +368,7 @@ pub(super) async fn block_put(
     args: Args,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Json<wire::BlockStat>, ApiError> {
-    let mut multipart = super::multipart(multipart)?;
+    let mut multipart = super::multipart::multipart(multipart)?;
     // Kubo's older `format` names a codec too; `mhtype` and `mhlen` the hash.
     args.only("format", &["raw", "v0", "dag-pb", "protobuf"])?;
     args.only("mhtype", &["sha2-256"])?;
@@ -385,7 +387,7 @@ pub(super) async fn block_put(
             )))
         }
     };
-    let data = super::first_part(&mut multipart, "the block")
+    let data = super::multipart::first_part(&mut multipart, "the block")
         .await?
         .to_vec();
     if codec == DAG_PB {
@@ -585,7 +587,7 @@ pub(super) async fn dag_import(
     Extract(s): Extract<State>,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let mut multipart = super::multipart(multipart)?;
+    let mut multipart = super::multipart::multipart(multipart)?;
     let _turn = s.upload_turn().await?;
     let mut body = String::new();
     let mut any = false;

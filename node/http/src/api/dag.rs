@@ -13,9 +13,12 @@ use axum::response::Response;
 use cid::Cid;
 use ipfsbench_protocols::codec::cbor::Value;
 
+use super::args::Args;
+use super::error::ApiError;
 use super::net::{ndjson, push_line};
 use super::read::{blocking, fetch_one, resolve, stream_body};
-use super::{wire, ApiError, Args, State};
+use super::state::State;
+use super::wire;
 use ipfsbench_protocols::codec::ipld;
 use ipfsbench_store::store::block::{self, Hash, MAX_BLOCK_SIZE, RAW};
 use ipfsbench_store::store::dag;
@@ -127,7 +130,7 @@ pub(super) async fn dag_put(
     args: Args,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    let mut multipart = super::multipart(multipart)?;
+    let mut multipart = super::multipart::multipart(multipart)?;
     let input = ipld::codec(args.get("input-codec").unwrap_or("dag-json"))?;
     let store = ipld::codec(args.get("store-codec").unwrap_or("dag-cbor"))?;
     if let Some(hash) = args.get("hash").filter(|h| *h != "sha2-256") {

@@ -24,7 +24,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
-use super::ApiError;
+use super::error::ApiError;
 
 /// The longest request URI. Bytes.
 pub const MAX_URI: usize = 16 << 10;

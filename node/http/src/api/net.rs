@@ -9,7 +9,10 @@ use futures::StreamExt;
 use libp2p::Multiaddr;
 use multibase::Base;
 
-use super::{wire, ApiError, Args, State};
+use super::args::Args;
+use super::error::ApiError;
+use super::state::State;
+use super::wire;
 use ipfsbench_store::store::block;
 
 /// Protocols announced by `id`.
@@ -222,9 +225,9 @@ pub(super) async fn pubsub_pub(
         }
         return Ok(Json(wire::Empty {}));
     }
-    let mut multipart = super::multipart(multipart)?;
+    let mut multipart = super::multipart::multipart(multipart)?;
     let (topic, _) = decode_topic(topic)?;
-    let data = super::first_part(&mut multipart, "the message data").await?;
+    let data = super::multipart::first_part(&mut multipart, "the message data").await?;
     check_size(&data)?;
     s.net.publish(topic, data.to_vec()).await?;
     Ok(Json(wire::Empty {}))

@@ -8,9 +8,12 @@ use axum::Json;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 
+use super::args::Args;
+use super::error::ApiError;
 use super::net::{ndjson, push_line};
 use super::read::resolve;
-use super::{wire, ApiError, Args, State};
+use super::state::State;
+use super::wire;
 use ipfsbench_net::network::ping::Pinger;
 
 /// The most pings one call may ask for.

@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use super::{ApiError, Args, State};
+use super::args::Args;
+use super::error::ApiError;
+use super::state::State;
 
 /// Alive: the process answers HTTP.
 pub(super) async fn healthz() -> &'static str {

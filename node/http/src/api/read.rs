@@ -10,7 +10,8 @@ use axum::response::Response;
 use cid::Cid;
 use tokio::sync::mpsc;
 
-use super::{ApiError, State};
+use super::error::ApiError;
+use super::state::State;
 use ipfsbench_net::network::{self, Client};
 use ipfsbench_store::repo::Repo;
 use ipfsbench_store::unixfs::{self, ReadError};

@@ -12,9 +12,12 @@ use axum::response::Response;
 use cid::Cid;
 use tokio::sync::mpsc;
 
+use super::args::Args;
+use super::error::ApiError;
 use super::net::ndjson;
 use super::read::{blocking, fetch_one, resolve, stream_body};
-use super::{wire, ApiError, Args, State};
+use super::state::State;
+use super::wire;
 use ipfsbench_protocols::codec::pb;
 use ipfsbench_store::store::block::{DAG_PB, RAW};
 use ipfsbench_store::store::dag;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use axum::extract::State as Extract;
 use axum::Json;
 
-use super::{ApiError, State};
+use super::error::ApiError;
+use super::state::State;
 use ipfsbench_store::store::tiers::TiersReport;
 
 pub(super) async fn tiers(Extract(s): Extract<State>) -> Result<Json<TiersReport>, ApiError> {

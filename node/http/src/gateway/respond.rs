@@ -9,7 +9,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use cid::Cid;
 
-use super::{listing, sniff, ContentPath, Failure, Format, Gateway};
+use super::failure::Failure;
+use super::request::{ContentPath, Format};
+use super::state::Gateway;
+use super::{listing, sniff};
 use crate::api::{read, stream};
 use ipfsbench_net::network::Client;
 use ipfsbench_store::repo::Repo;
