@@ -131,3 +131,51 @@ mod tests {
         assert!(parse_cid("QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o").is_ok());
     }
 }
+
+/// A block whose bytes are known to match its CID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    cid: Cid,
+    /// Shared bytes: a block received over Bitswap is a slice of the frame it came in.
+    data: bytes::Bytes,
+}
+
+impl Block {
+    /// Checks `data` against `cid`.
+    pub fn new(cid: Cid, data: Vec<u8>) -> Result<Self, BlockError> {
+        verify(&cid, &data)?;
+        Ok(Self {
+            cid,
+            data: data.into(),
+        })
+    }
+
+    /// A block whose bytes a protocol layer of this node already checked against `cid` (Bitswap
+    /// verifies every block it receives before handing it over).
+    pub fn verified_upstream(cid: Cid, data: bytes::Bytes) -> Self {
+        Self { cid, data }
+    }
+
+    /// Hashes `data` with sha2-256 under `codec` (CIDv0 when `v0` and the codec is dag-pb).
+    pub fn hash(codec: u64, data: Vec<u8>, v0: bool) -> Self {
+        Self {
+            cid: cid_for(codec, &data, v0),
+            data: data.into(),
+        }
+    }
+
+    /// The block's CID.
+    pub fn cid(&self) -> &Cid {
+        &self.cid
+    }
+
+    /// The block's bytes.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Takes the bytes out (shared, not copied).
+    pub fn into_data(self) -> bytes::Bytes {
+        self.data
+    }
+}

@@ -9,7 +9,7 @@ use ipfsbench_protocols::codec::cbor::{CborError, Value};
 use ipfsbench_protocols::state::DAG_CBOR;
 
 use crate::store::block::{Hash, DAG_PB, RAW};
-use crate::store::BlockStore;
+use crate::store::blockstore::BlockStore;
 use ipfsbench_protocols::codec::pb;
 
 /// A DAG that cannot be walked.
@@ -46,7 +46,7 @@ pub enum Error {
     },
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] store::Error),
+    Store(#[from] store::error::Error),
     /// Writing out what the walk visited failed.
     #[error("writing: {0}")]
     Write(#[from] std::io::Error),

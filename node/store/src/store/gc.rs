@@ -2,9 +2,9 @@
 //! (see [`super::protect`]). The sweep checks protection and removes under one lock, so a
 //! writer that re-uses an existing block either protects it first or stores it anew.
 
+use super::blockstore::BlockStore;
 use super::pins::Pins;
 use super::protect::Protector;
-use super::BlockStore;
 use crate::store;
 use crate::store::pins;
 
@@ -27,7 +27,7 @@ pub enum Error {
     Mark(#[from] pins::Error),
     /// The store failed.
     #[error(transparent)]
-    Store(#[from] store::Error),
+    Store(#[from] store::error::Error),
 }
 
 /// Removes unpinned, unprotected blocks, then compacts the store.

@@ -6,7 +6,8 @@ use std::sync::RwLock;
 
 use cid::Cid;
 
-use super::{Block, BlockStore, StoreStat};
+use super::block::Block;
+use super::blockstore::{BlockStore, StoreStat};
 use crate::store::block::Hash;
 
 /// Blocks in a hash map.
@@ -32,7 +33,7 @@ impl MemoryStore {
 }
 
 impl BlockStore for MemoryStore {
-    fn put(&self, block: &Block) -> Result<bool, store::Error> {
+    fn put(&self, block: &Block) -> Result<bool, store::error::Error> {
         let mut map = self.write();
         if map.contains_key(block.cid().hash()) {
             return Ok(false);
@@ -41,35 +42,35 @@ impl BlockStore for MemoryStore {
         Ok(true)
     }
 
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::Error> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::error::Error> {
         Ok(self.read().get(cid.hash()).cloned())
     }
 
-    fn has(&self, hash: &Hash) -> Result<bool, store::Error> {
+    fn has(&self, hash: &Hash) -> Result<bool, store::error::Error> {
         Ok(self.read().contains_key(hash))
     }
 
-    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::Error> {
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::error::Error> {
         Ok(self.read().get(cid.hash()).map(|d| d.len() as u64))
     }
 
-    fn remove(&self, hash: &Hash) -> Result<bool, store::Error> {
+    fn remove(&self, hash: &Hash) -> Result<bool, store::error::Error> {
         Ok(self.write().remove(hash).is_some())
     }
 
     fn for_each_hash(
         &self,
-        f: &mut dyn FnMut(Hash) -> Result<(), store::Error>,
-    ) -> Result<(), store::Error> {
+        f: &mut dyn FnMut(Hash) -> Result<(), store::error::Error>,
+    ) -> Result<(), store::error::Error> {
         let hashes: Vec<Hash> = self.read().keys().copied().collect();
         hashes.into_iter().try_for_each(f)
     }
 
-    fn flush(&self) -> Result<(), store::Error> {
+    fn flush(&self) -> Result<(), store::error::Error> {
         Ok(())
     }
 
-    fn stat(&self) -> Result<StoreStat, store::Error> {
+    fn stat(&self) -> Result<StoreStat, store::error::Error> {
         let map = self.read();
         Ok(StoreStat {
             blocks: map.len() as u64,

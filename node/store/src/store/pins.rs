@@ -10,8 +10,8 @@ use std::sync::Arc;
 use cid::Cid;
 
 use crate::store::block::Hash;
+use crate::store::blockstore::BlockStore;
 use crate::store::protect::Protector;
-use crate::store::BlockStore;
 
 /// How a CID is pinned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

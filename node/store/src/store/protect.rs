@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::block::Hash;
-use super::BlockStore;
+use super::blockstore::BlockStore;
 
 #[derive(Debug, Default)]
 pub(super) struct State {
@@ -73,7 +73,7 @@ impl Protector {
         store: &dyn BlockStore,
         hash: &Hash,
         still_valid: impl FnOnce() -> bool,
-    ) -> Result<Removal, store::Error> {
+    ) -> Result<Removal, store::error::Error> {
         let state = self.state();
         if Self::is_protected(&state, hash) {
             return Ok(Removal::Protected);

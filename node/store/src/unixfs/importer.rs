@@ -8,7 +8,7 @@ use std::sync::mpsc::sync_channel;
 
 use cid::Cid;
 
-use super::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_LINKS, SHARDING_THRESHOLD};
+use super::limits::{DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_LINKS, SHARDING_THRESHOLD};
 use crate::store::block::{Hash, DAG_PB, RAW};
 use crate::store::protect::Session;
 use crate::store::{Block, BlockStore};

@@ -22,10 +22,10 @@ impl Loc {
         out
     }
 
-    pub(super) fn decode(b: &[u8]) -> Result<Self, store::Error> {
-        let b: &[u8; LOC_LEN] = b
-            .try_into()
-            .map_err(|_| store::Error::CorruptIndex(format!("location of {} bytes", b.len())))?;
+    pub(super) fn decode(b: &[u8]) -> Result<Self, store::error::Error> {
+        let b: &[u8; LOC_LEN] = b.try_into().map_err(|_| {
+            store::error::Error::CorruptIndex(format!("location of {} bytes", b.len()))
+        })?;
         let [p0, p1, p2, p3, o0, o1, o2, o3, o4, o5, o6, o7, l0, l1, l2, l3] = *b;
         Ok(Self {
             pack: u32::from_le_bytes([p0, p1, p2, p3]),
@@ -50,7 +50,10 @@ pub(super) fn end_of(v: &[u8]) -> u64 {
 }
 
 /// Builds the `pack_ends` tree of a store written before it existed.
-pub(super) fn rebuild_ends(index: &sled::Tree, ends: &sled::Tree) -> Result<(), store::Error> {
+pub(super) fn rebuild_ends(
+    index: &sled::Tree,
+    ends: &sled::Tree,
+) -> Result<(), store::error::Error> {
     let mut max: HashMap<u32, u64> = HashMap::new();
     for v in index.iter().values() {
         let loc = Loc::decode(&v?)?;

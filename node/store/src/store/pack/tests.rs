@@ -1,7 +1,14 @@
 //! The pack store's own tests (the shared store scenario runs here too).
 
+use super::files::{pack_ids, pack_path};
 use super::*;
+use crate::store;
+use crate::store::block::Block;
 use crate::store::block::RAW;
+use crate::store::blockstore::BlockStore;
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::Ordering;
 
 #[test]
 fn scenario() {
@@ -131,7 +138,7 @@ fn a_write_refused_for_space_changes_nothing_on_disk() {
         let store = PackStore::open(dir.path(), full).unwrap();
         store.put(&b).unwrap();
         let err = store.flush().unwrap_err();
-        assert!(matches!(err, store::Error::DiskFull { .. }), "{err}");
+        assert!(matches!(err, store::error::Error::DiskFull { .. }), "{err}");
         assert!(err.to_string().contains("disk full"), "{err}");
         // Still readable from memory, and nothing reached the pack.
         assert_eq!(store.get(b.cid()).unwrap().unwrap(), b.data());

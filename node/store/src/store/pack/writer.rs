@@ -15,8 +15,8 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::files::{io_err, open_pack, pack_path, PackStoreConfig};
 use super::loc::Loc;
-use super::{io_err, open_pack, pack_path, PackStoreConfig};
 use crate::store;
 use crate::store::block::Hash;
 use crate::store::sys;
@@ -122,7 +122,7 @@ impl Writer {
         id: u32,
         dir_dirty: bool,
         direct: bool,
-    ) -> Result<Self, store::Error> {
+    ) -> Result<Self, store::error::Error> {
         let path = pack_path(packs_dir, id);
         let file = Arc::new(open_pack(&path, true)?);
         let file_len = file.metadata().map_err(io_err(&path))?.len();
@@ -146,7 +146,7 @@ impl Writer {
 
     /// With direct writes, reads the pack's last partial block into the empty buffer, so the
     /// buffer starts at an aligned offset.
-    fn hold_tail(&mut self) -> Result<(), store::Error> {
+    fn hold_tail(&mut self) -> Result<(), store::error::Error> {
         if self.direct.is_none() {
             return Ok(());
         }
@@ -203,15 +203,15 @@ impl Writer {
         packs_dir: &Path,
         hash: &Hash,
         data: &[u8],
-    ) -> Result<Loc, store::Error> {
+    ) -> Result<Loc, store::error::Error> {
         if let Some(reason) = &self.failed {
-            return Err(store::Error::Failed(reason.clone()));
+            return Err(store::error::Error::Failed(reason.clone()));
         }
         let len = u32::try_from(data.len())
-            .map_err(|_| store::Error::CorruptIndex("block over 4 GiB".into()))?;
+            .map_err(|_| store::error::Error::CorruptIndex("block over 4 GiB".into()))?;
         let hash_bytes = hash.to_bytes();
         let hash_len = u8::try_from(hash_bytes.len())
-            .map_err(|_| store::Error::CorruptIndex("multihash over 255 bytes".into()))?;
+            .map_err(|_| store::error::Error::CorruptIndex("multihash over 255 bytes".into()))?;
         if self.end() >= config.pack_target_bytes {
             self.roll(config, packs_dir)?;
         }
@@ -243,7 +243,7 @@ impl Writer {
         config: &PackStoreConfig,
         packs_dir: &Path,
         whole: bool,
-    ) -> Result<(), store::Error> {
+    ) -> Result<(), store::error::Error> {
         let pending = self.buf.len() - self.held;
         if pending == 0 {
             return Ok(());
@@ -252,7 +252,7 @@ impl Writer {
             let free = sys::free_bytes(&self.file).map_err(io_err(&self.path))?;
             let need = pending as u64 + config.min_free_bytes;
             if free < need {
-                return Err(store::Error::DiskFull {
+                return Err(store::error::Error::DiskFull {
                     path: packs_dir.to_path_buf(),
                     free,
                     reserve: config.min_free_bytes,
@@ -336,9 +336,9 @@ impl Writer {
         &mut self,
         config: &PackStoreConfig,
         packs_dir: &Path,
-    ) -> Result<(), store::Error> {
+    ) -> Result<(), store::error::Error> {
         if let Some(reason) = &self.failed {
-            return Err(store::Error::Failed(reason.clone()));
+            return Err(store::error::Error::Failed(reason.clone()));
         }
         self.write_out(config, packs_dir, true)?;
         let mut synced = Ok(());
@@ -372,7 +372,7 @@ impl Writer {
         &mut self,
         config: &PackStoreConfig,
         packs_dir: &Path,
-    ) -> Result<(), store::Error> {
+    ) -> Result<(), store::error::Error> {
         self.write_out(config, packs_dir, true)?;
         if self.direct.is_none() {
             sys::start_writeback(&self.file, self.kicked, self.file_len - self.kicked);

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use crate::store::block::Hash;
-use crate::store::{AdaptiveCache, CachePolicy};
+use crate::store::cache::{AdaptiveCache, CachePolicy};
 
 /// An evicted block waiting to be removed from disk.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::store::block::Hash;
-use crate::store::{AdaptiveCache, CachePolicy};
+use crate::store::cache::{AdaptiveCache, CachePolicy};
 
 /// Block bytes in memory, chosen by adaptive replacement.
 #[derive(Debug)]

@@ -43,10 +43,13 @@ use disk::DiskCache;
 use memory::MemoryCache;
 pub use report::{DiskTier, MemoryTier, PeerTier, Tier, TiersReport};
 
+use crate::store::block::Block;
 use crate::store::block::{Hash, RAW};
+use crate::store::blockstore::{BlockStore, StoreStat};
+use crate::store::cache::{AdaptiveCache, CachePolicy};
+use crate::store::pack::PackStore;
 use crate::store::pins::Pins;
 use crate::store::protect::{Protector, Removal};
-use crate::store::{AdaptiveCache, Block, BlockStore, CachePolicy, PackStore, StoreStat};
 use ipfsbench_protocols::Role;
 
 /// Failures to start the tiers.
@@ -54,7 +57,7 @@ use ipfsbench_protocols::Role;
 pub enum Error {
     /// Reading the store to seed the cache, or evicting, failed.
     #[error(transparent)]
-    Store(#[from] store::Error),
+    Store(#[from] store::error::Error),
     /// The tiers were started once already, as another role.
     #[error("the storage tiers already run as {active}, not {asked}")]
     RoleChanged {
@@ -293,7 +296,7 @@ impl TieredStore {
     }
 
     /// The tiers' figures.
-    pub fn report(&self) -> Result<TiersReport, store::Error> {
+    pub fn report(&self) -> Result<TiersReport, store::error::Error> {
         let stat = self.disk.stat()?;
         let c = &self.counters;
         let disk = {
@@ -342,7 +345,7 @@ impl TieredStore {
     }
 
     /// Drops what the tiers track but the store lost (after a GC or a direct removal).
-    pub(crate) fn forget_missing(&self) -> Result<(), store::Error> {
+    pub(crate) fn forget_missing(&self) -> Result<(), store::error::Error> {
         let mut cache = lock(&self.cache);
         let tracked: Vec<Hash> = cache.policy.keys().copied().collect();
         let mut memory = lock(&self.memory);
@@ -387,7 +390,7 @@ impl TieredStore {
     }
 
     /// Removes from disk the evicted blocks no hold keeps, unless pinned or protected.
-    fn drain(&self) -> Result<(), store::Error> {
+    fn drain(&self) -> Result<(), store::error::Error> {
         // A pin change seen while removing makes the live set stale: mark again, a few times.
         for _ in 0..4 {
             if !lock(&self.cache).has_removable() {
@@ -455,7 +458,7 @@ impl TieredStore {
     }
 
     /// Counts a read of a stored block as a reference.
-    fn reference(&self, hash: &Hash) -> Result<(), store::Error> {
+    fn reference(&self, hash: &Hash) -> Result<(), store::error::Error> {
         let due = {
             let mut cache = lock(&self.cache);
             cache.touch(hash);
@@ -471,7 +474,7 @@ impl TieredStore {
 impl BlockStore for TieredStore {
     /// Stores a block that arrived from a peer: counted in the peer tier and, on a leecher,
     /// tracked by the cache.
-    fn put(&self, block: &Block) -> Result<bool, store::Error> {
+    fn put(&self, block: &Block) -> Result<bool, store::error::Error> {
         let hash = *block.cid().hash();
         let new = self.disk.put(block)?;
         if !new {
@@ -490,7 +493,7 @@ impl BlockStore for TieredStore {
         Ok(true)
     }
 
-    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::Error> {
+    fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>, store::error::Error> {
         let hash = cid.hash();
         let memory_on = self.memory_on();
         if memory_on {
@@ -523,7 +526,7 @@ impl BlockStore for TieredStore {
         Ok(data)
     }
 
-    fn has(&self, hash: &Hash) -> Result<bool, store::Error> {
+    fn has(&self, hash: &Hash) -> Result<bool, store::error::Error> {
         if self.bounded() {
             // Under the cache's lock, so that an evicted block found here is not removed
             // between this answer and the caller's read.
@@ -539,11 +542,11 @@ impl BlockStore for TieredStore {
         self.disk.has(hash)
     }
 
-    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::Error> {
+    fn size(&self, cid: &Cid) -> Result<Option<u64>, store::error::Error> {
         self.disk.size(cid)
     }
 
-    fn remove(&self, hash: &Hash) -> Result<bool, store::Error> {
+    fn remove(&self, hash: &Hash) -> Result<bool, store::error::Error> {
         lock(&self.cache).forget(hash);
         lock(&self.memory).remove(hash);
         self.disk.remove(hash)
@@ -551,20 +554,20 @@ impl BlockStore for TieredStore {
 
     fn for_each_hash(
         &self,
-        f: &mut dyn FnMut(Hash) -> Result<(), store::Error>,
-    ) -> Result<(), store::Error> {
+        f: &mut dyn FnMut(Hash) -> Result<(), store::error::Error>,
+    ) -> Result<(), store::error::Error> {
         self.disk.for_each_hash(f)
     }
 
-    fn flush(&self) -> Result<(), store::Error> {
+    fn flush(&self) -> Result<(), store::error::Error> {
         self.disk.flush()
     }
 
-    fn stat(&self) -> Result<StoreStat, store::Error> {
+    fn stat(&self) -> Result<StoreStat, store::error::Error> {
         self.disk.stat()
     }
 
-    fn compact(&self) -> Result<u64, store::Error> {
+    fn compact(&self) -> Result<u64, store::error::Error> {
         self.disk.compact()
     }
 }
