@@ -16,8 +16,9 @@
 use cid::Cid;
 use libp2p::PeerId;
 
-use super::{block_cid, StateError, DAG_CBOR};
-use crate::codec::cbor::{CborError, Value};
+use super::block::block_cid;
+use super::error::StateError;
+use crate::codec::cbor::{CborError, Value, DAG_CBOR};
 
 /// The encoding version.
 pub const DELTA_VERSION: u64 = 1;
@@ -43,6 +44,29 @@ pub struct DeltaRef {
     pub seq: u64,
     /// 1 + the highest parent's height (1 for a delta with no parents).
     pub height: u64,
+}
+
+impl DeltaRef {
+    /// The reference as the state's blocks hold it: `{ "c": link, "w": writer, "s": seq,
+    /// "h": height }`.
+    pub(crate) fn cbor(&self) -> Value {
+        Value::Map(vec![
+            ("c".into(), Value::Link(self.cid)),
+            ("w".into(), Value::Bytes(self.writer.to_bytes())),
+            ("s".into(), Value::Uint(self.seq)),
+            ("h".into(), Value::Uint(self.height)),
+        ])
+    }
+
+    /// Reads a reference as [`DeltaRef::cbor`] writes it.
+    pub(crate) fn from_cbor(v: &Value) -> Result<Self, StateError> {
+        Ok(DeltaRef {
+            cid: v.link("c")?,
+            writer: peer(v.bytes("w")?)?,
+            seq: v.uint("s")?,
+            height: v.uint("h")?,
+        })
+    }
 }
 
 /// One change: `key` set to `value`, or removed (`None`).
@@ -74,18 +98,7 @@ pub struct Delta {
 impl Delta {
     /// The block bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let parents = self
-            .parents
-            .iter()
-            .map(|p| {
-                Value::Map(vec![
-                    ("c".into(), Value::Link(p.cid)),
-                    ("w".into(), Value::Bytes(p.writer.to_bytes())),
-                    ("s".into(), Value::Uint(p.seq)),
-                    ("h".into(), Value::Uint(p.height)),
-                ])
-            })
-            .collect();
+        let parents = self.parents.iter().map(DeltaRef::cbor).collect();
         let ops = self
             .ops
             .iter()
@@ -139,14 +152,7 @@ impl Delta {
         }
         let parents = parents
             .iter()
-            .map(|p| {
-                Ok(DeltaRef {
-                    cid: p.link("c")?,
-                    writer: peer(p.bytes("w")?)?,
-                    seq: p.uint("s")?,
-                    height: p.uint("h")?,
-                })
-            })
+            .map(DeltaRef::from_cbor)
             .collect::<Result<Vec<_>, StateError>>()?;
         let ops = v.array("o")?;
         if ops.len() > MAX_OPS {

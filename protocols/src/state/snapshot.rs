@@ -15,7 +15,7 @@ use cid::Cid;
 use libp2p::PeerId;
 
 use super::delta::{DeltaRef, MAX_KEY_BYTES, MAX_PARENTS, MAX_VALUE_BYTES};
-use super::StateError;
+use super::error::StateError;
 use crate::codec::cbor::{CborError, Value};
 
 /// The encoding version.
@@ -91,7 +91,7 @@ impl SnapshotRoot {
                 ])
             })
             .collect();
-        let heads = self.heads.iter().map(super::ref_value).collect();
+        let heads = self.heads.iter().map(DeltaRef::cbor).collect();
         Value::Map(vec![
             ("v".into(), Value::Uint(SNAPSHOT_VERSION)),
             ("vv".into(), Value::Array(vv)),
@@ -145,7 +145,7 @@ impl SnapshotRoot {
             .collect::<Result<Vec<_>, StateError>>()?;
         let heads = heads
             .iter()
-            .map(super::ref_from)
+            .map(DeltaRef::from_cbor)
             .collect::<Result<Vec<_>, _>>()?;
         let chunks = chunks
             .iter()

@@ -9,7 +9,10 @@ use libp2p::PeerId;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
-use super::{TOPIC_PREFIX, VERSION};
+use super::limits::VERSION;
+
+/// The prefix of every cluster topic.
+pub const TOPIC_PREFIX: &str = "/ipfsbench/";
 
 /// The gossipsub topics of a cluster. Every node subscribes to all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
