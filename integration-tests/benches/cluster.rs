@@ -18,7 +18,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::daemon::{init_repo, Node, Tuning};
 use serde_json::Value;
 
 /// Concurrent API clients adding pins.
@@ -26,16 +26,13 @@ const CLIENTS: usize = 8;
 /// Pins added in step 1.
 const FIRST: usize = 10_000;
 
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 250")
-        .replace("announce_ms = 5000", "announce_ms = 1000")
-        .replace("allocate_to_masters = false", "allocate_to_masters = true")
-        .replace("snapshot_every = 1000", "snapshot_every = 0");
-    std::fs::write(&path, text).unwrap();
-}
+/// Heartbeats every 250 ms, announcements every second, masters holding pins too, snapshots
+/// only on demand (step 3 asks for one).
+const TUNING: Tuning = Tuning::NONE
+    .heartbeat_ms(250)
+    .announce_ms(1_000)
+    .allocate_to_masters(true)
+    .snapshot_every(0);
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -185,14 +182,14 @@ fn main() {
     let master = {
         let flags = trust(0, 5);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        Node::start_in(&repos[0], "master", &flags, configure)
+        Node::start_in(&repos[0], "master", &flags, TUNING)
     };
     let mut nodes = vec![master];
     for (i, repo) in repos.iter().enumerate().take(5).skip(1) {
         let mut flags = trust(i, 5);
         flags.extend(["--bootstrap".to_string(), nodes[0].addr.clone()]);
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        nodes.push(Node::start_in(repo, "worker", &flags, configure));
+        nodes.push(Node::start_in(repo, "worker", &flags, TUNING));
     }
     let agent = agent();
     let bases: Vec<String> = nodes.iter().map(Node::api_base).collect();
@@ -265,7 +262,7 @@ fn main() {
         &repos[5],
         "worker",
         &["--trust-peer", &ids[0], "--bootstrap", &nodes[0].addr],
-        configure,
+        TUNING,
     );
     let base = joiner.api_base();
     let caught_up = converge(

@@ -11,10 +11,9 @@
 // A benchmark reports failures by panicking, like a test.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use serde_json::Value;
 
 /// Concurrent submitting clients.
@@ -22,27 +21,20 @@ const CLIENTS: usize = 8;
 /// Tasks submitted one at a time to measure unloaded latency.
 const LATENCY_SAMPLES: usize = 100;
 
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 250")
-        .replace("max_concurrent_tasks = 0", "max_concurrent_tasks = 16");
-    // BENCH_CACHE_BYTES sets both sled page caches (block index, task table), to tell
-    // what they hold from what grows elsewhere.
-    let text = match std::env::var("BENCH_CACHE_BYTES") {
-        Ok(bytes) => text
-            .replace(
-                "index_cache_bytes = 16777216",
-                &format!("index_cache_bytes = {bytes}"),
-            )
-            .replace(
-                "table_cache_bytes = 16777216",
-                &format!("table_cache_bytes = {bytes}"),
-            ),
-        Err(_) => text,
-    };
-    std::fs::write(&path, text).unwrap();
+/// Heartbeats every 250 ms, 16 attempts at once per worker; `BENCH_CACHE_BYTES` sets both
+/// sled page caches (block index, task table), to tell what they hold from what grows
+/// elsewhere.
+fn tuning() -> Tuning<'static> {
+    let tuning = Tuning::NONE.heartbeat_ms(250).max_concurrent_tasks(16);
+    match std::env::var("BENCH_CACHE_BYTES") {
+        Ok(bytes) => {
+            let bytes = bytes
+                .parse()
+                .unwrap_or_else(|e| panic!("BENCH_CACHE_BYTES={bytes:?}: {e}"));
+            tuning.index_cache_bytes(bytes).table_cache_bytes(bytes)
+        }
+        Err(_) => tuning,
+    }
 }
 
 fn post(agent: &ureq::Agent, url: &str) -> Value {
@@ -76,7 +68,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
     );
-    let master = Node::start_configured("master", &[], configure);
+    let master = Node::start_configured("master", &[], tuning());
     let flags = [
         "--bootstrap",
         master.addr.as_str(),
@@ -84,8 +76,8 @@ fn main() {
         master.peer_id.as_str(),
     ];
     let workers = [
-        Node::start_configured("worker", &flags, configure),
-        Node::start_configured("worker", &flags, configure),
+        Node::start_configured("worker", &flags, tuning()),
+        Node::start_configured("worker", &flags, tuning()),
     ];
     let base = master.api_base();
     let agent: ureq::Agent = ureq::Agent::config_builder()

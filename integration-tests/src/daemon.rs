@@ -5,6 +5,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::bin::ipfsbench_node_binary;
+pub use crate::tuning::{Configure, Tuning};
 
 /// How long a daemon may take to come up.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -20,22 +21,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// Sets heartbeats every 200 ms in `repo`'s config, so a test's cluster forms quickly: a
-/// `configure` for [`Node::start_configured`].
-///
-/// # Panics
-///
-/// When the config cannot be read or written.
-pub fn fast_heartbeats(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).expect("the config");
-    std::fs::write(
-        &path,
-        text.replace("heartbeat_ms = 1000", "heartbeat_ms = 200"),
-    )
-    .expect("the config written");
 }
 
 /// Initialises a repo at `repo`; returns its PeerId (so that peers can be told to trust it
@@ -87,16 +72,16 @@ impl Node {
     ///
     /// When the daemon does not come up in time.
     pub fn start(role: &str, extra: &[&str]) -> Node {
-        Self::start_configured(role, extra, |_| {})
+        Self::start_configured(role, extra, Tuning::NONE)
     }
 
-    /// Starts a daemon with `role`, extra flags appended, once `configure` has prepared its
-    /// freshly initialised repo (for example edited its `config.toml`).
+    /// Starts a daemon with `role`, extra flags appended, once `configure` (a [`Tuning`] of
+    /// its `config.toml`, or a closure) has prepared its freshly initialised repo.
     ///
     /// # Panics
     ///
     /// When the daemon does not come up in time.
-    pub fn start_configured(role: &str, extra: &[&str], configure: impl FnOnce(&Path)) -> Node {
+    pub fn start_configured(role: &str, extra: &[&str], configure: impl Configure) -> Node {
         Self::launch(None, "/ip4/127.0.0.1/tcp/0", role, extra, configure)
     }
 
@@ -106,12 +91,7 @@ impl Node {
     /// # Panics
     ///
     /// When the daemon does not come up in time.
-    pub fn start_in(
-        repo: &Path,
-        role: &str,
-        extra: &[&str],
-        configure: impl FnOnce(&Path),
-    ) -> Node {
+    pub fn start_in(repo: &Path, role: &str, extra: &[&str], configure: impl Configure) -> Node {
         Self::launch(Some(repo), "/ip4/127.0.0.1/tcp/0", role, extra, configure)
     }
 
@@ -127,7 +107,7 @@ impl Node {
         repo: &Path,
         role: &str,
         extra: &[&str],
-        configure: impl FnOnce(&Path),
+        configure: impl Configure,
     ) -> Node {
         let listen = format!("/ip4/{ip}/tcp/0");
         Self::launch_with(Some(repo), Some(ns), &listen, role, extra, configure)
@@ -143,7 +123,7 @@ impl Node {
         listen: &str,
         role: &str,
         extra: &[&str],
-        configure: impl FnOnce(&Path),
+        configure: impl Configure,
     ) -> Node {
         Self::launch(None, listen, role, extra, configure)
     }
@@ -153,7 +133,7 @@ impl Node {
         listen: &str,
         role: &str,
         extra: &[&str],
-        configure: impl FnOnce(&Path),
+        configure: impl Configure,
     ) -> Node {
         Self::launch_with(repo, None, listen, role, extra, configure)
     }
@@ -164,7 +144,7 @@ impl Node {
         listen: &str,
         role: &str,
         extra: &[&str],
-        configure: impl FnOnce(&Path),
+        configure: impl Configure,
     ) -> Node {
         let dir = tempfile::tempdir().expect("temp dir");
         let repo = repo.map_or_else(|| dir.path().join("repo"), Path::to_path_buf);
@@ -172,7 +152,7 @@ impl Node {
         if !repo.join("config.toml").exists() {
             init_repo(&repo);
         }
-        configure(&repo);
+        configure.configure(&repo);
         let mut node = Node {
             child: None,
             repo,

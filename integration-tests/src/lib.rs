@@ -16,6 +16,7 @@
 //! - [`bin`]: locating the `ipfsbench-node` binary built in the same cargo profile.
 //! - [`child`]: running a child process with a timeout, capturing output and its peak RSS.
 //! - [`daemon`]: daemons as child processes on loopback, for multi-node tests.
+//! - [`tuning`]: the settings a test writes into a node's `config.toml` before it starts.
 //! - [`data`]: deterministic pseudo-random input files.
 //! - [`trials`]: running trials that need Kubo, ignored or failed when it is missing.
 //! - [`sys`]: safe wrappers for the libc calls `wait4`, `sync` and `statvfs`.
@@ -37,3 +38,4 @@ pub mod poll;
 pub mod sys;
 pub mod tmpfs;
 pub mod trials;
+pub mod tuning;

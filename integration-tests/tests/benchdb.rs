@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use ipfsbench_integration_tests::daemon::{fast_heartbeats as fast, Node};
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
@@ -33,18 +33,18 @@ fn totals(node: &Node, worker: Option<&str>) -> (i64, f64) {
 
 #[test]
 fn results_of_two_workers_are_queryable_on_a_leecher() {
-    let master = Node::start_configured("master", &[], fast);
+    let master = Node::start_configured("master", &[], Tuning::FAST);
     let flags = [
         "--bootstrap",
         &master.addr,
         "--trust-master",
         &master.peer_id,
     ];
-    let w1 = Node::start_configured("worker", &flags, fast);
-    let w2 = Node::start_configured("worker", &flags, fast);
+    let w1 = Node::start_configured("worker", &flags, Tuning::FAST);
+    let w2 = Node::start_configured("worker", &flags, Tuning::FAST);
     let mut leecher_flags = flags.to_vec();
     leecher_flags.extend(["--trust-peer", &w1.peer_id, "--trust-peer", &w2.peer_id]);
-    let leecher = Node::start_configured("leecher", &leecher_flags, fast);
+    let leecher = Node::start_configured("leecher", &leecher_flags, Tuning::FAST);
     wait_until(60, "the master hears both workers", || {
         let listed = String::from_utf8(master.ok(&["cluster", "peers"])).unwrap();
         listed.contains(&w1.peer_id) && listed.contains(&w2.peer_id)
@@ -109,7 +109,7 @@ fn results_of_two_workers_are_queryable_on_a_leecher() {
 
 #[test]
 fn sql_from_outside_is_read_only_and_bounded() {
-    let node = Node::start_configured("worker", &[], fast);
+    let node = Node::start_configured("worker", &[], Tuning::FAST);
     let refused = [
         "CREATE TABLE t (a INT)",
         "COPY (SELECT 1) TO '/tmp/ipfsbench-benchdb-copy.csv'",
@@ -140,7 +140,7 @@ fn sql_from_outside_is_read_only_and_bounded() {
 
 #[test]
 fn a_dataset_is_stored_and_queried_by_name() {
-    let node = Node::start_configured("worker", &[], fast);
+    let node = Node::start_configured("worker", &[], Tuning::FAST);
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("scores.csv");
     let mut text = String::from("name,score\n");
@@ -182,14 +182,14 @@ fn a_dataset_is_stored_and_queried_by_name() {
 
 #[test]
 fn an_sql_task_runs_over_a_dataset_on_a_worker() {
-    let master = Node::start_configured("master", &[], fast);
+    let master = Node::start_configured("master", &[], Tuning::FAST);
     let flags = [
         "--bootstrap",
         &master.addr,
         "--trust-master",
         &master.peer_id,
     ];
-    let worker = Node::start_configured("worker", &flags, fast);
+    let worker = Node::start_configured("worker", &flags, Tuning::FAST);
     wait_until(60, "the master hears the worker", || {
         String::from_utf8(master.ok(&["cluster", "peers"]))
             .unwrap()

@@ -9,20 +9,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::daemon::{init_repo, Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// Heartbeats and announcements every 200 ms, re-allocation after 3 s of silence.
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("announce_ms = 5000", "announce_ms = 200")
-        .replace("reallocate_after_secs = 300", "reallocate_after_secs = 3");
-    std::fs::write(&path, text).unwrap();
-}
+const TUNING: Tuning = Tuning::FAST.announce_ms(200).reallocate_after_secs(3);
 
 /// Nodes of `roles`, the first one the bootstrap peer; each trusts every other one unless
 /// it is listed in `untrusted` (then nobody trusts it, and it trusts everyone).
@@ -47,7 +39,7 @@ fn cluster(roles: &[&str], untrusted: &[usize]) -> Cluster {
             flags.extend(["--bootstrap".to_string(), nodes[0].addr.clone()]);
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        nodes.push(Node::start_in(&repos[i], role, &flags, configure));
+        nodes.push(Node::start_in(&repos[i], role, &flags, TUNING));
     }
     Cluster { nodes, _dirs: dirs }
 }

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ipfsbench_integration_tests::child;
-use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::daemon::{init_repo, Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde_json::Value;
@@ -89,17 +89,6 @@ fn browser() -> Result<Browser, String> {
     Ok(Browser { chromium, web })
 }
 
-/// Heartbeats every 200 ms, so the cluster forms quickly.
-fn fast(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace("heartbeat_ms = 1000", "heartbeat_ms = 200"),
-    )
-    .unwrap();
-}
-
 /// The API's `host:port`.
 fn api(node: &Node) -> String {
     let base = node.api_base();
@@ -144,7 +133,7 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
 }
 
 fn files() -> Result<(), Failed> {
-    let node = Node::start_configured("worker", &[], fast);
+    let node = Node::start_configured("worker", &[], Tuning::FAST);
     let (status, headers, body) = request(&node, "GET", "/dashboard");
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), "text/html; charset=utf-8");
@@ -211,7 +200,7 @@ fn in_chromium(browser: &Browser) -> Result<(), Failed> {
     let dir = tempfile::tempdir().unwrap();
     let worker_repo = dir.path().join("worker");
     let worker_id = init_repo(&worker_repo);
-    let master = Node::start_configured("master", &["--trust-peer", &worker_id], fast);
+    let master = Node::start_configured("master", &["--trust-peer", &worker_id], Tuning::FAST);
     let worker = Node::start_in(
         &worker_repo,
         "worker",
@@ -223,7 +212,7 @@ fn in_chromium(browser: &Browser) -> Result<(), Failed> {
             "--trust-peer",
             &master.peer_id,
         ],
-        fast,
+        Tuning::FAST,
     );
     wait_until(60, "the master hears the worker", || {
         String::from_utf8(master.ok(&["cluster", "peers"]))

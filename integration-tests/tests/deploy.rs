@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
-use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::daemon::{init_repo, Node, Tuning};
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
 
 fn agent() -> ureq::Agent {
@@ -158,15 +158,11 @@ fn an_api_off_loopback_needs_a_token() {
     std::fs::write(&file, format!("{token}\n")).unwrap();
     let path = file.to_str().unwrap().to_string();
     // The repo's config names the file, so the CLI finds the token as well.
-    let node = Node::start_configured("worker", &["--api", "0.0.0.0:0"], |repo| {
-        let config = repo.join("config.toml");
-        let text = std::fs::read_to_string(&config).unwrap();
-        let text = text.replace(
-            "api_token_file = \"\"",
-            &format!("api_token_file = {path:?}"),
-        );
-        std::fs::write(&config, text).unwrap();
-    });
+    let node = Node::start_configured(
+        "worker",
+        &["--api", "0.0.0.0:0"],
+        Tuning::NONE.api_token_file(&path),
+    );
     let base = root(&node);
     let call = |auth: Option<&str>| {
         let mut req = agent().post(format!("{base}/api/v0/id"));

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
 use ipfsbench_integration_tests::sys::free_bytes;
 use ipfsbench_integration_tests::tmpfs::Tmpfs;
@@ -59,12 +59,7 @@ fn reserve(repo: &Path, bytes: u64) {
     if !text.contains("min_free_bytes") && bytes == 0 {
         return;
     }
-    let text = text.replace(
-        "min_free_bytes = 67108864",
-        &format!("min_free_bytes = {bytes}"),
-    );
-    assert!(text.contains(&format!("min_free_bytes = {bytes}")));
-    std::fs::write(&path, text).unwrap();
+    Tuning::NONE.min_free_bytes(bytes).apply(repo);
 }
 
 fn cli(repo: &Path, args: &[&str]) -> Output {
@@ -161,7 +156,7 @@ const SMALL: [u64; 6] = [12, 1, 4096, 262_143, 262_145, 700_000];
 fn daemon_after_failed_write(fs: &Tmpfs) -> Result<(), Failed> {
     let inputs = tempfile::tempdir().unwrap();
     let repo = fs.join("repo");
-    let node = Node::start_in(&repo, "worker", &[], |r| reserve(r, 0));
+    let node = Node::start_in(&repo, "worker", &[], |r: &Path| reserve(r, 0));
     // Big enough that the upload's spool fits and its blocks do not.
     let free = free_bytes(fs.path()).unwrap();
     let big = inputs.path().join("big");

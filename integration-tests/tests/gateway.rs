@@ -11,7 +11,7 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
 
 fn agent() -> ureq::Agent {
@@ -72,18 +72,8 @@ fn add(node: &Node, path: &Path, extra: &[&str]) -> String {
 /// `timeout_secs` to arrive (long enough for a loaded machine, where tests run side by side).
 fn pair(timeout_secs: u64) -> (Node, Node) {
     let source = Node::start("worker", &[]);
-    let reader = Node::start_configured("worker", &[], |repo| {
-        let path = repo.join("config.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            text.replace(
-                "fetch_timeout_secs = 60",
-                &format!("fetch_timeout_secs = {timeout_secs}"),
-            ),
-        )
-        .unwrap();
-    });
+    let reader =
+        Node::start_configured("worker", &[], Tuning::NONE.fetch_timeout_secs(timeout_secs));
     reader.connect(&source);
     (source, reader)
 }

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
 use serde_json::Value;
 
@@ -62,18 +62,13 @@ fn http_get_tiers(node: &Node) -> (String, String) {
 #[test]
 fn a_leecher_caches_within_its_budget_keeps_pins_and_serves_nothing() {
     let mut worker = Node::start("worker", &[]);
-    let leecher = Node::start_configured("leecher", &[], |repo| {
-        let path = repo.join("config.toml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        let edited = text
-            .replace(
-                "max_bytes = 1073741824",
-                &format!("max_bytes = {MAX_BYTES}"),
-            )
-            .replace("fetch_timeout_secs = 60", "fetch_timeout_secs = 20");
-        assert_ne!(edited, text, "the template changed: update this test");
-        std::fs::write(&path, edited).unwrap();
-    });
+    let leecher = Node::start_configured(
+        "leecher",
+        &[],
+        Tuning::NONE
+            .cache_max_bytes(MAX_BYTES)
+            .fetch_timeout_secs(20),
+    );
     leecher.connect(&worker);
 
     let dir = tempfile::tempdir().unwrap();

@@ -10,10 +10,9 @@
 #![allow(clippy::unwrap_used)]
 
 use std::ops::Deref;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::netns::{mbit_per_s, tcp_copy, Lab};
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
@@ -65,22 +64,16 @@ fn main() {
 }
 
 /// Heartbeats every 200 ms (so a master counts a worker silent for a second as gone), the
-/// attempt lease `lease_ms`, quick retries, one task at a time per worker, and `sleep`
-/// allowed as an `exec` program.
-fn configure(repo: &Path, lease_ms: u64) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("announce_ms = 5000", "announce_ms = 200")
-        .replace("lease_ms = 10000", &format!("lease_ms = {lease_ms}"))
-        .replace("backoff_base_ms = 500", "backoff_base_ms = 100")
-        .replace("max_concurrent_tasks = 0", "max_concurrent_tasks = 1")
-        .replace(
-            "[tasks.exec_programs]\n",
-            "[tasks.exec_programs]\nsleep = \"/bin/sleep\"\n",
-        );
-    std::fs::write(&path, text).unwrap();
+/// attempt lease and the leadership lease `lease_ms`, quick retries, one task at a time per
+/// worker, and `sleep` allowed as an `exec` program.
+const fn tuning(lease_ms: u64) -> Tuning<'static> {
+    Tuning::FAST
+        .announce_ms(200)
+        .lease_ms(lease_ms)
+        .leader_lease_ms(lease_ms)
+        .backoff_base_ms(100)
+        .max_concurrent_tasks(1)
+        .exec_programs(&[("sleep", "/bin/sleep")])
 }
 
 /// A node running on one of the lab's hosts, with its repo (removed after the node is
@@ -110,7 +103,7 @@ fn start(lab: &Lab, i: usize, role: &str, flags: &[&str], lease_ms: u64) -> Host
         &repo.path().join("repo"),
         role,
         flags,
-        |r| configure(r, lease_ms),
+        tuning(lease_ms),
     );
     Hosted {
         node,

@@ -7,10 +7,9 @@
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::daemon::{init_repo, Node, Tuning};
 use ipfsbench_integration_tests::netns::Lab;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
@@ -45,15 +44,8 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("announce_ms = 5000", "announce_ms = 200")
-        .replace("leader_lease_ms = 10000", "leader_lease_ms = 2000");
-    std::fs::write(&path, text).unwrap();
-}
+/// Heartbeats and announcements every 200 ms, a leader silent for 2 s replaced.
+const TUNING: Tuning = Tuning::FAST.announce_ms(200).leader_lease_ms(2_000);
 
 fn wait_until(secs: u64, what: &str, mut check: impl FnMut() -> bool) -> Result<(), Failed> {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -114,7 +106,7 @@ fn start(
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let h = &lab.hosts[i];
         nodes.push(Node::start_in_netns(
-            &h.ns, &h.ip, repo, roles[i], &flags, configure,
+            &h.ns, &h.ip, repo, roles[i], &flags, TUNING,
         ));
     }
     (dirs, ids, nodes)

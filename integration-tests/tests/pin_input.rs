@@ -6,22 +6,14 @@
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// A master that may hold pins itself, so that one node is a cluster.
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("allocate_to_masters = false", "allocate_to_masters = true");
-    std::fs::write(&path, text).unwrap();
-}
+const TUNING: Tuning = Tuning::FAST.allocate_to_masters(true);
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -78,7 +70,7 @@ const YEAR_100_MS: u64 = 36_525 * 86_400_000;
 
 #[test]
 fn bad_pin_input_gets_a_json_400_and_good_input_is_taken() {
-    let node = Node::start_configured("master", &[], configure);
+    let node = Node::start_configured("master", &[], TUNING);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("data");
     std::fs::write(&file, b"pin input").unwrap();

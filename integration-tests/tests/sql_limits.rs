@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ipfsbench_integration_tests::daemon::{fast_heartbeats as fast, Node};
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
@@ -55,7 +55,7 @@ fn alive(node: &Node) {
 
 #[test]
 fn hostile_queries_leave_the_node_alive_and_small() {
-    let node = Node::start_configured("worker", &[], fast);
+    let node = Node::start_configured("worker", &[], Tuning::FAST);
     alive(&node);
     let start_mib = node.rss_kib() / 1024;
     let logs = tempfile::tempdir().unwrap();
@@ -142,14 +142,14 @@ fn hostile_queries_leave_the_node_alive_and_small() {
 
 #[test]
 fn an_sql_task_answer_is_capped() {
-    let master = Node::start_configured("master", &[], fast);
+    let master = Node::start_configured("master", &[], Tuning::FAST);
     let flags = [
         "--bootstrap",
         &master.addr,
         "--trust-master",
         &master.peer_id,
     ];
-    let worker = Node::start_configured("worker", &flags, fast);
+    let worker = Node::start_configured("worker", &flags, Tuning::FAST);
     wait_until(60, "the master hears the worker", || {
         String::from_utf8(master.ok(&["cluster", "peers"]))
             .unwrap()
@@ -184,9 +184,9 @@ fn an_sql_task_answer_is_capped() {
 
 #[test]
 fn datasets_are_mounted_only_when_named() {
-    let a = Node::start_configured("worker", &[], fast);
+    let a = Node::start_configured("worker", &[], Tuning::FAST);
     let flags = ["--bootstrap", &a.addr, "--trust-peer", &a.peer_id];
-    let b = Node::start_configured("worker", &flags, fast);
+    let b = Node::start_configured("worker", &flags, Tuning::FAST);
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("e.csv");
     std::fs::write(&csv, "k,v\n1,2\n").unwrap();
@@ -213,7 +213,7 @@ fn datasets_are_mounted_only_when_named() {
 
 #[test]
 fn dataset_uploads_up_to_the_limit_and_bad_files_get_a_4xx() {
-    let node = Node::start_configured("worker", &[], fast);
+    let node = Node::start_configured("worker", &[], Tuning::FAST);
     let dir = tempfile::tempdir().unwrap();
     // Over axum's 2 MiB default body limit, well under the documented 1 GiB.
     let big = dir.path().join("big.csv");
@@ -250,7 +250,7 @@ fn dataset_uploads_up_to_the_limit_and_bad_files_get_a_4xx() {
 
 #[test]
 fn csv_answers_keep_every_digit() {
-    let node = Node::start_configured("worker", &[], fast);
+    let node = Node::start_configured("worker", &[], Tuning::FAST);
     let out = String::from_utf8(node.ok(&[
         "query",
         "SELECT 0.010665161::DOUBLE AS a, 123456.789012345::DOUBLE AS b",

@@ -6,29 +6,19 @@
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::time::Instant;
 
-use ipfsbench_integration_tests::daemon::{init_repo, Node};
+use ipfsbench_integration_tests::daemon::{init_repo, Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// Heartbeats and announcements every 200 ms, a leader silent for 2 s replaced, two attempts
 /// at once per worker, `sleep` allowed.
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("announce_ms = 5000", "announce_ms = 200")
-        .replace("leader_lease_ms = 10000", "leader_lease_ms = 2000")
-        .replace("max_concurrent_tasks = 0", "max_concurrent_tasks = 2")
-        .replace(
-            "[tasks.exec_programs]\n",
-            "[tasks.exec_programs]\nsleep = \"/bin/sleep\"\n",
-        );
-    std::fs::write(&path, text).unwrap();
-}
+const TUNING: Tuning = Tuning::FAST
+    .announce_ms(200)
+    .leader_lease_ms(2_000)
+    .max_concurrent_tasks(2)
+    .exec_programs(&[("sleep", "/bin/sleep")]);
 
 fn json(node: &Node, args: &[&str]) -> Value {
     serde_json::from_slice(&node.ok(args)).unwrap()
@@ -90,7 +80,7 @@ fn a_standby_master_finishes_every_task_of_a_killed_master_once() {
             flags.extend(["--bootstrap".to_string(), nodes[0].addr.clone()]);
         }
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        nodes.push(Node::start_in(&repos[i], role, &flags, configure));
+        nodes.push(Node::start_in(&repos[i], role, &flags, TUNING));
     }
     let (first, standby) = (&nodes[0], &nodes[1]);
     wait_until(

@@ -5,29 +5,17 @@
 #![allow(clippy::unwrap_used)]
 
 use std::io::Read;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
 /// How long a refused submission may take to fail: a round trip over gossipsub, with room
 /// for a slow machine. Without a refusal it would wait forever.
 const PROMPT: Duration = Duration::from_secs(20);
-
-/// Heartbeats every 200 ms, so that the cluster forms quickly.
-fn configure(repo: &Path) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(
-        &path,
-        text.replace("heartbeat_ms = 1000", "heartbeat_ms = 200"),
-    )
-    .unwrap();
-}
 
 fn json(node: &Node, args: &[&str]) -> Value {
     serde_json::from_slice(&node.ok(args)).unwrap()
@@ -70,7 +58,7 @@ fn run_bounded(
 
 #[test]
 fn a_submission_from_a_peer_the_master_does_not_list_fails_at_once() {
-    let master = Node::start_configured("master", &[], configure);
+    let master = Node::start_configured("master", &[], Tuning::FAST);
     // The stranger trusts the master (it takes its outcomes); the master lists no submitter.
     let stranger = Node::start_configured(
         "leecher",
@@ -80,7 +68,7 @@ fn a_submission_from_a_peer_the_master_does_not_list_fails_at_once() {
             "--trust-master",
             &master.peer_id,
         ],
-        configure,
+        Tuning::FAST,
     );
     wait_until(60, "the master leads and hears the stranger", || {
         let view = String::from_utf8(master.ok(&["cluster", "master"])).unwrap();

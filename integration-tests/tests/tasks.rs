@@ -5,35 +5,24 @@
 // Test helpers fail the test by panicking, like the tests themselves.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
-use std::time::Duration;
-
-use ipfsbench_integration_tests::daemon::Node;
+use ipfsbench_integration_tests::daemon::{Node, Tuning};
 use ipfsbench_integration_tests::poll::wait_until;
 use serde_json::Value;
 
-/// Heartbeats every 200 ms, so the cluster forms and notices deaths quickly; the lease and
-/// worker settings per test.
-fn configure(repo: &Path, lease_ms: u64, max_concurrent: u16) {
-    let path = repo.join("config.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text
-        .replace("heartbeat_ms = 1000", "heartbeat_ms = 200")
-        .replace("lease_ms = 10000", &format!("lease_ms = {lease_ms}"))
-        .replace("backoff_base_ms = 500", "backoff_base_ms = 100")
-        .replace(
-            "max_concurrent_tasks = 0",
-            &format!("max_concurrent_tasks = {max_concurrent}"),
-        )
-        .replace(
-            "[tasks.exec_programs]\n",
-            "[tasks.exec_programs]\nsleep = \"/bin/sleep\"\n",
-        );
-    std::fs::write(&path, text).unwrap();
+/// Heartbeats every 200 ms, so the cluster forms and notices deaths quickly; quick retries;
+/// `sleep` allowed as an `exec` program; per test, the attempt lease (the leadership lease
+/// too, which a restarted master honours before it leads again) and a worker's concurrency.
+const fn tuning(lease_ms: u64, max_concurrent: u16) -> Tuning<'static> {
+    Tuning::FAST
+        .lease_ms(lease_ms)
+        .leader_lease_ms(lease_ms)
+        .backoff_base_ms(100)
+        .max_concurrent_tasks(max_concurrent)
+        .exec_programs(&[("sleep", "/bin/sleep")])
 }
 
 fn master(lease_ms: u64, extra: &[&str]) -> Node {
-    Node::start_configured("master", extra, |r| configure(r, lease_ms, 0))
+    Node::start_configured("master", extra, tuning(lease_ms, 0))
 }
 
 fn worker(master: &Node, max_concurrent: u16, extra: &[&str]) -> Node {
@@ -44,7 +33,7 @@ fn worker(master: &Node, max_concurrent: u16, extra: &[&str]) -> Node {
         &master.peer_id,
     ];
     flags.extend_from_slice(extra);
-    Node::start_configured("worker", &flags, |r| configure(r, 10_000, max_concurrent))
+    Node::start_configured("worker", &flags, tuning(10_000, max_concurrent))
 }
 
 fn json(node: &Node, args: &[&str]) -> Value {
@@ -76,12 +65,9 @@ fn wait_for_task_topic(node: &Node, master: &Node) {
 
 /// Lists `master` in `node`'s trusted masters (read at start), restarts it and reconnects.
 fn trust_and_restart(node: &mut Node, master: &Node) {
-    let config = node.repo().join("config.toml");
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "trusted_masters = []",
-        &format!("trusted_masters = [\"{}\"]", master.peer_id),
-    );
-    std::fs::write(&config, text).unwrap();
+    Tuning::NONE
+        .trusted_masters(&[master.peer_id.as_str()])
+        .apply(node.repo());
     node.kill();
     node.restart();
     node.connect(master);
@@ -182,9 +168,7 @@ fn two_hundred_tasks_complete_and_the_leecher_fetches_every_result() {
     let m = master(10_000, &[]);
     let w1 = worker(&m, 4, &[]);
     let w2 = worker(&m, 4, &[]);
-    let leecher = Node::start_configured("leecher", &["--bootstrap", &m.addr], |r| {
-        configure(r, 10_000, 0)
-    });
+    let leecher = Node::start_configured("leecher", &["--bootstrap", &m.addr], tuning(10_000, 0));
     wait_for_cluster(&m, &[&w1, &w2, &leecher]);
     let mut ids = Vec::new();
     for i in 0..200 {
@@ -288,20 +272,34 @@ fn workers_come_back_by_themselves_to_a_master_restarted_on_its_address() {
         "/ip4/127.0.0.1/tcp/{}",
         ipfsbench_integration_tests::daemon::free_port()
     );
-    let mut m = Node::start_listening(&listen, "master", &[], |r| configure(r, 10_000, 0));
+    let mut m = Node::start_listening(&listen, "master", &[], tuning(10_000, 0));
     let w = worker(&m, 1, &[]);
     wait_for_cluster(&m, &[&w]);
     // The cluster is idle when the master dies: no running task, no result to announce,
     // nothing of the worker's own that would dial the master again.
     m.kill();
     // Down for a while, as a master is when it crashes and is restarted: the worker notices,
-    // and whatever it tries to reach the master meanwhile fails.
+    // and whatever it tries to reach the master meanwhile fails. A listener on the master's
+    // port stands in for it meanwhile: it takes each connection the worker opens there and
+    // closes it unanswered, so the worker's dial fails; two of them are the worker's first
+    // redial and one more after a failure.
+    let port = listen.rsplit('/').next().unwrap();
+    let stand_in = std::net::TcpListener::bind(format!("127.0.0.1:{port}")).unwrap();
+    stand_in.set_nonblocking(true).unwrap();
     wait_until(30, "the worker sees the master gone", || {
         !String::from_utf8(w.ok(&["swarm", "peers"]))
             .unwrap()
             .contains(&m.peer_id)
     });
-    std::thread::sleep(Duration::from_secs(3));
+    let mut failed_dials = 0;
+    wait_until(30, "two of the worker's dials to the master fail", || {
+        while let Ok((connection, _)) = stand_in.accept() {
+            drop(connection);
+            failed_dials += 1;
+        }
+        failed_dials >= 2
+    });
+    drop(stand_in);
     m.restart();
     assert!(m.addr.starts_with(&listen), "{} is not on {listen}", m.addr);
     // Queued on a master whose workers are away. No `swarm connect` here: the worker redials
@@ -370,9 +368,7 @@ fn assignments_from_an_untrusted_master_are_ignored() {
 fn garbage_oversized_and_unauthorised_gossip_is_dropped() {
     let m = master(10_000, &[]);
     let w = worker(&m, 2, &[]);
-    let p = Node::start_configured("leecher", &["--bootstrap", &m.addr], |r| {
-        configure(r, 10_000, 0)
-    });
+    let p = Node::start_configured("leecher", &["--bootstrap", &m.addr], tuning(10_000, 0));
     wait_for_cluster(&m, &[&w, &p]);
     let topic = TASK_TOPIC;
     wait_for_task_topic(&p, &m);
@@ -462,7 +458,7 @@ fn bad_submissions_are_refused_with_clear_errors() {
 #[test]
 fn a_master_with_a_worker_list_gives_nothing_to_other_workers() {
     // The listed worker first, so that the master can name it.
-    let mut good = Node::start_configured("worker", &[], |r| configure(r, 10_000, 4));
+    let mut good = Node::start_configured("worker", &[], tuning(10_000, 4));
     let m = master(10_000, &["--trust-worker", &good.peer_id]);
     // Now the worker trusts the master.
     trust_and_restart(&mut good, &m);
@@ -493,7 +489,7 @@ fn a_master_with_a_worker_list_gives_nothing_to_other_workers() {
 #[test]
 fn a_submitter_that_is_not_a_master_learns_outcomes_from_its_master() {
     // The leecher submits; the master lists it as a submitter, it trusts the master.
-    let mut leecher = Node::start_configured("leecher", &[], |r| configure(r, 10_000, 0));
+    let mut leecher = Node::start_configured("leecher", &[], tuning(10_000, 0));
     let m = master(10_000, &["--submitter", &leecher.peer_id]);
     let w = worker(&m, 2, &[]);
     trust_and_restart(&mut leecher, &m);
