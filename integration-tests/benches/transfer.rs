@@ -24,6 +24,7 @@ use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
 use ipfsbench_integration_tests::daemon::Node;
 use ipfsbench_integration_tests::data::write_pseudo_random_file;
 use ipfsbench_integration_tests::kubo::Kubo;
+use ipfsbench_integration_tests::poll::wait_until;
 
 /// Set in the child process that serves the bare stream: the file to send.
 const SERVE_ENV: &str = "BENCH_BARE_STREAM_SERVE";
@@ -50,10 +51,9 @@ fn main() {
     let mb = |d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
     let mut rows: Vec<(String, Duration)> = Vec::new();
 
-    // Idle RSS: a fresh daemon after it has settled.
+    // Idle RSS: a fresh daemon once it has settled.
     let idle = Node::start("worker", &[]);
-    std::thread::sleep(Duration::from_secs(3));
-    let idle_rss = idle.rss_kib();
+    let idle_rss = settled_rss(&idle);
     drop(idle);
 
     let runs: usize = std::env::var("BENCH_RUNS")
@@ -168,6 +168,29 @@ fn timed_cat(node: &Node, cid: &str) -> Duration {
         .unwrap();
     assert!(status.success(), "cat failed");
     start.elapsed()
+}
+
+/// Samples of the RSS that must agree for it to count as settled: 30 taken 50 ms apart span
+/// 1.5 s, more than a heartbeat (1 s), the idle daemon's most frequent work.
+const RSS_SAMPLES: usize = 30;
+
+/// `node`'s RSS in KiB once it has settled: the last of [`RSS_SAMPLES`] in a row that differ
+/// by at most 1% (start-up allocations done).
+///
+/// # Panics
+///
+/// When it does not settle within 30 s.
+fn settled_rss(node: &Node) -> u64 {
+    let mut samples = std::collections::VecDeque::with_capacity(RSS_SAMPLES);
+    wait_until(30, "the idle daemon's RSS settles", || {
+        if samples.len() == RSS_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(node.rss_kib());
+        let (low, high) = (samples.iter().min(), samples.iter().max());
+        samples.len() == RSS_SAMPLES && low.zip(high).is_some_and(|(l, h)| (h - l) * 100 <= *h)
+    });
+    samples.back().copied().unwrap_or_default()
 }
 
 fn median(mut runs: Vec<Duration>) -> Duration {

@@ -21,6 +21,9 @@ use ipfsbench_integration_tests::daemon::Node;
 const SHARE: usize = 64;
 /// How long a client may take to send a request's headers (`api::server::HEADER_TIMEOUT`).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The slow connections' pace, a byte a second: the hostile client under test, which holds
+/// its connections open by sending that slowly (a pace, not a wait for some state).
+const DRIP: Duration = Duration::from_secs(1);
 
 /// `host:port` of a base URL such as `http://127.0.0.1:5001/api/v0`.
 fn socket_of(base: &str) -> SocketAddr {
@@ -270,10 +273,16 @@ fn hundreds_of_slow_connections_from_one_client_lock_out_no_one() {
         let drip_all = |a: &mut Vec<Slow>, g: &mut Vec<Slow>| {
             a.iter_mut().chain(g.iter_mut()).for_each(Slow::drip);
         };
-        // Let the servers take or refuse them all.
-        for _ in 0..3 {
+        // Dripping on, until the servers have refused what is past the client's share (the
+        // rest they hold, until the header timeout).
+        let settle = Instant::now() + Duration::from_secs(10);
+        loop {
             drip_all(&mut api_slow, &mut gateway_slow);
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            let held = (open_count(&api_slow), open_count(&gateway_slow));
+            if (held.0 <= SHARE && held.1 <= SHARE) || Instant::now() > settle {
+                break;
+            }
+            tokio::time::sleep(DRIP).await;
         }
         let (api_open, gateway_open) = (open_count(&api_slow), open_count(&gateway_slow));
 
@@ -304,7 +313,7 @@ fn hundreds_of_slow_connections_from_one_client_lock_out_no_one() {
         });
         while !normal.is_finished() {
             drip_all(&mut api_slow, &mut gateway_slow);
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(DRIP).await;
         }
         let failed: Vec<String> = normal
             .await
@@ -339,7 +348,7 @@ fn hundreds_of_slow_connections_from_one_client_lock_out_no_one() {
                 opened.elapsed()
             );
             drip_all(&mut api_slow, &mut gateway_slow);
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(DRIP).await;
         }
         let last = api_slow
             .iter()

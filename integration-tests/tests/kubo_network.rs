@@ -88,12 +88,22 @@ fn we_cat_from_kubo(ctx: &Ctx) -> Result<(), Failed> {
         return Err("we fetched different bytes from Kubo".into());
     }
     let kubo_id = ctx.kubo.node_id(ctx.repo.path())?;
-    std::thread::sleep(Duration::from_secs(2));
-    let peers = String::from_utf8(ours.ok(&["swarm", "peers"]))?;
-    if !peers.contains(&kubo_id) {
-        return Err(format!("Kubo {kubo_id} dropped us: {peers}").into());
+    // The connection outlives the transfer: Kubo stays among our peers, looked at again and
+    // again through a window after the fetch. A window proves an absence (of a drop); what
+    // would end the connection (a stream Kubo rejects, our cancels, a protocol error) comes
+    // within milliseconds of the last block, so under a second of it is ample, and a drop
+    // fails at once.
+    let window = Instant::now() + Duration::from_millis(800);
+    loop {
+        let peers = String::from_utf8(ours.ok(&["swarm", "peers"]))?;
+        if !peers.contains(&kubo_id) {
+            return Err(format!("Kubo {kubo_id} dropped us: {peers}").into());
+        }
+        if Instant::now() >= window {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(())
 }
 
 fn pubsub_kubo_to_us(ctx: &Ctx) -> Result<(), Failed> {
