@@ -4,7 +4,7 @@ use std::io;
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
-use super::message::put_uvarint;
+use ipfsbench_protocols::codec::varint;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +79,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut header = Vec::with_capacity(10);
-    put_uvarint(&mut header, frame.len() as u64);
+    varint::encode(frame.len() as u64, &mut header);
     io.write_all(&header).await?;
     io.write_all(frame).await
 }
@@ -122,7 +122,7 @@ mod tests {
     fn oversize_is_refused_before_reading() {
         // Announces 4 MiB + 1 and sends nothing more.
         let mut header = Vec::new();
-        put_uvarint(&mut header, 4 * 1024 * 1024 + 1);
+        varint::encode(4 * 1024 * 1024 + 1, &mut header);
         let mut r = Cursor::new(header);
         let err = block_on(read_frame(&mut r, 4 * 1024 * 1024)).unwrap_err();
         assert!(matches!(err, CodecError::TooLarge { len, .. } if len == 4 * 1024 * 1024 + 1));

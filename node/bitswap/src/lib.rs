@@ -37,7 +37,7 @@
 //! # Usage
 //! ```no_run
 //! use std::sync::Arc;
-//! use ipfsbench_protocols::bitswap::{self, BlockSource};
+//! use ipfsbench_bitswap::{self as bitswap, BlockSource};
 //! # use cid::Cid;
 //! # struct Store;
 //! # impl BlockSource for Store {

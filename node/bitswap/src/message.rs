@@ -21,7 +21,9 @@ use cid::{Cid, Version};
 use multihash::Multihash;
 use sha2::{Digest as _, Sha256, Sha512};
 
-pub(crate) use super::protobuf::put_uvarint;
+use ipfsbench_protocols::codec::varint;
+
+pub use super::protobuf::DecodeError;
 use super::protobuf::{
     expect, len_field_size, put_int32, put_key, put_len_field, Reader, WT_LEN, WT_VARINT,
 };
@@ -181,7 +183,7 @@ impl Prefix {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(12);
         for v in [self.version, self.codec, self.hash_code, self.hash_len] {
-            put_uvarint(&mut out, v);
+            varint::encode(v, &mut out);
         }
         out
     }
@@ -297,34 +299,6 @@ pub struct Message {
     pub pending_bytes: i32,
 }
 
-/// Why a message could not be decoded.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DecodeError {
-    /// The input ended inside a field.
-    #[error("truncated protobuf")]
-    Truncated,
-    /// A varint longer than 10 bytes.
-    #[error("varint overflow")]
-    VarintOverflow,
-    /// A wire type that protobuf does not have (or a deprecated group).
-    #[error("unsupported wire type {0}")]
-    WireType(u8),
-    /// A known field with another wire type than the schema's.
-    #[error("field {field} has wire type {wire_type}")]
-    FieldType {
-        /// The field number.
-        field: u64,
-        /// The wire type found.
-        wire_type: u8,
-    },
-    /// A CID that does not parse.
-    #[error("invalid CID: {0}")]
-    Cid(String),
-    /// Anything else out of shape.
-    #[error("malformed message: {0}")]
-    Malformed(&'static str),
-}
-
 impl Message {
     /// Whether the message carries nothing.
     pub fn is_empty(&self) -> bool {
@@ -347,7 +321,7 @@ impl Message {
                 let prefix = block.prefix.unwrap_or(V0_PREFIX).to_bytes();
                 let inner = len_field_size(1, prefix.len()) + len_field_size(2, block.data.len());
                 put_key(&mut out, 3, WT_LEN);
-                put_uvarint(&mut out, inner as u64);
+                varint::encode(inner as u64, &mut out);
                 put_len_field(&mut out, 1, &prefix);
                 put_len_field(&mut out, 2, &block.data);
             } else {
@@ -360,7 +334,7 @@ impl Message {
                 put_len_field(&mut inner, 1, &p.cid.to_bytes());
                 if p.kind == PresenceType::DontHave {
                     put_key(&mut inner, 2, WT_VARINT);
-                    put_uvarint(&mut inner, 1);
+                    varint::encode(1, &mut inner);
                 }
                 put_len_field(&mut out, 4, &inner);
             }
@@ -445,23 +419,23 @@ fn encode_wantlist(entries: &[Entry], full: bool, version: ProtocolVersion) -> V
         }
         if e.cancel {
             put_key(&mut inner, 3, WT_VARINT);
-            put_uvarint(&mut inner, 1);
+            varint::encode(1, &mut inner);
         }
         if version.supports_have() {
             if e.want_type == WantType::Have {
                 put_key(&mut inner, 4, WT_VARINT);
-                put_uvarint(&mut inner, 1);
+                varint::encode(1, &mut inner);
             }
             if e.send_dont_have {
                 put_key(&mut inner, 5, WT_VARINT);
-                put_uvarint(&mut inner, 1);
+                varint::encode(1, &mut inner);
             }
         }
         put_len_field(&mut out, 1, &inner);
     }
     if full {
         put_key(&mut out, 2, WT_VARINT);
-        put_uvarint(&mut out, 1);
+        varint::encode(1, &mut out);
     }
     out
 }
@@ -597,7 +571,6 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::protobuf::uvarint_len;
     use proptest::prelude::*;
 
     fn raw_cid(data: &[u8]) -> Cid {
@@ -615,8 +588,8 @@ mod tests {
     fn uvarint_lengths() {
         for v in [0u64, 1, 127, 128, 16383, 16384, u32::MAX as u64, u64::MAX] {
             let mut out = Vec::new();
-            put_uvarint(&mut out, v);
-            assert_eq!(out.len(), uvarint_len(v), "{v}");
+            varint::encode(v, &mut out);
+            assert_eq!(out.len(), varint::encoded_len(v), "{v}");
             assert_eq!(Reader::new(&out).varint().unwrap(), v);
         }
     }
@@ -645,7 +618,7 @@ mod tests {
         assert_eq!(Prefix::of(&v1).to_bytes(), vec![0x01, 0x55, 0x12, 0x20]);
         // Go's "default length" (-1 as uvarint) means the full digest.
         let mut go = vec![0x01, 0x55, 0x12];
-        put_uvarint(&mut go, u64::MAX);
+        varint::encode(u64::MAX, &mut go);
         assert_eq!(Prefix::from_bytes(&go).unwrap().cid_of(b"x").unwrap(), v1);
     }
 

@@ -1,7 +1,36 @@
-//! Protobuf's wire format, as much as Bitswap's messages need: varints, keys and
-//! length-delimited fields written into a buffer, and a cursor that reads them back.
+//! Protobuf's wire format, as much as Bitswap's messages need: keys and length-delimited
+//! fields written into a buffer (varints as [`varint`] writes them), and a cursor that reads
+//! them back.
 
-use super::message::DecodeError;
+use ipfsbench_protocols::codec::varint;
+
+/// Why a message could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input ended inside a field.
+    #[error("truncated protobuf")]
+    Truncated,
+    /// A varint longer than 10 bytes.
+    #[error("varint overflow")]
+    VarintOverflow,
+    /// A wire type that protobuf does not have (or a deprecated group).
+    #[error("unsupported wire type {0}")]
+    WireType(u8),
+    /// A known field with another wire type than the schema's.
+    #[error("field {field} has wire type {wire_type}")]
+    FieldType {
+        /// The field number.
+        field: u64,
+        /// The wire type found.
+        wire_type: u8,
+    },
+    /// A CID that does not parse.
+    #[error("invalid CID: {0}")]
+    Cid(String),
+    /// Anything else out of shape.
+    #[error("malformed message: {0}")]
+    Malformed(&'static str),
+}
 
 /// Protobuf wire type of varints.
 pub(super) const WT_VARINT: u8 = 0;
@@ -20,38 +49,24 @@ pub(super) fn expect(field: u64, wire_type: u8, want: u8) -> Result<(), DecodeEr
     }
 }
 
-/// Appends `v` as an unsigned LEB128 varint.
-pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// The length of `v` as a uvarint.
-pub(super) fn uvarint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
 /// Appends an int32 as protobuf does: negative values sign-extend to ten bytes.
 pub(super) fn put_int32(out: &mut Vec<u8>, v: i32) {
-    put_uvarint(out, i64::from(v) as u64);
+    varint::encode(i64::from(v) as u64, out);
 }
 
 pub(super) fn put_key(out: &mut Vec<u8>, field: u64, wire_type: u8) {
-    put_uvarint(out, (field << 3) | u64::from(wire_type));
+    varint::encode((field << 3) | u64::from(wire_type), out);
 }
 
 pub(super) fn put_len_field(out: &mut Vec<u8>, field: u64, bytes: &[u8]) {
     put_key(out, field, WT_LEN);
-    put_uvarint(out, bytes.len() as u64);
+    varint::encode(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
 /// Encoded size of a length-delimited field (fields 1..=15: one key byte).
 pub(super) fn len_field_size(field: u64, len: usize) -> usize {
-    uvarint_len(field << 3) + uvarint_len(len as u64) + len
+    varint::encoded_len(field << 3) + varint::encoded_len(len as u64) + len
 }
 
 /// A cursor over protobuf bytes.

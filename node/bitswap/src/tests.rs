@@ -15,8 +15,9 @@ use libp2p_swarm_test::SwarmExt as _;
 use multihash::Multihash;
 use sha2::{Digest as _, Sha256};
 
-use super::message::{put_uvarint, Entry, Message, ProtocolVersion, WantType};
+use super::message::{Entry, Message, ProtocolVersion, WantType};
 use super::{Behaviour, BlockSource, Config, Event};
+use ipfsbench_protocols::codec::varint;
 
 /// Upper bound of every scenario.
 const TEST_TIMEOUT: Duration = Duration::from_secs(60);
@@ -132,7 +133,7 @@ async fn fetch_all(
 fn frame(msg: &Message) -> Vec<u8> {
     let body = msg.encode(ProtocolVersion::V1_2_0);
     let mut out = Vec::new();
-    put_uvarint(&mut out, body.len() as u64);
+    varint::encode(body.len() as u64, &mut out);
     out.extend_from_slice(&body);
     out
 }
@@ -397,7 +398,7 @@ async fn misbehaving_peer_is_disconnected_others_still_served() {
     let bad_id = *bad.local_peer_id();
 
     let mut oversized = Vec::new();
-    put_uvarint(&mut oversized, 5 * 1024 * 1024);
+    varint::encode(5 * 1024 * 1024, &mut oversized);
     oversized.extend_from_slice(&[0u8; 64]);
     let garbage = vec![5u8, 0x0f, 0xff, 0xff, 0xff, 0xff];
 
