@@ -116,7 +116,10 @@ fn request(args: &Args) -> Result<PinRequest, ApiError> {
 }
 
 async fn add(Extract(api): Extract<Api>, args: Args) -> Result<Response, ApiError> {
-    let pin = api.pinset.add(request(&args)?, crate::clock::now_ms()).await?;
+    let pin = api
+        .pinset
+        .add(request(&args)?, crate::clock::now_ms())
+        .await?;
     json_line(&pin)
 }
 
