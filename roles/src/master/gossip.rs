@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Cancel, Message, Report, Submit, TaskId};
 
-use super::Master;
+use super::table::Master;
 use crate::cluster::Counters;
 use crate::settings::Settings;
 
@@ -190,7 +190,7 @@ impl Master {
 mod tests {
     use super::*;
     use crate::cluster::Peers;
-    use crate::master::State;
+    use crate::master::record::State;
     use ipfsbench_core::config::TasksConfig;
     use ipfsbench_protocols::task::{Claim, Kind, Outcome, Spec};
     use ipfsbench_protocols::Role;
@@ -198,7 +198,7 @@ mod tests {
     const T0: u64 = 1_700_000_000_000;
 
     fn master(dir: &std::path::Path) -> Master {
-        Master::open(dir, super::super::tests::config(), T0).unwrap()
+        Master::open(dir, super::super::table::tests::config(), T0).unwrap()
     }
 
     fn submit(key: &str) -> Message {
@@ -280,7 +280,7 @@ mod tests {
         let me = PeerId::random();
         let worker = PeerId::random();
         let mut peers = Peers::default();
-        super::super::tests::worker(&mut peers, worker, 1, T0);
+        super::super::table::tests::worker(&mut peers, worker, 1, T0);
         let (record, _) = m.submit(me, "k", Spec::new(Kind::Noop), T0).unwrap();
         let assigned = m.tick(&peers, T0 + 1).unwrap();
         assert_eq!(assigned.len(), 1);

@@ -4,7 +4,6 @@
 //! scheduling from another: it takes the records from the state, believes the workers about
 //! what they run and what they finished, and queues the rest.
 
-use crate::master;
 use std::collections::BTreeMap;
 
 use cid::Cid;
@@ -12,7 +11,8 @@ use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Kind, TaskId};
 use serde::{Deserialize, Serialize};
 
-use super::{Master, State, TaskRecord};
+use super::record::{Error, State, TaskRecord};
+use super::table::Master;
 
 /// Where task records live in the state.
 pub const TASK_PREFIX: &str = "task/";
@@ -105,7 +105,7 @@ impl Master {
         &mut self,
         records: impl IntoIterator<Item = TaskRecord>,
         now_ms: u64,
-    ) -> Result<usize, master::Error> {
+    ) -> Result<usize, Error> {
         self.step_down();
         for theirs in records {
             let id = theirs.id;
@@ -140,11 +140,7 @@ impl Master {
     /// Takes a task left in the state: a standby's submission, or a task not over handed on
     /// by a master that stepped down (queued, or running on a worker that goes on with it:
     /// held with a fresh lease, and adoptable). Returns false when the task is known.
-    pub fn take_submission(
-        &mut self,
-        record: TaskRecord,
-        now_ms: u64,
-    ) -> Result<bool, master::Error> {
+    pub fn take_submission(&mut self, record: TaskRecord, now_ms: u64) -> Result<bool, Error> {
         if self.get(&record.id)?.is_some() {
             return Ok(false);
         }
@@ -158,7 +154,7 @@ impl Master {
     }
 
     /// Gives `record` this table's next submission number (and indexes it).
-    fn number(&mut self, mut record: TaskRecord) -> Result<TaskRecord, master::Error> {
+    fn number(&mut self, mut record: TaskRecord) -> Result<TaskRecord, Error> {
         let free = match self.by_seq.get(record.seq.to_be_bytes())? {
             None => true,
             Some(id) => id.as_ref() == record.id.0,
@@ -219,7 +215,7 @@ mod tests {
     const T0: u64 = 1_700_000_000_000;
 
     fn table(dir: &std::path::Path) -> Master {
-        Master::open(dir, super::super::tests::config(), T0).unwrap()
+        Master::open(dir, super::super::table::tests::config(), T0).unwrap()
     }
 
     fn heartbeat(running: Vec<(TaskId, u32)>) -> Heartbeat {
