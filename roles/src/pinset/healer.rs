@@ -2,7 +2,6 @@
 //! `cluster.reallocate_after`, tops up under-replicated pins when peers appear, and removes
 //! expired pins.
 
-use crate::pinset;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -11,7 +10,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::allocate::{self, AllocError, Candidate};
-use super::{Pin, Pinset};
+use super::error::Error;
+use super::pin::Pin;
+use super::set::Pinset;
 
 /// The running healer.
 #[derive(Debug)]
@@ -54,7 +55,7 @@ impl Healer {
 
 /// One pass: every pin whose allocations include a silent peer, or that is
 /// under-replicated, is allocated again; expired pins are removed. Returns the pins changed.
-pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, pinset::Error> {
+pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, Error> {
     let mut candidates = pinset.candidates(None).await?;
     let live: Vec<PeerId> = candidates.iter().map(|c| c.peer).collect();
     let mut changed = 0;
@@ -91,7 +92,7 @@ pub async fn heal(pinset: &Pinset, now_ms: u64) -> Result<usize, pinset::Error> 
             let reports: Vec<_> = gone
                 .iter()
                 .map(|p| ipfsbench_core::state::Op {
-                    key: super::PeerStatus::key(&pin.cid, p),
+                    key: super::status::PeerStatus::key(&pin.cid, p),
                     value: None,
                 })
                 .collect();

@@ -6,7 +6,7 @@ use cid::Cid;
 use ipfsbench_core::network::PeerId;
 use serde::{Deserialize, Serialize};
 
-use super::Pin;
+use super::pin::Pin;
 
 /// Where a peer is with a pin allocated to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -21,7 +21,9 @@ use tokio::task::JoinHandle;
 
 use ipfsbench_core::state::Op;
 
-use super::{PeerStatus, Pin, Pinset, Tracking};
+use super::pin::Pin;
+use super::set::Pinset;
+use super::status::{PeerStatus, Tracking};
 
 /// Pins fetched at once.
 const JOBS: usize = 16;
@@ -318,7 +320,7 @@ impl State {
                 }
                 Err(e) => {
                     tracing::warn!(cid = %pin.cid, "cluster pin failed: {e}");
-                    let e: String = e.chars().take(super::MAX_TEXT).collect();
+                    let e: String = e.chars().take(super::input::MAX_TEXT).collect();
                     (Tracking::PinError, (0, 0), Some(e))
                 }
             };
