@@ -9,7 +9,7 @@ use ipfsbench_sql::{literal, Answer};
 use serde::Serialize;
 
 use super::chart::{self, Bar, Series};
-use super::{compare, primary_figure, regressions, GroupBy, Regression};
+use super::query::{compare, primary_figure, regressions, GroupBy, Regression};
 
 /// One kind's section.
 #[derive(Debug, Clone, Serialize)]
