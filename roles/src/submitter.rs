@@ -1,16 +1,17 @@
 //! A node that submits tasks: callers waiting for outcomes, and submissions to publish to the
 //! masters over pubsub (from a node that is not a master itself). A master's refusal of a
-//! submission sent from here answers its waiters at once with [`service::Error::Refused`],
-//! and is remembered for a while for callers that start waiting after it came.
+//! submission sent from here answers its waiters at once with
+//! [`crate::service::Error::Refused`], and is remembered for a while for callers that start
+//! waiting after it came.
 
-use crate::service;
 use std::collections::{HashMap, VecDeque};
 
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Message, Outcome, Report, TaskId};
 
 use crate::master::State;
-use crate::service::{Finished, Reply, Submitted};
+use crate::service::command::Reply;
+use crate::service::views::{Error, Finished, Submitted};
 
 /// Callers waiting for tasks to finish, at most.
 pub(crate) const MAX_WAITERS: usize = 10_000;
@@ -73,11 +74,11 @@ impl Submitter {
     /// `reply` waits for `id` to finish; refused past [`MAX_WAITERS`].
     pub(crate) fn wait(&mut self, id: TaskId, reply: Reply<Finished>) {
         if let Some(why) = self.refused.get(&id) {
-            let _ = reply.send(Err(service::Error::Refused(why.clone())));
+            let _ = reply.send(Err(Error::Refused(why.clone())));
             return;
         }
         if self.count >= MAX_WAITERS {
-            let _ = reply.send(Err(service::Error::Refused(format!(
+            let _ = reply.send(Err(Error::Refused(format!(
                 "{MAX_WAITERS} callers already wait for tasks"
             ))));
             return;
@@ -103,7 +104,7 @@ impl Submitter {
         if let Some(waiters) = self.waiters.remove(&task) {
             self.count -= waiters.len();
             for w in waiters {
-                let _ = w.send(Err(service::Error::Refused(why.clone())));
+                let _ = w.send(Err(Error::Refused(why.clone())));
             }
         }
         if self.sent.get(&task).is_some() {
@@ -186,7 +187,7 @@ mod tests {
         }
         let (tx, mut rx) = oneshot::channel();
         s.wait(b, tx);
-        assert!(matches!(rx.try_recv(), Ok(Err(service::Error::Refused(_)))));
+        assert!(matches!(rx.try_recv(), Ok(Err(Error::Refused(_)))));
     }
 
     fn submitted(id: TaskId) -> (Submitted, Message) {
@@ -216,7 +217,7 @@ mod tests {
         s.wait(a, tx);
         s.refused(a, master, "not listed");
         match rx.try_recv() {
-            Ok(Err(service::Error::Refused(why))) => {
+            Ok(Err(Error::Refused(why))) => {
                 assert!(why.contains("not listed") && why.contains(&master.to_string()));
             }
             other => panic!("{other:?}"),
@@ -225,7 +226,7 @@ mod tests {
         // A caller that starts waiting after the refusal came is answered at once.
         let (tx, mut rx) = oneshot::channel();
         s.wait(a, tx);
-        assert!(matches!(rx.try_recv(), Ok(Err(service::Error::Refused(_)))));
+        assert!(matches!(rx.try_recv(), Ok(Err(Error::Refused(_)))));
         // A refusal of a task not sent from here is not kept.
         s.refused(other, master, "not listed");
         let (tx, mut rx) = oneshot::channel();

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use super::super::{CapacityView, PeerView, Stats};
-use super::Actor;
+use super::owned::Actor;
+use crate::service::views::{CapacityView, PeerView, Stats};
 
 impl Actor {
     pub(super) fn peer_views(&self, now: u64) -> Vec<PeerView> {

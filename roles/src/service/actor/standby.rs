@@ -4,18 +4,18 @@
 //! state and answers reads from it, and takes the table over when the leader falls silent.
 //! Nodes that are not masters answer task reads from the state too.
 
-use crate::service;
 use std::collections::HashMap;
 
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Heartbeat, Message, Report, Spec, Submit, TaskId};
 use ipfsbench_protocols::Role;
 
-use super::super::{MasterView, Reply, Submitted};
-use super::Actor;
+use super::owned::Actor;
 use crate::master::lead::{self, Change, Leadership, Lease};
 use crate::master::replicated::{self, ResultEntry, RESULT_PREFIX, SUBMIT_PREFIX, TASK_PREFIX};
 use crate::master::{Master, State, TaskRecord, MAX_LIST_PAGE};
+use crate::service::command::Reply;
+use crate::service::views::{Error, MasterView, Submitted};
 
 impl Actor {
     /// The task table, while this master leads.
@@ -242,7 +242,7 @@ impl Actor {
             return;
         };
         if let Err(e) = spec.check() {
-            let _ = reply.send(Err(service::Error::Refused(e.to_string())));
+            let _ = reply.send(Err(Error::Refused(e.to_string())));
             return;
         }
         let id = TaskId::derive(&submitter, &key);
@@ -256,7 +256,7 @@ impl Actor {
         }
         let record = master.draft(submitter, &key, spec, now);
         let (Some(state), Ok(value)) = (&self.state, serde_json::to_vec(&record)) else {
-            let _ = reply.send(Err(service::Error::Refused(
+            let _ = reply.send(Err(Error::Refused(
                 "this standby master has no cluster state to keep the submission in".into(),
             )));
             return;
@@ -272,7 +272,7 @@ impl Actor {
                         new: true,
                         record: Some(record),
                     })
-                    .map_err(|e| service::Error::Refused(format!("keeping the submission: {e}"))),
+                    .map_err(|e| Error::Refused(format!("keeping the submission: {e}"))),
             );
         });
     }
@@ -280,17 +280,18 @@ impl Actor {
     /// A task's record on a node that does not schedule: the state's copy (taken by the
     /// leader, or left by a standby), or this master's own when that got further (a master
     /// restarting has changes the state may not have heard of yet).
-    pub(super) fn read_task(&self, id: &TaskId) -> Result<Option<TaskRecord>, service::Error> {
+    pub(super) fn read_task(&self, id: &TaskId) -> Result<Option<TaskRecord>, Error> {
         let mut found: Option<TaskRecord> = None;
         if let Some(state) = &self.state {
             for prefix in [TASK_PREFIX, SUBMIT_PREFIX] {
                 let value = state
                     .get(&replicated::key(prefix, id))
-                    .map_err(|e| service::Error::Refused(e.to_string()))?;
+                    .map_err(|e| Error::Refused(e.to_string()))?;
                 if let Some(v) = value {
-                    found = Some(serde_json::from_slice(&v).map_err(|e| {
-                        service::Error::Refused(format!("task {id} in the state: {e}"))
-                    })?);
+                    found = Some(
+                        serde_json::from_slice(&v)
+                            .map_err(|e| Error::Refused(format!("task {id} in the state: {e}")))?,
+                    );
                     break;
                 }
             }
