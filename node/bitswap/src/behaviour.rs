@@ -8,8 +8,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cid::Cid;
-use futures::future::BoxFuture;
-use futures::stream::FuturesUnordered;
 use libp2p::core::transport::PortUse;
 use libp2p::core::{Endpoint, Multiaddr};
 use libp2p::swarm::dial_opts::DialOpts;
@@ -24,13 +22,14 @@ use multihash::Multihash;
 use super::config::{BlockSource, Config, Event, Stats};
 use super::handler::{Handler, HandlerConfig, HandlerIn, HandlerOut, Received};
 use super::message::{Entry, PresenceType, WantType};
-use super::serving::Read;
+use super::serving::{self, Server};
 use super::state::{Connection, Peer, Want};
 
 /// The Bitswap network behaviour. See the [module docs](super).
 pub struct Behaviour {
     pub(super) config: Config,
-    pub(super) source: Arc<dyn BlockSource>,
+    /// What we serve from, and the blocks being read for peers.
+    pub(super) server: Server,
     pub(super) wants: HashMap<Cid, Want>,
     /// Wanted CIDs by multihash: a block under another CID version/codec still matches.
     pub(super) by_hash: HashMap<Multihash<64>, Cid>,
@@ -46,8 +45,6 @@ pub struct Behaviour {
     pub(super) round_robin: usize,
     pub(super) tick: Option<tokio::time::Interval>,
     pub(super) next_rebroadcast: Option<Instant>,
-    /// Blocks being read for peers, off the swarm's task.
-    pub(super) reads: FuturesUnordered<BoxFuture<'static, Read>>,
 }
 
 impl Behaviour {
@@ -55,7 +52,7 @@ impl Behaviour {
     pub fn new(config: Config, source: Arc<dyn BlockSource>) -> Self {
         Behaviour {
             config,
-            source,
+            server: Server::new(source),
             wants: HashMap::new(),
             by_hash: HashMap::new(),
             peers: HashMap::new(),
@@ -68,7 +65,6 @@ impl Behaviour {
             round_robin: 0,
             tick: None,
             next_rebroadcast: None,
-            reads: FuturesUnordered::new(),
         }
     }
 
@@ -344,7 +340,12 @@ impl Behaviour {
         self.stats.unverifiable_blocks += received.unverifiable as u64;
 
         // Serving side: update the peer's ledger.
-        if let Err(reason) = self.update_ledger(&peer, received.full, received.wantlist) {
+        let max = self.config.max_wantlist_entries;
+        let ledger = match self.peers.get_mut(&peer) {
+            Some(p) => serving::update_ledger(p, max, received.full, received.wantlist),
+            None => Ok(()),
+        };
+        if let Err(reason) = ledger {
             self.misbehaved(peer, connection, reason);
             return;
         }
@@ -621,11 +622,19 @@ impl NetworkBehaviour for Behaviour {
             }
         }
 
-        self.poll_reads(cx);
-        if self.serve() {
+        self.server.poll_reads(cx, &mut self.peers, &mut self.stats);
+        if self
+            .server
+            .serve(&self.config, &mut self.peers, &mut self.stats)
+        {
             cx.waker().wake_by_ref();
         }
-        self.flush();
+        serving::flush(
+            &self.config,
+            &mut self.peers,
+            &mut self.stats,
+            &mut self.events,
+        );
 
         match self.events.pop_front() {
             Some(event) => Poll::Ready(event),
