@@ -15,7 +15,7 @@
 use std::io::{Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -90,31 +90,11 @@ pub(crate) fn run(program: &Path, request: Request) -> Result<Outcome, Error> {
     let process_mib = request.process_bytes >> 20;
     let request_max_bytes = request.max_bytes;
     let body = serde_json::to_vec(&request).map_err(|e| Error::Engine(e.to_string()))?;
-    let mut command = Command::new(program);
-    command
-        .arg(WORKER_ARG)
-        .current_dir(
-            request
-                .allowed
-                .first()
-                .map_or(Path::new("/"), PathBuf::as_path),
-        )
-        .env_clear();
-    // Where DuckDB's library is found, when the binary was started that way.
-    if let Some(path) = std::env::var_os("LD_LIBRARY_PATH") {
-        command.env("LD_LIBRARY_PATH", path);
-    }
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Error::Engine(format!(
-                "starting the query's process {}: {e}",
-                program.display()
-            ))
-        })?;
+    let dir = request
+        .allowed
+        .first()
+        .map_or(Path::new("/"), PathBuf::as_path);
+    let mut child = spawn(program, dir)?;
     let (Some(mut stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -167,30 +147,58 @@ pub(crate) fn run(program: &Path, request: Request) -> Result<Outcome, Error> {
         }),
         _ => {
             sent?;
-            // A panic's message is on the line after "panicked at"; otherwise the last
-            // line says most.
-            let lines: Vec<&str> = errors.lines().filter(|l| !l.trim().is_empty()).collect();
-            let said = lines
-                .iter()
-                .position(|l| l.contains("panicked at"))
-                .and_then(|i| lines.get(i + 1))
-                .or(lines.last());
-            let detail = said.map(|l| format!(", {l}")).unwrap_or_default();
-            Err(Error::Invalid(if status.signal() == Some(libc::SIGXFSZ) {
-                format!(
-                    "the query's answer grew past the {} MiB a file it writes may \
-                         have, and it was stopped ({status}); nothing else was affected",
-                    file_bytes(request_max_bytes) >> 20
-                )
-            } else {
-                format!(
-                    "the query stopped the process it ran in ({status}{detail}): it may \
-                         need more than the {process_mib} MiB a query may use; nothing else \
-                         was affected"
-                )
-            }))
+            Err(died(status, &errors, request_max_bytes, process_mib))
         }
     }
+}
+
+/// Starts `program` as a query's child process in `dir`, with piped stdin, stdout and stderr
+/// and nothing of this process's environment but where DuckDB's library is found.
+fn spawn(program: &Path, dir: &Path) -> Result<Child, Error> {
+    let mut command = Command::new(program);
+    command.arg(WORKER_ARG).current_dir(dir).env_clear();
+    // Where DuckDB's library is found, when the binary was started that way.
+    if let Some(path) = std::env::var_os("LD_LIBRARY_PATH") {
+        command.env("LD_LIBRARY_PATH", path);
+    }
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::Engine(format!(
+                "starting the query's process {}: {e}",
+                program.display()
+            ))
+        })
+}
+
+/// The error of a child that ended without a reply: what it wrote last (a panic's message),
+/// and which of its limits it may have met.
+fn died(status: ExitStatus, errors: &str, max_bytes: usize, process_mib: u64) -> Error {
+    // A panic's message is on the line after "panicked at"; otherwise the last
+    // line says most.
+    let lines: Vec<&str> = errors.lines().filter(|l| !l.trim().is_empty()).collect();
+    let said = lines
+        .iter()
+        .position(|l| l.contains("panicked at"))
+        .and_then(|i| lines.get(i + 1))
+        .or(lines.last());
+    let detail = said.map(|l| format!(", {l}")).unwrap_or_default();
+    Error::Invalid(if status.signal() == Some(libc::SIGXFSZ) {
+        format!(
+            "the query's answer grew past the {} MiB a file it writes may \
+                 have, and it was stopped ({status}); nothing else was affected",
+            file_bytes(max_bytes) >> 20
+        )
+    } else {
+        format!(
+            "the query stopped the process it ran in ({status}{detail}): it may \
+                 need more than the {process_mib} MiB a query may use; nothing else \
+                 was affected"
+        )
+    })
 }
 
 /// The largest file a child may write: a Parquet answer holds at most the answer's cells,

@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use duckdb::arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use duckdb::arrow::datatypes::{DataType, Schema, TimeUnit};
 use duckdb::arrow::record_batch::RecordBatch;
 
@@ -192,18 +196,6 @@ impl TableSchema {
     /// When a row's length or a cell's type does not fit its column, or a required column
     /// is null.
     pub fn batch(&self, rows: &[Vec<Cell>]) -> Result<RecordBatch, Error> {
-        use duckdb::arrow::array::{
-            ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder,
-            TimestampMicrosecondBuilder,
-        };
-        let bad = |row: usize, field: &Field, cell: &Cell| {
-            Error::Engine(format!(
-                "{}: row {row}, column {}: {cell:?} does not fit {}",
-                self.name,
-                field.name,
-                field.ty.doc()
-            ))
-        };
         if let Some((i, row)) = rows
             .iter()
             .enumerate()
@@ -216,80 +208,96 @@ impl TableSchema {
                 self.fields.len()
             )));
         }
-        let mut columns: Vec<ArrayRef> = Vec::with_capacity(self.fields.len());
-        for (c, field) in self.fields.iter().enumerate() {
-            let cells = rows.iter().map(|r| &r[c]).enumerate();
-            if !field.nullable {
-                if let Some((i, cell)) = rows
-                    .iter()
-                    .map(|r| &r[c])
-                    .enumerate()
-                    .find(|(_, v)| **v == Cell::Null)
-                {
-                    return Err(bad(i, field, cell));
-                }
-            }
-            let array: ArrayRef = match field.ty {
-                ColumnType::Text => {
-                    let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
-                    for (i, cell) in cells {
-                        match cell {
-                            Cell::Text(t) => b.append_value(t),
-                            Cell::Null => b.append_null(),
-                            other => return Err(bad(i, field, other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Int64 => {
-                    let mut b = Int64Builder::with_capacity(rows.len());
-                    for (i, cell) in cells {
-                        match cell {
-                            Cell::Int(v) => b.append_value(*v),
-                            Cell::Null => b.append_null(),
-                            other => return Err(bad(i, field, other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Float64 => {
-                    let mut b = Float64Builder::with_capacity(rows.len());
-                    for (i, cell) in cells {
-                        match cell {
-                            Cell::Float(v) if v.is_finite() => b.append_value(*v),
-                            Cell::Float(_) | Cell::Null => b.append_null(),
-                            Cell::Int(v) => b.append_value(*v as f64),
-                            other => return Err(bad(i, field, other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Bool => {
-                    let mut b = BooleanBuilder::with_capacity(rows.len());
-                    for (i, cell) in cells {
-                        match cell {
-                            Cell::Bool(v) => b.append_value(*v),
-                            Cell::Null => b.append_null(),
-                            other => return Err(bad(i, field, other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-                ColumnType::Timestamp => {
-                    let mut b =
-                        TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-                    for (i, cell) in cells {
-                        match cell {
-                            Cell::TimeMs(ms) => b.append_value(ms.saturating_mul(1000)),
-                            Cell::Null => b.append_null(),
-                            other => return Err(bad(i, field, other)),
-                        }
-                    }
-                    Arc::new(b.finish())
-                }
-            };
-            columns.push(array);
-        }
+        let columns = self
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(c, field)| self.column(field, c, rows))
+            .collect::<Result<Vec<ArrayRef>, Error>>()?;
         RecordBatch::try_new(self.arrow(), columns).map_err(|e| Error::Engine(e.to_string()))
+    }
+
+    /// Column `c` of `rows` (each as long as the schema) as an Arrow array of `field`'s type.
+    fn column(&self, field: &Field, c: usize, rows: &[Vec<Cell>]) -> Result<ArrayRef, Error> {
+        let cells = rows.iter().map(|r| &r[c]).enumerate();
+        if !field.nullable {
+            if let Some((i, cell)) = rows
+                .iter()
+                .map(|r| &r[c])
+                .enumerate()
+                .find(|(_, v)| **v == Cell::Null)
+            {
+                return Err(self.bad(i, field, cell));
+            }
+        }
+        Ok(match field.ty {
+            ColumnType::Text => {
+                let mut b = StringBuilder::with_capacity(rows.len(), rows.len() * 16);
+                for (i, cell) in cells {
+                    match cell {
+                        Cell::Text(t) => b.append_value(t),
+                        Cell::Null => b.append_null(),
+                        other => return Err(self.bad(i, field, other)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Int64 => {
+                let mut b = Int64Builder::with_capacity(rows.len());
+                for (i, cell) in cells {
+                    match cell {
+                        Cell::Int(v) => b.append_value(*v),
+                        Cell::Null => b.append_null(),
+                        other => return Err(self.bad(i, field, other)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Float64 => {
+                let mut b = Float64Builder::with_capacity(rows.len());
+                for (i, cell) in cells {
+                    match cell {
+                        Cell::Float(v) if v.is_finite() => b.append_value(*v),
+                        Cell::Float(_) | Cell::Null => b.append_null(),
+                        Cell::Int(v) => b.append_value(*v as f64),
+                        other => return Err(self.bad(i, field, other)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Bool => {
+                let mut b = BooleanBuilder::with_capacity(rows.len());
+                for (i, cell) in cells {
+                    match cell {
+                        Cell::Bool(v) => b.append_value(*v),
+                        Cell::Null => b.append_null(),
+                        other => return Err(self.bad(i, field, other)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            ColumnType::Timestamp => {
+                let mut b =
+                    TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+                for (i, cell) in cells {
+                    match cell {
+                        Cell::TimeMs(ms) => b.append_value(ms.saturating_mul(1000)),
+                        Cell::Null => b.append_null(),
+                        other => return Err(self.bad(i, field, other)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        })
+    }
+
+    /// The error of a cell that does not fit its column.
+    fn bad(&self, row: usize, field: &Field, cell: &Cell) -> Error {
+        Error::Engine(format!(
+            "{}: row {row}, column {}: {cell:?} does not fit {}",
+            self.name,
+            field.name,
+            field.ty.doc()
+        ))
     }
 }

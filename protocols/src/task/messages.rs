@@ -173,7 +173,7 @@ pub enum Outcome {
     Done {
         /// The result record (a JSON file in the worker's store).
         record: WireCid,
-        /// Its key figures (at most [`MAX_FIGURES`]), by name: what the cluster's replicated
+        /// Its key figures (at most [`MAX_FIGURES`](crate::task::MAX_FIGURES)), by name: what the cluster's replicated
         /// results keep of the record.
         figures: Vec<(String, f64)>,
     },
