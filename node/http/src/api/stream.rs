@@ -86,6 +86,8 @@ fn gone() -> LazyError {
     })
 }
 
+/// Streams the bytes `offset..offset+length` of the file `root` to `tx`; what came over the
+/// network is counted in `fetched`. The bytes sent.
 async fn stream(
     repo: &Arc<Repo>,
     net: &Client,
@@ -94,40 +96,86 @@ async fn stream(
     tx: &mpsc::Sender<Result<Bytes, io::Error>>,
     fetched: &mut u64,
 ) -> Result<u64, LazyError> {
-    let end = length.map_or(u64::MAX, |l| offset.saturating_add(l));
-    let mut window = VecDeque::from([Slot {
-        id: 0,
-        cid: root,
-        start: 0,
-        state: State::Waiting,
-    }]);
-    let mut next_id = 1u64;
+    let mut window = Window::new(root, offset, length);
     let mut loading = FuturesUnordered::new();
     let mut written = 0u64;
     loop {
-        // What is ready at the head goes out, in order.
+        written += window.send_ready(tx).await?;
+        if window.slots.is_empty() {
+            return Ok(written);
+        }
+        window.start_loads(|id, cid| {
+            let load = load(Arc::clone(repo), net.clone(), cid);
+            loading.push(async move { (id, load.await) });
+        });
+        let Some((id, loaded)) = loading.next().await else {
+            // The head is not ready, so a load runs: this is not reached.
+            return Err(LazyError::Net(network::Error::Stopped));
+        };
+        let (data, from_network) = loaded?;
+        *fetched += u64::from(from_network);
+        window.expand(id, &data)?;
+    }
+}
+
+/// The file's nodes still to send, in file order, and the range asked for.
+struct Window {
+    slots: VecDeque<Slot>,
+    /// The id the next slot gets.
+    next_id: u64,
+    /// File offset of the range's first byte.
+    offset: u64,
+    /// File offset just past the range's last byte.
+    end: u64,
+}
+
+impl Window {
+    /// A window holding the root node alone, for the bytes `offset..offset+length`.
+    fn new(root: Cid, offset: u64, length: Option<u64>) -> Self {
+        Self {
+            slots: VecDeque::from([Slot {
+                id: 0,
+                cid: root,
+                start: 0,
+                state: State::Waiting,
+            }]),
+            next_id: 1,
+            offset,
+            end: length.map_or(u64::MAX, |l| offset.saturating_add(l)),
+        }
+    }
+
+    /// Sends what is ready at the head, in order, and drops it from the window; the bytes
+    /// sent.
+    async fn send_ready(
+        &mut self,
+        tx: &mpsc::Sender<Result<Bytes, io::Error>>,
+    ) -> Result<u64, LazyError> {
+        let mut written = 0u64;
         while let Some(Slot {
             state: State::Ready(data),
             start,
             ..
-        }) = window.front()
+        }) = self.slots.front()
         {
             let len = data.len() as u64;
-            let from = offset.saturating_sub(*start).min(len) as usize;
-            let to = end.saturating_sub(*start).min(len) as usize;
+            let from = self.offset.saturating_sub(*start).min(len) as usize;
+            let to = self.end.saturating_sub(*start).min(len) as usize;
             if from < to {
                 let chunk = data.slice(from..to);
                 written += chunk.len() as u64;
                 tx.send(Ok(chunk)).await.map_err(|_| gone())?;
             }
-            window.pop_front();
+            self.slots.pop_front();
         }
-        if window.is_empty() {
-            return Ok(written);
-        }
-        // Keep the first WINDOW nodes that are not ready loading.
+        Ok(written)
+    }
+
+    /// Keeps the first [`WINDOW`] nodes that are not ready loading: `start` is called with
+    /// the id and CID of each whose load starts now.
+    fn start_loads(&mut self, mut start: impl FnMut(u64, Cid)) {
         let mut busy = 0;
-        for slot in window.iter_mut() {
+        for slot in self.slots.iter_mut() {
             if busy == WINDOW {
                 break;
             }
@@ -136,32 +184,28 @@ async fn stream(
                 State::Loading => {}
                 State::Waiting => {
                     slot.state = State::Loading;
-                    let (id, cid) = (slot.id, slot.cid);
-                    let load = load(Arc::clone(repo), net.clone(), cid);
-                    loading.push(async move { (id, load.await) });
+                    start(slot.id, slot.cid);
                 }
             }
             busy += 1;
         }
-        let Some((id, loaded)) = loading.next().await else {
-            // The head is not ready, so a load runs: this is not reached.
-            return Err(LazyError::Net(network::Error::Stopped));
+    }
+
+    /// The loaded node `id` (block `data`) gives way to its own bytes, then its children
+    /// within the range.
+    fn expand(&mut self, id: u64, data: &Bytes) -> Result<(), LazyError> {
+        let Some(at) = self.slots.iter().position(|s| s.id == id) else {
+            return Ok(());
         };
-        let (data, from_network) = loaded?;
-        *fetched += u64::from(from_network);
-        let Some(at) = window.iter().position(|s| s.id == id) else {
-            continue;
-        };
-        let tail = window.split_off(at);
+        let tail = self.slots.split_off(at);
         let mut tail = tail.into_iter();
         let Some(slot) = tail.next() else {
-            continue;
+            return Ok(());
         };
-        // The node gives way to its own bytes, then its children within the range.
-        let node = unixfs::file_node(&slot.cid, &data)?;
+        let node = unixfs::file_node(&slot.cid, data)?;
         let mut child_start = slot.start + node.content_len() as u64;
         if node.content_len() > 0 {
-            window.push_back(Slot {
+            self.slots.push_back(Slot {
                 id: slot.id,
                 cid: slot.cid,
                 start: slot.start,
@@ -169,18 +213,19 @@ async fn stream(
             });
         }
         for (cid, size) in node.children {
-            if child_start < end && child_start.saturating_add(size) > offset {
-                window.push_back(Slot {
-                    id: next_id,
+            if child_start < self.end && child_start.saturating_add(size) > self.offset {
+                self.slots.push_back(Slot {
+                    id: self.next_id,
                     cid,
                     start: child_start,
                     state: State::Waiting,
                 });
-                next_id += 1;
+                self.next_id += 1;
             }
             child_start = child_start.saturating_add(size);
         }
-        window.extend(tail);
+        self.slots.extend(tail);
+        Ok(())
     }
 }
 
@@ -199,4 +244,89 @@ async fn load(repo: Arc<Repo>, net: Client, cid: Cid) -> Result<(Bytes, bool), L
         .map_err(ReadError::from)?
         .ok_or(ReadError::NotFound(cid))?;
     Ok((Bytes::from(data), false))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use ipfsbench_store::store::protect::Protector;
+    use ipfsbench_store::store::{BlockStore, MemoryStore};
+    use ipfsbench_store::unixfs::{add_reader, AddOptions, Sink};
+
+    use super::*;
+
+    /// A file of `len` bytes imported in 10-byte chunks (over 174 chunks make a two-level
+    /// tree); its root and its bytes.
+    fn import(store: &MemoryStore, len: usize, cid_version: u8) -> (Cid, Vec<u8>) {
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let options = AddOptions {
+            cid_version,
+            chunker: "size-10".parse().unwrap_or_else(|_| unreachable!()),
+            ..AddOptions::default()
+        };
+        let protector = Protector::new();
+        let session = protector.session();
+        let mut sink = Sink::new(store, &session);
+        let source = Box::new(io::Cursor::new(data.clone()));
+        let added = add_reader(source, Path::new("-"), &options, &mut sink)
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        (added.cid, data)
+    }
+
+    /// Reads `offset..offset+length` through a window, completing the latest load first so
+    /// that nodes arrive out of order; the bytes and the number of blocks loaded.
+    async fn read(
+        store: &MemoryStore,
+        root: Cid,
+        offset: u64,
+        length: Option<u64>,
+    ) -> (Vec<u8>, usize) {
+        let (tx, mut rx) = mpsc::channel(1 << 16);
+        let mut window = Window::new(root, offset, length);
+        let (mut pending, mut loads, mut out) = (Vec::new(), 0, Vec::new());
+        loop {
+            window
+                .send_ready(&tx)
+                .await
+                .unwrap_or_else(|_| unreachable!());
+            while let Ok(chunk) = rx.try_recv() {
+                out.extend_from_slice(&chunk.unwrap_or_else(|_| unreachable!()));
+            }
+            if window.slots.is_empty() {
+                return (out, loads);
+            }
+            window.start_loads(|id, cid| pending.push((id, cid)));
+            assert!(!pending.is_empty() && pending.len() <= WINDOW);
+            let Some((id, cid)) = pending.pop() else {
+                unreachable!()
+            };
+            let data = store.get(&cid).unwrap_or_else(|_| unreachable!());
+            loads += 1;
+            let data = Bytes::from(data.unwrap_or_else(|| unreachable!()));
+            window.expand(id, &data).unwrap_or_else(|_| unreachable!());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_window_sends_the_range_in_order_loading_only_what_overlaps_it() {
+        let store = MemoryStore::new();
+        for cid_version in [0, 1] {
+            let (root, data) = import(&store, 2000, cid_version);
+            let (whole, all) = read(&store, root, 0, None).await;
+            assert_eq!(whole, data);
+            for (offset, length) in [(15, Some(30)), (995, Some(1000)), (1990, None)] {
+                let (got, loads) = read(&store, root, offset, length).await;
+                let end = length.map_or(data.len(), |l| (offset + l) as usize);
+                assert_eq!(got, data[offset as usize..end], "{offset} {length:?}");
+                assert!(
+                    loads < all,
+                    "{loads} of {all} blocks for {offset} {length:?}"
+                );
+            }
+            for (offset, length) in [(5, Some(0)), (2000, None), (5000, Some(10))] {
+                assert_eq!(read(&store, root, offset, length).await.0, Vec::<u8>::new());
+            }
+        }
+    }
 }
