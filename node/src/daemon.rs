@@ -190,7 +190,7 @@ impl Daemon {
             addr: options.api,
             source,
         })?;
-        crate::metrics::register_node(&metrics, Arc::clone(&repo), client.clone());
+        crate::network::register_metrics(&metrics, Arc::clone(&repo), client.clone());
         let sampler = tokio::spawn(crate::metrics::sample_forever(metrics.clone()));
         let (stop_api, stopped) = oneshot::channel::<()>();
         let state = api::State::new(Arc::clone(&repo), client.clone(), metrics.clone());

@@ -4,10 +4,8 @@
 //! endpoint (the HTTP layer's middleware), and what the node and its role read off their parts at each scrape
 //! (refreshers: Bitswap, the store, the replicated state, the benchmark database, tasks).
 
-mod node;
 mod registry;
 pub mod text;
 
-pub use node::register as register_node;
 pub use registry::*;
 pub use text::Format;

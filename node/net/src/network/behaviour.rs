@@ -55,7 +55,7 @@ pub(crate) struct Parts<'a> {
     pub(crate) key: &'a Keypair,
     pub(crate) kad_server: bool,
     pub(crate) relay_server: bool,
-    pub(crate) rules: Vec<super::TopicRule>,
+    pub(crate) rules: Vec<super::config::TopicRule>,
     pub(crate) mdns: bool,
     pub(crate) agent_version: String,
     pub(crate) blocks: Arc<dyn bitswap::BlockSource>,
@@ -65,7 +65,7 @@ impl Behaviour {
     pub(crate) fn new(
         parts: Parts<'_>,
         relay_client: relay::client::Behaviour,
-    ) -> Result<Self, network::Error> {
+    ) -> Result<Self, network::error::Error> {
         let peer_id = parts.key.public().to_peer_id();
         Ok(Self {
             limits: connection_limits(),
@@ -82,7 +82,7 @@ impl Behaviour {
             mdns: Toggle::from(if parts.mdns {
                 Some(
                     mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
-                        .map_err(|e| network::Error::Setup(format!("mDNS: {e}")))?,
+                        .map_err(|e| network::error::Error::Setup(format!("mDNS: {e}")))?,
                 )
             } else {
                 None
@@ -131,8 +131,8 @@ fn kademlia(peer_id: PeerId, server: bool) -> kad::Behaviour<ProviderStore> {
 /// before it is forwarded.
 fn gossipsub(
     key: &Keypair,
-    rules: Vec<super::TopicRule>,
-) -> Result<gossipsub::Behaviour, network::Error> {
+    rules: Vec<super::config::TopicRule>,
+) -> Result<gossipsub::Behaviour, network::error::Error> {
     let config = gossipsub::ConfigBuilder::default()
         .validation_mode(gossipsub::ValidationMode::Strict)
         .validate_messages()
@@ -149,7 +149,7 @@ fn gossipsub(
             gossipsub::MessageId::from(id)
         })
         .build()
-        .map_err(|e| network::Error::Setup(format!("gossipsub config: {e}")))?;
+        .map_err(|e| network::error::Error::Setup(format!("gossipsub config: {e}")))?;
     gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-        .map_err(|e| network::Error::Setup(format!("gossipsub: {e}")))
+        .map_err(|e| network::error::Error::Setup(format!("gossipsub: {e}")))
 }

@@ -67,27 +67,27 @@ impl Client {
     async fn call<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, network::Error> {
+    ) -> Result<T, network::error::Error> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))
             .await
-            .map_err(|_| network::Error::Stopped)?;
-        rx.await.map_err(|_| network::Error::Stopped)
+            .map_err(|_| network::error::Error::Stopped)?;
+        rx.await.map_err(|_| network::error::Error::Stopped)
     }
 
     /// The addresses the host listens on.
-    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, network::Error> {
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, network::error::Error> {
         self.call(|reply| Command::Listeners { reply }).await
     }
 
     /// Dials `addr` (which must end with `/p2p/<peer id>`) and waits for the connection.
-    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, network::Error> {
+    pub async fn connect(&self, addr: Multiaddr) -> Result<PeerId, network::error::Error> {
         self.call(|reply| Command::Dial { addr, reply }).await?
     }
 
     /// The connected peers.
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>, network::Error> {
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, network::error::Error> {
         self.call(|reply| Command::Peers { reply }).await
     }
 
@@ -97,17 +97,24 @@ impl Client {
         &self,
         cid: Cid,
         providers: Vec<PeerId>,
-    ) -> Result<PeerId, network::Error> {
+    ) -> Result<PeerId, network::error::Error> {
         Ok(self.fetch(cid, providers).await?.from)
     }
 
     /// Fetches one block over Bitswap into the repo's store and hands back its bytes, or
     /// `None` when it was local already (the caller reads it from the store).
-    pub async fn fetch_data(&self, cid: Cid) -> Result<Option<bytes::Bytes>, network::Error> {
+    pub async fn fetch_data(
+        &self,
+        cid: Cid,
+    ) -> Result<Option<bytes::Bytes>, network::error::Error> {
         Ok(self.fetch(cid, Vec::new()).await?.data)
     }
 
-    async fn fetch(&self, cid: Cid, providers: Vec<PeerId>) -> Result<Fetched, network::Error> {
+    async fn fetch(
+        &self,
+        cid: Cid,
+        providers: Vec<PeerId>,
+    ) -> Result<Fetched, network::error::Error> {
         let fetch = self.call(|reply| Command::Want {
             cid,
             providers,
@@ -117,7 +124,7 @@ impl Client {
             Ok(result) => result?,
             Err(_) => {
                 let _ = self.commands.try_send(Command::Cancel { cid });
-                Err(network::Error::Timeout {
+                Err(network::error::Error::Timeout {
                     cid,
                     secs: self.fetch_timeout.as_secs(),
                 })
@@ -128,7 +135,11 @@ impl Client {
     /// Makes the whole DAG under `root` local, fetching missing blocks with many wants in
     /// flight, each child asked first of the peer that sent its parent. Returns the number of
     /// blocks fetched. Fetched blocks are flushed to disk before this returns.
-    pub async fn fetch_dag(&self, repo: &Arc<Repo>, root: Cid) -> Result<u64, network::Error> {
+    pub async fn fetch_dag(
+        &self,
+        repo: &Arc<Repo>,
+        root: Cid,
+    ) -> Result<u64, network::error::Error> {
         self.fetch_dag_counted(repo, root, &DagProgress::default())
             .await
     }
@@ -140,7 +151,7 @@ impl Client {
         repo: &Arc<Repo>,
         root: Cid,
         progress: &DagProgress,
-    ) -> Result<u64, network::Error> {
+    ) -> Result<u64, network::error::Error> {
         let mut seen: HashSet<Hash> = HashSet::new();
         let mut queue: Vec<(Cid, Vec<PeerId>)> = vec![(root, Vec::new())];
         let mut running = FuturesUnordered::new();
@@ -159,7 +170,7 @@ impl Client {
                     let local = repo
                         .store()
                         .has(cid.hash())
-                        .map_err(network::Error::store)?;
+                        .map_err(network::error::Error::store)?;
                     let (from, links) = if local {
                         (None, None)
                     } else {
@@ -174,12 +185,15 @@ impl Client {
                         let data = repo
                             .store()
                             .get(&cid)
-                            .map_err(network::Error::store)?
-                            .ok_or(network::Error::NotFound(cid))?;
-                        dag::links(&cid, &data).map_err(network::Error::store)?
+                            .map_err(network::error::Error::store)?
+                            .ok_or(network::error::Error::NotFound(cid))?;
+                        dag::links(&cid, &data).map_err(network::error::Error::store)?
                     };
-                    let size = repo.store().size(&cid).map_err(network::Error::store)?;
-                    Ok::<_, network::Error>((from, links, size.unwrap_or(0)))
+                    let size = repo
+                        .store()
+                        .size(&cid)
+                        .map_err(network::error::Error::store)?;
+                    Ok::<_, network::error::Error>((from, links, size.unwrap_or(0)))
                 });
             }
             let Some(done) = running.next().await else {
@@ -199,31 +213,31 @@ impl Client {
             let repo = Arc::clone(repo);
             tokio::task::spawn_blocking(move || repo.store().flush())
                 .await
-                .map_err(network::Error::store)?
-                .map_err(network::Error::store)?;
+                .map_err(network::error::Error::store)?
+                .map_err(network::error::Error::store)?;
         }
         Ok(fetched)
     }
 
     /// Announces this node as a provider of `cid` on the DHT (refreshed by Kademlia).
-    pub async fn provide(&self, cid: Cid) -> Result<(), network::Error> {
+    pub async fn provide(&self, cid: Cid) -> Result<(), network::error::Error> {
         self.commands
             .send(Command::Provide { cid })
             .await
-            .map_err(|_| network::Error::Stopped)
+            .map_err(|_| network::error::Error::Stopped)
     }
 
     /// Asks the DHT who provides `cid`.
     pub async fn find_providers(
         &self,
         cid: Cid,
-    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, network::Error> {
+    ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, network::error::Error> {
         self.call(|reply| Command::FindProviders { cid, reply })
             .await
     }
 
     /// Publishes `data` on `topic`.
-    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), network::Error> {
+    pub async fn publish(&self, topic: String, data: Vec<u8>) -> Result<(), network::error::Error> {
         self.call(|reply| Command::Publish { topic, data, reply })
             .await?
     }
@@ -233,7 +247,7 @@ impl Client {
     pub async fn subscribe(
         &self,
         topic: String,
-    ) -> Result<mpsc::Receiver<PubsubMessage>, network::Error> {
+    ) -> Result<mpsc::Receiver<PubsubMessage>, network::error::Error> {
         self.subscribe_with_capacity(topic, SUBSCRIBER_QUEUE).await
     }
 
@@ -242,7 +256,7 @@ impl Client {
         &self,
         topic: String,
         capacity: usize,
-    ) -> Result<mpsc::Receiver<PubsubMessage>, network::Error> {
+    ) -> Result<mpsc::Receiver<PubsubMessage>, network::error::Error> {
         self.call(|reply| Command::Subscribe {
             topic,
             capacity,
@@ -257,7 +271,7 @@ impl Client {
     pub async fn subscribe_hearing_own(
         &self,
         topic: String,
-    ) -> Result<mpsc::Receiver<PubsubMessage>, network::Error> {
+    ) -> Result<mpsc::Receiver<PubsubMessage>, network::error::Error> {
         self.call(|reply| Command::Subscribe {
             topic,
             capacity: SUBSCRIBER_QUEUE,
@@ -268,22 +282,25 @@ impl Client {
     }
 
     /// Bitswap's counters, the wantlist and the connected peers.
-    pub async fn stats(&self) -> Result<network::NetStats, network::Error> {
+    pub async fn stats(&self) -> Result<network::observe::NetStats, network::error::Error> {
         self.call(|reply| Command::Stats { reply }).await
     }
 
     /// What the host has counted of received pubsub messages.
-    pub async fn pubsub_stats(&self) -> Result<PubsubStats, network::Error> {
+    pub async fn pubsub_stats(&self) -> Result<PubsubStats, network::error::Error> {
         self.call(|reply| Command::PubsubStats { reply }).await
     }
 
     /// The topics this node subscribes to.
-    pub async fn topics(&self) -> Result<Vec<String>, network::Error> {
+    pub async fn topics(&self) -> Result<Vec<String>, network::error::Error> {
         self.call(|reply| Command::Topics { reply }).await
     }
 
     /// Peers subscribed to `topic` (any topic when `None`).
-    pub async fn topic_peers(&self, topic: Option<String>) -> Result<Vec<PeerId>, network::Error> {
+    pub async fn topic_peers(
+        &self,
+        topic: Option<String>,
+    ) -> Result<Vec<PeerId>, network::error::Error> {
         self.call(|reply| Command::TopicPeers { topic, reply })
             .await
     }

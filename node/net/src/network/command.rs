@@ -1,4 +1,4 @@
-//! What a [`super::Client`] asks of the task that owns the swarm, and the answers that need a
+//! What a [`super::client::Client`] asks of the task that owns the swarm, and the answers that need a
 //! type of their own. Both sides depend on this module; neither on the other's internals.
 
 use crate::network;
@@ -48,14 +48,14 @@ pub struct PubsubStats {
 #[derive(Debug)]
 pub(crate) enum Command {
     Stats {
-        reply: oneshot::Sender<super::NetStats>,
+        reply: oneshot::Sender<super::observe::NetStats>,
     },
     Listeners {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
     Dial {
         addr: Multiaddr,
-        reply: oneshot::Sender<Result<PeerId, network::Error>>,
+        reply: oneshot::Sender<Result<PeerId, network::error::Error>>,
     },
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
@@ -63,7 +63,7 @@ pub(crate) enum Command {
     Want {
         cid: Cid,
         providers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<Fetched, network::Error>>,
+        reply: oneshot::Sender<Result<Fetched, network::error::Error>>,
     },
     Cancel {
         cid: Cid,
@@ -78,14 +78,14 @@ pub(crate) enum Command {
     Publish {
         topic: String,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), network::Error>>,
+        reply: oneshot::Sender<Result<(), network::error::Error>>,
     },
     Subscribe {
         topic: String,
         capacity: usize,
         /// Whether the subscriber hears this node's own messages too.
         own: bool,
-        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::Error>>,
+        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::error::Error>>,
     },
     Topics {
         reply: oneshot::Sender<Vec<String>>,
@@ -98,6 +98,9 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
 }
+
+/// The callers waiting for one block.
+pub(crate) type Waiters = Vec<oneshot::Sender<Result<Fetched, network::error::Error>>>;
 
 /// A block made local: who sent it, and its links and bytes when it came over the network
 /// (`None` when it was already local and the caller must read it).

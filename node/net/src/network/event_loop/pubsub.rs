@@ -8,24 +8,17 @@
 use libp2p::{gossipsub, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{EventLoop, MAX_SUBSCRIBER_QUEUE};
+use super::core::{EventLoop, MAX_SUBSCRIBER_QUEUE};
+use super::subscriber::Subscriber;
 use crate::network;
 use crate::network::command::PubsubMessage;
-
-/// One subscriber of a topic.
-#[derive(Debug)]
-pub(super) struct Subscriber {
-    tx: mpsc::Sender<PubsubMessage>,
-    /// Whether it hears this node's own messages too (as Kubo's subscribers do).
-    own: bool,
-}
 
 impl EventLoop {
     pub(super) fn publish(
         &mut self,
         topic: String,
         data: Vec<u8>,
-        reply: oneshot::Sender<Result<(), network::Error>>,
+        reply: oneshot::Sender<Result<(), network::error::Error>>,
     ) {
         let ident = gossipsub::IdentTopic::new(topic.clone());
         let hash = ident.hash();
@@ -44,7 +37,7 @@ impl EventLoop {
                 self.last_seqno = Some(self.next_seqno());
                 Ok(())
             }
-            Err(e) => Err(network::Error::from(e)),
+            Err(e) => Err(network::error::Error::from(e)),
         };
         if result.is_ok() {
             let message = PubsubMessage {
@@ -91,7 +84,7 @@ impl EventLoop {
         topic: String,
         capacity: usize,
         own: bool,
-        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::Error>>,
+        reply: oneshot::Sender<Result<mpsc::Receiver<PubsubMessage>, network::error::Error>>,
     ) {
         let ident = gossipsub::IdentTopic::new(topic.clone());
         let result = match self.swarm.behaviour_mut().gossipsub.subscribe(&ident) {
@@ -104,7 +97,7 @@ impl EventLoop {
                     .push(Subscriber { tx, own });
                 Ok(rx)
             }
-            Err(e) => Err(network::Error::from(e)),
+            Err(e) => Err(network::error::Error::from(e)),
         };
         let _ = reply.send(result);
     }

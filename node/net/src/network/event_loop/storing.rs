@@ -11,7 +11,7 @@ use cid::Cid;
 use libp2p::PeerId;
 use tokio::sync::{mpsc, oneshot};
 
-use super::Waiters;
+use crate::network::command::Waiters;
 use crate::network::{self, command::Fetched};
 use ipfsbench_store::repo::Repo;
 use ipfsbench_store::store::block::Hash;
@@ -110,8 +110,8 @@ impl Storing {
     pub(super) fn join(
         &mut self,
         hash: &Hash,
-        reply: oneshot::Sender<Result<Fetched, network::Error>>,
-    ) -> Option<oneshot::Sender<Result<Fetched, network::Error>>> {
+        reply: oneshot::Sender<Result<Fetched, network::error::Error>>,
+    ) -> Option<oneshot::Sender<Result<Fetched, network::error::Error>>> {
         match self.waiting.get_mut(hash) {
             Some(waiters) => {
                 waiters.push(reply);
@@ -138,7 +138,7 @@ impl Storing {
                     links: Some(links.clone()),
                     data: Some(stored.data.clone()),
                 }),
-                Err(e) => Err(network::Error::Store(Arc::clone(e))),
+                Err(e) => Err(network::error::Error::Store(Arc::clone(e))),
             });
         }
     }

@@ -13,18 +13,14 @@ use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{gossipsub, identify, kad, mdns, Multiaddr, PeerId, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
-use super::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
-use super::client::Client;
-use super::command::{Command, Fetched, PeerInfo, PubsubStats};
-use super::keep::Keep;
-use super::offences::Offences;
-use super::Config;
+use crate::network::behaviour::{Behaviour, BehaviourEvent, KAD_PROTOCOL};
+use crate::network::client::Client;
+use crate::network::command::{Command, Fetched, PeerInfo, PubsubStats};
+use crate::network::config::Config;
+use crate::network::keep::Keep;
+use crate::network::offences::Offences;
 use ipfsbench_store::repo::Repo;
 use ipfsbench_store::store::block::Hash;
-
-mod announce;
-mod pubsub;
-mod storing;
 
 /// Commands waiting at most; senders wait when it is full.
 const COMMAND_QUEUE: usize = 1024;
@@ -38,42 +34,42 @@ const KEEP_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// The largest buffer a subscriber may ask for.
 pub(crate) const MAX_SUBSCRIBER_QUEUE: usize = 1 << 16;
 
-pub(super) type Waiters = Vec<oneshot::Sender<Result<Fetched, network::Error>>>;
-type DialReply = oneshot::Sender<Result<PeerId, network::Error>>;
+type DialReply = oneshot::Sender<Result<PeerId, network::error::Error>>;
 type ProvidersReply = oneshot::Sender<Vec<(PeerId, Vec<Multiaddr>)>>;
 
 pub(crate) struct EventLoop {
-    swarm: Swarm<Behaviour>,
-    repo: Arc<Repo>,
-    commands: mpsc::Receiver<Command>,
+    pub(super) swarm: Swarm<Behaviour>,
+    pub(super) repo: Arc<Repo>,
+    pub(super) commands: mpsc::Receiver<Command>,
     /// Bootstrap and trusted peers, redialled when they drop.
-    keep: Keep,
+    pub(super) keep: Keep,
     /// Bootstrap addresses without a peer id: dialled once, at start.
-    unnamed: Vec<Multiaddr>,
+    pub(super) unnamed: Vec<Multiaddr>,
     /// `swarm connect` calls waiting on their own dial, by its connection: another dial to
     /// the same peer (a stale address Kademlia still knows, say) failing does not fail them.
-    dials: HashMap<ConnectionId, (PeerId, DialReply)>,
-    wants: HashMap<Hash, (Cid, Waiters)>,
+    pub(super) dials: HashMap<ConnectionId, (PeerId, DialReply)>,
+    pub(super) wants: HashMap<Hash, (Cid, crate::network::command::Waiters)>,
     /// Received blocks on their way to the store, off this task.
-    storing: storing::Storing,
+    pub(super) storing: super::storing::Storing,
     /// CIDs whose providers were already looked up for the current wants.
-    looked_up: HashSet<Hash>,
-    provider_lookups: HashMap<kad::QueryId, (Cid, Vec<PeerId>)>,
-    find_providers: HashMap<kad::QueryId, (ProvidersReply, Vec<PeerId>)>,
+    pub(super) looked_up: HashSet<Hash>,
+    pub(super) provider_lookups: HashMap<kad::QueryId, (Cid, Vec<PeerId>)>,
+    pub(super) find_providers: HashMap<kad::QueryId, (ProvidersReply, Vec<PeerId>)>,
     /// Provider announcements, paced.
-    announcer: announce::Announcer,
-    subscriptions: HashMap<gossipsub::TopicHash, (String, Vec<pubsub::Subscriber>)>,
+    pub(super) announcer: super::announce::Announcer,
+    pub(super) subscriptions:
+        HashMap<gossipsub::TopicHash, (String, Vec<super::subscriber::Subscriber>)>,
     /// The sequence number of this node's last published message, when known.
-    last_seqno: Option<u64>,
-    connections: HashMap<PeerId, Multiaddr>,
-    addresses: HashMap<PeerId, Vec<Multiaddr>>,
-    pubsub_stats: PubsubStats,
+    pub(super) last_seqno: Option<u64>,
+    pub(super) connections: HashMap<PeerId, Multiaddr>,
+    pub(super) addresses: HashMap<PeerId, Vec<Multiaddr>>,
+    pub(super) pubsub_stats: PubsubStats,
     /// Invalid task messages relayed per peer, and the peers cut off for them.
-    offences: Offences,
+    pub(super) offences: Offences,
     /// What topics with typed messages must carry.
-    topic_rules: Vec<super::TopicRule>,
+    pub(super) topic_rules: Vec<crate::network::config::TopicRule>,
     /// libp2p's metrics of swarm events.
-    recorder: libp2p::metrics::Metrics,
+    pub(super) recorder: libp2p::metrics::Metrics,
 }
 
 /// Sleeps until `at` (never, without one).
@@ -147,7 +143,7 @@ impl EventLoop {
             keep.add(*peer, None, now);
         }
         let streams = swarm.behaviour().streams.new_control();
-        let storing = storing::Storing::start(Arc::clone(&repo));
+        let storing = super::storing::Storing::start(Arc::clone(&repo));
         (
             Client::new(tx, config.fetch_timeout, streams),
             Self {
@@ -162,7 +158,7 @@ impl EventLoop {
                 looked_up: HashSet::new(),
                 provider_lookups: HashMap::new(),
                 find_providers: HashMap::new(),
-                announcer: announce::Announcer::default(),
+                announcer: super::announce::Announcer::default(),
                 subscriptions: HashMap::new(),
                 last_seqno: None,
                 connections: HashMap::new(),
@@ -264,7 +260,10 @@ impl EventLoop {
             }
             Command::TopicPeers { topic, reply } => self.topic_peers(topic, reply),
             Command::Stats { reply } => {
-                let _ = reply.send(super::observe::stats(&self.swarm, self.subscriptions.len()));
+                let _ = reply.send(crate::network::observe::stats(
+                    &self.swarm,
+                    self.subscriptions.len(),
+                ));
             }
         }
     }
@@ -272,7 +271,7 @@ impl EventLoop {
     /// A `swarm connect`: answered when its own dial ends.
     fn dial(&mut self, addr: Multiaddr, reply: DialReply) {
         let Some(peer) = peer_of(&addr) else {
-            let _ = reply.send(Err(network::Error::BadPeerAddr(addr.to_string())));
+            let _ = reply.send(Err(network::error::Error::BadPeerAddr(addr.to_string())));
             return;
         };
         if self.swarm.is_connected(&peer) {
@@ -286,7 +285,7 @@ impl EventLoop {
                 self.dials.insert(id, (peer, reply));
             }
             Err(e) => {
-                let _ = reply.send(Err(network::Error::Dial {
+                let _ = reply.send(Err(network::error::Error::Dial {
                     addr: addr.to_string(),
                     reason: e.to_string(),
                 }));
@@ -299,7 +298,7 @@ impl EventLoop {
         &mut self,
         cid: Cid,
         providers: Vec<PeerId>,
-        reply: oneshot::Sender<Result<Fetched, network::Error>>,
+        reply: oneshot::Sender<Result<Fetched, network::error::Error>>,
     ) {
         // A block on its way to the store is answered with it.
         let Some(reply) = self.storing.join(cid.hash(), reply) else {
@@ -353,7 +352,7 @@ impl EventLoop {
 
     /// Counts an invalid task message relayed by `peer`; past [`MAX_INVALID_MESSAGES`] the peer
     /// is disconnected and refused from then on.
-    fn count_invalid(&mut self, peer: PeerId) {
+    pub(super) fn count_invalid(&mut self, peer: PeerId) {
         if self.offences.invalid(peer) {
             self.pubsub_stats.cut_off += 1;
             tracing::warn!(%peer, "peer cut off: it kept sending invalid task messages");
@@ -362,7 +361,7 @@ impl EventLoop {
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        super::observe::record(&self.recorder, &event);
+        crate::network::observe::record(&self.recorder, &event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
@@ -373,7 +372,7 @@ impl EventLoop {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "refusing a peer that was cut off");
                 let _ = self.swarm.disconnect_peer_id(peer_id);
                 self.answer_dials(peer_id, || {
-                    Err(network::Error::Dial {
+                    Err(network::error::Error::Dial {
                         addr: peer_id.to_string(),
                         reason: "the peer was cut off for sending invalid messages".into(),
                     })
@@ -409,7 +408,7 @@ impl EventLoop {
                     let result = if self.swarm.is_connected(&peer) {
                         Ok(peer)
                     } else {
-                        Err(network::Error::Dial {
+                        Err(network::error::Error::Dial {
                             addr: peer.to_string(),
                             reason: error.to_string(),
                         })
@@ -423,7 +422,11 @@ impl EventLoop {
     }
 
     /// Answers every `swarm connect` waiting on a dial to `peer`.
-    fn answer_dials(&mut self, peer: PeerId, result: impl Fn() -> Result<PeerId, network::Error>) {
+    fn answer_dials(
+        &mut self,
+        peer: PeerId,
+        result: impl Fn() -> Result<PeerId, network::error::Error>,
+    ) {
         let waiting: Vec<ConnectionId> = self
             .dials
             .iter()
@@ -497,7 +500,7 @@ impl EventLoop {
     fn fail_want(&mut self, cid: &Cid) {
         if let Some((_, waiters)) = self.wants.remove(cid.hash()) {
             for reply in waiters {
-                let _ = reply.send(Err(network::Error::NotFound(*cid)));
+                let _ = reply.send(Err(network::error::Error::NotFound(*cid)));
             }
         }
         self.looked_up.remove(cid.hash());

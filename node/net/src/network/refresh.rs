@@ -9,8 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::registry::{set_counter, Metrics};
-use crate::network::Client;
+use super::client::Client;
+use crate::metrics::{set_counter, Metrics};
 use ipfsbench_store::repo::Repo;
 use ipfsbench_store::store::tiers::Tier;
 
