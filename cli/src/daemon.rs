@@ -152,14 +152,17 @@ fn multiaddrs(list: &[String], key: &str) -> Result<Vec<Multiaddr>> {
 
 /// Prints what a user needs to reach the node, once its listeners are up.
 async fn announce(daemon: &Daemon, path: &Path, role: Role) -> Result<()> {
-    let core = daemon.core();
+    let core = daemon.node();
     let peer = core.repo().peer_id();
-    tracing::info!(%peer, %role, api = %core.api_addr(), "daemon started");
+    let api = daemon
+        .api_addr()
+        .context("the daemon started without its API")?;
+    tracing::info!(%peer, %role, %api, "daemon started");
     eprintln!("peer id: {peer}");
     eprintln!("role: {role}");
     eprintln!("repo: {}", path.display());
-    eprintln!("API listening on {}", core.api_addr());
-    if let Some(addr) = core.gateway_addr() {
+    eprintln!("API listening on {api}");
+    if let Some(addr) = daemon.gateway_addr() {
         eprintln!("gateway listening on http://{addr}");
     }
     // Give the listeners a moment to report the addresses they bound.

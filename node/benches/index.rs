@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ipfsbench_core::daemon::{Daemon, Options};
+use ipfsbench_core::daemon::{Node, Options};
 use ipfsbench_core::index::{Config, Index, ResultRow};
 use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
@@ -31,7 +31,7 @@ async fn node(
     trusted: &HashSet<libp2p::PeerId>,
     repo: Repo,
     bootstrap: Vec<libp2p::Multiaddr>,
-) -> (Daemon, Index) {
+) -> (Node, Index) {
     let _ = dir;
     let mut options = Options::new(Role::Worker, "127.0.0.1:0".parse().unwrap());
     options.listen = vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()];
@@ -41,7 +41,7 @@ async fn node(
         suffix: wire::TOPIC_SUFFIX,
         valid: |d| wire::Announce::decode(d).is_ok(),
     }];
-    let daemon = Daemon::start(repo, options).await.unwrap();
+    let daemon = Node::start(repo, &options).await.unwrap();
     let mut config = Config::new(TOPIC.into(), trusted.clone());
     config.content_every = None;
     config.compact_after = usize::MAX;

@@ -1,9 +1,16 @@
-//! The ipfsbench node library: the repo and its block store, Kubo-identical UnixFS import
-//! and export, pins, garbage collection and CAR v1.
+//! The ipfsbench node below its role, as one crate: the layers it is made of, re-exported
+//! under the names the roles and the command line use, and [`daemon`], the two halves a role
+//! starts them in.
 //!
-//! A [`repo::Repo`] is the entry point: it owns the lock, the config, the node identity and
-//! the stores. The pieces below it work on the [`store::BlockStore`] trait, so each can be
-//! tested against a [`store::MemoryStore`].
+//! The layers, each its own crate under `node/`, each importing only those below it:
+//! - `ipfsbench-store`: the repo, its config, the block store and UnixFS ([`repo`],
+//!   [`config`], [`store`], [`unixfs`]);
+//! - `ipfsbench-bitswap`: Bitswap as a libp2p behaviour;
+//! - `ipfsbench-net`: the libp2p host and the metrics registry ([`network`], [`metrics`]);
+//! - `ipfsbench-data`: the replicated state and the benchmark database ([`state`],
+//!   [`index`]);
+//! - `ipfsbench-http`: the RPC API, the gateway and the request metrics ([`api`],
+//!   [`gateway`]).
 
 pub mod daemon;
 pub mod metrics;

@@ -1,15 +1,18 @@
-//! A node with its role, as `ipfsbench-node --role ROLE` runs it: the repo, the host and the
-//! API (with the role's task and cluster calls), the role service, the replicated cluster
-//! state with the pinset's tracker (and, on masters, its healer), started together by
-//! [`Daemon::start`] and stopped in order by [`Daemon::shutdown`].
+//! A node with its role, as `ipfsbench-node --role ROLE` runs it, built here in one place and
+//! in order: the repo, the host, the replicated cluster state and the benchmark database, the
+//! role service, the pinset's tracker (and, on masters, its healer), then the API (with the
+//! role's task and cluster calls) and the gateway ([`Daemon::start`]); stopped in the reverse
+//! order by [`Daemon::shutdown`].
 
 use crate::master;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ipfsbench_core::daemon::{self as core, Options};
+use ipfsbench_core::daemon::{self as core, Node, Options, Servers};
+use ipfsbench_core::index::Index;
 use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_core::state::Replica;
 use ipfsbench_core::store::tiers::Mode;
 use ipfsbench_protocols::Role;
 use ipfsbench_protocols::{index, state, task};
@@ -88,11 +91,13 @@ fn decide(role: Role, mut options: Options) -> Options {
 /// A running node. See the module docs.
 #[derive(Debug)]
 pub struct Daemon {
-    core: core::Daemon,
+    node: Node,
+    servers: Option<Servers>,
     service: Service,
-    replica: ipfsbench_core::state::Replica,
-    index: Option<ipfsbench_core::index::Index>,
-    labels: Option<tokio::task::JoinHandle<()>>,
+    pinset: Pinset,
+    replica: Replica,
+    index: Index,
+    labels: tokio::task::JoinHandle<()>,
     tracker: Option<Tracker>,
     healer: Option<Healer>,
 }
@@ -133,11 +138,14 @@ fn state_config(
 }
 
 impl Daemon {
-    /// Starts a node of `config.settings.role` on `repo`.
+    /// Starts a node of `config.settings.role` on `repo`, in order: the host, the replicated
+    /// state and the benchmark database, the role service, the pinset's tracker and healer,
+    /// then the API and the gateway with the role's routes.
     ///
     /// # Errors
     ///
-    /// When the task table, the host or the API cannot start.
+    /// When the task table, the host, the state, the database, the tracker or the API cannot
+    /// start; what started before is stopped again.
     pub async fn start(repo: Repo, config: Config) -> Result<Self, Error> {
         let settings = config.settings;
         let options = decide(settings.role, config.daemon);
@@ -148,54 +156,63 @@ impl Daemon {
             None
         };
         let role = settings.role;
-        let cluster = settings.state.clone();
         let state = state_config(&settings, repo.peer_id());
         let mut index = index_config(&settings, repo.peer_id());
         index.limits.isolate = config.query_process;
-        let (core, started) = core::Daemon::start_with(repo, options, |repo, client| {
-            let replica =
-                ipfsbench_core::state::Replica::start(Arc::clone(repo), client.clone(), state);
-            let index =
-                ipfsbench_core::index::Index::start(Arc::clone(repo), client.clone(), index);
-            let handle = replica.as_ref().ok().map(|r| r.handle());
-            let index_handle = index.as_ref().ok().map(|i| i.handle());
-            let service = Service::start(
-                Arc::clone(repo),
-                client.clone(),
-                settings,
-                master,
-                handle,
-                index_handle,
-            );
-            let (Ok(replica), Ok(index)) = (replica, index) else {
-                return (axum::Router::new(), (service, Err(()), None, None));
-            };
-            let pinset = Pinset::new(replica.handle(), service.handle(), cluster);
-            let routes = crate::api::router(service.handle(), client.clone())
-                .merge(crate::api::pins::router(pinset.clone(), service.handle()))
-                .merge(crate::api::results::router(
-                    replica.handle(),
-                    service.handle(),
-                ))
-                .merge(crate::api::query::router(index.handle(), replica.handle()))
-                .merge(crate::api::dashboard::router());
-            (routes, (service, Ok(replica), Some(index), Some(pinset)))
-        })
-        .await?;
-        let (service, replica, index, pinset) = started;
-        let (replica, index) = match (replica, index) {
-            (Ok(r), Some(i)) => (r, i),
-            _ => {
-                service.shutdown().await;
-                core.shutdown().await?;
-                return Err(Error::Tracker(
-                    "the replicated state or the benchmark database could not start (see the log)"
-                        .into(),
-                ));
+        let node = Node::start(repo, &options).await?;
+        let (repo, client) = (Arc::clone(node.repo()), node.client().clone());
+        let replica = match Replica::start(Arc::clone(&repo), client.clone(), state) {
+            Ok(r) => r,
+            Err(e) => {
+                node.shutdown().await?;
+                return Err(Error::State(e));
             }
         };
+        let index = match Index::start(Arc::clone(&repo), client, index) {
+            Ok(i) => i,
+            Err(e) => {
+                replica.shutdown().await;
+                node.shutdown().await?;
+                return Err(Error::Index(e));
+            }
+        };
+        let mut daemon = Self::serve_role(node, settings, master, replica, index);
+        if let Some(e) = daemon.start_pin_keepers(role) {
+            daemon.shutdown().await?;
+            return Err(Error::Tracker(e));
+        }
+        let routes = daemon.routes();
+        match Servers::start(&daemon.node, &options, routes).await {
+            Ok(servers) => daemon.servers = Some(servers),
+            Err(e) => {
+                daemon.shutdown().await?;
+                return Err(e.into());
+            }
+        }
+        Ok(daemon)
+    }
+
+    /// The role's parts over the running host and data: the service, the pinset, the metrics
+    /// they read and the content labels.
+    fn serve_role(
+        node: Node,
+        settings: Settings,
+        master: Option<Master>,
+        replica: Replica,
+        index: Index,
+    ) -> Self {
+        let cluster = settings.state.clone();
+        let service = Service::start(
+            Arc::clone(node.repo()),
+            node.client().clone(),
+            settings,
+            master,
+            Some(replica.handle()),
+            Some(index.handle()),
+        );
+        let pinset = Pinset::new(replica.handle(), service.handle(), cluster);
         crate::metrics::register(
-            core.metrics(),
+            node.metrics(),
             crate::metrics::Parts {
                 service: service.handle(),
                 state: replica.handle(),
@@ -203,61 +220,91 @@ impl Daemon {
             },
         );
         let labels = tokio::spawn(label_content(index.handle(), replica.handle()));
-        let mut daemon = Self {
-            core,
+        Self {
+            node,
+            servers: None,
             service,
+            pinset,
             replica,
-            index: Some(index),
-            labels: Some(labels),
+            index,
+            labels,
             tracker: None,
             healer: None,
-        };
-        if let Some(pinset) = pinset {
-            if role != Role::Leecher {
-                let repo = Arc::clone(daemon.core.repo());
-                let client = daemon.core.client().clone();
-                match Tracker::start(repo, client, pinset.clone()) {
-                    Ok(t) => daemon.tracker = Some(t),
-                    Err(e) => {
-                        daemon.shutdown().await?;
-                        return Err(Error::Tracker(e));
-                    }
-                }
-            }
-            if role == Role::Master {
-                daemon.healer = Some(Healer::start(pinset));
+        }
+    }
+
+    /// The role's API calls, served beside the node's own.
+    fn routes(&self) -> axum::Router {
+        let service = self.service.handle();
+        crate::api::router(service.clone(), self.node.client().clone())
+            .merge(crate::api::pins::router(
+                self.pinset.clone(),
+                service.clone(),
+            ))
+            .merge(crate::api::results::router(self.replica.handle(), service))
+            .merge(crate::api::query::router(
+                self.index.handle(),
+                self.replica.handle(),
+            ))
+            .merge(crate::api::dashboard::router())
+    }
+
+    /// The pin tracker (on masters and workers) and the healer (on masters); the tracker's
+    /// failure to start, if it failed.
+    fn start_pin_keepers(&mut self, role: Role) -> Option<String> {
+        if role != Role::Leecher {
+            let repo = Arc::clone(self.node.repo());
+            let client = self.node.client().clone();
+            match Tracker::start(repo, client, self.pinset.clone()) {
+                Ok(t) => self.tracker = Some(t),
+                Err(e) => return Some(e),
             }
         }
-        Ok(daemon)
+        if role == Role::Master {
+            self.healer = Some(Healer::start(self.pinset.clone()));
+        }
+        None
     }
 
-    /// The repo, the host and the API.
-    pub fn core(&self) -> &core::Daemon {
-        &self.core
+    /// The repo, the host and the metrics.
+    pub fn node(&self) -> &Node {
+        &self.node
     }
 
-    /// Stops the role service (its attempts end, the task table is flushed), then the API
-    /// and the host; the repo is flushed and released.
+    /// The bound API address (once started).
+    pub fn api_addr(&self) -> Option<std::net::SocketAddr> {
+        self.servers.as_ref().map(Servers::api_addr)
+    }
+
+    /// The bound gateway address, if the gateway runs.
+    pub fn gateway_addr(&self) -> Option<std::net::SocketAddr> {
+        self.servers.as_ref().and_then(Servers::gateway_addr)
+    }
+
+    /// Stops everything in the reverse of the order it started: the API and the gateway, the
+    /// pinset's healer and tracker, the role service (its attempts end, the task table is
+    /// flushed), the database and the state, then the host; the repo is flushed and released.
     ///
     /// # Errors
     ///
     /// When the API, the host or the final flush failed.
     pub async fn shutdown(self) -> Result<(), Error> {
+        let servers = match self.servers {
+            Some(servers) => servers.shutdown().await,
+            None => Ok(()),
+        };
         if let Some(healer) = self.healer {
             healer.shutdown().await;
         }
         if let Some(tracker) = self.tracker {
             tracker.shutdown().await;
         }
+        self.labels.abort();
         self.service.shutdown().await;
-        if let Some(labels) = self.labels {
-            labels.abort();
-        }
-        if let Some(index) = self.index {
-            index.shutdown().await;
-        }
+        self.index.shutdown().await;
         self.replica.shutdown().await;
-        self.core.shutdown().await?;
+        self.node.shutdown().await?;
+        servers?;
         Ok(())
     }
 }
