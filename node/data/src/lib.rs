@@ -3,6 +3,7 @@
 //! the benchmark database ([`index`]: Parquet partitions that are content, synced between
 //! peers and queried with SQL).
 
+mod hex;
 pub mod index;
 pub mod state;
 

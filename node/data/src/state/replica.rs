@@ -16,9 +16,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::clock::{self, Clock};
-use super::db::Applied;
+use super::config::Config;
+use super::db::{Applied, Db};
+use super::error::Error;
+use super::handle::{Command, Handle};
 use super::snapshots::{self, FLOOR_KEY, SNAPSHOT_KEY};
-use super::{hex, Command, Config, Db, Error, Handle, Status};
+use super::status::Status;
+use crate::hex;
 use ipfsbench_net::network::{Client, PubsubMessage};
 use ipfsbench_store::repo::Repo;
 
@@ -64,7 +68,7 @@ impl Replica {
     /// Starts the replica of `repo`'s state on `client`'s network (on the current tokio
     /// runtime).
     pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
-        let db = super::Db::open(repo.db())?;
+        let db = Db::open(repo.db())?;
         let me = repo.peer_id();
         let mut start = db.meta_u64(CLOCK_KEY)?.unwrap_or(0);
         for v in db.versions()? {
@@ -107,12 +111,7 @@ impl Replica {
             }
         });
         Ok(Self {
-            handle: Handle {
-                tx,
-                db,
-                me,
-                changes: watch,
-            },
+            handle: Handle::new(tx, db, me, watch),
             task,
         })
     }
@@ -641,7 +640,7 @@ impl Actor {
         Ok(Status {
             live: summary.live,
             tombstones: summary.tombstones,
-            digest: hex(&summary.digest),
+            digest: hex::encode(&summary.digest),
             height: heads.iter().map(|h| h.height).max().unwrap_or(0),
             heads: heads.iter().map(|h| h.cid.to_string()).collect(),
             writers: versions

@@ -11,7 +11,8 @@ use ipfsbench_protocols::state::snapshot::{
 use ipfsbench_protocols::state::DAG_CBOR;
 use libp2p::PeerId;
 
-use super::{Db, Error};
+use super::db::{Db, DbError};
+use super::error::Error;
 use ipfsbench_net::network::Client;
 use ipfsbench_store::repo::Repo;
 use ipfsbench_store::store::Block;
@@ -107,8 +108,8 @@ fn adopt(repo: &Repo, db: &Db, cid: Cid, root: &SnapshotRoot) -> Result<(), Erro
     db.set_meta_u64(FLOOR_KEY, floor)?;
     db.flush()?;
     if let Some(previous) = previous {
-        let previous = Cid::try_from(previous.as_slice())
-            .map_err(|_| super::DbError::Corrupt("snapshot root"))?;
+        let previous =
+            Cid::try_from(previous.as_slice()).map_err(|_| DbError::Corrupt("snapshot root"))?;
         if previous != cid {
             if let Ok(old) = read_root(repo, &previous) {
                 for delta in db.forget_history(&old.covered)? {
