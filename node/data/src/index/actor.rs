@@ -15,9 +15,15 @@ use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use super::command::Command;
+use super::config::Config;
+use super::error::Error;
 use super::schema::{CONTENT, RESULTS};
+use super::shared::Shared;
 use super::spool::Manifest;
-use super::{content, sync, Command, Config, Error, Shared, Status};
+use super::status::Status;
+use super::{content, sync};
+use crate::hex;
 use ipfsbench_net::network::PubsubMessage;
 
 /// How long a peer whose partition failed its check is not asked again.
@@ -222,7 +228,7 @@ impl Actor {
                 h.update(c.to_bytes());
             }
             self.shared
-                .set_input(&format!("view:{}", schema.name), hex(&h.finalize()));
+                .set_input(&format!("view:{}", schema.name), hex::encode(&h.finalize()));
         }
         self.shared.define_views(views)
     }
@@ -495,10 +501,6 @@ impl Actor {
     }
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Answers `sql`, from the cache when allowed and present (see the module docs).
 pub(crate) fn query(shared: &Shared, sql: &str, cache: bool) -> Result<Answer, Error> {
     let engine = shared.engine()?;
@@ -512,7 +514,7 @@ pub(crate) fn query(shared: &Shared, sql: &str, cache: bool) -> Result<Answer, E
     let file = shared
         .spool
         .cache()
-        .join(format!("{}.json", hex(&h.finalize())));
+        .join(format!("{}.json", hex::encode(&h.finalize())));
     // An answer is at most the byte limit of cells; its JSON a few times that.
     let max_file = (engine.limits().max_bytes as u64).saturating_mul(8) + (4 << 20);
     let cached = std::fs::File::open(&file).ok().and_then(|f| {

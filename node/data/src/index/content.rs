@@ -10,7 +10,10 @@ use cid::Cid;
 use ipfsbench_sql::{ident, literal, Cell, Value};
 use sha2::{Digest, Sha256};
 
-use super::{Dataset, DatasetFormat, Error, Shared};
+use super::dataset::{Dataset, DatasetFormat};
+use super::error::Error;
+use super::shared::Shared;
+use crate::hex;
 use ipfsbench_store::store::block::RAW;
 use ipfsbench_store::store::pins::{PinFilter, PinKind};
 use ipfsbench_store::store::tiers::Mode;
@@ -170,7 +173,7 @@ pub(crate) fn load_table(
     version: &str,
     batch: ipfsbench_sql::arrow::record_batch::RecordBatch,
 ) -> Result<(), Error> {
-    let digest = super::actor::hex(&Sha256::digest(version.as_bytes())[..8]);
+    let digest = hex::encode(&Sha256::digest(version.as_bytes())[..8]);
     let dir = shared.spool.tables();
     let file = dir.join(format!("{}-{digest}.parquet", schema.name));
     let engine = shared.engine()?;

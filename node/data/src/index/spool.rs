@@ -14,8 +14,8 @@ use ipfsbench_sql::{literal, Engine, Value};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
+use super::error::Error;
 use super::schema::{CONTENT, RESULTS};
-use super::Error;
 use ipfsbench_store::unixfs::{self, AddOptions, Sink};
 
 /// A partition file's size, at most.

@@ -14,8 +14,9 @@ use ipfsbench_protocols::index::{
 use ipfsbench_protocols::task::WirePeer;
 use libp2p::PeerId;
 
+use super::error::Error;
+use super::shared::Shared;
 use super::spool::{Manifest, MAX_PARTITION_BYTES};
-use super::{Error, Shared};
 
 /// A peer's manifest entries kept, at most: past this it is cut off.
 pub(crate) const MAX_MANIFEST_ENTRIES: usize = 200_000;

@@ -35,8 +35,8 @@ impl std::fmt::Debug for Command {
     }
 }
 
-/// A handle on a running [`Replica`](super::Replica): writes go through its actor, reads straight to the
-/// database.
+/// A handle on a running [`Replica`](super::replica::Replica): writes go through its actor,
+/// reads straight to the database.
 #[derive(Debug, Clone)]
 pub struct Handle {
     pub(super) tx: mpsc::Sender<Command>,
