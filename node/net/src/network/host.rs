@@ -17,26 +17,13 @@ use libp2p::pnet::PreSharedKey as SwarmKey;
 /// at [`Host::shutdown`] or when every [`Client`] is dropped.
 pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
     let key = repo.keypair().clone();
-    let blocks: Arc<dyn ipfsbench_bitswap::BlockSource> = if config.serve_blocks {
-        Arc::new(blocks::RepoBlocks(Arc::clone(&repo)))
-    } else {
-        Arc::new(blocks::NoBlocks)
-    };
+    let blocks = block_source(&repo, config.serve_blocks);
     let agent_version = format!("ipfsbench-node/{}", env!("CARGO_PKG_VERSION"));
     let (kad_server, relay_server) = (config.kad_server, config.relay_server);
     let rules = config.topic_rules.clone();
     let mdns = config.mdns;
     let setup = |e: &dyn std::fmt::Display| Error::Setup(e.to_string());
-    if config.swarm_key.is_some() {
-        if let Some(addr) = config.listen.iter().find(|a| !private_transport(a)) {
-            return Err(Error::Listen {
-                addr: addr.clone(),
-                reason: "a private network (swarm key) runs over TCP only: QUIC and other \
-                         transports cannot carry its key, so listen on /tcp/ addresses"
-                    .into(),
-            });
-        }
-    }
+    check_private(&config)?;
     let behaviour = |key: &libp2p::identity::Keypair, relay_client| {
         behaviour::Behaviour::new(
             behaviour::Parts {
@@ -93,15 +80,48 @@ pub fn spawn(repo: Arc<Repo>, config: Config) -> Result<(Client, Host), Error> {
     })?;
     let recorder = config.metrics.register(libp2p::metrics::Metrics::new);
     for addr in &config.listen {
-        swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        })?;
+        listen(&mut swarm, addr)?;
     }
     let (client, event_loop) = event_loop::EventLoop::new(swarm, repo, config, recorder);
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(event_loop.run(stopped));
     Ok((client, Host { stop, task }))
+}
+
+/// What Bitswap serves: the repo's blocks, or none.
+fn block_source(repo: &Arc<Repo>, serve: bool) -> Arc<dyn ipfsbench_bitswap::BlockSource> {
+    if serve {
+        Arc::new(blocks::RepoBlocks(Arc::clone(repo)))
+    } else {
+        Arc::new(blocks::NoBlocks)
+    }
+}
+
+/// A private network (swarm key) listens on TCP only.
+fn check_private(config: &Config) -> Result<(), Error> {
+    if config.swarm_key.is_some() {
+        if let Some(addr) = config.listen.iter().find(|a| !private_transport(a)) {
+            return Err(Error::Listen {
+                addr: addr.clone(),
+                reason: "a private network (swarm key) runs over TCP only: QUIC and other \
+                         transports cannot carry its key, so listen on /tcp/ addresses"
+                    .into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Starts listening on `addr`.
+fn listen<B: libp2p::swarm::NetworkBehaviour>(
+    swarm: &mut libp2p::Swarm<B>,
+    addr: &Multiaddr,
+) -> Result<(), Error> {
+    swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
+        addr: addr.clone(),
+        reason: e.to_string(),
+    })?;
+    Ok(())
 }
 
 /// Whether `addr` can carry a private network: TCP (possibly behind DNS), not QUIC or a

@@ -8,6 +8,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use super::client::Client;
 use crate::metrics::{set_counter, Metrics};
@@ -44,6 +45,19 @@ pub fn register(metrics: &Metrics, repo: Arc<Repo>, client: Client) {
     let m = Host::default();
     metrics.register(|r| {
         let r = r.sub_registry_with_prefix("ipfsbench");
+        m.register_bitswap(r);
+        m.register_node(r);
+    });
+    metrics.on_scrape(move || {
+        let (m, repo, client) = (m.clone(), Arc::clone(&repo), client.clone());
+        async move { m.refresh(repo, client).await }
+    });
+}
+
+impl Host {
+    /// Bitswap's counters and the wantlist.
+    fn register_bitswap(&self, r: &mut Registry) {
+        let m = self;
         r.register(
             "bitswap_blocks_received",
             "Wanted blocks received over Bitswap",
@@ -84,6 +98,11 @@ pub fn register(metrics: &Metrics, repo: Arc<Repo>, client: Client) {
             "Blocks this node wants now",
             m.wantlist.clone(),
         );
+    }
+
+    /// Peers, topics, the store and its tiers.
+    fn register_node(&self, r: &mut Registry) {
+        let m = self;
         r.register("peers_connected", "Peers connected now", m.peers.clone());
         r.register(
             "pubsub_topics",
@@ -120,46 +139,46 @@ pub fn register(metrics: &Metrics, repo: Arc<Repo>, client: Client) {
             "Bytes of blocks fetched from peers and stored",
             m.fetched_bytes.clone(),
         );
-    });
-    metrics.on_scrape(move || {
-        let (m, repo, client) = (m.clone(), Arc::clone(&repo), client.clone());
-        async move {
-            if let Ok(stats) = client.stats().await {
-                let b = &stats.bitswap;
-                set_counter(&m.blocks_received, b.blocks_received);
-                set_counter(&m.bytes_received, b.bytes_received);
-                set_counter(&m.blocks_sent, b.blocks_sent);
-                set_counter(&m.bytes_sent, b.bytes_sent);
-                set_counter(&m.duplicate_blocks, b.unwanted_blocks);
-                set_counter(&m.want_timeouts, b.want_timeouts);
-                set_counter(&m.misbehaviours, b.misbehaviours);
-                m.wantlist.set(gauge(stats.wants as u64));
-                m.peers.set(gauge(stats.peers.len() as u64));
-                m.topics.set(gauge(stats.topics as u64));
-            }
-            // The tiers' report counts the store's index: off the async threads.
-            let report = tokio::task::spawn_blocking(move || repo.tiers().report()).await;
-            let Ok(Ok(report)) = report else {
-                return;
-            };
-            for tier in report.tiers {
-                match tier {
-                    Tier::Memory(t) => {
-                        set_tier(&m, "memory", t.hits, t.misses);
-                    }
-                    Tier::Disk(t) => {
-                        set_tier(&m, "disk", t.hits, t.misses);
-                        m.store_blocks.set(gauge(t.blocks));
-                        m.store_bytes.set(gauge(t.bytes));
-                    }
-                    Tier::Peer(t) => {
-                        set_counter(&m.fetched_blocks, t.blocks);
-                        set_counter(&m.fetched_bytes, t.bytes);
-                    }
+    }
+
+    /// Sets every value from the host's counters and the tiers' report.
+    async fn refresh(self, repo: Arc<Repo>, client: Client) {
+        let m = self;
+        if let Ok(stats) = client.stats().await {
+            let b = &stats.bitswap;
+            set_counter(&m.blocks_received, b.blocks_received);
+            set_counter(&m.bytes_received, b.bytes_received);
+            set_counter(&m.blocks_sent, b.blocks_sent);
+            set_counter(&m.bytes_sent, b.bytes_sent);
+            set_counter(&m.duplicate_blocks, b.unwanted_blocks);
+            set_counter(&m.want_timeouts, b.want_timeouts);
+            set_counter(&m.misbehaviours, b.misbehaviours);
+            m.wantlist.set(gauge(stats.wants as u64));
+            m.peers.set(gauge(stats.peers.len() as u64));
+            m.topics.set(gauge(stats.topics as u64));
+        }
+        // The tiers' report counts the store's index: off the async threads.
+        let report = tokio::task::spawn_blocking(move || repo.tiers().report()).await;
+        let Ok(Ok(report)) = report else {
+            return;
+        };
+        for tier in report.tiers {
+            match tier {
+                Tier::Memory(t) => {
+                    set_tier(&m, "memory", t.hits, t.misses);
+                }
+                Tier::Disk(t) => {
+                    set_tier(&m, "disk", t.hits, t.misses);
+                    m.store_blocks.set(gauge(t.blocks));
+                    m.store_bytes.set(gauge(t.bytes));
+                }
+                Tier::Peer(t) => {
+                    set_counter(&m.fetched_blocks, t.blocks);
+                    set_counter(&m.fetched_bytes, t.bytes);
                 }
             }
         }
-    });
+    }
 }
 
 fn set_tier(m: &Host, tier: &'static str, hits: u64, misses: u64) {
