@@ -6,6 +6,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use ipfsbench_core::metrics::{set_counter, Metrics};
 
@@ -63,116 +64,13 @@ pub(crate) fn register(metrics: &Metrics, parts: Parts) {
     let m = Role::default();
     metrics.register(|r| {
         let r = r.sub_registry_with_prefix("ipfsbench");
-        let gauges: [(&str, &str, Gauge); 7] = [
-            (
-                "task_queue_depth",
-                "Tasks queued on the master that schedules",
-                m.queue.clone(),
-            ),
-            (
-                "task_attempts_running",
-                "Attempts running on this node",
-                m.running.clone(),
-            ),
-            (
-                "state_heads",
-                "Heads of the replicated cluster state",
-                m.state_heads.clone(),
-            ),
-            (
-                "state_height",
-                "Highest DAG height among the state's heads",
-                m.state_height.clone(),
-            ),
-            (
-                "state_pending_deltas",
-                "Deltas fetched and waiting for their parents: how far behind the state is",
-                m.state_pending.clone(),
-            ),
-            (
-                "state_fetching_blocks",
-                "State blocks being fetched",
-                m.state_fetching.clone(),
-            ),
-            (
-                "state_live_keys",
-                "Live keys in the replicated state",
-                m.state_live_keys.clone(),
-            ),
-        ];
-        for (name, help, gauge) in gauges {
+        for (name, help, gauge) in gauges(&m) {
             r.register(name, help, gauge);
         }
-        let counters: [(&str, &str, Counter); 10] = [
-            (
-                "task_attempts_succeeded",
-                "Attempts run to success on this node since it started",
-                m.completed.clone(),
-            ),
-            (
-                "task_messages_received",
-                "Task messages received",
-                m.messages_received.clone(),
-            ),
-            (
-                "task_messages_rejected",
-                "Task messages refused (unauthorised or malformed)",
-                m.messages_rejected.clone(),
-            ),
-            (
-                "state_deltas_applied",
-                "State deltas applied since start",
-                m.state_applied.clone(),
-            ),
-            (
-                "state_deltas_written",
-                "State deltas written here since start",
-                m.state_written.clone(),
-            ),
-            (
-                "index_sync_fetched_bytes",
-                "Bytes of benchmark-database partitions fetched from peers",
-                m.index_fetched_bytes.clone(),
-            ),
-            (
-                "index_sync_fetched_partitions",
-                "Benchmark-database partitions fetched from peers",
-                m.index_fetched_partitions.clone(),
-            ),
-            (
-                "index_sync_rejected_partitions",
-                "Partitions refused for not matching their manifest",
-                m.index_rejected.clone(),
-            ),
-            (
-                "query_cache_hits",
-                "SQL answers served from the cache",
-                m.index_cache_hits.clone(),
-            ),
-            (
-                "query_cache_misses",
-                "SQL answers computed",
-                m.index_cache_misses.clone(),
-            ),
-        ];
-        for (name, help, counter) in counters {
+        for (name, help, counter) in counters(&m) {
             r.register(name, help, counter);
         }
-        r.register(
-            "cluster_peers",
-            "Peers heard from, by role",
-            m.peers.clone(),
-        );
-        r.register(
-            "tasks",
-            "Unfinished tasks by state (the master that schedules)",
-            m.tasks.clone(),
-        );
-        r.register(
-            "index_rows",
-            "Rows in the benchmark database, by table",
-            m.index_rows.clone(),
-        );
+        register_families(r, &m);
     });
     metrics.on_scrape(move || {
         let (m, parts) = (m.clone(), parts.clone());
@@ -182,7 +80,132 @@ pub(crate) fn register(metrics: &Metrics, parts: Parts) {
     });
 }
 
+/// The role's gauges with their names and help, in the order they are registered.
+fn gauges(m: &Role) -> [(&'static str, &'static str, Gauge); 7] {
+    [
+        (
+            "task_queue_depth",
+            "Tasks queued on the master that schedules",
+            m.queue.clone(),
+        ),
+        (
+            "task_attempts_running",
+            "Attempts running on this node",
+            m.running.clone(),
+        ),
+        (
+            "state_heads",
+            "Heads of the replicated cluster state",
+            m.state_heads.clone(),
+        ),
+        (
+            "state_height",
+            "Highest DAG height among the state's heads",
+            m.state_height.clone(),
+        ),
+        (
+            "state_pending_deltas",
+            "Deltas fetched and waiting for their parents: how far behind the state is",
+            m.state_pending.clone(),
+        ),
+        (
+            "state_fetching_blocks",
+            "State blocks being fetched",
+            m.state_fetching.clone(),
+        ),
+        (
+            "state_live_keys",
+            "Live keys in the replicated state",
+            m.state_live_keys.clone(),
+        ),
+    ]
+}
+
+/// The role's counters with their names and help, in the order they are registered.
+fn counters(m: &Role) -> [(&'static str, &'static str, Counter); 10] {
+    [
+        (
+            "task_attempts_succeeded",
+            "Attempts run to success on this node since it started",
+            m.completed.clone(),
+        ),
+        (
+            "task_messages_received",
+            "Task messages received",
+            m.messages_received.clone(),
+        ),
+        (
+            "task_messages_rejected",
+            "Task messages refused (unauthorised or malformed)",
+            m.messages_rejected.clone(),
+        ),
+        (
+            "state_deltas_applied",
+            "State deltas applied since start",
+            m.state_applied.clone(),
+        ),
+        (
+            "state_deltas_written",
+            "State deltas written here since start",
+            m.state_written.clone(),
+        ),
+        (
+            "index_sync_fetched_bytes",
+            "Bytes of benchmark-database partitions fetched from peers",
+            m.index_fetched_bytes.clone(),
+        ),
+        (
+            "index_sync_fetched_partitions",
+            "Benchmark-database partitions fetched from peers",
+            m.index_fetched_partitions.clone(),
+        ),
+        (
+            "index_sync_rejected_partitions",
+            "Partitions refused for not matching their manifest",
+            m.index_rejected.clone(),
+        ),
+        (
+            "query_cache_hits",
+            "SQL answers served from the cache",
+            m.index_cache_hits.clone(),
+        ),
+        (
+            "query_cache_misses",
+            "SQL answers computed",
+            m.index_cache_misses.clone(),
+        ),
+    ]
+}
+
+/// The labelled families: peers by role, tasks by state, rows by table.
+fn register_families(r: &mut Registry, m: &Role) {
+    r.register(
+        "cluster_peers",
+        "Peers heard from, by role",
+        m.peers.clone(),
+    );
+    r.register(
+        "tasks",
+        "Unfinished tasks by state (the master that schedules)",
+        m.tasks.clone(),
+    );
+    r.register(
+        "index_rows",
+        "Rows in the benchmark database, by table",
+        m.index_rows.clone(),
+    );
+}
+
+/// Reads every group's figures from `parts`; a part that does not answer keeps its last ones.
 async fn refresh(m: &Role, parts: &Parts) {
+    refresh_peers(m, parts).await;
+    refresh_tasks(m, parts).await;
+    refresh_state(m, parts).await;
+    refresh_index(m, parts).await;
+}
+
+/// Peers heard from, by role.
+async fn refresh_peers(m: &Role, parts: &Parts) {
     if let Ok(peers) = parts.service.peers().await {
         m.peers.clear();
         for p in &peers {
@@ -193,6 +216,10 @@ async fn refresh(m: &Role, parts: &Parts) {
                 .inc();
         }
     }
+}
+
+/// Tasks by state, the queue, attempts and task messages.
+async fn refresh_tasks(m: &Role, parts: &Parts) {
     if let Ok(stats) = parts.service.stats().await {
         m.tasks.clear();
         for (state, n) in &stats.tasks {
@@ -212,6 +239,10 @@ async fn refresh(m: &Role, parts: &Parts) {
             stats.messages.unauthorised + stats.messages.malformed,
         );
     }
+}
+
+/// The replicated state's heads, height, backlog and deltas.
+async fn refresh_state(m: &Role, parts: &Parts) {
     if let Ok(status) = parts.state.status().await {
         m.state_heads.set(gauge(status.heads.len() as u64));
         m.state_height.set(gauge(status.height));
@@ -221,6 +252,10 @@ async fn refresh(m: &Role, parts: &Parts) {
         set_counter(&m.state_applied, status.applied);
         set_counter(&m.state_written, status.written);
     }
+}
+
+/// The benchmark database's rows, sync and answer cache.
+async fn refresh_index(m: &Role, parts: &Parts) {
     if let Ok(status) = parts.index.status().await {
         for (table, rows) in &status.rows {
             m.index_rows

@@ -3,6 +3,8 @@
 //! (ls, compare, regressions, report), `/api/v0/dataset/add|ls` and `/api/v0/index/status`.
 //! A bad query is a 400 with DuckDB's message.
 
+use std::path::PathBuf;
+
 use axum::extract::{DefaultBodyLimit, Multipart, State as Extract};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -243,8 +245,16 @@ async fn dataset_ls(Extract(api): Extract<Api>) -> Json<Vec<DatasetEntry>> {
 async fn dataset_add(
     Extract(api): Extract<Api>,
     args: Args,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Json<DatasetEntry>, ApiError> {
+    let (name, format) = dataset_request(&args)?;
+    let path = receive_upload(&api.index, multipart).await?;
+    let entry = store_dataset(&api, name, path, format).await?;
+    Ok(Json(entry))
+}
+
+/// The upload's name and format, checked before its bytes are read.
+fn dataset_request(args: &Args) -> Result<(String, DatasetFormat), ApiError> {
     let name = args
         .get("name")
         .ok_or_else(|| ApiError::bad_request("argument \"name\" is required"))?
@@ -268,6 +278,12 @@ async fn dataset_add(
             )))
         }
     };
+    Ok((name, format))
+}
+
+/// Writes the form's first file to a scratch file of the index and returns its path; an
+/// upload that is missing, empty, over [`MAX_DATASET_BYTES`] or cut short leaves no file.
+async fn receive_upload(index: &Index, mut multipart: Multipart) -> Result<PathBuf, ApiError> {
     let Some(mut field) = multipart
         .next_field()
         .await
@@ -275,7 +291,7 @@ async fn dataset_add(
     else {
         return Err(ApiError::bad_request("no file in the upload"));
     };
-    let path = api.index.scratch("upload");
+    let path = index.scratch("upload");
     let mut file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -312,6 +328,17 @@ async fn dataset_add(
         let _ = tokio::fs::remove_file(&path).await;
         return Err(e);
     }
+    Ok(path)
+}
+
+/// Imports the uploaded file at `path` (removed after) as the dataset `name`, and records it
+/// in the replicated state.
+async fn store_dataset(
+    api: &Api,
+    name: String,
+    path: PathBuf,
+    format: DatasetFormat,
+) -> Result<DatasetEntry, ApiError> {
     let imported = api.index.import_dataset(path.clone(), format).await;
     let _ = tokio::fs::remove_file(&path).await;
     let dataset = imported.map_err(api_error)?;
@@ -328,5 +355,5 @@ async fn dataset_add(
         .put(format!("{DATASET_PREFIX}{name}").into_bytes(), value)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(entry))
+    Ok(entry)
 }

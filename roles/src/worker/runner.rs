@@ -174,61 +174,7 @@ impl Runner {
                     .await
                     .map_err(fail)??;
             }
-            Kind::BenchFetch | Kind::DagStat => {
-                let mut per_input = Vec::new();
-                for (i, input) in spec.inputs.iter().enumerate() {
-                    let clock = Instant::now();
-                    let fetched = self
-                        .client
-                        .fetch_dag(&self.repo, input.0)
-                        .await
-                        .map_err(fail)?;
-                    let seconds = clock.elapsed().as_secs_f64();
-                    let repo = Arc::clone(&self.repo);
-                    let root = input.0;
-                    let (blocks, bytes) =
-                        tokio::task::spawn_blocking(move || dag_stat(repo.store(), &root))
-                            .await
-                            .map_err(fail)??;
-                    let mut m = json!({
-                        "Cid": root.to_string(),
-                        "Blocks": blocks,
-                        "Bytes": bytes,
-                        "BlocksFetched": fetched,
-                    });
-                    if spec.kind == Kind::BenchFetch {
-                        m["Seconds"] = json!(seconds);
-                        // Throughput means something only when the DAG came over the network.
-                        m["MBps"] = if fetched > 0 {
-                            json!(bytes as f64 / 1e6 / seconds.max(1e-9))
-                        } else {
-                            Value::Null
-                        };
-                    }
-                    per_input.push(m);
-                    let done = (i + 1) * 1000 / spec.inputs.len();
-                    report(u16::try_from(done).unwrap_or(1000), "input fetched");
-                }
-                let total = |key: &str| {
-                    per_input
-                        .iter()
-                        .filter_map(|m| m[key].as_u64())
-                        .sum::<u64>()
-                };
-                metrics.insert("Blocks".into(), json!(total("Blocks")));
-                metrics.insert("Bytes".into(), json!(total("Bytes")));
-                metrics.insert("BlocksFetched".into(), json!(total("BlocksFetched")));
-                if spec.kind == Kind::BenchFetch {
-                    // The whole fetch, over every input: the figure the cluster keeps.
-                    let seconds: f64 = per_input.iter().filter_map(|m| m["Seconds"].as_f64()).sum();
-                    metrics.insert("Seconds".into(), json!(seconds));
-                    if total("BlocksFetched") > 0 {
-                        let mbps = total("Bytes") as f64 / 1e6 / seconds.max(1e-9);
-                        metrics.insert("MBps".into(), json!(mbps));
-                    }
-                }
-                metrics.insert("Inputs".into(), Value::Array(per_input));
-            }
+            Kind::BenchFetch | Kind::DagStat => metrics = self.fetch_inputs(spec, report).await?,
             Kind::Exec => {
                 let (m, out) = self.exec(spec, report).await?;
                 metrics = m;
@@ -241,6 +187,74 @@ impl Runner {
             }
         }
         Ok(Produced { metrics, outputs })
+    }
+
+    /// Runs the `bench.fetch` and `dag.stat` kinds: every input's DAG fetched and counted,
+    /// with the totals over them (and, for `bench.fetch`, the whole fetch's time and rate).
+    async fn fetch_inputs(
+        &self,
+        spec: &Spec,
+        report: &(dyn Fn(u16, &str) + Sync),
+    ) -> Result<Map<String, Value>, RunError> {
+        let mut metrics = Map::new();
+        let mut per_input = Vec::new();
+        for (i, input) in spec.inputs.iter().enumerate() {
+            per_input.push(self.fetch_input(spec, input.0).await?);
+            let done = (i + 1) * 1000 / spec.inputs.len();
+            report(u16::try_from(done).unwrap_or(1000), "input fetched");
+        }
+        let total = |key: &str| {
+            per_input
+                .iter()
+                .filter_map(|m| m[key].as_u64())
+                .sum::<u64>()
+        };
+        metrics.insert("Blocks".into(), json!(total("Blocks")));
+        metrics.insert("Bytes".into(), json!(total("Bytes")));
+        metrics.insert("BlocksFetched".into(), json!(total("BlocksFetched")));
+        if spec.kind == Kind::BenchFetch {
+            // The whole fetch, over every input: the figure the cluster keeps.
+            let seconds: f64 = per_input.iter().filter_map(|m| m["Seconds"].as_f64()).sum();
+            metrics.insert("Seconds".into(), json!(seconds));
+            if total("BlocksFetched") > 0 {
+                let mbps = total("Bytes") as f64 / 1e6 / seconds.max(1e-9);
+                metrics.insert("MBps".into(), json!(mbps));
+            }
+        }
+        metrics.insert("Inputs".into(), Value::Array(per_input));
+        Ok(metrics)
+    }
+
+    /// Fetches one input's DAG and counts its blocks and bytes (for `bench.fetch`, with the
+    /// fetch's time and rate).
+    async fn fetch_input(&self, spec: &Spec, root: Cid) -> Result<Value, RunError> {
+        let clock = Instant::now();
+        let fetched = self
+            .client
+            .fetch_dag(&self.repo, root)
+            .await
+            .map_err(fail)?;
+        let seconds = clock.elapsed().as_secs_f64();
+        let repo = Arc::clone(&self.repo);
+        let (blocks, bytes) = tokio::task::spawn_blocking(move || dag_stat(repo.store(), &root))
+            .await
+            .map_err(fail)??;
+        let mut m = json!({
+            "Cid": root.to_string(),
+            "Blocks": blocks,
+            "Bytes": bytes,
+            "BlocksFetched": fetched,
+        });
+        if spec.kind == Kind::BenchFetch {
+            m["Seconds"] = json!(seconds);
+            // Throughput means something only when the DAG came over the network.
+            m["MBps"] = if fetched > 0 {
+                json!(bytes as f64 / 1e6 / seconds.max(1e-9))
+            } else {
+                Value::Null
+            };
+        }
+        Ok(m)
     }
 
     /// Runs the `sql` kind: the inputs mounted as `datasets.input_N`, one read-only query,
