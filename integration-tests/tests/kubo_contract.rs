@@ -275,7 +275,8 @@ fn check(call: &str, body: &str, template: &str, how: Body, diffs: &mut Vec<(Str
 
 /// The `/api/v0/...` calls the API's router serves, read from its source.
 fn served_calls() -> BTreeSet<String> {
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/src/api/mod.rs");
+    let source =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../node/http/src/api/routes.rs");
     let text = std::fs::read_to_string(&source).unwrap();
     text.split("\"/api/v0/")
         .skip(1)
