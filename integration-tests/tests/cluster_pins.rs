@@ -304,6 +304,11 @@ fn pins_go_only_to_peers_whose_reports_count() {
         "--replication-max",
         "2",
     ]);
+    // The worker's pin reaches the master through the replicated state: wait for it.
+    wait_until(30, "the master lists both pins", || {
+        let ls = String::from_utf8(master.ok(&["cluster", "pin", "ls"])).unwrap();
+        ls.contains(everywhere.as_str()) && ls.contains(two.as_str())
+    });
     for cid in [&everywhere, &two] {
         assert_eq!(allocations(master, cid), trusted, "allocations of {cid}");
     }
