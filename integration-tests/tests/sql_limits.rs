@@ -155,6 +155,13 @@ fn an_sql_task_answer_is_capped() {
             .unwrap()
             .contains(&worker.peer_id)
     });
+    // A submission before the master leads goes round by gossip, and a wait can then ask the
+    // new leader's table before the task reaches it: submit once it leads.
+    wait_until(60, "the master leads", || {
+        String::from_utf8(master.ok(&["cluster", "master"]))
+            .unwrap()
+            .contains("this node: leading")
+    });
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("one.csv");
     std::fs::write(&csv, "a\n1\n").unwrap();
