@@ -161,6 +161,10 @@ fn id(repo_path: &Path) -> Result<()> {
 /// Opens the repo, creating it (and saying so) on first use.
 fn open(path: &Path) -> Result<Repo> {
     let (repo, created) = Repo::open_or_init(path)?;
+    // The roles' sections are checked on every command, so a mistake in them is reported
+    // at once and not only when a daemon starts.
+    ipfsbench_roles::config::RoleConfig::from(repo.config())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.join("config.toml").display()))?;
     if created {
         eprintln!(
             "initialised a new repo at {} (peer identity {})",

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use ipfsbench_core::daemon::Options;
 use ipfsbench_core::network::{Multiaddr, SwarmKey};
 use ipfsbench_core::repo::Repo;
+use ipfsbench_roles::config::RoleConfig;
 use ipfsbench_roles::daemon::{Config, Daemon};
 use ipfsbench_roles::{Role, Settings};
 
@@ -55,11 +56,13 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
             .parse()
             .with_context(|| format!("daemon.api: {:?} is not a host:port address", file.api))?,
     };
-    let mut tasks = repo.config().tasks.clone();
-    if let Some(cluster) = flags.cluster {
-        tasks.cluster = cluster;
+    let RoleConfig {
+        mut tasks,
+        mut cluster,
+    } = RoleConfig::from(repo.config()).map_err(|e| anyhow!("config.toml: {e}"))?;
+    if let Some(name) = flags.cluster {
+        tasks.cluster = name;
     }
-    let mut cluster = repo.config().cluster.clone();
     cluster.tags.extend(flags.tag);
     let mut settings =
         Settings::new(role, &tasks, &cluster).context("the [tasks] and [cluster] configuration")?;

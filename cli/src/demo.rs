@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use ipfsbench_core::api::wire;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_protocols::task::Kind;
 use ipfsbench_roles::api::wire as tasks;
-use serde_json::Value;
+use ipfsbench_roles::results::record::ResultRecord;
 
 use crate::args::DemoArgs;
 use crate::client::{ndjson, Api, Part};
@@ -151,37 +152,37 @@ fn short(peer: &str) -> String {
     format!("…{}", &peer[tail..])
 }
 
-fn mbps(v: &Value) -> String {
-    v.as_f64()
-        .map_or_else(|| "-".into(), |x| format!("{x:.1} MB/s"))
+fn mbps(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.1} MB/s"))
 }
 
 /// The columns printed for one result record.
-fn row(record: &Value) -> (String, String) {
-    let m = &record["Metrics"];
-    match record["Kind"].as_str().unwrap_or_default() {
-        "bench.hash" => (
-            mbps(&m["MBps"]),
-            format!("{} MiB sha2-256", m["Bytes"].as_u64().unwrap_or(0) >> 20),
+fn row(record: &ResultRecord) -> (String, String) {
+    let m = &record.metrics;
+    let first = m.inputs.as_deref().and_then(<[_]>::first);
+    match record.kind.parse::<Kind>() {
+        Ok(Kind::BenchHash) => (
+            mbps(m.mbps),
+            format!("{} MiB sha2-256", m.bytes.unwrap_or(0) >> 20),
         ),
-        "bench.store" => (
-            format!("write {}", mbps(&m["WriteMBps"])),
+        Ok(Kind::BenchStore) => (
+            format!("write {}", mbps(m.write_mbps)),
             format!(
                 "read {}, {} blocks",
-                mbps(&m["ReadMBps"]),
-                m["Blocks"].as_u64().unwrap_or(0)
+                mbps(m.read_mbps),
+                m.blocks.unwrap_or(0)
             ),
         ),
-        "bench.fetch" => (
-            mbps(&m["Inputs"][0]["MBps"]),
+        Ok(Kind::BenchFetch) => (
+            mbps(first.and_then(|i| i.mbps)),
             format!(
                 "{} of {} blocks fetched, {:.2} s",
-                m["BlocksFetched"].as_u64().unwrap_or(0),
-                m["Blocks"].as_u64().unwrap_or(0),
-                m["Inputs"][0]["Seconds"].as_f64().unwrap_or(0.0)
+                m.blocks_fetched.unwrap_or(0),
+                m.blocks.unwrap_or(0),
+                first.and_then(|i| i.seconds).unwrap_or(0.0)
             ),
         ),
-        other => (other.to_string(), String::new()),
+        _ => (record.kind.clone(), String::new()),
     }
 }
 
@@ -442,7 +443,9 @@ fn print_compare(
             "results/compare",
             &[("kind", kind.to_string()), ("by", "worker".into())],
         )?;
-        let figure = ipfsbench_roles::results::primary_figure(kind).0;
+        let figure = ipfsbench_roles::results::schema::column(
+            ipfsbench_roles::results::primary_figure(kind).0,
+        );
         writeln!(
             out,
             "\nresults compare --kind {kind} --by worker ({figure}; the leecher's synced copy):"
@@ -470,9 +473,9 @@ fn print_results(
             .api
             .stream("cat", &[("arg", result.clone())])?
             .read_to_string(&mut body)?;
-        let record: Value = serde_json::from_str(&body)
-            .with_context(|| format!("result record {result} is not JSON"))?;
-        if record["Kind"].as_str() != Some(kind) || record["Worker"].as_str() != Some(worker) {
+        let record: ResultRecord = serde_json::from_str(&body)
+            .with_context(|| format!("result record {result} is not a result record"))?;
+        if record.kind != *kind || record.worker != *worker {
             bail!("result record {result} does not describe {kind} on {worker}");
         }
         let (throughput, detail) = row(&record);

@@ -19,12 +19,14 @@
 //! of a task that never ran ([`Report::refusal`]).
 
 mod error;
+mod figure;
 mod ids;
 mod limits;
 mod messages;
 mod payload;
 
 pub use error::Error;
+pub use figure::Figure;
 pub use ids::{
     valid_cluster_name, BadTaskId, Kind, TaskId, Topic, UnknownKind, WireCid, WirePeer,
     TOPIC_PREFIX,

@@ -117,8 +117,11 @@ fn index_config(
     settings: &Settings,
     me: ipfsbench_core::network::PeerId,
 ) -> ipfsbench_core::index::Config {
-    let mut config =
-        ipfsbench_core::index::Config::new(index::topic(&settings.cluster), trusted(settings, me));
+    let mut config = ipfsbench_core::index::Config::new(
+        index::topic(&settings.cluster),
+        trusted(settings, me),
+        crate::results::schema::RESULTS,
+    );
     if settings.role == Role::Leecher {
         config.sync = vec![index::Table::Results];
     }

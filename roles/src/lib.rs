@@ -12,7 +12,8 @@
 //! - `submitter`: callers waiting for outcomes, submissions published to the masters;
 //! - `gossip`: the cluster's messages, decoded once at the edge;
 //! - `cluster`: the peer table every node keeps from heartbeats;
-//! - [`settings`]: the `[tasks]` configuration, checked and typed;
+//! - [`config`]: the roles' sections of `config.toml`, `[tasks]` and `[cluster]`;
+//! - [`settings`]: those sections checked and typed;
 //! - [`service`]: the per-node task that owns all of the above and answers the API through
 //!   its [`service::Handle`];
 //! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls;
@@ -26,6 +27,7 @@
 pub mod api;
 mod clock;
 mod cluster;
+pub mod config;
 pub mod daemon;
 mod gossip;
 pub mod master;

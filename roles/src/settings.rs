@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipfsbench_core::config::{ClusterConfig, TasksConfig};
+use crate::config::{ClusterConfig, TasksConfig};
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;

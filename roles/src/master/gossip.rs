@@ -190,8 +190,8 @@ impl Master {
 mod tests {
     use super::*;
     use crate::cluster::Peers;
+    use crate::config::TasksConfig;
     use crate::master::record::State;
-    use ipfsbench_core::config::TasksConfig;
     use ipfsbench_protocols::task::{Claim, Kind, Outcome, Spec};
     use ipfsbench_protocols::Role;
 

@@ -5,7 +5,9 @@
 
 pub mod chart;
 mod query;
+pub mod record;
 pub mod report;
+pub mod schema;
 pub mod stats;
 pub mod tables;
 

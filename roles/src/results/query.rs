@@ -7,14 +7,17 @@ use ipfsbench_core::index::{Error, Handle as Index};
 use ipfsbench_sql::{literal, Answer};
 use serde::{Deserialize, Serialize};
 
+use super::schema::column;
 use super::stats::{self, Better, Spread};
+use ipfsbench_protocols::task::{Figure, Kind};
 
 /// The figure a kind is judged by, and which way is better.
-pub fn primary_figure(kind: &str) -> (&'static str, Better) {
-    match kind {
-        "bench.fetch" | "bench.hash" => ("mbps", Better::Higher),
-        "bench.store" => ("write_mbps", Better::Higher),
-        _ => ("duration_ms", Better::Lower),
+/// `kind` is a name from the database, which may hold kinds this node does not know.
+pub fn primary_figure(kind: &str) -> (Figure, Better) {
+    match kind.parse::<Kind>() {
+        Ok(Kind::BenchFetch | Kind::BenchHash) => (Figure::MBps, Better::Higher),
+        Ok(Kind::BenchStore) => (Figure::WriteMBps, Better::Higher),
+        _ => (Figure::DurationMs, Better::Lower),
     }
 }
 
@@ -43,15 +46,11 @@ impl std::str::FromStr for GroupBy {
 
 const HARDWARE: &str = "cpu_model || ' (' || cores || ' cores)'";
 
-/// A figure column named by a caller, checked against the `results` schema.
-pub fn figure(name: &str) -> Result<&'static str, String> {
-    let schema = &ipfsbench_core::index::RESULTS;
-    schema
-        .fields
-        .iter()
-        .skip_while(|f| f.name != "duration_ms")
-        .map(|f| f.name)
-        .find(|n| *n == name)
+/// The figure whose column a caller named (`write_mbps`).
+pub fn figure(name: &str) -> Result<Figure, String> {
+    Figure::ALL
+        .into_iter()
+        .find(|f| column(*f) == name)
         .ok_or_else(|| format!("{name:?} is not a figure column of results"))
 }
 
@@ -90,9 +89,9 @@ pub async fn compare(
     index: &Index,
     kind: &str,
     by: GroupBy,
-    figure: Option<&str>,
+    figure: Option<Figure>,
 ) -> Result<Answer, Error> {
-    let f = figure.unwrap_or(primary_figure(kind).0);
+    let f = column(figure.unwrap_or(primary_figure(kind).0));
     let group = match by {
         GroupBy::Cpu => HARDWARE,
         GroupBy::Worker => "worker",
@@ -156,12 +155,12 @@ pub async fn regressions(index: &Index, threshold_pct: f64) -> Result<Vec<Regres
         let text = |i: usize| row[i].as_str().unwrap_or_default().to_string();
         let kind = text(0);
         let (f, _) = primary_figure(&kind);
-        let column = match f {
-            "mbps" => 4,
-            "write_mbps" => 5,
+        let at = match f {
+            Figure::MBps => 4,
+            Figure::WriteMBps => 5,
             _ => 6,
         };
-        if let Some(v) = row[column].as_f64() {
+        if let Some(v) = row[at].as_f64() {
             series
                 .entry((kind, text(1), text(2)))
                 .or_default()
@@ -195,7 +194,7 @@ pub async fn regressions(index: &Index, threshold_pct: f64) -> Result<Vec<Regres
             kind,
             params,
             hardware,
-            figure: figure.into(),
+            figure: column(figure).into(),
             latest: *latest,
             task_id: task_id.clone(),
             history: count,

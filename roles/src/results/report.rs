@@ -52,7 +52,7 @@ pub async fn build(index: &Index, threshold_pct: f64) -> Result<Report, Error> {
         let Some(kind) = row[0].as_str() else {
             continue;
         };
-        let (figure, _) = primary_figure(kind);
+        let figure = super::schema::column(primary_figure(kind).0);
         let by_hardware = compare(index, kind, GroupBy::Cpu, None).await?;
         let bars: Vec<Bar> = by_hardware
             .rows

@@ -2,9 +2,10 @@
 //! a master acknowledges it.
 //!
 //! [`Attempts`] is the worker's bookkeeping: plain state that the service drives, with the
-//! time passed in, so its rules are tested without a network. [`Runner`] runs the task kinds.
+//! time passed in, so its rules are tested without a network. [`Runner`] runs an attempt of one of the task kinds (`kinds`, one file each).
 
 mod assignments;
+mod kinds;
 mod rows;
 mod runner;
 
@@ -13,8 +14,9 @@ use std::time::Duration;
 
 use ipfsbench_protocols::task::{Assign, Claim, Message, Outcome, Repeat, Report, TaskId};
 
+pub(crate) use crate::results::schema::Hardware;
 pub(crate) use assignments::Refusal;
-pub(crate) use rows::{Attempt, Hardware};
+pub(crate) use rows::Attempt;
 pub(crate) use runner::Runner;
 
 /// Reports a worker keeps until a master acknowledges them; past it, new ones are sent once.

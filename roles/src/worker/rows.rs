@@ -2,10 +2,10 @@
 //! the worker that ran it: the task, the hardware, the outcome and every figure the kind
 //! measures in its typed column.
 
-use ipfsbench_core::index::{schema::figure_column, ResultRow};
-use ipfsbench_protocols::task::{Kind, Outcome, TaskId};
+use ipfsbench_protocols::task::{Figure, Kind, Outcome, TaskId};
 use libp2p::PeerId;
 
+use crate::results::schema::{Ended, Hardware, ResultRow};
 use crate::system;
 
 /// What the worker knows of an attempt before it runs.
@@ -19,20 +19,15 @@ pub(crate) struct Attempt {
     pub(crate) started_ms: u64,
 }
 
-/// This machine, read once.
-#[derive(Debug, Clone)]
-pub(crate) struct Hardware {
-    pub(crate) cpu_model: String,
-    pub(crate) cores: i64,
-    pub(crate) memory_bytes: i64,
-}
-
 impl Hardware {
+    /// This machine, read once.
     pub(crate) fn probe() -> Self {
         Self {
             cpu_model: system::cpu_model(),
             cores: i64::from(system::cores()),
             memory_bytes: i64::try_from(system::memory().0).unwrap_or(i64::MAX),
+            os: std::env::consts::OS,
+            arch: std::env::consts::ARCH,
         }
     }
 }
@@ -46,47 +41,33 @@ pub(crate) fn row(
     hardware: &Hardware,
     cluster: &str,
 ) -> ResultRow {
-    let params: serde_json::Map<String, serde_json::Value> = attempt
-        .params
-        .iter()
-        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-        .collect();
-    let mut sorted = attempt.params.clone();
-    sorted.sort();
-    let param_key = sorted
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let (outcome_name, error, result_cid, figures) = match outcome {
-        Outcome::Done { record, figures } => {
-            let figures = figures
+    let (ended, figures) = match outcome {
+        Outcome::Done { record, figures } => (
+            Ended::Succeeded { record: record.0 },
+            figures
                 .iter()
-                .filter_map(|(name, v)| Some((figure_column(name)?, *v)))
-                .collect();
-            ("succeeded", None, Some(record.0.to_string()), figures)
-        }
-        Outcome::Failed { error } => ("failed", Some(error.clone()), None, Vec::new()),
+                .filter_map(|(name, v)| Some((Figure::from_name(name)?, *v)))
+                .collect(),
+        ),
+        Outcome::Failed { error } => (
+            Ended::Failed {
+                error: error.clone(),
+            },
+            Vec::new(),
+        ),
     };
     ResultRow {
-        task_id: attempt.task.to_string(),
-        attempt: i64::from(attempt.attempt),
-        kind: attempt.kind.to_string(),
-        params: serde_json::Value::Object(params).to_string(),
-        param_key,
-        worker: worker.to_string(),
-        cpu_model: hardware.cpu_model.clone(),
-        cores: hardware.cores,
-        memory_bytes: hardware.memory_bytes,
-        os: std::env::consts::OS.into(),
-        arch: std::env::consts::ARCH.into(),
-        outcome: outcome_name.into(),
-        error,
-        result_cid,
-        master: Some(attempt.master.to_string()),
+        task: attempt.task,
+        attempt: attempt.attempt,
+        kind: attempt.kind,
+        params: attempt.params.clone(),
+        worker,
+        hardware: hardware.clone(),
+        ended,
+        master: Some(attempt.master),
         cluster: cluster.into(),
-        started_ms: i64::try_from(attempt.started_ms).unwrap_or(0),
-        finished_ms: i64::try_from(finished_ms).unwrap_or(0),
+        started_ms: attempt.started_ms,
+        finished_ms,
         figures,
     }
 }

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 use cid::Cid;
 use ipfsbench_protocols::index::{Announce, Partition, Table, MAX_REPLACES};
 use ipfsbench_protocols::task::WireCid;
-use ipfsbench_sql::{ident, literal, Answer, Cell, TableSchema};
+use ipfsbench_sql::{ident, literal, Answer, Cell};
 use libp2p::PeerId;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::command::Command;
 use super::config::Config;
+use super::config::RESULTS_TIME;
 use super::error::Error;
-use super::schema::{CONTENT, RESULTS};
 use super::shared::Shared;
 use super::spool::Manifest;
 use super::status::Status;
@@ -28,13 +28,6 @@ use ipfsbench_net::network::PubsubMessage;
 
 /// How long a peer whose partition failed its check is not asked again.
 const BAN: Duration = Duration::from_secs(60);
-
-pub(crate) fn schema(table: Table) -> &'static TableSchema {
-    match table {
-        Table::Results => &RESULTS,
-        Table::Content => &CONTENT,
-    }
-}
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -198,7 +191,7 @@ impl Actor {
         let visible = self.visible();
         let mut views = Vec::new();
         for table in Table::ALL {
-            let schema = schema(table);
+            let schema = self.shared.spool.schema(table);
             let mut cids: Vec<Cid> = visible
                 .iter()
                 .filter(|(_, p)| p.table == table)
@@ -264,10 +257,10 @@ impl Actor {
         rows: &[Vec<Cell>],
         replaces: Vec<WireCid>,
     ) -> Result<(), Error> {
-        let schema = schema(table);
+        let schema = *self.shared.spool.schema(table);
         let time = schema
             .index(match table {
-                Table::Results => "finished_at",
+                Table::Results => RESULTS_TIME,
                 Table::Content => "listed_at",
             })
             .unwrap_or(0);
@@ -281,7 +274,7 @@ impl Actor {
         let n = self
             .shared
             .engine()?
-            .write_parquet(schema, vec![batch], &tmp)?;
+            .write_parquet(&schema, vec![batch], &tmp)?;
         self.add(table, &tmp, n, (first.min(last), last), replaces)
     }
 

@@ -4,7 +4,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use ipfsbench_protocols::index::Table;
-use ipfsbench_sql::Limits;
+use ipfsbench_sql::{ColumnType, Limits, TableSchema};
+
+use super::error::Error;
+
+/// The `results` column that dates a row (a timestamp): partitions record the span of it
+/// they hold.
+pub const RESULTS_TIME: &str = "finished_at";
 use libp2p::PeerId;
 
 /// How the index runs.
@@ -14,6 +20,9 @@ pub struct Config {
     pub topic: String,
     /// Nodes whose partitions are merged (this node always is).
     pub trusted: HashSet<PeerId>,
+    /// The `results` table's columns, declared by the layer that writes results; it has a
+    /// [`RESULTS_TIME`] timestamp.
+    pub results: TableSchema,
     /// The tables fetched from peers (a leecher may sync only what it asks for).
     pub sync: Vec<Table>,
     /// Write buffered rows at least this often.
@@ -37,11 +46,13 @@ pub struct Config {
 }
 
 impl Config {
-    /// The defaults, on `topic`, trusting `trusted`, syncing every table.
-    pub fn new(topic: String, trusted: HashSet<PeerId>) -> Self {
+    /// The defaults, on `topic`, trusting `trusted`, with `results` as the results table,
+    /// syncing every table.
+    pub fn new(topic: String, trusted: HashSet<PeerId>, results: TableSchema) -> Self {
         Self {
             topic,
             trusted,
+            results,
             sync: Table::ALL.to_vec(),
             flush_every: Duration::from_secs(1),
             flush_rows: 65_536,
@@ -53,5 +64,42 @@ impl Config {
             limits: Limits::default(),
             fetch_timeout: Duration::from_secs(60),
         }
+    }
+}
+
+impl Config {
+    /// Checks the results schema: named `results`, dated by [`RESULTS_TIME`].
+    pub(crate) fn check_results(&self) -> Result<(), Error> {
+        if self.results.name != "results" {
+            return Err(Error::Schema(format!(
+                "named {:?}, not results",
+                self.results.name
+            )));
+        }
+        match self
+            .results
+            .index(RESULTS_TIME)
+            .map(|i| &self.results.fields[i])
+        {
+            Some(f) if f.ty == ColumnType::Timestamp => Ok(()),
+            _ => Err(Error::Schema(format!("no {RESULTS_TIME} timestamp column"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipfsbench_sql::Field;
+
+    #[test]
+    fn a_results_schema_needs_its_name_and_time_column() {
+        const DATED: &[Field] = &[Field::required(RESULTS_TIME, ColumnType::Timestamp, "t")];
+        const UNDATED: &[Field] = &[Field::required(RESULTS_TIME, ColumnType::Text, "t")];
+        let config =
+            |name, fields| Config::new(String::new(), HashSet::new(), TableSchema { name, fields });
+        assert!(config("results", DATED).check_results().is_ok());
+        assert!(config("results", UNDATED).check_results().is_err());
+        assert!(config("other", DATED).check_results().is_err());
     }
 }

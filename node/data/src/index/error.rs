@@ -40,6 +40,9 @@ pub enum Error {
     /// Something on disk does not decode.
     #[error("corrupt index file: {0}")]
     Corrupt(String),
+    /// The `results` schema it was given cannot be used.
+    #[error("the results schema: {0}")]
+    Schema(String),
     /// The index has stopped.
     #[error("the benchmark database has stopped")]
     Stopped,

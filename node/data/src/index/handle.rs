@@ -16,7 +16,6 @@ use super::command::Command;
 use super::config::Config;
 use super::dataset::{Dataset, DatasetFormat};
 use super::error::Error;
-use super::schema::ResultRow;
 use super::shared::Shared;
 use super::spool::Spool;
 use super::status::Status;
@@ -43,7 +42,8 @@ impl Index {
     ///
     /// When the directories cannot be opened. (The engine opens at its first use.)
     pub fn start(repo: Arc<Repo>, client: Client, config: Config) -> Result<Self, Error> {
-        let spool = Spool::open(&repo.path().join("index"))?;
+        config.check_results()?;
+        let spool = Spool::open(&repo.path().join("index"), config.results)?;
         let shared = Arc::new(Shared::new(
             spool,
             repo,
@@ -93,9 +93,9 @@ impl Handle {
         self.shared.repo.peer_id()
     }
 
-    /// Buffers result rows; they are written at the next flush.
-    pub async fn append_results(&self, rows: &[ResultRow]) -> Result<(), Error> {
-        let rows = rows.iter().map(ResultRow::cells).collect();
+    /// Buffers result rows, each its cells in the order of the `results` schema the index
+    /// was started with; they are written at the next flush.
+    pub async fn append_results(&self, rows: Vec<Vec<Cell>>) -> Result<(), Error> {
         self.commands
             .send(Command::Append {
                 table: Table::Results,

@@ -12,6 +12,8 @@
 //!   the tables it syncs with Bitswap, checks each (CID, size, columns, rows) and merges
 //!   them. Announcements and partitions of untrusted peers are dropped and counted; a peer
 //!   whose partition fails its check is not asked again for a while.
+//! - The `results` table's columns are declared by the layer that writes results (its
+//!   [`Config::results`]); `content` is this layer's own ([`CONTENT`]).
 //! - The `results` and `content` views read the live partitions of every trusted node; a
 //!   query's answer is cached as Parquet under a key of its text and the CIDs of everything
 //!   the views read, so a repeated query over unchanged data is answered from the cache and
@@ -34,11 +36,11 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-pub use config::Config;
+pub use config::{Config, RESULTS_TIME};
 pub use content::check_name as check_dataset_name;
 pub use dataset::{Dataset, DatasetFormat};
 pub use error::Error;
 pub use handle::{Handle, Index};
-pub use schema::{ResultRow, CONTENT, RESULTS};
+pub use schema::CONTENT;
 pub use spool::MAX_PARTITION_BYTES;
 pub use status::Status;

@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 
 use cid::Cid;
 use ipfsbench_protocols::index::{Partition, Table};
-use ipfsbench_sql::{literal, Engine, Value};
+use ipfsbench_sql::{literal, Engine, TableSchema, Value};
 use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use super::error::Error;
-use super::schema::{CONTENT, RESULTS};
+use super::schema::CONTENT;
 use ipfsbench_store::unixfs::{self, AddOptions, Sink};
 
 /// A partition file's size, at most.
@@ -25,6 +25,8 @@ pub const MAX_PARTITION_BYTES: u64 = 512 << 20;
 #[derive(Debug, Clone)]
 pub(crate) struct Spool {
     pub(crate) root: PathBuf,
+    /// The `results` table's schema, as the layer that writes results declares it.
+    results: TableSchema,
 }
 
 /// One node's manifest as kept on disk: every entry, replaced ones included (peers ask
@@ -51,9 +53,10 @@ impl Manifest {
 
 impl Spool {
     /// Opens (creating) the directories; the scratch area is emptied.
-    pub(crate) fn open(root: &Path) -> std::io::Result<Self> {
+    pub(crate) fn open(root: &Path, results: TableSchema) -> std::io::Result<Self> {
         let spool = Self {
             root: root.to_path_buf(),
+            results,
         };
         let _ = std::fs::remove_dir_all(spool.tmp());
         for dir in [
@@ -67,6 +70,14 @@ impl Spool {
             std::fs::create_dir_all(dir)?;
         }
         Ok(spool)
+    }
+
+    /// The schema of `table`.
+    pub(crate) fn schema(&self, table: Table) -> &TableSchema {
+        match table {
+            Table::Results => &self.results,
+            Table::Content => &CONTENT,
+        }
     }
 
     pub(crate) fn tmp(&self) -> PathBuf {
@@ -164,23 +175,19 @@ impl Spool {
             Some(a) => return Err(bad(format!("the bytes hash to {}", a.cid))),
             None => return Err(bad("empty".into())),
         }
-        check_parquet(engine, file, p.table, Some(p.rows)).map_err(bad)?;
+        check_parquet(engine, file, self.schema(p.table), Some(p.rows)).map_err(bad)?;
         std::fs::rename(file, self.part(&p.cid.0))?;
         Ok(())
     }
 }
 
-/// Checks that `file` is Parquet with exactly `table`'s columns (and `rows` rows).
+/// Checks that `file` is Parquet with exactly `schema`'s columns (and `rows` rows).
 pub(crate) fn check_parquet(
     engine: &Engine,
     file: &Path,
-    table: Table,
+    schema: &TableSchema,
     rows: Option<u64>,
 ) -> Result<(), String> {
-    let schema = match table {
-        Table::Results => &RESULTS,
-        Table::Content => &CONTENT,
-    };
     let source = format!("read_parquet({})", literal(&file.display().to_string()));
     let described = engine
         .answer(&format!(

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use ipfsbench_protocols::index::{self as wire, Partition, Table};
 use ipfsbench_protocols::task::WireCid;
-use ipfsbench_sql::Value;
+use ipfsbench_sql::{Cell, ColumnType as T, Field, TableSchema, Value};
 use libp2p::{Multiaddr, PeerId};
 
-use super::{Config, Handle, Index, ResultRow};
+use super::{Config, Handle, Index};
 use crate::testing::{repo, Host};
 use ipfsbench_store::repo::Repo;
 
@@ -46,7 +46,7 @@ async fn start(
     let host = Host::start((dir, repo), bootstrap, wire::TOPIC_SUFFIX, |data| {
         wire::Announce::decode(data).is_ok()
     });
-    let mut config = Config::new(TOPIC.to_string(), trusted.clone());
+    let mut config = Config::new(TOPIC.to_string(), trusted.clone(), RESULTS);
     config.announce_every = Duration::from_millis(200);
     config.content_every = None;
     config.fetch_timeout = Duration::from_secs(10);
@@ -55,32 +55,54 @@ async fn start(
     Node { host, index }
 }
 
-fn row(worker: &str, n: i64) -> ResultRow {
-    ResultRow {
-        task_id: format!("task-{worker}-{n}"),
-        attempt: 1,
-        kind: "bench.hash".into(),
-        params: r#"{"size":"1048576"}"#.into(),
-        param_key: "size=1048576".into(),
-        worker: worker.into(),
-        cpu_model: "Test CPU".into(),
-        cores: 2,
-        memory_bytes: 1 << 30,
-        os: "linux".into(),
-        arch: "x86_64".into(),
-        outcome: "succeeded".into(),
-        error: None,
-        result_cid: Some("bafy-test".into()),
-        master: Some("master-peer".into()),
-        cluster: "test".into(),
-        started_ms: 1_700_000_000_000 + n * 1000,
-        finished_ms: 1_700_000_000_500 + n * 1000,
-        figures: vec![
-            ("bytes", 1_048_576.0),
-            ("seconds", 0.25),
-            ("mbps", 4.0 + n as f64),
-        ],
-    }
+/// A `results` table as a layer above declares one: typed columns of every kind.
+const RESULTS: TableSchema = TableSchema {
+    name: "results",
+    fields: &[
+        Field::required("task_id", T::Text, "the task"),
+        Field::required("attempt", T::Int64, "the attempt"),
+        Field::required("worker", T::Text, "who ran it"),
+        Field::required("cores", T::Int64, "its cores"),
+        Field::required("memory_bytes", T::Int64, "its memory"),
+        Field::optional("error", T::Text, "why it failed"),
+        Field::optional("master", T::Text, "who assigned it"),
+        Field::required("finished_at", T::Timestamp, "when it ended"),
+        Field::required("duration_ms", T::Float64, "how long it ran"),
+        Field::optional("bytes", T::Int64, "bytes"),
+        Field::optional("seconds", T::Float64, "seconds"),
+        Field::optional("mbps", T::Float64, "MB/s"),
+        Field::optional("exit_code", T::Int64, "exit code"),
+    ],
+};
+
+/// A succeeded attempt of `worker`'s, the `n`th.
+fn row(worker: &str, n: i64) -> Vec<Cell> {
+    vec![
+        Cell::Text(format!("task-{worker}-{n}")),
+        Cell::Int(1),
+        Cell::Text(worker.into()),
+        Cell::Int(2),
+        Cell::Int(1 << 30),
+        Cell::Null,
+        Cell::Text("master-peer".into()),
+        Cell::TimeMs(1_700_000_000_500 + n * 1000),
+        Cell::Float(500.0),
+        Cell::Int(1_048_576),
+        Cell::Float(0.25),
+        Cell::Float(4.0 + n as f64),
+        Cell::Null,
+    ]
+}
+
+/// A failed attempt: an error and an exit code, no throughput.
+fn failed(worker: &str, n: i64) -> Vec<Cell> {
+    let mut cells = row(worker, n);
+    let at = |name: &str| RESULTS.index(name).expect(name);
+    cells[at("attempt")] = Cell::Int(2);
+    cells[at("error")] = Cell::Text("exit 3, \"quoted\"".into());
+    cells[at("mbps")] = Cell::Null;
+    cells[at("exit_code")] = Cell::Int(3);
+    cells
 }
 
 async fn scalar(h: &Handle, sql: &str) -> Value {
@@ -109,12 +131,7 @@ async fn a_result_row_reads_back_with_every_typed_column() {
     let trusted = HashSet::from([repo.peer_id()]);
     let node = start((dir, repo), &trusted, vec![], |_| {}).await;
     let h = node.handle();
-    let mut failed = row("w", 7);
-    failed.outcome = "failed".into();
-    failed.error = Some("exit 3, \"quoted\"".into());
-    failed.result_cid = None;
-    failed.figures = vec![("exit_code", 3.0)];
-    h.append_results(&[row("w", 1), failed])
+    h.append_results(vec![row("w", 1), failed("w", 7)])
         .await
         .expect("append");
     h.flush().await.expect("flush");
@@ -126,7 +143,7 @@ async fn a_result_row_reads_back_with_every_typed_column() {
         .await
         .expect("query");
     let col = |name: &str| answer.index(name).expect(name);
-    assert_eq!(answer.columns.len(), super::RESULTS.fields.len());
+    assert_eq!(answer.columns.len(), RESULTS.fields.len());
     let ok = &answer.rows[0];
     assert_eq!(ok[col("task_id")], Value::Text("task-w-1".into()));
     assert_eq!(ok[col("cores")], Value::Int(2));
@@ -178,9 +195,12 @@ async fn results_of_two_workers_reach_a_third_node_and_an_untrusted_one_is_ignor
     let b = start(repos.next().expect("repo"), &trusted, boot.clone(), |_| {}).await;
     let stranger = start(repos.next().expect("repo"), &trusted, boot, |_| {}).await;
     for (node, name, n) in [(&a, "a", 300), (&b, "b", 200), (&stranger, "x", 50)] {
-        let rows: Vec<ResultRow> = (0..n).map(|i| row(name, i)).collect();
+        let rows: Vec<Vec<Cell>> = (0..n).map(|i| row(name, i)).collect();
         for chunk in rows.chunks(100) {
-            node.handle().append_results(chunk).await.expect("append");
+            node.handle()
+                .append_results(chunk.to_vec())
+                .await
+                .expect("append");
             node.handle().flush().await.expect("flush");
         }
     }
@@ -214,7 +234,7 @@ async fn a_tampered_or_misdescribed_partition_is_rejected() {
     let trusted = HashSet::from([repo.peer_id()]);
     let node = start((dir, repo), &trusted, vec![], |_| {}).await;
     let h = node.handle();
-    h.append_results(&[row("w", 1), row("w", 2)])
+    h.append_results(vec![row("w", 1), row("w", 2)])
         .await
         .expect("append");
     h.flush().await.expect("flush");
@@ -257,7 +277,7 @@ async fn small_partitions_merge_and_answers_come_from_the_cache_until_inputs_cha
     let node = start((dir, repo), &trusted, vec![], |c| c.compact_after = 4).await;
     let h = node.handle();
     for i in 0..6 {
-        h.append_results(&[row("w", i)]).await.expect("append");
+        h.append_results(vec![row("w", i)]).await.expect("append");
         h.flush().await.expect("flush");
     }
     let start = Instant::now();
@@ -278,7 +298,7 @@ async fn small_partitions_merge_and_answers_come_from_the_cache_until_inputs_cha
     assert_eq!(first.rows[0][0], Value::Int(6));
     let counters = h.status().await.expect("status").counters;
     assert_eq!((counters["CacheMisses"], counters["CacheHits"]), (1, 1));
-    h.append_results(&[row("w", 99)]).await.expect("append");
+    h.append_results(vec![row("w", 99)]).await.expect("append");
     h.flush().await.expect("flush");
     let changed = h.query(sql.into(), true).await.expect("query");
     assert_eq!(changed.rows[0][0], Value::Int(7));

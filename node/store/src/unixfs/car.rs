@@ -12,6 +12,7 @@ use cid::Cid;
 
 use crate::store::block::{BlockError, MAX_BLOCK_SIZE};
 use crate::store::{Block, BlockStore};
+use ipfsbench_protocols::codec::cbor::{CborError, Value};
 use ipfsbench_protocols::codec::varint;
 
 /// The largest header accepted, in bytes.
@@ -164,180 +165,41 @@ impl<R: Read> Reader<R> {
     }
 }
 
-// --- the header: just enough dag-cbor ---
+// --- the header: a DAG-CBOR map, read and written by the one codec in `protocols` ---
 
-fn cbor_head(major: u8, value: u64, out: &mut Vec<u8>) {
-    let m = major << 5;
-    match value {
-        0..=23 => out.push(m | value as u8),
-        24..=0xff => out.extend_from_slice(&[m | 24, value as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend_from_slice(&(value as u16).to_be_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(m | 26);
-            out.extend_from_slice(&(value as u32).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 27);
-            out.extend_from_slice(&value.to_be_bytes());
-        }
-    }
-}
+/// How deep a header may nest (it is a map of an array of links).
+const HEADER_DEPTH: usize = 4;
 
-fn cbor_text(s: &str, out: &mut Vec<u8>) {
-    cbor_head(3, s.len() as u64, out);
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// Encodes `{"roots": [...], "version": 1}` in canonical dag-cbor (keys by length).
+/// Encodes `{"roots": [...], "version": 1}` in canonical DAG-CBOR.
 pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
-    let mut out = Vec::new();
-    cbor_head(5, 2, &mut out);
-    cbor_text("roots", &mut out);
-    cbor_head(4, roots.len() as u64, &mut out);
-    for root in roots {
-        let bytes = root.to_bytes();
-        cbor_head(6, 42, &mut out);
-        cbor_head(2, bytes.len() as u64 + 1, &mut out);
-        out.push(0);
-        out.extend_from_slice(&bytes);
-    }
-    cbor_text("version", &mut out);
-    cbor_head(0, 1, &mut out);
-    out
+    Value::Map(vec![
+        (
+            "roots".into(),
+            Value::Array(roots.iter().map(|c| Value::Link(*c)).collect()),
+        ),
+        ("version".into(), Value::Uint(1)),
+    ])
+    .encode()
 }
 
-enum Cbor<'a> {
-    Uint(u64),
-    Bytes(&'a [u8]),
-    Text(&'a str),
-    Array(Vec<Cbor<'a>>),
-    Map(Vec<(Cbor<'a>, Cbor<'a>)>),
-    Tag(u64, Box<Cbor<'a>>),
-    Other,
-}
-
-struct CborReader<'a> {
-    buf: &'a [u8],
-    depth: usize,
-}
-
-impl<'a> CborReader<'a> {
-    fn err(what: &str) -> CarError {
-        CarError::Header(what.to_string())
-    }
-
-    fn take(&mut self, n: u64) -> Result<&'a [u8], CarError> {
-        let n = usize::try_from(n).map_err(|_| Self::err("length overflow"))?;
-        if n > self.buf.len() {
-            return Err(Self::err("truncated"));
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn head(&mut self) -> Result<(u8, u64), CarError> {
-        let first = *self
-            .take(1)?
-            .first()
-            .ok_or_else(|| Self::err("truncated"))?;
-        let (major, info) = (first >> 5, first & 0x1f);
-        let value = match info {
-            0..=23 => u64::from(info),
-            24 => u64::from(self.take(1)?[0]),
-            25 => u64::from(u16::from_be_bytes([self.take(1)?[0], self.take(1)?[0]])),
-            26 => {
-                let b = self.take(4)?;
-                u64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-            }
-            27 => {
-                let b = self.take(8)?;
-                u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-            }
-            _ => return Err(Self::err("indefinite lengths are not dag-cbor")),
-        };
-        Ok((major, value))
-    }
-
-    fn item(&mut self) -> Result<Cbor<'a>, CarError> {
-        self.depth += 1;
-        if self.depth > 16 {
-            return Err(Self::err("nested too deeply"));
-        }
-        let (major, value) = self.head()?;
-        let item = match major {
-            0 => Cbor::Uint(value),
-            1 => Cbor::Other,
-            2 => Cbor::Bytes(self.take(value)?),
-            3 => Cbor::Text(
-                std::str::from_utf8(self.take(value)?).map_err(|_| Self::err("bad text"))?,
-            ),
-            4 => {
-                if value > self.buf.len() as u64 {
-                    return Err(Self::err("array longer than the header"));
-                }
-                Cbor::Array((0..value).map(|_| self.item()).collect::<Result<_, _>>()?)
-            }
-            5 => {
-                if value > self.buf.len() as u64 {
-                    return Err(Self::err("map longer than the header"));
-                }
-                let mut entries = Vec::new();
-                for _ in 0..value {
-                    entries.push((self.item()?, self.item()?));
-                }
-                Cbor::Map(entries)
-            }
-            6 => Cbor::Tag(value, Box::new(self.item()?)),
-            _ => Cbor::Other,
-        };
-        self.depth -= 1;
-        Ok(item)
-    }
-}
-
+/// The roots of a v1 header; a v2 pragma is [`CarError::Version`].
 fn decode_header(bytes: &[u8]) -> Result<Vec<Cid>, CarError> {
-    let mut reader = CborReader {
-        buf: bytes,
-        depth: 0,
-    };
-    let Cbor::Map(entries) = reader.item()? else {
-        return Err(CarError::Header("not a map".into()));
-    };
-    let mut version = None;
-    let mut roots = None;
-    for (k, v) in entries {
-        match (k, v) {
-            (Cbor::Text("version"), Cbor::Uint(n)) => version = Some(n),
-            (Cbor::Text("roots"), Cbor::Array(items)) => {
-                let mut cids = Vec::with_capacity(items.len());
-                for item in items {
-                    let Cbor::Tag(42, inner) = item else {
-                        return Err(CarError::Header("root is not a CID link".into()));
-                    };
-                    let Cbor::Bytes([0, cid @ ..]) = *inner else {
-                        return Err(CarError::Header(
-                            "CID link is not 0x00-prefixed bytes".into(),
-                        ));
-                    };
-                    cids.push(
-                        Cid::try_from(cid).map_err(|e| CarError::Header(format!("root: {e}")))?,
-                    );
-                }
-                roots = Some(cids);
-            }
-            _ => {}
-        }
+    let header = |e: CborError| CarError::Header(e.to_string());
+    let value = Value::decode_ipld(bytes, HEADER_DEPTH).map_err(header)?;
+    match value.uint("version") {
+        Ok(1) => {}
+        Ok(v) => return Err(CarError::Version(v)),
+        Err(_) => return Err(CarError::Header("no version".into())),
     }
-    match version {
-        Some(1) => {}
-        Some(v) => return Err(CarError::Version(v)),
-        None => return Err(CarError::Header("no version".into())),
-    }
-    roots.ok_or_else(|| CarError::Header("no roots".into()))
+    value
+        .array("roots")
+        .map_err(header)?
+        .iter()
+        .map(|root| match root {
+            Value::Link(cid) => Ok(*cid),
+            _ => Err(CarError::Header("root is not a CID link".into())),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! ingest of result rows into partitions on one node, a warm group-by over all of them, a
 //! new peer syncing them over loopback, and the process's memory once idle.
 //!
-//! `cargo bench -p ipfsbench-core --bench index` (ROWS=1000000 and PARTITIONS=50 by default).
+//! `cargo bench -p ipfsbench-roles --bench index` (ROWS=1000000 and PARTITIONS=50 by default).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -11,11 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ipfsbench_core::daemon::{Node, Options};
-use ipfsbench_core::index::{Config, Index, ResultRow};
+use ipfsbench_core::index::{Config, Index};
 use ipfsbench_core::network::TopicRule;
 use ipfsbench_core::repo::Repo;
 use ipfsbench_protocols::index as wire;
+use ipfsbench_protocols::task::{Figure, Kind, TaskId};
 use ipfsbench_protocols::Role;
+use ipfsbench_roles::results::schema::{Ended, Hardware, ResultRow, RESULTS};
 
 const TOPIC: &str = "/ipfsbench/bench/index/1";
 
@@ -42,7 +44,7 @@ async fn node(
         valid: |d| wire::Announce::decode(d).is_ok(),
     }];
     let daemon = Node::start(repo, &options).await.unwrap();
-    let mut config = Config::new(TOPIC.into(), trusted.clone());
+    let mut config = Config::new(TOPIC.into(), trusted.clone(), RESULTS);
     config.content_every = None;
     config.compact_after = usize::MAX;
     config.flush_rows = usize::MAX;
@@ -52,31 +54,37 @@ async fn node(
     (daemon, index)
 }
 
-fn row(i: usize) -> ResultRow {
-    let worker = format!("12D3KooWorker{}", i % 8);
+fn row(i: usize, workers: &[libp2p::PeerId], record: cid::Cid) -> ResultRow {
+    let mut task = [0u8; 16];
+    task[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    let n = i as u64;
     ResultRow {
-        task_id: format!("{i:032x}"),
+        task: TaskId(task),
         attempt: 1,
-        kind: ["bench.hash", "bench.fetch", "bench.store", "noop"][i % 4].into(),
-        params: r#"{"size":"67108864"}"#.into(),
-        param_key: "size=67108864".into(),
-        worker,
-        cpu_model: ["Xeon", "EPYC"][i % 2].into(),
-        cores: 2,
-        memory_bytes: 8 << 30,
-        os: "linux".into(),
-        arch: "x86_64".into(),
-        outcome: "succeeded".into(),
-        error: None,
-        result_cid: Some("QmResult".into()),
-        master: Some("12D3KooMaster".into()),
+        kind: [
+            Kind::BenchHash,
+            Kind::BenchFetch,
+            Kind::BenchStore,
+            Kind::Noop,
+        ][i % 4],
+        params: vec![("size".into(), "67108864".into())],
+        worker: workers[i % workers.len()],
+        hardware: Hardware {
+            cpu_model: ["Xeon", "EPYC"][i % 2].into(),
+            cores: 2,
+            memory_bytes: 8 << 30,
+            os: "linux",
+            arch: "x86_64",
+        },
+        ended: Ended::Succeeded { record },
+        master: Some(workers[0]),
         cluster: "bench".into(),
-        started_ms: 1_700_000_000_000 + i as i64,
-        finished_ms: 1_700_000_000_100 + i as i64,
+        started_ms: 1_700_000_000_000 + n,
+        finished_ms: 1_700_000_000_100 + n,
         figures: vec![
-            ("bytes", 67_108_864.0),
-            ("seconds", 0.05 + (i % 100) as f64 / 1000.0),
-            ("mbps", 1000.0 + (i % 997) as f64),
+            (Figure::Bytes, 67_108_864.0),
+            (Figure::Seconds, 0.05 + (i % 100) as f64 / 1000.0),
+            (Figure::MBps, 1000.0 + (i % 997) as f64),
         ],
     }
 }
@@ -108,13 +116,17 @@ async fn main() {
 
     // Ingest: rows built, buffered and written as `partitions` Parquet partitions.
     let per = rows.div_ceil(partitions);
+    let workers: Vec<libp2p::PeerId> = (0..8).map(|_| libp2p::PeerId::random()).collect();
+    let record: cid::Cid = "bafkqaaa".parse().unwrap();
     let clock = Instant::now();
     let mut build = Duration::ZERO;
     for p in 0..partitions {
         let b = Instant::now();
-        let batch: Vec<ResultRow> = (p * per..((p + 1) * per).min(rows)).map(row).collect();
+        let batch: Vec<_> = (p * per..((p + 1) * per).min(rows))
+            .map(|i| row(i, &workers, record).cells())
+            .collect();
         build += b.elapsed();
-        a.append_results(&batch).await.unwrap();
+        a.append_results(batch).await.unwrap();
         a.flush().await.unwrap();
     }
     let ingest = clock.elapsed();
