@@ -13,6 +13,7 @@
 
 pub mod codec;
 pub mod index;
+pub mod membership;
 mod role;
 pub mod state;
 pub mod task;
