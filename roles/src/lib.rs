@@ -14,7 +14,8 @@
 //! - `cluster`: the peer table every node keeps from heartbeats;
 //! - [`settings`]: the `[tasks]` configuration, checked and typed;
 //! - [`service`]: the per-node task that owns all of the above and answers the API through
-//!   its [`service::Handle`];
+//!   its [`service::Handle`]: one loop, which hands each input to the role's part it
+//!   concerns (`master::duty::Duty`, `worker::Duty`);
 //! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls;
 //! - [`results`]: what a benchmarker asks of the benchmark database (compare, regressions,
 //!   reports with charts) and the replicated state as SQL tables;
@@ -38,6 +39,7 @@ mod submitter;
 mod system;
 mod tags;
 mod text;
+mod turn;
 mod worker;
 
 pub use clock::now_ms;
