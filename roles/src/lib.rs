@@ -9,6 +9,7 @@
 //!   idempotent submission), and what a master does with the cluster's messages;
 //! - `worker`: the attempts a worker runs and the reports it repeats until acknowledged,
 //!   and the task kinds it runs;
+//! - [`leecher`]: what a leecher decides for its host, and its defaults;
 //! - `submitter`: callers waiting for outcomes, submissions published to the masters;
 //! - `gossip`: the cluster's messages, decoded once at the edge;
 //! - `cluster`: the peer table every node keeps from heartbeats;
@@ -20,15 +21,13 @@
 //! - [`results`]: what a benchmarker asks of the benchmark database (compare, regressions,
 //!   reports with charts) and the replicated state as SQL tables;
 //! - [`daemon`]: a node with its role, started and stopped as one.
-//!
-//! A leecher has no task role of its own: it submits and waits like any node, and its cache
-//! is the node's storage tiers (`ipfsbench_core::store::tiers`).
 
 pub mod api;
 mod clock;
 mod cluster;
 pub mod daemon;
 mod gossip;
+pub mod leecher;
 pub mod master;
 mod metrics;
 pub mod pinset;

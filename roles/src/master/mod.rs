@@ -13,6 +13,7 @@
 
 pub(crate) mod duty;
 pub(crate) mod gossip;
+mod host;
 pub mod lead;
 pub(crate) mod reads;
 mod record;
@@ -21,6 +22,7 @@ pub mod replicated;
 mod standby;
 mod table;
 
+pub(crate) use host::host;
 
 pub use record::{Config, Error, State, TaskRecord};
 pub use table::{Master, ASSIGN_VALIDITY_MS, MAX_ACTIVE_TASKS, MAX_LIST_PAGE};
