@@ -104,12 +104,13 @@ fn config(role: Role, flags: DaemonArgs, repo: &Repo) -> Result<Config> {
 }
 
 /// The gateway's address: the flag, else the config, else the role's default (loopback port
-/// 8080 like Kubo; none on leechers). `off` turns it off.
+/// 8080 like Kubo; none on leechers: [`ipfsbench_roles::daemon::gateway_by_default`]). `off`
+/// turns it off.
 fn gateway(role: Role, flag: Option<&str>, file: &str) -> Result<Option<SocketAddr>> {
     let (value, key) = match flag {
         Some(v) => (v, "--gateway"),
-        None if !file.is_empty() && role != Role::Leecher => (file, "daemon.gateway"),
-        None if role == Role::Leecher => return Ok(None),
+        None if !ipfsbench_roles::daemon::gateway_by_default(role) => return Ok(None),
+        None if !file.is_empty() => (file, "daemon.gateway"),
         None => ("127.0.0.1:8080", "the default gateway"),
     };
     if value == "off" {

@@ -4,7 +4,7 @@
 //! role's task and cluster calls) and the gateway ([`Daemon::start`]); stopped in the reverse
 //! order by [`Daemon::shutdown`].
 
-use crate::master;
+use crate::{leecher, master};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -56,18 +56,19 @@ pub enum Error {
     Tracker(String),
 }
 
-/// What a role decides for its host: masters and workers keep every block and serve the DHT,
-/// leechers cache and only query it; masters relay; the cluster's task topics carry typed
-/// task messages.
+/// What a role decides for its host: every node keeps every block and serves the DHT, unless
+/// its role says otherwise (masters relay, [leechers](crate::leecher) cache and only query
+/// it); the cluster's task topics carry typed task messages.
 fn decide(role: Role, mut options: Options) -> Options {
     options.role = role;
-    options.cache_mode = if role == Role::Leecher {
-        Mode::Cache
-    } else {
-        Mode::KeepAll
-    };
-    options.kad_server = role != Role::Leecher;
-    options.relay_server = role == Role::Master;
+    options.cache_mode = Mode::KeepAll;
+    options.kad_server = true;
+    options.relay_server = false;
+    match role {
+        Role::Master => master::host(&mut options),
+        Role::Worker => {}
+        Role::Leecher => leecher::host(&mut options),
+    }
     options.topic_rules = vec![
         TopicRule {
             prefix: task::TOPIC_PREFIX,
@@ -86,6 +87,15 @@ fn decide(role: Role, mut options: Options) -> Options {
         },
     ];
     options
+}
+
+/// Whether a node of `role` serves the HTTP gateway when `--gateway` does not ask for one
+/// (on the config file's `daemon.gateway`, else the default address).
+pub fn gateway_by_default(role: Role) -> bool {
+    match role {
+        Role::Master | Role::Worker => true,
+        Role::Leecher => leecher::GATEWAY_BY_DEFAULT,
+    }
 }
 
 /// A running node. See the module docs.
@@ -112,7 +122,7 @@ fn trusted(
     settings.state_writers(me)
 }
 
-/// The benchmark database's settings: leechers sync only the `results` table.
+/// The benchmark database's settings (a leecher's are its own: [`leecher::index`]).
 fn index_config(
     settings: &Settings,
     me: ipfsbench_core::network::PeerId,
@@ -123,7 +133,7 @@ fn index_config(
         crate::results::schema::RESULTS,
     );
     if settings.role == Role::Leecher {
-        config.sync = vec![index::Table::Results];
+        leecher::index(&mut config);
     }
     config
 }
@@ -332,5 +342,37 @@ async fn label_content(index: ipfsbench_core::index::Handle, state: ipfsbench_co
         if index.set_labels(labels).await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(role: Role) -> Options {
+        decide(role, Options::new(role, ([127, 0, 0, 1], 0).into()))
+    }
+
+    #[test]
+    fn each_role_decides_its_host() {
+        let master = host(Role::Master);
+        assert_eq!(master.cache_mode, Mode::KeepAll);
+        assert!(master.kad_server && master.relay_server);
+        let worker = host(Role::Worker);
+        assert_eq!(worker.cache_mode, Mode::KeepAll);
+        assert!(worker.kad_server && !worker.relay_server);
+        let leecher = host(Role::Leecher);
+        assert_eq!(leecher.cache_mode, Mode::Cache);
+        assert!(!leecher.kad_server && !leecher.relay_server);
+        for options in [master, worker, leecher] {
+            assert_eq!(options.topic_rules.len(), 3);
+        }
+    }
+
+    #[test]
+    fn only_leechers_serve_no_gateway_unless_asked() {
+        assert!(gateway_by_default(Role::Master));
+        assert!(gateway_by_default(Role::Worker));
+        assert!(!gateway_by_default(Role::Leecher));
     }
 }

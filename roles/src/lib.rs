@@ -9,20 +9,19 @@
 //!   idempotent submission), and what a master does with the cluster's messages;
 //! - `worker`: the attempts a worker runs and the reports it repeats until acknowledged,
 //!   and the task kinds it runs;
+//! - [`leecher`]: what a leecher decides for its host, and its defaults;
 //! - `submitter`: callers waiting for outcomes, submissions published to the masters;
 //! - `gossip`: the cluster's messages, decoded once at the edge;
 //! - `cluster`: the peer table every node keeps from heartbeats;
 //! - [`config`]: the roles' sections of `config.toml`, `[tasks]` and `[cluster]`;
 //! - [`settings`]: those sections checked and typed;
 //! - [`service`]: the per-node task that owns all of the above and answers the API through
-//!   its [`service::Handle`];
+//!   its [`service::Handle`]: one loop, which hands each input to the role's part it
+//!   concerns (`master::duty::Duty`, `worker::Duty`);
 //! - [`api`]: the `/api/v0/task/...` and `/api/v0/cluster/...` calls;
 //! - [`results`]: what a benchmarker asks of the benchmark database (compare, regressions,
 //!   reports with charts) and the replicated state as SQL tables;
 //! - [`daemon`]: a node with its role, started and stopped as one.
-//!
-//! A leecher has no task role of its own: it submits and waits like any node, and its cache
-//! is the node's storage tiers (`ipfsbench_core::store::tiers`).
 
 pub mod api;
 mod clock;
@@ -30,6 +29,7 @@ mod cluster;
 pub mod config;
 pub mod daemon;
 mod gossip;
+pub mod leecher;
 pub mod master;
 mod metrics;
 pub mod pinset;
@@ -40,6 +40,7 @@ mod submitter;
 mod system;
 mod tags;
 mod text;
+mod turn;
 mod worker;
 
 pub use clock::now_ms;

@@ -12,7 +12,6 @@
 mod actor;
 pub(crate) mod command;
 mod handle;
-mod replicate;
 mod running;
 pub(crate) mod views;
 

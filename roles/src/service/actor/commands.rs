@@ -1,10 +1,11 @@
 //! The API's calls as the loop answers them.
 
-use ipfsbench_protocols::task::{self, Message, Spec, Submit, TaskId};
+use ipfsbench_protocols::task::{Message, Spec, Submit, TaskId};
 
 use super::owned::{Ack, Actor};
 use crate::clock::now_ms;
-use crate::master::Master;
+use crate::master::duty::Duty;
+use crate::master::reads;
 use crate::service::command::{Command, Reply};
 use crate::service::views::{Error, Finished, Submitted};
 
@@ -16,7 +17,7 @@ impl Actor {
             Command::Status { id, reply } => {
                 // The leader's own table first; the state for the rest (tasks another master
                 // ran, on the other side of a partition).
-                let mine = self.table().map(|m| m.get(&id)).transpose();
+                let mine = self.scheduling().map(|m| m.get(&id)).transpose();
                 let result = match mine {
                     Ok(Some(Some(record))) => Ok(Some(record)),
                     Ok(_) => self.read_task(&id),
@@ -36,27 +37,19 @@ impl Actor {
                 limit,
                 reply,
             } => {
-                let result = match self.table() {
+                let result = match self.scheduling() {
                     Some(m) => m.list(state, after, limit).map_err(Error::from),
-                    None => Ok(self.list_from_state(state, after, limit)),
+                    None => Ok(reads::list(
+                        self.state.as_ref(),
+                        self.master.as_ref().map(Duty::table),
+                        state,
+                        after,
+                        limit,
+                    )),
                 };
                 let _ = reply.send(result);
             }
-            Command::Cancel { id, reply } => {
-                let refusal = self.not_master();
-                let result = match self.table() {
-                    None => Err(refusal),
-                    Some(master) => match master.cancel(&id, now) {
-                        Ok((record, stop)) => {
-                            self.outbox.extend(stop);
-                            self.dirty = true;
-                            Ok(record)
-                        }
-                        Err(e) => Err(e.into()),
-                    },
-                };
-                self.acks.push(Ack::Record(reply, result));
-            }
+            Command::Cancel { id, reply } => self.cancel(id, reply, now),
             Command::Peers { reply } => {
                 let _ = reply.send(Ok(self.peer_views(now)));
             }
@@ -70,78 +63,71 @@ impl Actor {
     }
 
     fn submit(&mut self, key: String, spec: Spec, reply: Reply<Submitted>, now: u64) {
-        if self.master.is_some() && spec.kind == task::Kind::Exec {
-            let program = spec.param("program").unwrap_or_default();
-            if !Master::programs(&self.peers).contains(program) {
-                let _ = reply.send(Err(Error::Refused(format!(
-                    "program {program:?} is not on the exec allowlist of any worker in the cluster"
-                ))));
-                return;
-            }
-        }
-        if self.master.is_some() && !self.leading() {
-            self.submit_standby(self.me, key, spec, reply, now);
-            return;
-        }
-        let Some(master) = &mut self.master else {
-            // Not a master: the submission goes to the masters over pubsub; the id is known
-            // here because it derives from this node and the key.
-            let id = TaskId::derive(&self.me, &key);
-            let message = Message::Submit(Submit { key, spec });
-            match message.check() {
-                Ok(()) => {
-                    let submitted = Submitted {
-                        id,
-                        new: true,
-                        record: None,
-                    };
-                    self.submitter.send(reply, submitted, message);
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(Error::Refused(e.to_string())));
-                }
+        if let Some(master) = &mut self.master {
+            let held = master.submit(&self.peers, key, spec, reply, &mut self.turn, now);
+            if let Some((reply, result)) = held {
+                self.acks.push(Ack::Submitted(reply, result));
             }
             return;
+        }
+        // Not a master: the submission goes to the masters over pubsub; the id is known
+        // here because it derives from this node and the key.
+        let id = TaskId::derive(&self.me, &key);
+        let message = Message::Submit(Submit { key, spec });
+        match message.check() {
+            Ok(()) => {
+                let submitted = Submitted {
+                    id,
+                    new: true,
+                    record: None,
+                };
+                self.submitter.send(reply, submitted, message);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(Error::Refused(e.to_string())));
+            }
+        }
+    }
+
+    fn cancel(&mut self, id: TaskId, reply: Reply<crate::master::TaskRecord>, now: u64) {
+        let refusal = self.not_master();
+        let result = match self.scheduling() {
+            None => Err(refusal),
+            Some(master) => match master.cancel(&id, now) {
+                Ok((record, stop)) => {
+                    self.turn.outbox.extend(stop);
+                    self.turn.dirty = true;
+                    Ok(record)
+                }
+                Err(e) => Err(e.into()),
+            },
         };
-        let result = master
-            .submit(self.me, &key, spec, now)
-            .map(|(record, new)| Submitted {
-                id: record.id,
-                new,
-                record: Some(record),
-            })
-            .map_err(Error::from);
-        self.dirty |= result.as_ref().is_ok_and(|s| s.new);
-        self.acks.push(Ack::Submitted(reply, result));
+        self.acks.push(Ack::Record(reply, result));
     }
 
     fn wait(&mut self, id: TaskId, reply: Reply<Finished>) {
-        if !self.leading() {
+        let Some(table) = self.master.as_ref().and_then(Duty::schedules) else {
             if let Ok(Some(r)) = self.read_task(&id) {
                 if r.state.is_terminal() {
                     let _ = reply.send(Ok(Finished::from(&r)));
                     return;
                 }
             }
-        }
-        if let Some(master) = self.master.as_ref().filter(|_| self.leading()) {
-            match master.get(&id) {
-                Ok(Some(r)) if r.state.is_terminal() => {
-                    let _ = reply.send(Ok(Finished::from(&r)));
-                    return;
-                }
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    let _ = reply.send(Err(Error::NotFound(id)));
-                    return;
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(e.into()));
-                    return;
-                }
+            self.submitter.wait(id, reply);
+            return;
+        };
+        match table.get(&id) {
+            Ok(Some(r)) if r.state.is_terminal() => {
+                let _ = reply.send(Ok(Finished::from(&r)));
+            }
+            Ok(Some(_)) => self.submitter.wait(id, reply),
+            Ok(None) => {
+                let _ = reply.send(Err(Error::NotFound(id)));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
             }
         }
-        self.submitter.wait(id, reply);
     }
 
     fn not_master(&self) -> Error {

@@ -9,10 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::owned::{Ack, Actor, Inputs};
 use crate::clock::now_ms;
-use crate::master::lead::Leadership;
-use crate::master::Master;
 use crate::service::command::Command;
-use crate::service::views::{Error, Finished};
+use crate::service::views::Error;
 
 /// Inputs taken in one turn, at most.
 const BATCH: usize = 256;
@@ -40,7 +38,6 @@ impl Actor {
         mut stopped: oneshot::Receiver<()>,
     ) {
         let Inputs { mut done, mut out } = inputs;
-        self.start_leadership(now_ms());
         let mut gossip = match self.subscribe().await {
             Ok(rx) => rx,
             Err(e) => {
@@ -80,9 +77,11 @@ impl Actor {
             self.schedule();
             self.commit().await;
         }
-        self.attempts.stop_all();
+        if let Some(worker) = &mut self.worker {
+            worker.stop();
+        }
         if let Some(master) = &self.master {
-            if let Err(e) = master.flush().await {
+            if let Err(e) = master.table().flush().await {
                 tracing::error!(error = %e, "flushing the task table");
             }
         }
@@ -115,56 +114,49 @@ impl Actor {
             Input::Gossip(m) => self.on_gossip(&m, now),
             Input::Command(c) => self.on_command(c, now),
             Input::Done(task, attempt, outcome) => {
-                if let Some(report) = self.attempts.finished(task, attempt, outcome, now) {
-                    self.outbox.push(Message::Report(report));
+                let worker = self.worker.as_mut();
+                if let Some(report) = worker.and_then(|w| w.finished(task, attempt, outcome, now)) {
+                    self.turn.outbox.push(report);
                 }
             }
-            Input::Out(m) => self.outbox.push(m),
+            Input::Out(m) => self.turn.outbox.push(m),
             Input::Heartbeat => {
                 let hb = self.heartbeat(now);
-                self.outbox.push(Message::Heartbeat(hb));
-                let repeats = self.attempts.repeats(now);
-                self.outbox.extend(repeats);
+                self.turn.outbox.push(Message::Heartbeat(hb));
+                if let Some(worker) = &mut self.worker {
+                    self.turn.outbox.extend(worker.repeats(now));
+                }
             }
             Input::Tick => {}
         }
     }
 
-    /// The master expires leases and assigns what it can; the outcome of every task that
-    /// ended is published, for whoever submitted it over pubsub (it trusts only masters for
-    /// that), and wakes callers waiting here.
+    /// A master follows leadership (one that takes over says so at once) and, while it
+    /// leads, schedules; see [`crate::master::duty::Duty::schedule`].
     fn schedule(&mut self) {
         let now = now_ms();
-        self.lead_tick(now);
-        let hold = now < self.hold_until_ms;
-        let Some(master) = self.master.as_mut().filter(|_| !hold) else {
+        let Some(master) = &mut self.master else {
             return;
         };
-        if self.lead.as_ref().and_then(Leadership::epoch).is_none() {
-            return;
+        if master.lead_tick(&self.settings, &mut self.turn, now) {
+            let hb = self.heartbeat(now);
+            self.turn.outbox.push(Message::Heartbeat(hb));
         }
-        match master.tick(&self.peers, now) {
-            Ok(assignments) => {
-                self.dirty |= !assignments.is_empty();
-                self.outbox.extend(assignments);
-            }
-            Err(error) => tracing::error!(%error, "scheduling"),
-        }
-        for record in master.take_finished() {
-            self.dirty = true;
-            let finished = Finished::from(&record);
-            self.outbox.push(Message::Report(record.outcome_report()));
-            self.submitter.wake(&finished);
+        if let Some(master) = &mut self.master {
+            master.schedule(&self.peers, &mut self.turn, &mut self.submitter, now);
         }
     }
 
     /// Flushes the master's changes, then answers and publishes.
     async fn commit(&mut self) {
-        let changed = self.master.as_ref().is_some_and(Master::has_changes);
+        let changed = self
+            .master
+            .as_ref()
+            .is_some_and(|m| m.table().has_changes());
         let mut saved = true;
-        if std::mem::take(&mut self.dirty) || changed {
+        if std::mem::take(&mut self.turn.dirty) || changed {
             if let Some(master) = &self.master {
-                if let Err(error) = master.flush().await {
+                if let Err(error) = master.table().flush().await {
                     saved = false;
                     tracing::error!(%error, "flushing the task table");
                     let why = format!("the task table could not be saved: {error}");
@@ -183,7 +175,9 @@ impl Actor {
         }
         if saved {
             // What the table made durable goes to the cluster state.
-            self.replicate();
+            if let Some(master) = &mut self.master {
+                master.replicate();
+            }
         }
         for ack in self.acks.drain(..) {
             match ack {
@@ -208,7 +202,7 @@ impl Actor {
             let _ = reply.send(result);
         }
         // What the turn says goes out as one payload per topic (one signature for all).
-        let packed = task::pack(std::mem::take(&mut self.outbox));
+        let packed = task::pack(std::mem::take(&mut self.turn.outbox));
         for (message, error) in packed.refused {
             tracing::error!(%error, ?message, "task message not sent");
         }

@@ -17,14 +17,14 @@ const BYTES_PER_WRITE: usize = 512 * 1024;
 
 /// The loop's side. See the module docs.
 #[derive(Debug)]
-pub(super) struct Replicator {
+pub(crate) struct Replicator {
     staged: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     tx: mpsc::Sender<Vec<Op>>,
 }
 
 impl Replicator {
     /// Starts the writer on `state`.
-    pub(super) fn start(state: Handle) -> Self {
+    pub(crate) fn start(state: Handle) -> Self {
         let (tx, mut rx) = mpsc::channel::<Vec<Op>>(QUEUE);
         tokio::spawn(async move {
             while let Some(ops) = rx.recv().await {
@@ -42,12 +42,12 @@ impl Replicator {
     }
 
     /// Sets `key` to `value` (or removes it) with the next batch.
-    pub(super) fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+    pub(crate) fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
         self.staged.insert(key, value);
     }
 
     /// Hands what is staged to the writer, unless it is still busy with two batches.
-    pub(super) fn send(&mut self) {
+    pub(crate) fn send(&mut self) {
         if self.staged.is_empty() {
             return;
         }
