@@ -322,6 +322,65 @@ pub(crate) enum ClusterCommand {
     },
     /// Which master schedules (the others stand by), and what this node is.
     Master,
+    /// Make a new cluster whose root key this repo keeps, this node its first master
+    /// (on the repo, with the daemon stopped).
+    Init {
+        /// The cluster's name: its topics are `/ipfsbench/<name>/...`.
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// A private network: a new swarm key, written to `<repo>/swarm.key`.
+        #[arg(long)]
+        private: bool,
+    },
+    /// Issue an invite (prints one line: the token a new node joins with), or revoke one.
+    Invite(InviteArgs),
+    /// The invites the cluster knows: id, role, uses, expiry, revoked.
+    Invites,
+    /// The cluster's root key, to a file for a standby master and from it (on the repo,
+    /// with the daemon stopped).
+    #[command(subcommand)]
+    Root(ClusterRootCommand),
+}
+
+impl ClusterCommand {
+    /// Whether it runs on the repo itself rather than through the daemon.
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self, Self::Init { .. } | Self::Root(_))
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct InviteArgs {
+    /// What the new node becomes: worker, master, leecher or submitter.
+    #[arg(long, default_value = "worker")]
+    pub(crate) role: String,
+    /// How long the invite admits (`30m`, `24h`, `7d`).
+    #[arg(long, default_value = "24h")]
+    pub(crate) ttl: String,
+    /// How many nodes may join with it.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) uses: u32,
+    /// A tag the new node gets, `key:value` (repeatable).
+    #[arg(long)]
+    pub(crate) tag: Vec<String>,
+    /// Revoke the invite with this id instead.
+    #[arg(long, conflicts_with_all = ["role", "ttl", "uses", "tag"])]
+    pub(crate) revoke: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ClusterRootCommand {
+    /// Write the root key (and a private cluster's swarm key) to a new file, readable by
+    /// its owner only: hand it to a standby master and delete it.
+    Export {
+        /// The file to create.
+        file: PathBuf,
+    },
+    /// Take the root from an export file: this node becomes a master able to invite.
+    Import {
+        /// The export file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,10 +7,11 @@ use anyhow::Result;
 use ipfsbench_core::state::Status;
 use ipfsbench_roles::api::wire as tasks;
 use ipfsbench_roles::master::replicated::ResultEntry;
+use ipfsbench_roles::membership::invites::InviteRecord;
 use ipfsbench_roles::pinset::{input, Pin, PinStatus};
 use ipfsbench_roles::service::MasterView;
 
-use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand};
+use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand, InviteArgs};
 use crate::client::Api;
 
 /// Runs a `cluster` command.
@@ -60,6 +61,11 @@ pub(crate) fn run(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result
                 _ => writeln!(out, "active master: none heard")?,
             }
             writeln!(out, "this node: {}", v.this_node)?;
+        }
+        ClusterCommand::Invite(args) => invite(api, args, out)?,
+        ClusterCommand::Invites => invites(api, out)?,
+        ClusterCommand::Init { .. } | ClusterCommand::Root(_) => {
+            anyhow::bail!("this cluster command runs on the repo: stop the daemon first")
         }
         ClusterCommand::State { snapshot } => {
             if snapshot {
@@ -293,4 +299,66 @@ fn status(api: &Api, cid: Option<String>, json: bool, out: &mut dyn Write) -> Re
         }
     }
     Ok(())
+}
+
+/// `cluster invite`: the token alone on stdout (what is copied), what it grants on stderr.
+fn invite(api: &Api, args: InviteArgs, out: &mut dyn Write) -> Result<()> {
+    if let Some(id) = args.revoke {
+        let v: InviteRecord = api.json("cluster/invite/revoke", &[("arg", id)])?;
+        writeln!(out, "invite {} revoked", v.id)?;
+        return Ok(());
+    }
+    let mut query = vec![
+        ("role", args.role),
+        ("ttl", args.ttl),
+        ("uses", args.uses.to_string()),
+    ];
+    query.extend(args.tag.into_iter().map(|t| ("tag", t)));
+    let v: IssuedInvite = api.json("cluster/invite", &query)?;
+    eprintln!(
+        "invite {}: {} for {} node(s), until {} (Unix ms); the token holds the cluster's \
+         secrets: hand it over privately",
+        v.invite.id, v.invite.grant, v.invite.uses, v.invite.expires_ms
+    );
+    writeln!(out, "{}", v.token)?;
+    Ok(())
+}
+
+/// `cluster invites`: one line each.
+fn invites(api: &Api, out: &mut dyn Write) -> Result<()> {
+    let list: Vec<InviteRecord> = api.json("cluster/invites", &[])?;
+    writeln!(
+        out,
+        "{:<16}  {:<9}  {:>9}  {:>13}  STATE",
+        "ID", "ROLE", "USED", "EXPIRES_MS"
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    for i in list {
+        let state = if i.revoked {
+            "revoked"
+        } else if i.expires_ms <= now {
+            "expired"
+        } else if i.used >= i.uses {
+            "used up"
+        } else {
+            "open"
+        };
+        let used = format!("{}/{}", i.used, i.uses);
+        writeln!(
+            out,
+            "{:<16}  {:<9}  {used:>9}  {:>13}  {state}",
+            i.id, i.grant, i.expires_ms
+        )?;
+    }
+    Ok(())
+}
+
+/// `cluster/invite`'s answer.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IssuedInvite {
+    token: String,
+    invite: InviteRecord,
 }

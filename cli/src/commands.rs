@@ -45,14 +45,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             | Command::Routing(_)
             | Command::Pubsub(_)
             | Command::Task(_)
-            | Command::Cluster(_)
             | Command::Storage(_)
             | Command::Query(_)
             | Command::Results(_)
             | Command::Dataset(_)
-    );
-    let local_only =
-        matches!(&command, Command::Init) || matches!(&command, Command::Add(a) if a.only_hash);
+    ) || matches!(&command, Command::Cluster(c) if !c.is_local());
+    let local_only = matches!(&command, Command::Init)
+        || matches!(&command, Command::Add(a) if a.only_hash)
+        || matches!(&command, Command::Cluster(c) if c.is_local());
     if !local_only {
         if let Some(api) = Api::discover(&repo_path) {
             return Ok(if remote::run(&api, command)? {
@@ -114,6 +114,7 @@ fn local(repo_path: &Path, command: Command) -> Result<ExitCode> {
         Command::Repo(cmd) => return repo_cmd(&open(repo_path)?, cmd),
         Command::Dag(cmd) => dag_cmd(&open(repo_path)?, cmd)?,
         Command::Id => id(repo_path)?,
+        Command::Cluster(cmd) if cmd.is_local() => crate::membership::run(&open(repo_path)?, cmd)?,
         Command::Swarm(_)
         | Command::Routing(_)
         | Command::Pubsub(_)

@@ -8,6 +8,7 @@ mod commands;
 mod common;
 mod daemon;
 mod demo;
+mod membership;
 mod remote;
 mod storage;
 

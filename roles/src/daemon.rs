@@ -17,7 +17,9 @@ use ipfsbench_core::store::tiers::Mode;
 use ipfsbench_protocols::Role;
 use ipfsbench_protocols::{index, state, task};
 
+use crate::api::invites::Issuer;
 use crate::master::Master;
+use crate::membership::root::Root;
 use crate::pinset::healer::Healer;
 use crate::pinset::tracker::Tracker;
 use crate::pinset::Pinset;
@@ -54,6 +56,9 @@ pub enum Error {
     /// The pin tracker could not start.
     #[error("starting the pin tracker: {0}")]
     Tracker(String),
+    /// The cluster's root in the repo does not read.
+    #[error("the cluster root: {0}")]
+    Membership(#[from] crate::membership::root::Error),
 }
 
 /// What a role decides for its host: every node keeps every block and serves the DHT, unless
@@ -98,6 +103,18 @@ pub fn gateway_by_default(role: Role) -> bool {
     }
 }
 
+/// What a master needs to issue invites, if its repo holds the cluster's root.
+fn issuer(repo: &Repo) -> Result<Option<Arc<Issuer>>, Error> {
+    match Root::open(repo) {
+        Ok(root) => {
+            let swarm_key = root.swarm_key(repo)?;
+            Ok(Some(Arc::new(Issuer { root, swarm_key })))
+        }
+        Err(crate::membership::root::Error::NoRoot) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// A running node. See the module docs.
 #[derive(Debug)]
 pub struct Daemon {
@@ -110,6 +127,7 @@ pub struct Daemon {
     labels: tokio::task::JoinHandle<()>,
     tracker: Option<Tracker>,
     healer: Option<Healer>,
+    issuer: Option<Arc<Issuer>>,
 }
 
 /// Every peer the node trusts for tasks or for the state: whose state writes it applies and
@@ -169,6 +187,11 @@ impl Daemon {
             None
         };
         let role = settings.role;
+        let issuer = if role == Role::Master {
+            issuer(&repo)?
+        } else {
+            None
+        };
         let state = state_config(&settings, repo.peer_id());
         let mut index = index_config(&settings, repo.peer_id());
         index.limits.isolate = config.query_process;
@@ -190,6 +213,7 @@ impl Daemon {
             }
         };
         let mut daemon = Self::serve_role(node, settings, master, replica, index);
+        daemon.issuer = issuer;
         if let Some(e) = daemon.start_pin_keepers(role) {
             daemon.shutdown().await?;
             return Err(Error::Tracker(e));
@@ -243,6 +267,7 @@ impl Daemon {
             labels,
             tracker: None,
             healer: None,
+            issuer: None,
         }
     }
 
@@ -260,6 +285,11 @@ impl Daemon {
                 self.replica.handle(),
             ))
             .merge(crate::api::dashboard::router())
+            .merge(crate::api::invites::router(
+                self.replica.handle(),
+                self.node.client().clone(),
+                self.issuer.clone(),
+            ))
     }
 
     /// The pin tracker (on masters and workers) and the healer (on masters); the tracker's

@@ -31,6 +31,7 @@ pub mod daemon;
 mod gossip;
 pub mod leecher;
 pub mod master;
+pub mod membership;
 mod metrics;
 pub mod pinset;
 pub mod results;

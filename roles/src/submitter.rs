@@ -87,6 +87,11 @@ impl Submitter {
         self.waiters.entry(id).or_default().push(reply);
     }
 
+    /// Whether this node submitted `id` lately (it may still be on its way to the master).
+    pub(crate) fn was_sent(&self, id: &TaskId) -> bool {
+        self.sent.get(id).is_some()
+    }
+
     /// Answers everyone waiting for `finished.id`.
     pub(crate) fn wake(&mut self, finished: &Finished) {
         if let Some(waiters) = self.waiters.remove(&finished.id) {
@@ -232,6 +237,9 @@ mod tests {
         let (tx, mut rx) = oneshot::channel();
         s.wait(other, tx);
         assert!(rx.try_recv().is_err(), "still waiting");
+        // Only what was sent from here is known as sent (a master that starts leading waits
+        // for such a task instead of saying it has none).
+        assert!(s.was_sent(&a) && !s.was_sent(&other));
         // Sent again, the task waits for its new answer.
         let (sub, msg) = submitted(a);
         s.send(oneshot::channel().0, sub, msg);

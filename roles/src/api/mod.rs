@@ -4,6 +4,7 @@
 //! of them, `GET /dashboard`, is in [`dashboard`].
 
 pub mod dashboard;
+pub mod invites;
 pub mod pins;
 pub mod query;
 pub mod results;

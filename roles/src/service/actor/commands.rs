@@ -121,6 +121,9 @@ impl Actor {
                 let _ = reply.send(Ok(Finished::from(&r)));
             }
             Ok(Some(_)) => self.submitter.wait(id, reply),
+            // Submitted from here while another master led: it reaches this table when the
+            // state hands it over, or finishes there and is reported.
+            Ok(None) if self.submitter.was_sent(&id) => self.submitter.wait(id, reply),
             Ok(None) => {
                 let _ = reply.send(Err(Error::NotFound(id)));
             }

@@ -1,0 +1,164 @@
+//! The cluster's root with the real binary: `cluster init` on a first master, `cluster root
+//! export` and `import` on a standby, refusals that leave nothing written, and a daemon
+//! started on a repo that holds a root.
+
+// Test helpers fail the test by panicking, like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
+use ipfsbench_integration_tests::daemon::Node;
+
+fn run(repo: &Path, args: &[&str]) -> Output {
+    Command::new(ipfsbench_node_binary())
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .env_remove("IPFSBENCH_PATH")
+        .output()
+        .unwrap()
+}
+
+fn ok(repo: &Path, args: &[&str]) -> String {
+    let out = run(repo, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn refused(repo: &Path, args: &[&str], says: &str) {
+    let out = run(repo, args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(err.contains(says), "{args:?}: {err}");
+}
+
+#[test]
+fn a_root_made_once_moves_to_a_standby_master_by_file_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    ok(&a, &["init"]);
+    ok(&b, &["init"]);
+    refused(
+        &a,
+        &["cluster", "init", "--name", "no/slash"],
+        "not a cluster name",
+    );
+    assert!(!a.join("cluster").exists(), "a refused init writes nothing");
+    let said = ok(&a, &["cluster", "init", "--name", "lab", "--private"]);
+    assert!(said.contains("cluster \"lab\" (private network)"), "{said}");
+    let key = std::fs::read(a.join("cluster/root.key")).unwrap();
+    assert!(
+        !said.contains(&format!("{key:?}")),
+        "the key is never printed"
+    );
+    let mode = std::fs::metadata(a.join("cluster/root.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    refused(
+        &a,
+        &["cluster", "init", "--name", "lab"],
+        "already holds a cluster root",
+    );
+
+    let file = tmp.path().join("lab.root");
+    ok(&a, &["cluster", "root", "export", file.to_str().unwrap()]);
+    refused(
+        &a,
+        &["cluster", "root", "export", file.to_str().unwrap()],
+        "File exists",
+    );
+    let said = ok(&b, &["cluster", "root", "import", file.to_str().unwrap()]);
+    assert!(said.contains("is a master of it"), "{said}");
+    assert_eq!(
+        std::fs::read(a.join("swarm.key")).unwrap(),
+        std::fs::read(b.join("swarm.key")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(a.join("cluster/cluster.json")).unwrap(),
+        std::fs::read(b.join("cluster/cluster.json")).unwrap()
+    );
+    refused(
+        &b,
+        &["cluster", "root", "import", file.to_str().unwrap()],
+        "already holds",
+    );
+
+    // The daemon holds the repo: the root's commands say to stop it first.
+    let node = Node::start_in(&a, "master", &[], |_: &Path| {});
+    let out = node.cli(&["cluster", "root", "export", "/dev/null"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("locked by another process"));
+}
+
+#[test]
+fn a_master_with_the_root_issues_lists_and_revokes_invites() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("master");
+    ok(&repo, &["init"]);
+    ok(&repo, &["cluster", "init", "--name", "lab"]);
+    let master = Node::start_in(&repo, "master", &[], |_: &Path| {});
+    let out = master.cli(&[
+        "cluster", "invite", "--role", "worker", "--uses", "2", "--tag", "gpu:none",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap();
+    let token = token.trim();
+    assert!(token.starts_with("ipfsbench-invite-1-") && !token.contains(char::is_whitespace));
+    let told = String::from_utf8_lossy(&out.stderr);
+    assert!(told.contains("worker for 2 node(s)"), "{told}");
+    let id = told
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_string();
+
+    // Bounds are the API's: a clear refusal, nothing recorded.
+    for bad in [
+        vec!["--role", "admin"],
+        vec!["--ttl", "0s"],
+        vec!["--uses", "0"],
+        vec!["--tag", "no-colon"],
+    ] {
+        let mut args = vec!["cluster", "invite"];
+        args.extend(bad.iter().copied());
+        let out = master.cli(&args);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+    }
+    let listed = String::from_utf8(master.ok(&["cluster", "invites"])).unwrap();
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("0/2") && listed.contains("open"),
+        "{listed}"
+    );
+
+    let out = master.cli(&["cluster", "invite", "--revoke", &id]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed = String::from_utf8(master.ok(&["cluster", "invites"])).unwrap();
+    assert!(listed.contains("revoked"), "{listed}");
+    let out = master.cli(&["cluster", "invite", "--revoke", "0000000000000000"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no invite"));
+
+    // A worker holds no root: it cannot invite.
+    let worker = Node::start("worker", &[]);
+    let out = worker.cli(&["cluster", "invite"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no cluster root"));
+}

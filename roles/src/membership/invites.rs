@@ -1,0 +1,194 @@
+//! Invites: issued by a master holding the cluster's root and recorded in the replicated
+//! state (`invite/<id>`: what it grants, how many uses, until when, the digest of its
+//! secret, revoked or not), so any master honours and counts them. The secret itself is
+//! only in the token.
+
+use std::time::Duration;
+
+use ipfsbench_core::state;
+use ipfsbench_protocols::membership::{Grant, Invite, InviteId};
+use libp2p::{Multiaddr, PeerId};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use super::root::Root;
+
+/// The longest an invite may stay open.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most uses one invite may have.
+pub const MAX_USES: u32 = 1_000;
+/// The most addresses a token carries.
+const MAX_ADDRS: usize = 8;
+
+/// An invite as the cluster keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InviteRecord {
+    /// Its id (public).
+    pub id: String,
+    /// What its holder becomes.
+    pub grant: String,
+    /// The tags its holder gets.
+    pub tags: Vec<String>,
+    /// How many nodes may join with it.
+    pub uses: u32,
+    /// How many have.
+    pub used: u32,
+    /// When it was issued, Unix ms.
+    pub issued_ms: u64,
+    /// When it stops admitting, Unix ms.
+    pub expires_ms: u64,
+    /// SHA-256 of its secret, hex.
+    pub digest: String,
+    /// Cancelled by a master.
+    pub revoked: bool,
+    /// The master that issued it.
+    pub by: String,
+}
+
+/// What an invite should grant.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// What its holder becomes.
+    pub grant: Grant,
+    /// How long it stays open.
+    pub ttl: Duration,
+    /// How many nodes may join with it.
+    pub uses: u32,
+    /// The tags its holder gets, `key:value`.
+    pub tags: Vec<String>,
+}
+
+/// Why an invite was not issued, listed or revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller asked for something out of bounds.
+    #[error("{0}")]
+    Bad(String),
+    /// No such invite.
+    #[error("no invite {0}")]
+    NotFound(String),
+    /// The replicated state failed.
+    #[error("the replicated state: {0}")]
+    State(#[from] state::Error),
+    /// The token could not be made.
+    #[error(transparent)]
+    Token(#[from] ipfsbench_protocols::membership::Error),
+}
+
+fn key(id: &InviteId) -> Vec<u8> {
+    format!("invite/{id}").into_bytes()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The addresses a new node can dial this master at: its listen addresses with its peer id,
+/// unspecified ones left out.
+pub fn dialable(listen: &[Multiaddr], me: PeerId) -> Vec<Multiaddr> {
+    listen
+        .iter()
+        .filter(|a| {
+            !a.iter().any(|p| {
+                matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified())
+                    || matches!(p, libp2p::multiaddr::Protocol::Ip6(ip) if ip.is_unspecified())
+            })
+        })
+        .map(|a| a.clone().with(libp2p::multiaddr::Protocol::P2p(me)))
+        .take(MAX_ADDRS)
+        .collect()
+}
+
+/// Issues an invite: records it, and returns the token (the only copy of its secret).
+///
+/// # Errors
+///
+/// A request out of bounds, or a failed write.
+pub async fn issue(
+    state: &state::Handle,
+    root: &Root,
+    swarm_key: Option<[u8; 32]>,
+    addrs: Vec<Multiaddr>,
+    request: &Request,
+    now_ms: u64,
+) -> Result<(String, InviteRecord), Error> {
+    if request.ttl.is_zero() || request.ttl > MAX_TTL {
+        return Err(Error::Bad(format!(
+            "ttl must be more than 0 and at most {} days",
+            MAX_TTL.as_secs() / 86_400
+        )));
+    }
+    if request.uses == 0 || request.uses > MAX_USES {
+        return Err(Error::Bad(format!("uses must be 1 to {MAX_USES}")));
+    }
+    crate::tags::check_tags(&request.tags).map_err(Error::Bad)?;
+    if addrs.is_empty() {
+        return Err(Error::Bad(
+            "this master has no address a new node could dial".into(),
+        ));
+    }
+    let mut id = [0u8; 8];
+    let mut secret = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut id);
+    rand::thread_rng().fill_bytes(&mut secret);
+    let invite = Invite {
+        cluster: root.info.name.clone(),
+        root: root.public_key(),
+        swarm_key,
+        addrs: addrs.iter().map(Multiaddr::to_vec).collect(),
+        id: InviteId(id),
+        secret,
+    };
+    let token = invite.encode()?;
+    let ttl_ms = u64::try_from(request.ttl.as_millis()).unwrap_or(u64::MAX);
+    let record = InviteRecord {
+        id: invite.id.to_string(),
+        grant: request.grant.name().into(),
+        tags: request.tags.clone(),
+        uses: request.uses,
+        used: 0,
+        issued_ms: now_ms,
+        expires_ms: now_ms.saturating_add(ttl_ms),
+        digest: hex(&Invite::digest(&secret)),
+        revoked: false,
+        by: state.peer_id().to_string(),
+    };
+    let value = serde_json::to_vec(&record).unwrap_or_default();
+    state.put(key(&invite.id), value).await?;
+    Ok((token, record))
+}
+
+/// Every invite the cluster knows, newest first.
+pub fn list(state: &state::Handle) -> Vec<InviteRecord> {
+    let mut out: Vec<InviteRecord> = state
+        .scan(b"invite/")
+        .filter_map(|kv| serde_json::from_slice(&kv.ok()?.1).ok())
+        .collect();
+    out.sort_by(|a, b| b.issued_ms.cmp(&a.issued_ms).then(a.id.cmp(&b.id)));
+    out
+}
+
+/// Revokes the invite `id`: no node joins with it from then on.
+///
+/// # Errors
+///
+/// A malformed or unknown id, or a failed write.
+pub async fn revoke(state: &state::Handle, id: &str) -> Result<InviteRecord, Error> {
+    let parsed: InviteId = id
+        .parse()
+        .map_err(|e: ipfsbench_protocols::membership::Error| Error::Bad(e.to_string()))?;
+    let bytes = state
+        .get(&key(&parsed))?
+        .ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let mut record: InviteRecord =
+        serde_json::from_slice(&bytes).map_err(|_| Error::NotFound(id.to_string()))?;
+    record.revoked = true;
+    state
+        .put(
+            key(&parsed),
+            serde_json::to_vec(&record).unwrap_or_default(),
+        )
+        .await?;
+    Ok(record)
+}
