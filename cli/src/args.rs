@@ -50,6 +50,14 @@ pub(crate) struct DaemonArgs {
     /// Private network key (Kubo's swarm.key format) [default: <repo>/swarm.key if present].
     #[arg(long = "swarm-key", value_name = "PATH")]
     pub(crate) swarm_key: Option<PathBuf>,
+    /// Join a cluster with an invite (`cluster invite` on one of its masters) on this first
+    /// start: the node asks a master for its certificate and keeps it; later starts need
+    /// nothing. Ignored once the repo is a member.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "join_file")]
+    pub(crate) join: Option<String>,
+    /// As --join, the token read from a file (a Kubernetes Secret, say).
+    #[arg(long = "join-file", value_name = "PATH")]
+    pub(crate) join_file: Option<PathBuf>,
     /// The cluster to join: its task topics are /ipfsbench/<NAME>/... [default: default].
     #[arg(long, value_name = "NAME")]
     pub(crate) cluster: Option<String>,

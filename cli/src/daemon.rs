@@ -9,15 +9,26 @@ use anyhow::{anyhow, bail, Context, Result};
 use ipfsbench_core::daemon::Options;
 use ipfsbench_core::network::{Multiaddr, SwarmKey};
 use ipfsbench_core::repo::Repo;
+use ipfsbench_protocols::membership::Invite;
 use ipfsbench_roles::config::RoleConfig;
 use ipfsbench_roles::daemon::{Config, Daemon};
+use ipfsbench_roles::membership::join;
 use ipfsbench_roles::{Role, Settings};
 
 use crate::args::DaemonArgs;
 
 /// Runs the daemon on the repo at `path`.
-pub(crate) fn run(path: &Path, role: Role, flags: DaemonArgs, repo: Repo) -> Result<()> {
-    let config = config(role, flags, &repo)?;
+pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) -> Result<()> {
+    let invite = invite(&mut flags, &repo)?;
+    let mut config = config(role, flags, &repo)?;
+    if let Some(invite) = &invite {
+        // The first start of a joining node: the invite's cluster, network and masters.
+        config.settings.cluster.clone_from(&invite.cluster);
+        if let Some(key) = invite.swarm_key {
+            config.daemon.swarm_key = Some(SwarmKey::new(key));
+        }
+        config.daemon.bootstrap.extend(invite.multiaddrs());
+    }
     ipfsbench_core::daemon::cap_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -27,12 +38,48 @@ pub(crate) fn run(path: &Path, role: Role, flags: DaemonArgs, repo: Repo) -> Res
         let daemon = Daemon::start(repo, config)
             .await
             .context("starting the daemon")?;
+        if let Some(invite) = &invite {
+            let node = daemon.node();
+            let asked = join::ask(node.client(), node.repo().peer_id(), invite).await;
+            let joined = asked.and_then(|(cert, bytes)| {
+                join::store(node.repo(), invite, &bytes)
+                    .map(|_| cert)
+                    .map_err(|e| e.to_string())
+            });
+            match joined {
+                Ok(cert) => eprintln!("joined cluster {:?} as {}", cert.cluster, cert.grant),
+                Err(e) => {
+                    daemon.shutdown().await.context("shutting down")?;
+                    bail!(
+                        "joining cluster {:?}: {e}; nothing was written",
+                        invite.cluster
+                    );
+                }
+            }
+        }
         announce(&daemon, path, role).await?;
         wait_for_signal().await?;
         eprintln!("shutting down");
         daemon.shutdown().await.context("shutting down")?;
         Ok(())
     })
+}
+
+/// The invite to join with, if one was given and the repo is no member yet.
+fn invite(flags: &mut DaemonArgs, repo: &Repo) -> Result<Option<Invite>> {
+    let text = match (flags.join.take(), flags.join_file.take()) {
+        (Some(token), _) => token,
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the invite from {}", path.display()))?,
+        (None, None) => return Ok(None),
+    };
+    if join::is_member(repo) {
+        eprintln!("this repo is already a cluster member: the invite is not used");
+        return Ok(None);
+    }
+    Invite::decode(&text)
+        .map(Some)
+        .map_err(|e| anyhow!("--join: {e}"))
 }
 
 /// The node's typed config: the repo's `config.toml`, each flag given overriding it. Checked

@@ -8,6 +8,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use ipfsbench_integration_tests::bin::ipfsbench_node_binary;
 use ipfsbench_integration_tests::daemon::Node;
@@ -161,4 +162,105 @@ fn a_master_with_the_root_issues_lists_and_revokes_invites() {
     let out = worker.cli(&["cluster", "invite"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("holds no cluster root"));
+}
+
+/// Runs a daemon that must refuse to join: it exits non-zero saying `says`, and its repo
+/// holds no cluster afterwards.
+fn join_refused(dir: &Path, token: &str, says: &str) {
+    let repo = dir.join(format!("refused-{}", says.replace(' ', "-")));
+    ok(&repo, &["init"]);
+    let mut child = Command::new(ipfsbench_node_binary())
+        .arg("--repo")
+        .arg(&repo)
+        .args([
+            "--role",
+            "worker",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .args(["--gateway", "off", "--mdns", "false", "--join", token])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "a refused join did not end");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "joined with a token that {says}");
+    assert!(err.contains(says), "{err}");
+    assert!(
+        !repo.join("cluster").exists(),
+        "a refused join wrote its cluster"
+    );
+    assert!(
+        !repo.join("swarm.key").exists(),
+        "a refused join wrote the swarm key"
+    );
+}
+
+#[test]
+fn a_worker_joins_a_private_cluster_with_one_token_and_bad_tokens_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("master");
+    ok(&repo, &["init"]);
+    ok(&repo, &["cluster", "init", "--name", "lab", "--private"]);
+    let master = Node::start_in(&repo, "master", &[], |_: &Path| {});
+    let invite = |args: &[&str]| {
+        let mut all = vec!["cluster", "invite"];
+        all.extend(args);
+        let out = master.ok(&all);
+        String::from_utf8(out).unwrap().trim().to_string()
+    };
+    let token = invite(&["--role", "worker", "--uses", "1", "--tag", "gpu:none"]);
+
+    // The worker's repo knows nothing of the cluster: no name, no swarm key, no peer id.
+    let worker = Node::start("worker", &["--join", &token]);
+    let cert = worker.repo().join("cluster/member.cert");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cert.exists() {
+        assert!(Instant::now() < deadline, "the worker did not join");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        std::fs::read(repo.join("swarm.key")).unwrap(),
+        std::fs::read(worker.repo().join("swarm.key")).unwrap()
+    );
+    let info = std::fs::read_to_string(worker.repo().join("cluster/cluster.json")).unwrap();
+    assert!(
+        info.contains("\"Name\": \"lab\"") && info.contains("\"Private\": true"),
+        "{info}"
+    );
+    let listed = String::from_utf8(master.ok(&["cluster", "invites"])).unwrap();
+    assert!(
+        listed.contains("1/1") && listed.contains("used up"),
+        "{listed}"
+    );
+
+    // Used up, revoked, expired, not a token: refused, nothing written.
+    join_refused(tmp.path(), &token, "used up");
+    let revoked = invite(&["--role", "worker"]);
+    let id = String::from_utf8(master.ok(&["cluster", "invites"])).unwrap();
+    let id = id
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    master.ok(&["cluster", "invite", "--revoke", &id]);
+    join_refused(tmp.path(), &revoked, "revoked");
+    let expired = invite(&["--role", "worker", "--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(1_500));
+    join_refused(tmp.path(), &expired, "expired");
+    join_refused(tmp.path(), "ipfsbench-invite-1-AAAA", "malformed invite");
 }

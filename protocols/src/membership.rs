@@ -6,10 +6,14 @@
 //! decoded: a certificate that does not verify under the root, names another cluster or has
 //! expired is an [`Error`], never a member.
 
+mod admission;
 mod cert;
 mod error;
 mod invite;
 
+pub use admission::{
+    JoinRequest, JoinResponse, JOIN_PROTOCOL, MAX_JOIN_REQUEST, MAX_JOIN_RESPONSE,
+};
 pub use cert::{Certificate, Grant, SignedCertificate, MAX_CERT_BYTES};
 pub use error::Error;
 pub use invite::{Invite, InviteId, INVITE_PREFIX, MAX_INVITE_BYTES};

@@ -17,9 +17,8 @@ use ipfsbench_core::store::tiers::Mode;
 use ipfsbench_protocols::Role;
 use ipfsbench_protocols::{index, state, task};
 
-use crate::api::invites::Issuer;
 use crate::master::Master;
-use crate::membership::root::Root;
+use crate::membership::root::{Issuer, Root};
 use crate::pinset::healer::Healer;
 use crate::pinset::tracker::Tracker;
 use crate::pinset::Pinset;
@@ -128,6 +127,8 @@ pub struct Daemon {
     tracker: Option<Tracker>,
     healer: Option<Healer>,
     issuer: Option<Arc<Issuer>>,
+    /// A master holding the root answers join requests.
+    admission: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// Every peer the node trusts for tasks or for the state: whose state writes it applies and
@@ -213,6 +214,14 @@ impl Daemon {
             }
         };
         let mut daemon = Self::serve_role(node, settings, master, replica, index);
+        daemon.admission = issuer.clone().map(|issuer| {
+            let serve = crate::membership::admit::serve(
+                daemon.node.client().clone(),
+                daemon.replica.handle(),
+                issuer,
+            );
+            tokio::spawn(serve)
+        });
         daemon.issuer = issuer;
         if let Some(e) = daemon.start_pin_keepers(role) {
             daemon.shutdown().await?;
@@ -268,6 +277,7 @@ impl Daemon {
             tracker: None,
             healer: None,
             issuer: None,
+            admission: None,
         }
     }
 
@@ -343,6 +353,9 @@ impl Daemon {
             tracker.shutdown().await;
         }
         self.labels.abort();
+        if let Some(admission) = self.admission {
+            admission.abort();
+        }
         self.service.shutdown().await;
         self.index.shutdown().await;
         self.replica.shutdown().await;

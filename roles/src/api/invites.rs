@@ -13,17 +13,8 @@ use ipfsbench_protocols::membership::Grant;
 use serde::Serialize;
 
 use crate::membership::invites::{self, Error, InviteRecord, Request};
-use crate::membership::root::Root;
+use crate::membership::root::Issuer;
 use crate::pinset::input;
-
-/// What issuing needs: the root, and a private cluster's swarm key.
-#[derive(Debug)]
-pub struct Issuer {
-    /// The cluster's root.
-    pub root: Root,
-    /// The swarm key, when the cluster is private.
-    pub swarm_key: Option<[u8; 32]>,
-}
 
 #[derive(Clone)]
 struct Api {

@@ -192,3 +192,55 @@ pub async fn revoke(state: &state::Handle, id: &str) -> Result<InviteRecord, Err
         .await?;
     Ok(record)
 }
+
+/// How long a certificate issued to a joining node holds.
+pub const MEMBER_CERT_MS: u64 = 90 * 24 * 3600 * 1000;
+
+/// Admits `peer` with the invite `id` if `secret` is its secret and it is open: counts the
+/// use in the replicated state, then returns the certificate signed for `peer`.
+///
+/// # Errors
+///
+/// Why not, in words the joining node is shown: unknown, wrong secret, revoked, expired,
+/// used up; or a failed write.
+pub async fn redeem(
+    state: &state::Handle,
+    root: &Root,
+    peer: PeerId,
+    id: InviteId,
+    secret: &[u8; 32],
+    now_ms: u64,
+) -> Result<Vec<u8>, String> {
+    let unknown = || format!("no invite {id} in this cluster");
+    let bytes = state
+        .get(&key(&id))
+        .map_err(|e| e.to_string())?
+        .ok_or_else(unknown)?;
+    let mut record: InviteRecord = serde_json::from_slice(&bytes).map_err(|_| unknown())?;
+    if record.digest != hex(&Invite::digest(secret)) {
+        return Err(format!("invite {id}: the secret is not this invite's"));
+    }
+    if record.revoked {
+        return Err(format!("invite {id} was revoked"));
+    }
+    if now_ms >= record.expires_ms {
+        return Err(format!("invite {id} expired"));
+    }
+    if record.used >= record.uses {
+        return Err(format!(
+            "invite {id} is used up ({} of {})",
+            record.used, record.uses
+        ));
+    }
+    let grant = Grant::from_name(&record.grant).ok_or_else(unknown)?;
+    let certificate = root
+        .certify(peer, grant, record.tags.clone(), now_ms, MEMBER_CERT_MS)
+        .map_err(|e| e.to_string())?;
+    record.used += 1;
+    let value = serde_json::to_vec(&record).unwrap_or_default();
+    state
+        .put(key(&id), value)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(certificate)
+}

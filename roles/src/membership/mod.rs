@@ -2,5 +2,7 @@
 //! certificates it signs (`cluster init`, `cluster root export|import`), and the invites a
 //! master issues (`cluster invite`, `cluster invites`).
 
+pub mod admit;
 pub mod invites;
+pub mod join;
 pub mod root;

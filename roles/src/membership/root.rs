@@ -98,6 +98,16 @@ impl std::fmt::Debug for Root {
     }
 }
 
+/// What issuing invites and admitting members needs: the root, and a private cluster's
+/// swarm key.
+#[derive(Debug)]
+pub struct Issuer {
+    /// The cluster's root.
+    pub root: Root,
+    /// The swarm key, when the cluster is private.
+    pub swarm_key: Option<[u8; 32]>,
+}
+
 /// `<repo>/cluster`.
 pub fn dir(repo: &Repo) -> PathBuf {
     repo.path().join("cluster")
@@ -261,7 +271,7 @@ impl Root {
 }
 
 /// Writes a new file readable by its owner only, synced.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)

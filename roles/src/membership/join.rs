@@ -1,0 +1,124 @@
+//! The joining node's side: `--join TOKEN` on a node that is no member yet. The daemon starts
+//! with the invite's cluster name, swarm key and masters as bootstrap peers; the node asks
+//! the masters in turn for its certificate, checks it against the invite's root, and only
+//! then writes the cluster into its repo (`<repo>/cluster/`, and `swarm.key` when private).
+//! A refusal writes nothing.
+
+use std::fs;
+
+use ipfsbench_core::network::Client;
+use ipfsbench_core::repo::Repo;
+use ipfsbench_protocols::index::{read_frame, write_frame};
+use ipfsbench_protocols::membership::{
+    Certificate, Invite, JoinRequest, JoinResponse, SignedCertificate, JOIN_PROTOCOL,
+    MAX_JOIN_RESPONSE,
+};
+use libp2p::multiaddr::Protocol;
+use libp2p::PeerId;
+
+use super::admit::EXCHANGE_TIMEOUT;
+use super::root::{self, ClusterInfo};
+
+/// Whether this repo already belongs to a cluster (holds its own certificate).
+pub fn is_member(repo: &Repo) -> bool {
+    root::dir(repo).join("member.cert").exists()
+}
+
+/// Asks the invite's masters for a certificate; the first answer counts.
+///
+/// # Errors
+///
+/// Every master's refusal or failure, in words.
+pub async fn ask(
+    client: &Client,
+    me: PeerId,
+    invite: &Invite,
+) -> Result<(Certificate, Vec<u8>), String> {
+    let root = invite.root_key().map_err(|e| e.to_string())?;
+    let mut failures = Vec::new();
+    for addr in invite.multiaddrs() {
+        let Some(Protocol::P2p(master)) = addr.iter().last() else {
+            continue;
+        };
+        let exchange = async {
+            client
+                .connect(addr.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut stream = client
+                .streams()
+                .open_stream(master, JOIN_PROTOCOL)
+                .await
+                .map_err(|e| e.to_string())?;
+            let request = JoinRequest {
+                id: invite.id,
+                secret: invite.secret,
+            };
+            write_frame(&mut stream, &request.encode())
+                .await
+                .map_err(|e| e.to_string())?;
+            let bytes = read_frame(&mut stream, MAX_JOIN_RESPONSE)
+                .await
+                .map_err(|e| e.to_string())?;
+            JoinResponse::decode(&bytes).map_err(|e| e.to_string())
+        };
+        match tokio::time::timeout(EXCHANGE_TIMEOUT, exchange).await {
+            Ok(Ok(JoinResponse::Admitted { certificate })) => {
+                let signed = SignedCertificate::decode(&certificate).map_err(|e| e.to_string())?;
+                let now = crate::clock::now_ms();
+                let cert = signed
+                    .verify_for(&root, &invite.cluster, &me, now)
+                    .map_err(|e| format!("the master's certificate: {e}"))?;
+                return Ok((cert, certificate));
+            }
+            Ok(Ok(JoinResponse::Refused { reason })) => return Err(format!("refused: {reason}")),
+            Ok(Err(e)) => failures.push(format!("{addr}: {e}")),
+            Err(_) => failures.push(format!("{addr}: no answer")),
+        }
+    }
+    Err(format!(
+        "no master of the invite answered ({})",
+        failures.join("; ")
+    ))
+}
+
+/// Writes the cluster this node joined into its repo, all at once.
+///
+/// # Errors
+///
+/// A failed write (nothing is left half-written in `<repo>/cluster`).
+pub fn store(repo: &Repo, invite: &Invite, certificate: &[u8]) -> Result<ClusterInfo, root::Error> {
+    let info = ClusterInfo {
+        name: invite.cluster.clone(),
+        root: multibase::encode(multibase::Base::Base64, &invite.root)[1..].to_string(),
+        private: invite.swarm_key.is_some(),
+    };
+    let target = root::dir(repo);
+    let scratch = repo
+        .scratch_dir("join-")
+        .map_err(|e| root::Error::Malformed {
+            path: repo.path().join("tmp"),
+            reason: e.to_string(),
+        })?;
+    let staged = scratch.path().join("cluster");
+    let io = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| root::Error::Io { path, source }
+    };
+    fs::create_dir(&staged).map_err(io(&staged))?;
+    root::write_new(
+        &staged.join("cluster.json"),
+        &serde_json::to_vec_pretty(&info).unwrap_or_default(),
+    )?;
+    root::write_new(&staged.join("member.cert"), certificate)?;
+    let swarm_path = repo.path().join("swarm.key");
+    if let Some(key) = invite.swarm_key {
+        let text = ipfsbench_core::network::SwarmKey::new(key).to_string();
+        root::write_new(&staged.join("swarm.key"), text.as_bytes())?;
+    }
+    fs::rename(&staged, &target).map_err(io(&target))?;
+    if invite.swarm_key.is_some() && !swarm_path.exists() {
+        fs::copy(target.join("swarm.key"), &swarm_path).map_err(io(&swarm_path))?;
+    }
+    Ok(info)
+}
