@@ -14,13 +14,28 @@ use ipfsbench_roles::config::RoleConfig;
 use ipfsbench_roles::daemon::{Config, Daemon};
 use ipfsbench_roles::membership::join;
 use ipfsbench_roles::{Role, Settings};
+use libp2p::multiaddr::Protocol;
 
 use crate::args::DaemonArgs;
 
 /// Runs the daemon on the repo at `path`.
 pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) -> Result<()> {
     let invite = invite(&mut flags, &repo)?;
+    let listens_by_default = flags.listen.is_empty()
+        && repo.config().daemon.listen == ipfsbench_core::config::DaemonConfig::default().listen;
     let mut config = config(role, flags, &repo)?;
+    // A repo that belongs to a cluster runs on its name; another name is a mistake.
+    if let Some(info) = ipfsbench_roles::membership::root::info(&repo)? {
+        let default = ipfsbench_roles::config::TasksConfig::default().cluster;
+        if config.settings.cluster != default && config.settings.cluster != info.name {
+            bail!(
+                "this repo belongs to cluster {:?}, but the configuration names {:?}",
+                info.name,
+                config.settings.cluster
+            );
+        }
+        config.settings.cluster = info.name;
+    }
     if let Some(invite) = &invite {
         // The first start of a joining node: the invite's cluster, network and masters.
         config.settings.cluster.clone_from(&invite.cluster);
@@ -28,6 +43,13 @@ pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) ->
             config.daemon.swarm_key = Some(SwarmKey::new(key));
         }
         config.daemon.bootstrap.extend(invite.multiaddrs());
+    }
+    if config.daemon.swarm_key.is_some() && listens_by_default {
+        // A private network runs over TCP: the default QUIC addresses are left out.
+        config.daemon.listen.retain(|a| {
+            !a.iter()
+                .any(|p| matches!(p, Protocol::Udp(_) | Protocol::QuicV1 | Protocol::Quic))
+        });
     }
     ipfsbench_core::daemon::cap_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -67,7 +89,9 @@ pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) ->
 
 /// The invite to join with, if one was given and the repo is no member yet.
 fn invite(flags: &mut DaemonArgs, repo: &Repo) -> Result<Option<Invite>> {
-    let text = match (flags.join.take(), flags.join_file.take()) {
+    let file = &repo.config().daemon.join_token_file;
+    let from_config = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
+    let text = match (flags.join.take(), flags.join_file.take().or(from_config)) {
         (Some(token), _) => token,
         (None, Some(path)) => std::fs::read_to_string(&path)
             .with_context(|| format!("reading the invite from {}", path.display()))?,

@@ -245,6 +245,27 @@ fn a_worker_joins_a_private_cluster_with_one_token_and_bad_tokens_are_refused() 
         "{listed}"
     );
 
+    // Both run on the cluster's name, so the master hears the worker's heartbeats.
+    let config = std::fs::read_to_string(worker.repo().join("config.toml")).unwrap();
+    let peer = config
+        .lines()
+        .find_map(|l| l.strip_prefix("peer_id = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let peers = String::from_utf8(master.ok(&["cluster", "peers"])).unwrap();
+        if peers.contains(&peer) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the master never heard the worker:\n{peers}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // Used up, revoked, expired, not a token: refused, nothing written.
     join_refused(tmp.path(), &token, "used up");
     let revoked = invite(&["--role", "worker"]);

@@ -56,6 +56,9 @@ pub struct DaemonConfig {
     /// The private network's key file (Kubo's `swarm.key` format). Default: empty, meaning
     /// `<repo>/swarm.key` if it exists, otherwise a public network.
     pub swarm_key_file: String,
+    /// A file holding an invite to join a cluster with on the first start (`--join-file`).
+    /// Default: none.
+    pub join_token_file: String,
 }
 
 impl Default for DaemonConfig {
@@ -74,6 +77,7 @@ impl Default for DaemonConfig {
             api_token_file: String::new(),
             gateway: String::new(),
             swarm_key_file: String::new(),
+            join_token_file: String::new(),
         }
     }
 }

@@ -108,6 +108,25 @@ pub struct Issuer {
     pub swarm_key: Option<[u8; 32]>,
 }
 
+/// The cluster this repo belongs to (made, imported or joined), from `cluster.json`.
+///
+/// # Errors
+///
+/// When the file exists but does not read.
+pub fn info(repo: &Repo) -> Result<Option<ClusterInfo>, Error> {
+    let path = dir(repo).join("cluster.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = fs::read_to_string(&path).map_err(io(&path))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Malformed {
+            path,
+            reason: e.to_string(),
+        })
+}
+
 /// `<repo>/cluster`.
 pub fn dir(repo: &Repo) -> PathBuf {
     repo.path().join("cluster")
