@@ -332,9 +332,7 @@ fn invites(api: &Api, out: &mut dyn Write) -> Result<()> {
         "{:<16}  {:<9}  {:>9}  {:>13}  STATE",
         "ID", "ROLE", "USED", "EXPIRES_MS"
     )?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let now = ipfsbench_roles::clock::now_ms();
     for i in list {
         let state = if i.revoked {
             "revoked"

@@ -3,15 +3,10 @@
 
 use anyhow::Result;
 use ipfsbench_core::repo::Repo;
+use ipfsbench_roles::clock::now_ms;
 use ipfsbench_roles::membership::root::{self, ClusterInfo};
 
 use crate::args::{ClusterCommand, ClusterRootCommand};
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
 
 fn describe(info: &ClusterInfo, repo: &Repo) {
     println!(

@@ -24,7 +24,7 @@
 //! - [`daemon`]: a node with its role, started and stopped as one.
 
 pub mod api;
-mod clock;
+pub mod clock;
 mod cluster;
 pub mod config;
 pub mod daemon;

@@ -4,8 +4,6 @@
 //! then writes the cluster into its repo (`<repo>/cluster/`, and `swarm.key` when private).
 //! A refusal writes nothing.
 
-use std::fs;
-
 use ipfsbench_core::network::Client;
 use ipfsbench_core::repo::Repo;
 use ipfsbench_protocols::index::{read_frame, write_frame};
@@ -90,35 +88,14 @@ pub async fn ask(
 pub fn store(repo: &Repo, invite: &Invite, certificate: &[u8]) -> Result<ClusterInfo, root::Error> {
     let info = ClusterInfo {
         name: invite.cluster.clone(),
-        root: multibase::encode(multibase::Base::Base64, &invite.root)[1..].to_string(),
+        root: root::base64(&invite.root),
         private: invite.swarm_key.is_some(),
     };
-    let target = root::dir(repo);
-    let scratch = repo
-        .scratch_dir("join-")
-        .map_err(|e| root::Error::Malformed {
-            path: repo.path().join("tmp"),
-            reason: e.to_string(),
-        })?;
-    let staged = scratch.path().join("cluster");
-    let io = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |source| root::Error::Io { path, source }
-    };
-    fs::create_dir(&staged).map_err(io(&staged))?;
-    root::write_new(
-        &staged.join("cluster.json"),
-        &serde_json::to_vec_pretty(&info).unwrap_or_default(),
-    )?;
-    root::write_new(&staged.join("member.cert"), certificate)?;
-    let swarm_path = repo.path().join("swarm.key");
-    if let Some(key) = invite.swarm_key {
-        let text = ipfsbench_core::network::SwarmKey::new(key).to_string();
-        root::write_new(&staged.join("swarm.key"), text.as_bytes())?;
-    }
-    fs::rename(&staged, &target).map_err(io(&target))?;
-    if invite.swarm_key.is_some() && !swarm_path.exists() {
-        fs::copy(target.join("swarm.key"), &swarm_path).map_err(io(&swarm_path))?;
-    }
+    let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
+    let swarm_key = invite
+        .swarm_key
+        .map(|key| ipfsbench_core::network::SwarmKey::new(key).to_string());
+    let files: [(&str, &[u8]); 2] = [("cluster.json", &json), ("member.cert", certificate)];
+    root::install_dir(repo, &files, swarm_key.as_deref())?;
     Ok(info)
 }

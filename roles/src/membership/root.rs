@@ -132,7 +132,8 @@ pub fn dir(repo: &Repo) -> PathBuf {
     repo.path().join("cluster")
 }
 
-fn base64(bytes: &[u8]) -> String {
+/// Base64 with padding, as `cluster.json` keeps the root's public key.
+pub(crate) fn base64(bytes: &[u8]) -> String {
     multibase::encode(multibase::Base::Base64, bytes)[1..].to_string()
 }
 
@@ -247,29 +248,21 @@ impl Root {
     /// all at once.
     fn install(&self, repo: &Repo, swarm_key: Option<&str>, now_ms: u64) -> Result<(), Error> {
         let target = dir(repo);
-        if Root::open(repo).is_ok() || target.join("root.key").exists() {
+        if target.exists() {
             return Err(Error::Exists(target, self.info.name.clone()));
         }
         let swarm_path = repo.path().join("swarm.key");
         if swarm_key.is_some() && swarm_path.exists() {
             return Err(Error::SwarmKeyExists(swarm_path));
         }
-        let scratch = repo.scratch_dir("cluster-").map_err(|e| Error::Malformed {
-            path: repo.path().join("tmp"),
-            reason: e.to_string(),
-        })?;
-        let staged = scratch.path().join("cluster");
-        fs::create_dir(&staged).map_err(io(&staged))?;
         let key = self
             .key
             .to_protobuf_encoding()
             .map_err(|e| Error::Malformed {
-                path: staged.join("root.key"),
+                path: target.join("root.key"),
                 reason: e.to_string(),
             })?;
-        write_new(&staged.join("root.key"), &key)?;
         let info = serde_json::to_vec_pretty(&self.info).unwrap_or_default();
-        write_new(&staged.join("cluster.json"), &info)?;
         let cert = self.certify(
             repo.peer_id(),
             Grant::Master,
@@ -277,20 +270,46 @@ impl Root {
             now_ms,
             SELF_CERT_MS,
         )?;
-        write_new(&staged.join("member.cert"), &cert)?;
-        if let Some(text) = swarm_key {
-            write_new(&staged.join("swarm.key"), text.as_bytes())?;
-        }
-        fs::rename(&staged, &target).map_err(io(&target))?;
-        if swarm_key.is_some() {
-            fs::copy(target.join("swarm.key"), &swarm_path).map_err(io(&swarm_path))?;
-        }
-        Ok(())
+        let files: [(&str, &[u8]); 3] = [
+            ("root.key", &key),
+            ("cluster.json", &info),
+            ("member.cert", &cert),
+        ];
+        install_dir(repo, &files, swarm_key)
     }
 }
 
+/// Writes `files` (name and bytes) as `<repo>/cluster/`, all at once: staged under
+/// `<repo>/tmp`, then renamed into place. A private cluster's `swarm_key` is kept there too
+/// and copied to `<repo>/swarm.key`, where the daemon reads it, unless one is there.
+pub(crate) fn install_dir(
+    repo: &Repo,
+    files: &[(&str, &[u8])],
+    swarm_key: Option<&str>,
+) -> Result<(), Error> {
+    let target = dir(repo);
+    let scratch = repo.scratch_dir("cluster-").map_err(|e| Error::Malformed {
+        path: repo.path().join("tmp"),
+        reason: e.to_string(),
+    })?;
+    let staged = scratch.path().join("cluster");
+    fs::create_dir(&staged).map_err(io(&staged))?;
+    for (name, bytes) in files {
+        write_new(&staged.join(name), bytes)?;
+    }
+    if let Some(text) = swarm_key {
+        write_new(&staged.join("swarm.key"), text.as_bytes())?;
+    }
+    fs::rename(&staged, &target).map_err(io(&target))?;
+    let swarm_path = repo.path().join("swarm.key");
+    if swarm_key.is_some() && !swarm_path.exists() {
+        fs::copy(target.join("swarm.key"), &swarm_path).map_err(io(&swarm_path))?;
+    }
+    Ok(())
+}
+
 /// Writes a new file readable by its owner only, synced.
-pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let mut file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
