@@ -344,6 +344,13 @@ pub(crate) enum ClusterCommand {
     Invite(InviteArgs),
     /// The invites the cluster knows: id, role, uses, expiry, revoked.
     Invites,
+    /// The cluster's members as this node knows them: role, tags, issued, expiry, last heard;
+    /// and the peers removed.
+    Members,
+    /// Remove a member (on a master holding the root): every node drops its later writes,
+    /// disconnects it, moves its pins and refuses its certificate from then on.
+    #[command(subcommand)]
+    Member(MemberCommand),
     /// The cluster's root key, to a file for a standby master and from it (on the repo,
     /// with the daemon stopped).
     #[command(subcommand)]
@@ -355,6 +362,18 @@ impl ClusterCommand {
     pub(crate) fn is_local(&self) -> bool {
         matches!(self, Self::Init { .. } | Self::Root(_))
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MemberCommand {
+    /// Remove the member PEER.
+    Rm {
+        /// Its peer id.
+        peer: String,
+        /// Why (kept with the removal, at most 256 bytes).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]

@@ -11,7 +11,8 @@ use ipfsbench_roles::membership::invites::InviteRecord;
 use ipfsbench_roles::pinset::{input, Pin, PinStatus};
 use ipfsbench_roles::service::MasterView;
 
-use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand, InviteArgs};
+use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand, InviteArgs, MemberCommand};
+use ipfsbench_roles::api::members::{MembersView, RemovedView};
 use crate::client::Api;
 
 /// Runs a `cluster` command.
@@ -33,6 +34,18 @@ pub(crate) fn run(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result
                             writeln!(out, "peer gone: {peer}, not heard since this node started")?
                         }
                     },
+                    tasks::Alert::NotAMember {
+                        peer,
+                        dropped,
+                        removed,
+                    } => {
+                        let why = if *removed {
+                            "removed from the cluster"
+                        } else {
+                            "not a member"
+                        };
+                        writeln!(out, "{why}: {peer}, {dropped} messages dropped")?;
+                    }
                     tasks::Alert::UnderReplicated {
                         cid,
                         pinned,
@@ -64,6 +77,12 @@ pub(crate) fn run(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result
         }
         ClusterCommand::Invite(args) => invite(api, args, out)?,
         ClusterCommand::Invites => invites(api, out)?,
+        ClusterCommand::Members => members(api, out)?,
+        ClusterCommand::Member(MemberCommand::Rm { peer, reason }) => {
+            let v: RemovedView =
+                api.json("cluster/member/rm", &[("arg", peer), ("reason", reason)])?;
+            writeln!(out, "removed {} from the cluster", v.peer)?;
+        }
         ClusterCommand::Init { .. } | ClusterCommand::Root(_) => {
             anyhow::bail!("this cluster command runs on the repo: stop the daemon first")
         }
@@ -84,15 +103,16 @@ fn peers(api: &Api, out: &mut dyn Write) -> Result<()> {
     let v: tasks::ClusterPeers = api.json("cluster/peers", &[])?;
     writeln!(
         out,
-        "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}",
-        "PEER", "ROLE", "CORES", "RUNNING", "MAX", "LAST (ms)"
+        "{:<52} {:<7} {:<9} {:>5} {:>7} {:>4} {:>9}",
+        "PEER", "ROLE", "MEMBER", "CORES", "RUNNING", "MAX", "LAST (ms)"
     )?;
-    for p in v.peers {
+    for p in &v.peers {
         writeln!(
             out,
-            "{:<52} {:<7} {:>5} {:>7} {:>4} {:>9}{}",
+            "{:<52} {:<7} {:<9} {:>5} {:>7} {:>4} {:>9}{}",
             p.peer,
             p.role.to_string(),
+            p.member.as_deref().unwrap_or("-"),
             p.capacity.cores,
             p.running,
             p.capacity.max_concurrent,
@@ -103,6 +123,21 @@ fn peers(api: &Api, out: &mut dyn Write) -> Result<()> {
                 (false, true) => " (active master)",
                 (false, false) => "",
             }
+        )?;
+    }
+    for r in &v.refused {
+        let kinds: Vec<String> = r.by_kind.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let why = if r.removed {
+            "removed from the cluster"
+        } else {
+            "not a member"
+        };
+        writeln!(
+            out,
+            "{}: {why}: {} messages dropped ({})",
+            r.peer,
+            r.dropped,
+            kinds.join(", ")
         )?;
     }
     Ok(())
@@ -359,4 +394,41 @@ fn invites(api: &Api, out: &mut dyn Write) -> Result<()> {
 struct IssuedInvite {
     token: String,
     invite: InviteRecord,
+}
+
+/// `cluster members`: one line each, then the peers removed.
+fn members(api: &Api, out: &mut dyn Write) -> Result<()> {
+    let v: MembersView = api.json("cluster/members", &[])?;
+    let Some(cluster) = &v.cluster else {
+        writeln!(
+            out,
+            "this node belongs to no cluster (it trusts the peers its configuration lists)"
+        )?;
+        return Ok(());
+    };
+    writeln!(out, "cluster {cluster}: {} members", v.members.len())?;
+    writeln!(
+        out,
+        "{:<52} {:<9} {:>13} {:>13} {:>10}  TAGS",
+        "PEER", "ROLE", "ISSUED_MS", "EXPIRES_MS", "HEARD (ms)"
+    )?;
+    for m in &v.members {
+        let heard = m
+            .last_heard_ms_ago
+            .map_or("-".to_string(), |ms| ms.to_string());
+        writeln!(
+            out,
+            "{:<52} {:<9} {:>13} {:>13} {heard:>10}  {}{}",
+            m.peer,
+            m.role,
+            m.issued_ms,
+            m.expires_ms,
+            m.tags.join(","),
+            if m.this_node { " (this node)" } else { "" }
+        )?;
+    }
+    for r in &v.removed {
+        writeln!(out, "removed: {} at {} ({})", r.peer, r.removed_ms, r.reason)?;
+    }
+    Ok(())
 }

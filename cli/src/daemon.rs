@@ -69,7 +69,10 @@ pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) ->
                     .map_err(|e| e.to_string())
             });
             match joined {
-                Ok(cert) => eprintln!("joined cluster {:?} as {}", cert.cluster, cert.grant),
+                Ok(cert) => {
+                    daemon.joined().await;
+                    eprintln!("joined cluster {:?} as {}", cert.cluster, cert.grant);
+                }
                 Err(e) => {
                     daemon.shutdown().await.context("shutting down")?;
                     bail!(

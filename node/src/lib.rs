@@ -16,7 +16,7 @@ pub mod daemon;
 pub mod metrics;
 
 pub use cid::Cid;
-pub use ipfsbench_data::{index, state};
+pub use ipfsbench_data::{index, state, trust};
 pub use ipfsbench_http::{api, gateway};
 pub use ipfsbench_net::network;
 pub use ipfsbench_protocols::codec;

@@ -5,7 +5,6 @@
 //! order by [`Daemon::shutdown`].
 
 use crate::{leecher, master};
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use ipfsbench_core::daemon::{self as core, Node, Options, Servers};
@@ -18,7 +17,10 @@ use ipfsbench_protocols::Role;
 use ipfsbench_protocols::{index, state, task};
 
 use crate::master::Master;
+use crate::membership::keeper::{Keeper, Parts};
+use crate::membership::members::Members;
 use crate::membership::root::{Issuer, Root};
+use ipfsbench_core::trust::Trust;
 use crate::pinset::healer::Healer;
 use crate::pinset::tracker::Tracker;
 use crate::pinset::Pinset;
@@ -129,26 +131,15 @@ pub struct Daemon {
     issuer: Option<Arc<Issuer>>,
     /// A master holding the root answers join requests.
     admission: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// Every peer the node trusts for tasks or for the state: whose state writes it applies and
-/// whose benchmark database partitions it merges ([`Settings::state_writers`], the rule pin
-/// allocation follows too).
-fn trusted(
-    settings: &Settings,
-    me: ipfsbench_core::network::PeerId,
-) -> HashSet<ipfsbench_core::network::PeerId> {
-    settings.state_writers(me)
+    /// Keeps the members table and whose writes count.
+    keeper: Option<Keeper>,
 }
 
 /// The benchmark database's settings (a leecher's are its own: [`leecher::index`]).
-fn index_config(
-    settings: &Settings,
-    me: ipfsbench_core::network::PeerId,
-) -> ipfsbench_core::index::Config {
+fn index_config(settings: &Settings) -> ipfsbench_core::index::Config {
     let mut config = ipfsbench_core::index::Config::new(
         index::topic(&settings.cluster),
-        trusted(settings, me),
+        settings.members.trust().clone(),
         crate::results::schema::RESULTS,
     );
     if settings.role == Role::Leecher {
@@ -158,11 +149,8 @@ fn index_config(
 }
 
 /// The replicated state's settings: the cluster's state topic and the trusted peers.
-fn state_config(
-    settings: &Settings,
-    me: ipfsbench_core::network::PeerId,
-) -> ipfsbench_core::state::Config {
-    let trusted = trusted(settings, me);
+fn state_config(settings: &Settings) -> ipfsbench_core::state::Config {
+    let trusted = settings.members.trust().clone();
     let mut config = ipfsbench_core::state::Config::new(state::topic(&settings.cluster), trusted);
     config.announce_every = settings.state.announce;
     config.snapshot_every = settings.state.snapshot_every;
@@ -179,7 +167,10 @@ impl Daemon {
     /// When the task table, the host, the state, the database, the tracker or the API cannot
     /// start; what started before is stopped again.
     pub async fn start(repo: Repo, config: Config) -> Result<Self, Error> {
-        let settings = config.settings;
+        let mut settings = config.settings;
+        // Whose writes count: the lists now, the members as the keeper learns them.
+        let trust = Trust::new(settings.state_writers(repo.peer_id()));
+        settings.members = Members::new(trust);
         let options = decide(settings.role, config.daemon);
         let master = if settings.role == Role::Master {
             let table = Master::open(repo.path(), settings.master.clone(), crate::clock::now_ms());
@@ -193,8 +184,8 @@ impl Daemon {
         } else {
             None
         };
-        let state = state_config(&settings, repo.peer_id());
-        let mut index = index_config(&settings, repo.peer_id());
+        let state = state_config(&settings);
+        let mut index = index_config(&settings);
         index.limits.isolate = config.query_process;
         let node = Node::start(repo, &options).await?;
         let (repo, client) = (Arc::clone(node.repo()), node.client().clone());
@@ -213,7 +204,15 @@ impl Daemon {
                 return Err(Error::Index(e));
             }
         };
+        let keeper = Parts {
+            client: node.client().clone(),
+            state: replica.handle(),
+            repo: Arc::clone(node.repo()),
+            settings: settings.clone(),
+            issuer: issuer.clone(),
+        };
         let mut daemon = Self::serve_role(node, settings, master, replica, index);
+        daemon.keeper = Some(Keeper::start(keeper));
         daemon.admission = issuer.clone().map(|issuer| {
             let serve = crate::membership::admit::serve(
                 daemon.node.client().clone(),
@@ -278,6 +277,7 @@ impl Daemon {
             healer: None,
             issuer: None,
             admission: None,
+            keeper: None,
         }
     }
 
@@ -300,6 +300,12 @@ impl Daemon {
                 self.node.client().clone(),
                 self.issuer.clone(),
             ))
+            .merge(crate::api::members::router(
+                self.service.handle(),
+                self.replica.handle(),
+                self.node.client().clone(),
+                self.issuer.clone(),
+            ))
     }
 
     /// The pin tracker (on masters and workers) and the healer (on masters); the tracker's
@@ -317,6 +323,13 @@ impl Daemon {
             self.healer = Some(Healer::start(self.pinset.clone()));
         }
         None
+    }
+
+    /// Tells the node it now belongs to the cluster written into its repo (it just joined).
+    pub async fn joined(&self) {
+        if let Some(keeper) = &self.keeper {
+            keeper.joined().await;
+        }
     }
 
     /// The repo, the host and the metrics.
@@ -353,6 +366,9 @@ impl Daemon {
             tracker.shutdown().await;
         }
         self.labels.abort();
+        if let Some(keeper) = self.keeper {
+            keeper.shutdown();
+        }
         if let Some(admission) = self.admission {
             admission.abort();
         }

@@ -27,8 +27,15 @@ struct TableLabel {
     table: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabel {
+    peer: String,
+    what: String,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Role {
+    refused: Family<RefusedLabel, Counter>,
     peers: Family<RoleLabel, Gauge>,
     tasks: Family<StateLabel, Gauge>,
     queue: Gauge,
@@ -194,6 +201,12 @@ fn register_families(r: &mut Registry, m: &Role) {
         "Rows in the benchmark database, by table",
         m.index_rows.clone(),
     );
+    r.register(
+        "refused_messages",
+        "Messages dropped from peers that are not members (nor listed), by peer and kind \
+         (at most 256 peers, the most recent)",
+        m.refused.clone(),
+    );
 }
 
 /// Reads every group's figures from `parts`; a part that does not answer keeps its last ones.
@@ -202,6 +215,21 @@ async fn refresh(m: &Role, parts: &Parts) {
     refresh_tasks(m, parts).await;
     refresh_state(m, parts).await;
     refresh_index(m, parts).await;
+    refresh_refused(m, parts);
+}
+
+/// Messages dropped per peer, as the trust table counts them.
+fn refresh_refused(m: &Role, parts: &Parts) {
+    m.refused.clear();
+    for r in parts.service.members().trust().refusals() {
+        for (what, n) in &r.counts {
+            let label = RefusedLabel {
+                peer: r.peer.to_string(),
+                what: what.name().to_string(),
+            };
+            set_counter(&m.refused.get_or_create(&label), *n);
+        }
+    }
 }
 
 /// Peers heard from, by role.

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::{ClusterConfig, TasksConfig};
+use crate::membership::members::Members;
+use ipfsbench_core::trust::Refused;
+use ipfsbench_protocols::membership::Grant;
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
@@ -41,6 +44,9 @@ pub struct Settings {
     pub output_cap: u64,
     /// The replicated state and the pinset.
     pub state: ClusterSettings,
+    /// The cluster's members, once this node belongs to a cluster: trusted beside the lists
+    /// above, each as its grant allows.
+    pub members: Members,
 }
 
 /// The replicated state and the pinset, typed.
@@ -172,6 +178,7 @@ impl Settings {
             programs,
             output_cap: config.exec_output_max_bytes,
             state: ClusterSettings::new(cluster)?,
+            members: Members::default(),
         })
     }
 }
@@ -179,16 +186,55 @@ impl Settings {
 impl Settings {
     /// Every peer whose changes to the replicated state this node applies (and whose
     /// benchmark database partitions it merges): `cluster.trusted_peers`, the trusted masters
-    /// and workers, the submitters, and this node (`me`). The one rule for whose writes
-    /// count: the replica drops the others' deltas, and pins are allocated only to these
-    /// peers, since the others' reports on them would be dropped.
+    /// and workers, the submitters, the members whose grant writes (all but leechers), and
+    /// this node (`me`); never a peer the cluster's root removed. The one rule for whose
+    /// writes count: the replica drops the others' deltas, and pins are allocated only to
+    /// these peers, since the others' reports on them would be dropped.
     pub fn state_writers(&self, me: PeerId) -> HashSet<PeerId> {
         let mut writers: HashSet<PeerId> = self.state.trusted_peers.clone();
         writers.extend(&self.trusted_masters);
         writers.extend(&self.trusted_workers);
         writers.extend(&self.submitters);
+        writers.extend(self.members.writers());
+        writers.retain(|p| !self.members.is_revoked(p));
         writers.insert(me);
         writers
+    }
+
+    /// Whether `peer` is a master whose assignments, leadership and reports count: listed in
+    /// `tasks.trusted_masters`, or a member granted `master`.
+    pub fn is_master(&self, peer: &PeerId) -> bool {
+        (self.trusted_masters.contains(peer) && !self.members.is_revoked(peer))
+            || self.members.grant(peer) == Some(Grant::Master)
+    }
+
+    /// Whether a master takes `peer`'s submissions: listed in `tasks.submitters`, or a
+    /// member granted `submitter` or `master`.
+    pub fn may_submit(&self, peer: &PeerId) -> bool {
+        (self.submitters.contains(peer) && !self.members.is_revoked(peer))
+            || matches!(
+                self.members.grant(peer),
+                Some(Grant::Submitter | Grant::Master)
+            )
+    }
+
+    /// Whether a master uses `peer` as a worker: listed in `tasks.trusted_workers`, or a
+    /// member granted `worker`; with no list and no cluster membership, any peer that
+    /// announces itself as one.
+    pub fn uses_worker(&self, peer: &PeerId) -> bool {
+        if self.members.is_revoked(peer) {
+            return false;
+        }
+        if self.trusted_workers.contains(peer) || self.members.grant(peer) == Some(Grant::Worker)
+        {
+            return true;
+        }
+        self.trusted_workers.is_empty() && !self.members.active()
+    }
+
+    /// Counts a message from `peer` dropped for lack of trust.
+    pub fn refuse(&self, peer: PeerId, what: Refused) {
+        self.members.trust().refuse(peer, what);
     }
 }
 

@@ -6,6 +6,7 @@
 mod hex;
 pub mod index;
 pub mod state;
+pub mod trust;
 
 #[cfg(test)]
 mod testing;

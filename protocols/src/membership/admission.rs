@@ -11,6 +11,10 @@ use super::invite::InviteId;
 
 /// The protocol's name.
 pub const JOIN_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfsbench/join/1.0.0");
+/// The protocol a member answers with its certificate (one frame, at most
+/// [`MAX_CERT_BYTES`](super::MAX_CERT_BYTES), then the stream closes): asked once per
+/// connection.
+pub const MEMBER_PROTOCOL: StreamProtocol = StreamProtocol::new("/ipfsbench/member/1.0.0");
 /// A request's size, at most.
 pub const MAX_JOIN_REQUEST: usize = 256;
 /// A response's size, at most.

@@ -5,6 +5,7 @@
 
 pub mod dashboard;
 pub mod invites;
+pub mod members;
 pub mod pins;
 pub mod query;
 pub mod results;
@@ -181,7 +182,8 @@ async fn result(Extract(api): Extract<Api>, args: Args) -> Result<Json<wire::Out
 
 async fn peers(Extract(api): Extract<Api>) -> Result<Json<wire::ClusterPeers>, ApiError> {
     let peers = api.service.peers().await?;
-    Ok(Json(wire::ClusterPeers { peers }))
+    let refused = wire::RefusedPeer::list(api.service.members());
+    Ok(Json(wire::ClusterPeers { peers, refused }))
 }
 
 async fn stats(Extract(api): Extract<Api>) -> Result<Json<Stats>, ApiError> {

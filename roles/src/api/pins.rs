@@ -14,7 +14,7 @@ use ipfsbench_core::api::{ndjson, ApiError, Args};
 use ipfsbench_core::network::PeerId;
 use ipfsbench_core::state;
 
-use super::wire::{Alert, Alerts, Recovered, Snapshot};
+use super::wire::{self, Alert, Alerts, Recovered, Snapshot};
 use crate::pinset::{input, PeerStatus, PinRequest, PinStatus, Pinset};
 use crate::service;
 
@@ -309,6 +309,13 @@ async fn alerts(Extract(api): Extract<Api>) -> Result<Json<Alerts>, ApiError> {
                 silent_ms: None,
             });
         }
+    }
+    for r in wire::RefusedPeer::list(api.service.members()) {
+        out.push(Alert::NotAMember {
+            peer: r.peer,
+            dropped: r.dropped,
+            removed: r.removed,
+        });
     }
     Ok(Json(Alerts { alerts: out }))
 }

@@ -73,6 +73,48 @@ pub struct TaskPage {
 pub struct ClusterPeers {
     /// The nodes heard from, this one included.
     pub peers: Vec<PeerView>,
+    /// Peers whose messages this node dropped (not members, not listed, or removed), most
+    /// first.
+    #[serde(default)]
+    pub refused: Vec<RefusedPeer>,
+}
+
+/// A peer whose messages were dropped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RefusedPeer {
+    /// The peer.
+    pub peer: String,
+    /// Messages dropped.
+    pub dropped: u64,
+    /// ... by what they were (`state`, `index`, `submission`, `assignment`, `task`).
+    pub by_kind: std::collections::BTreeMap<String, u64>,
+    /// When the last one was dropped, Unix ms.
+    pub last_ms: u64,
+    /// Whether the cluster's root removed it.
+    pub removed: bool,
+}
+
+impl RefusedPeer {
+    /// The refusals `members` counted, most first.
+    pub fn list(members: &crate::membership::members::Members) -> Vec<Self> {
+        members
+            .trust()
+            .refusals()
+            .into_iter()
+            .map(|r| Self {
+                peer: r.peer.to_string(),
+                dropped: r.total(),
+                by_kind: r
+                    .counts
+                    .iter()
+                    .map(|(k, n)| (k.name().to_string(), *n))
+                    .collect(),
+                last_ms: r.last_ms,
+                removed: members.is_revoked(&r.peer),
+            })
+            .collect()
+    }
 }
 
 /// `cluster/pins/recover`'s answer: the pins whose holders retry.
@@ -123,5 +165,17 @@ pub enum Alert {
         /// The least copies it asks for (`None`: every eligible peer).
         #[serde(rename = "Wanted")]
         wanted: Option<u32>,
+    },
+    /// A peer whose messages are dropped: not a member (nor listed), or removed.
+    NotAMember {
+        /// The peer.
+        #[serde(rename = "Peer")]
+        peer: String,
+        /// Messages dropped so far.
+        #[serde(rename = "Dropped")]
+        dropped: u64,
+        /// Whether the cluster's root removed it.
+        #[serde(rename = "Removed")]
+        removed: bool,
     },
 }

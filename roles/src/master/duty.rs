@@ -114,11 +114,11 @@ impl Duty {
         self.lead.active(now)
     }
 
-    /// Whether a master hears `from`'s heartbeat: a master that lists its workers ignores
-    /// other workers, which then cannot crowd its table.
+    /// Whether a master hears `from`'s heartbeat: a master that lists its workers, or
+    /// belongs to a cluster, ignores other workers, which then cannot crowd its table
+    /// ([`Settings::uses_worker`]).
     pub(crate) fn hears(&self, settings: &Settings, from: &PeerId, hb: &Heartbeat) -> bool {
-        let workers = &settings.trusted_workers;
-        hb.role != Role::Worker || workers.is_empty() || workers.contains(from)
+        hb.role != Role::Worker || settings.uses_worker(from)
     }
 
     /// A heartbeat the peer table took: the leader renews the leases of `from`'s attempts.

@@ -9,6 +9,7 @@
 //! [`ipfsbench_protocols::task::MAX_REFUSAL`] bytes, batched with the turn's other reports) and paced
 //! ([`Refusals`]): a flood of submissions draws a bounded trickle back.
 
+use ipfsbench_core::trust::Refused;
 use std::collections::HashMap;
 
 use ipfsbench_core::network::PeerId;
@@ -79,7 +80,10 @@ impl Refusals {
 
 /// Why a master refuses the submissions of `from`, a peer it does not list.
 pub(crate) fn not_a_submitter(from: &PeerId) -> String {
-    format!("this master does not take submissions from {from} (not in its tasks.submitters)")
+    format!(
+        "this master does not take submissions from {from} (not in its tasks.submitters, \
+         and no member granted submitter or master)"
+    )
 }
 
 impl Master {
@@ -95,8 +99,9 @@ impl Master {
         match message {
             Message::Submit(Submit { key, spec }) => {
                 let task = TaskId::derive(&from, &key);
-                if !settings.submitters.contains(&from) {
+                if !settings.may_submit(&from) {
                     fx.counters.unauthorised += 1;
+                    settings.refuse(from, Refused::Submission);
                     tracing::debug!(%from, "submission from a peer not listed as a submitter");
                     fx.refuse(from, task, &not_a_submitter(&from), now);
                     return true;

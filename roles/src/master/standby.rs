@@ -3,6 +3,7 @@
 //! takes submissions into the state (the leader takes them from there), and takes the table
 //! over from the state when no leader has been heard for the lease.
 
+use ipfsbench_core::trust::Refused;
 use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task::{Message, Report, Spec, Submit, TaskId};
 
@@ -123,8 +124,9 @@ impl Duty {
         now: u64,
     ) -> bool {
         let leader = self.lead.active(now);
-        if !settings.submitters.contains(&from) {
+        if !settings.may_submit(&from) {
             turn.counters.unauthorised += 1;
+            settings.refuse(from, Refused::Submission);
             // The leader refuses it, when there is one.
             if leader.is_none() && self.refusals.allow(from, now) {
                 let task = TaskId::derive(&from, &submit.key);

@@ -244,6 +244,21 @@ impl Root {
         Ok(cert.sign(&self.key)?.encode())
     }
 
+    /// A revocation of `peer`, signed by this root.
+    ///
+    /// # Errors
+    ///
+    /// A reason past its bound.
+    pub fn revoke(&self, peer: libp2p::PeerId, reason: &str, now_ms: u64) -> Result<Vec<u8>, Error> {
+        let revocation = ipfsbench_protocols::membership::Revocation {
+            cluster: self.info.name.clone(),
+            peer: WirePeer(peer),
+            revoked_ms: now_ms,
+            reason: reason.to_string(),
+        };
+        Ok(revocation.sign(&self.key)?.encode())
+    }
+
     /// Writes the root into `repo` with a master's certificate for the repo's own node,
     /// all at once.
     fn install(&self, repo: &Repo, swarm_key: Option<&str>, now_ms: u64) -> Result<(), Error> {
@@ -306,6 +321,20 @@ pub(crate) fn install_dir(
         fs::copy(target.join("swarm.key"), &swarm_path).map_err(io(&swarm_path))?;
     }
     Ok(())
+}
+
+/// Replaces this node's certificate (`<repo>/cluster/member.cert`) with a renewed one, whole:
+/// written and synced beside it, then renamed over it.
+///
+/// # Errors
+///
+/// A failed write; the old certificate is then left as it was.
+pub fn replace_certificate(repo: &Repo, certificate: &[u8]) -> Result<(), Error> {
+    let target = dir(repo).join("member.cert");
+    let staged = dir(repo).join("member.cert.new");
+    let _ = fs::remove_file(&staged);
+    write_new(&staged, certificate)?;
+    fs::rename(&staged, &target).map_err(io(&target))
 }
 
 /// Writes a new file readable by its owner only, synced.

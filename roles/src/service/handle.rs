@@ -11,9 +11,15 @@ use crate::master::{State, TaskRecord};
 #[derive(Debug, Clone)]
 pub struct Handle {
     pub(super) commands: mpsc::Sender<Command>,
+    pub(super) members: crate::membership::members::Members,
 }
 
 impl Handle {
+    /// The cluster's members as this node knows them, and what it dropped from others.
+    pub fn members(&self) -> &crate::membership::members::Members {
+        &self.members
+    }
+
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.commands

@@ -20,6 +20,7 @@ const COMMAND_QUEUE: usize = 1024;
 #[derive(Debug)]
 pub struct Service {
     commands: mpsc::Sender<Command>,
+    members: crate::membership::members::Members,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -38,10 +39,12 @@ impl Service {
     ) -> Self {
         let (commands, rx) = mpsc::channel(COMMAND_QUEUE);
         let (stop, stopped) = oneshot::channel();
+        let members = settings.members.clone();
         let (actor, inputs) = Actor::new(repo, client, settings, master, state, index);
         let task = tokio::spawn(actor.run(inputs, rx, stopped));
         Self {
             commands,
+            members,
             stop,
             task,
         }
@@ -51,6 +54,7 @@ impl Service {
     pub fn handle(&self) -> Handle {
         Handle {
             commands: self.commands.clone(),
+            members: self.members.clone(),
         }
     }
 

@@ -69,6 +69,13 @@ pub struct PeerView {
     /// among them): only such peers are allocated pins.
     #[serde(default)]
     pub trusted: bool,
+    /// What the cluster's root granted it (`master`, `worker`, `leecher`, `submitter`), when
+    /// it is a member.
+    #[serde(default)]
+    pub member: Option<String>,
+    /// Messages from it this node dropped for lack of trust or membership.
+    #[serde(default)]
+    pub dropped: u64,
 }
 
 /// Which master schedules, as a node knows it: what `cluster master` shows.

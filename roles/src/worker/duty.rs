@@ -2,6 +2,7 @@
 //! masters, runs each attempt it admits on its own task, reports the outcome (again until a
 //! master acknowledges it) and says in its heartbeats what it runs and what it can run.
 
+use ipfsbench_core::trust::Refused;
 use std::sync::Arc;
 
 use ipfsbench_core::network::{Client, PeerId};
@@ -92,11 +93,12 @@ impl Duty {
         turn: &mut Turn,
         now: u64,
     ) -> bool {
-        let trusted = settings.trusted_masters.contains(&from);
+        let trusted = settings.is_master(&from);
         match message {
             Message::Assign(a) if a.worker.0 == self.me => {
                 if !trusted {
                     turn.counters.unauthorised += 1;
+                    settings.refuse(from, Refused::Assignment);
                     tracing::warn!(%from, task = %a.task, "assignment from an untrusted master ignored");
                     return true;
                 }
@@ -104,6 +106,7 @@ impl Duty {
             }
             Message::Cancel(_) if !trusted => {
                 turn.counters.unauthorised += 1;
+                settings.refuse(from, Refused::Assignment);
                 true
             }
             Message::Cancel(c) => self.attempts.cancel(&c.task, c.attempt),

@@ -24,6 +24,7 @@ use super::spool::Manifest;
 use super::status::Status;
 use super::{content, sync};
 use crate::hex;
+use crate::trust::Refused;
 use ipfsbench_net::network::PubsubMessage;
 
 /// How long a peer whose partition failed its check is not asked again.
@@ -74,7 +75,7 @@ impl Actor {
             let mut shared_manifests = shared.manifests.write().unwrap_or_else(|e| e.into_inner());
             shared_manifests.insert(me, own.clone());
             for (peer, m) in &peers {
-                if config.trusted.contains(peer) {
+                if config.trusted.allows(peer) {
                     shared_manifests.insert(*peer, m.clone());
                 }
             }
@@ -112,6 +113,7 @@ impl Actor {
         let Some(mut synced) = self.synced_rx.take() else {
             return;
         };
+        let mut trust = self.config.trusted.changed();
         let mut tick = tokio::time::interval(Duration::from_millis(200));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -122,6 +124,7 @@ impl Actor {
                 },
                 Some(message) = announcements.recv() => self.on_announce(message),
                 Some(done) = synced.recv() => self.on_synced(done),
+                Ok(()) = trust.changed() => self.on_trust_changed(),
                 _ = tick.tick() => self.on_tick().await,
             }
         }
@@ -174,7 +177,7 @@ impl Actor {
     fn visible(&self) -> Vec<(PeerId, &Partition)> {
         let mut out: Vec<(PeerId, &Partition)> = self.own.live().map(|p| (self.me, p)).collect();
         for (peer, manifest) in &self.peers {
-            if !self.config.trusted.contains(peer) {
+            if !self.config.trusted.allows(peer) {
                 continue;
             }
             out.extend(
@@ -427,11 +430,12 @@ impl Actor {
         let Ok(announce) = Announce::decode(&message.data) else {
             return;
         };
-        if !self.config.trusted.contains(&peer) {
+        if !self.config.trusted.allows(&peer) {
             self.shared
                 .counters
                 .dropped_untrusted
                 .fetch_add(1, Ordering::Relaxed);
+            self.config.trusted.refuse(peer, Refused::Index);
             return;
         }
         if self.config.sync.is_empty()
@@ -449,11 +453,31 @@ impl Actor {
         let tables = self.config.sync.clone();
         let timeout = self.config.fetch_timeout;
         let done = self.synced_tx.clone();
-        let trusted = self.config.trusted.clone();
+        let trusted = self.config.trusted.writers();
         tokio::spawn(async move {
             let result = sync::pull(&shared, peer, known, &tables, &trusted, timeout).await;
             let _ = done.send(Synced { peer, result }).await;
         });
+    }
+
+    /// The trusted peers changed: the views read exactly their partitions from now on.
+    fn on_trust_changed(&mut self) {
+        {
+            let mut manifests = self
+                .shared
+                .manifests
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            manifests.retain(|p, _| *p == self.me || self.config.trusted.allows(p));
+            for (peer, m) in &self.peers {
+                if self.config.trusted.allows(peer) {
+                    manifests.insert(*peer, m.clone());
+                }
+            }
+        }
+        if let Err(e) = tokio::task::block_in_place(|| self.refresh_views()) {
+            tracing::warn!("refreshing the views: {e}");
+        }
     }
 
     fn on_synced(&mut self, synced: Synced) {

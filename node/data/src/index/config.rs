@@ -1,6 +1,5 @@
 //! How the index runs.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use ipfsbench_protocols::index::Table;
@@ -11,7 +10,6 @@ use super::error::Error;
 /// The `results` column that dates a row (a timestamp): partitions record the span of it
 /// they hold.
 pub const RESULTS_TIME: &str = "finished_at";
-use libp2p::PeerId;
 
 /// How the index runs.
 #[derive(Debug, Clone)]
@@ -19,7 +17,7 @@ pub struct Config {
     /// The cluster's index topic.
     pub topic: String,
     /// Nodes whose partitions are merged (this node always is).
-    pub trusted: HashSet<PeerId>,
+    pub trusted: crate::trust::Trust,
     /// The `results` table's columns, declared by the layer that writes results; it has a
     /// [`RESULTS_TIME`] timestamp.
     pub results: TableSchema,
@@ -48,10 +46,10 @@ pub struct Config {
 impl Config {
     /// The defaults, on `topic`, trusting `trusted`, with `results` as the results table,
     /// syncing every table.
-    pub fn new(topic: String, trusted: HashSet<PeerId>, results: TableSchema) -> Self {
+    pub fn new(topic: String, trusted: impl Into<crate::trust::Trust>, results: TableSchema) -> Self {
         Self {
             topic,
-            trusted,
+            trusted: trusted.into(),
             results,
             sync: Table::ALL.to_vec(),
             flush_every: Duration::from_secs(1),
@@ -97,7 +95,7 @@ mod tests {
         const DATED: &[Field] = &[Field::required(RESULTS_TIME, ColumnType::Timestamp, "t")];
         const UNDATED: &[Field] = &[Field::required(RESULTS_TIME, ColumnType::Text, "t")];
         let config =
-            |name, fields| Config::new(String::new(), HashSet::new(), TableSchema { name, fields });
+            |name, fields| Config::new(String::new(), std::collections::HashSet::new(), TableSchema { name, fields });
         assert!(config("results", DATED).check_results().is_ok());
         assert!(config("results", UNDATED).check_results().is_err());
         assert!(config("other", DATED).check_results().is_err());

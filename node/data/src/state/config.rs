@@ -1,9 +1,8 @@
 //! How the replica runs.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use libp2p::PeerId;
+use crate::trust::Trust;
 
 /// How the replica runs.
 #[derive(Debug, Clone)]
@@ -11,7 +10,7 @@ pub struct Config {
     /// The cluster's state topic.
     pub topic: String,
     /// Writers whose deltas are applied (this node always is).
-    pub trusted: HashSet<PeerId>,
+    pub trusted: Trust,
     /// Announce the heads at least this often, changed or not.
     pub announce_every: Duration,
     /// Write a snapshot once this many deltas were applied since the last one (0: never on
@@ -27,10 +26,10 @@ pub struct Config {
 
 impl Config {
     /// The defaults, on `topic`, trusting `trusted`.
-    pub fn new(topic: String, trusted: HashSet<PeerId>) -> Self {
+    pub fn new(topic: String, trusted: impl Into<Trust>) -> Self {
         Self {
             topic,
-            trusted,
+            trusted: trusted.into(),
             announce_every: Duration::from_secs(5),
             snapshot_every: 1_000,
             fetch_timeout: Duration::from_secs(10),

@@ -12,6 +12,8 @@ use ipfsbench_protocols::state::delta::{MAX_DELTA_BYTES, MAX_OPS};
 use ipfsbench_protocols::state::{Announce, Delta, DeltaRef, Op, StateError, WireRef};
 use ipfsbench_protocols::task::WireCid;
 use libp2p::PeerId;
+
+use crate::trust::Refused;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -372,8 +374,9 @@ impl Actor {
         let Some(from) = m.from.filter(|p| *p != self.me) else {
             return;
         };
-        if !self.config.trusted.contains(&from) {
+        if !self.config.trusted.allows(&from) {
             self.status.dropped_untrusted += 1;
+            self.config.trusted.refuse(from, Refused::State);
             return;
         }
         // The host checked the payload before delivering it.
@@ -390,7 +393,7 @@ impl Actor {
         let mut behind = 0u64;
         for h in heads
             .iter()
-            .filter(|h| self.config.trusted.contains(&h.writer))
+            .filter(|h| self.config.trusted.allows(&h.writer))
         {
             let seen = self.heard.entry(h.writer).or_default();
             *seen = (*seen).max(h.seq);
@@ -463,8 +466,9 @@ impl Actor {
         if self.waiting.contains(&r.cid) || self.db.has(&r).unwrap_or(true) {
             return;
         }
-        if !self.config.trusted.contains(&r.writer) {
+        if !self.config.trusted.allows(&r.writer) {
             self.status.dropped_untrusted += 1;
+            self.config.trusted.refuse(r.writer, Refused::State);
             return;
         }
         if self.waiting.len() >= self.config.max_pending {
@@ -611,7 +615,7 @@ impl Actor {
         // Only trusted writers' deltas are ever applied here, so only they can bring a late
         // write.
         let mut floor = self.clock.last();
-        for m in self.config.trusted.iter().filter(|m| **m != self.me) {
+        for m in self.config.trusted.writers().iter().filter(|m| **m != self.me) {
             let have = self.db.version(m)?.map_or(0, |v| v.seq);
             match self.promises.get(m) {
                 Some(&(seq, stamp)) if seq <= have => floor = floor.min(stamp),

@@ -35,6 +35,7 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
     fetch_timeout: Duration,
     streams: libp2p_stream::Control,
+    connected: tokio::sync::broadcast::Sender<PeerId>,
 }
 
 impl std::fmt::Debug for Client {
@@ -50,12 +51,28 @@ impl Client {
         commands: mpsc::Sender<Command>,
         fetch_timeout: Duration,
         streams: libp2p_stream::Control,
+        connected: tokio::sync::broadcast::Sender<PeerId>,
     ) -> Self {
         Self {
             commands,
             fetch_timeout,
             streams,
+            connected,
         }
+    }
+
+    /// Peers as they connect (their first connection); a receiver that lags loses the
+    /// oldest.
+    pub fn connected(&self) -> tokio::sync::broadcast::Receiver<PeerId> {
+        self.connected.subscribe()
+    }
+
+    /// Disconnects `peer` and refuses its connections from then on (until the host stops).
+    pub async fn cut_off(&self, peer: PeerId) -> Result<(), network::error::Error> {
+        self.commands
+            .send(Command::CutOff { peer })
+            .await
+            .map_err(|_| network::error::Error::Stopped)
     }
 
     /// Opens and accepts plain streams of request-response protocols that run outside the

@@ -97,6 +97,9 @@ pub(crate) enum Command {
         topic: Option<String>,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    CutOff {
+        peer: PeerId,
+    },
 }
 
 /// The callers waiting for one block.

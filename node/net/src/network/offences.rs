@@ -91,6 +91,12 @@ impl Offences {
         true
     }
 
+    /// Cuts `peer` off whatever it sent.
+    pub(crate) fn cut_off(&mut self, peer: PeerId) {
+        self.invalid.remove(&peer);
+        self.cut_off.get_or_insert(peer, || ());
+    }
+
     /// Whether `peer` is cut off.
     pub(crate) fn is_cut_off(&self, peer: &PeerId) -> bool {
         self.cut_off.contains(peer)

@@ -25,7 +25,9 @@ function peerRow(p) {
   return el('tr', { dataset: { peer: p.Peer, role: p.Role } },
     el('td', {}, ident(p.Peer, 10), p.ThisNode ? badge('this node', 'info') : null,
       p.Leads !== null && p.Leads !== undefined ? badge(`leads · epoch ${p.Leads}`, 'ok') : null),
-    el('td', {}, badge(p.Role, `role-${p.Role}`)),
+    el('td', {}, badge(p.Role, `role-${p.Role}`),
+      p.Member ? badge(`member · ${p.Member}`, 'ok') : null,
+      p.Dropped ? badge(`${num(p.Dropped, 0)} dropped`, 'bad') : null),
     el('td', {}, health(p.LastHeartbeatMsAgo)),
     el('td', { class: 'num' }, c.MaxConcurrent ? `${p.Running} / ${c.MaxConcurrent}` : String(p.Running)),
     el('td', { class: 'num' }, c.Cores ?? '–'),
@@ -34,6 +36,14 @@ function peerRow(p) {
     el('td', { class: 'hw' }, c.Hardware || '–',
       tags.length ? el('div', { class: 'tags' }, tags.map((t) => badge(t))) : null),
   );
+}
+
+/** A peer whose messages this node drops: not a member (nor listed), or removed. */
+function refusedLine(r) {
+  const kinds = Object.entries(r.ByKind || {}).map(([k, n]) => `${k} ${num(n, 0)}`).join(', ');
+  return el('li', { dataset: { peer: r.Peer } }, ident(r.Peer, 10), ' ',
+    badge(r.Removed ? 'removed from the cluster' : 'not a member', 'bad'),
+    ` ${num(r.Dropped, 0)} messages dropped (${kinds}), last ${ago(r.LastMs)}`);
 }
 
 function tierCard(t) {
@@ -63,6 +73,10 @@ export const peersSection = {
     for (const f of ctx.onPeers) f(list);
     document.getElementById('peer-count').textContent = String(list.length);
     fillRows(document.querySelector('#peers tbody'), list.map(peerRow), 8, 'No peer heard yet.');
+    const refused = peers.Refused || [];
+    const refusedBox = document.getElementById('refused');
+    refusedBox.hidden = refused.length === 0;
+    refusedBox.querySelector('ul').replaceChildren(...refused.map(refusedLine));
     const box = document.getElementById('tiers');
     if (tiers) {
       box.replaceChildren(...tiers.Tiers.map(tierCard));

@@ -3,6 +3,7 @@
 //! a master's to its table, a worker's assignments and cancels to its attempts, masters'
 //! outcomes to the submitter waiting here.
 
+use ipfsbench_core::trust::Refused;
 use ipfsbench_core::network::{PeerId, PubsubMessage};
 use ipfsbench_protocols::task::{Capacity, Heartbeat, Message};
 use ipfsbench_protocols::Role;
@@ -72,12 +73,13 @@ impl Actor {
     fn on_heartbeat(&mut self, from: PeerId, hb: &Heartbeat, now: u64) {
         if (self.master.as_ref()).is_some_and(|m| !m.hears(&self.settings, &from, hb)) {
             self.turn.counters.unauthorised += 1;
+            self.settings.refuse(from, Refused::Task);
             return;
         }
         if !self.peers.heard(from, hb, now) {
             return;
         }
-        let trusted = self.settings.trusted_masters.contains(&from);
+        let trusted = self.settings.is_master(&from);
         if let Some(epoch) = hb.leads.filter(|_| hb.role == Role::Master && trusted) {
             if let Some(master) = &mut self.master {
                 master.heard_leader(from, epoch, now);
@@ -97,7 +99,7 @@ impl Actor {
     fn on_node_message(&mut self, from: PeerId, message: Message, now: u64) -> bool {
         match message {
             Message::Report(r) => {
-                if !self.settings.trusted_masters.contains(&from) {
+                if !self.settings.is_master(&from) {
                     return false;
                 }
                 if let Some(worker) = &mut self.worker {

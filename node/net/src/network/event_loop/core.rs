@@ -30,6 +30,8 @@ pub(crate) const MAX_INVALID_MESSAGES: u32 = 8;
 /// is forgotten.
 const MAX_TRACKED_PEERS: usize = 4096;
 /// How often kept peers (bootstrap, trusted) are checked for a redial.
+/// Connections announced to [`Client::connected`] subscribers that have not read them yet.
+const CONNECTED_QUEUE: usize = 256;
 const KEEP_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 /// The largest buffer a subscriber may ask for.
 pub(crate) const MAX_SUBSCRIBER_QUEUE: usize = 1 << 16;
@@ -70,6 +72,8 @@ pub(crate) struct EventLoop {
     pub(super) topic_rules: Vec<crate::network::config::TopicRule>,
     /// libp2p's metrics of swarm events.
     pub(super) recorder: libp2p::metrics::Metrics,
+    /// Tells subscribers of each newly connected peer.
+    pub(super) connected: tokio::sync::broadcast::Sender<PeerId>,
 }
 
 /// Sleeps until `at` (never, without one).
@@ -144,8 +148,9 @@ impl EventLoop {
         }
         let streams = swarm.behaviour().streams.new_control();
         let storing = super::storing::Storing::start(Arc::clone(&repo));
+        let connected = tokio::sync::broadcast::channel(CONNECTED_QUEUE).0;
         (
-            Client::new(tx, config.fetch_timeout, streams),
+            Client::new(tx, config.fetch_timeout, streams, connected.clone()),
             Self {
                 swarm,
                 repo,
@@ -167,6 +172,7 @@ impl EventLoop {
                 offences: Offences::new(MAX_INVALID_MESSAGES, MAX_TRACKED_PEERS),
                 topic_rules: config.topic_rules,
                 recorder,
+                connected,
             },
         )
     }
@@ -259,6 +265,10 @@ impl EventLoop {
                 let _ = reply.send(self.pubsub_stats);
             }
             Command::TopicPeers { topic, reply } => self.topic_peers(topic, reply),
+            Command::CutOff { peer } => {
+                self.offences.cut_off(peer);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Stats { reply } => {
                 let _ = reply.send(crate::network::observe::stats(
                     &self.swarm,
@@ -379,8 +389,14 @@ impl EventLoop {
                 });
             }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                num_established,
+                ..
             } => {
+                if num_established.get() == 1 {
+                    let _ = self.connected.send(peer_id);
+                }
                 self.connections
                     .insert(peer_id, without_peer(endpoint.get_remote_address()));
                 self.keep.connected(&peer_id);
