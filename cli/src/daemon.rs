@@ -20,7 +20,7 @@ use crate::args::DaemonArgs;
 
 /// Runs the daemon on the repo at `path`.
 pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) -> Result<()> {
-    let invite = invite(&mut flags, &repo)?;
+    let (invite, known_masters) = invite(&mut flags, &repo)?;
     let listens_by_default = flags.listen.is_empty()
         && repo.config().daemon.listen == ipfsbench_core::config::DaemonConfig::default().listen;
     let mut config = config(role, flags, &repo)?;
@@ -35,6 +35,14 @@ pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) ->
             );
         }
         config.settings.cluster = info.name;
+        // The masters it joined through, and those a token of its cluster names: dialed at
+        // every start, so a member needs no address typed.
+        for addr in info.masters.iter().filter_map(|a| a.parse().ok()) {
+            config.daemon.bootstrap.push(addr);
+        }
+        config.daemon.bootstrap.extend(known_masters);
+        let mut seen = std::collections::HashSet::new();
+        config.daemon.bootstrap.retain(|a| seen.insert(a.to_string()));
     }
     if let Some(invite) = &invite {
         // The first start of a joining node: the invite's cluster, network and masters.
@@ -90,23 +98,31 @@ pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) ->
     })
 }
 
-/// The invite to join with, if one was given and the repo is no member yet.
-fn invite(flags: &mut DaemonArgs, repo: &Repo) -> Result<Option<Invite>> {
+/// The invite to join with, if one was given and the repo is no member yet. A member given
+/// a token of its own cluster (a Kubernetes Secret read at every start) only dials the
+/// token's masters; a token of another cluster is an error.
+fn invite(flags: &mut DaemonArgs, repo: &Repo) -> Result<(Option<Invite>, Vec<Multiaddr>)> {
     let file = &repo.config().daemon.join_token_file;
     let from_config = (!file.is_empty()).then(|| std::path::PathBuf::from(file));
     let text = match (flags.join.take(), flags.join_file.take().or(from_config)) {
         (Some(token), _) => token,
         (None, Some(path)) => std::fs::read_to_string(&path)
             .with_context(|| format!("reading the invite from {}", path.display()))?,
-        (None, None) => return Ok(None),
+        (None, None) => return Ok((None, Vec::new())),
     };
+    let invite = Invite::decode(&text).map_err(|e| anyhow!("--join: {e}"))?;
     if join::is_member(repo) {
-        eprintln!("this repo is already a cluster member: the invite is not used");
-        return Ok(None);
+        let ours = ipfsbench_roles::membership::root::info(repo)?.map(|i| i.name);
+        if ours.as_deref() != Some(invite.cluster.as_str()) {
+            bail!(
+                "--join: this repo belongs to cluster {:?}; the token is for cluster {:?}",
+                ours.unwrap_or_default(),
+                invite.cluster
+            );
+        }
+        return Ok((None, invite.multiaddrs()));
     }
-    Invite::decode(&text)
-        .map(Some)
-        .map_err(|e| anyhow!("--join: {e}"))
+    Ok((Some(invite), Vec::new()))
 }
 
 /// The node's typed config: the repo's `config.toml`, each flag given overriding it. Checked

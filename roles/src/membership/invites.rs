@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use ipfsbench_core::state;
+use ipfsbench_protocols::state::Op;
 use ipfsbench_protocols::membership::{Grant, Invite, InviteId};
 use libp2p::{Multiaddr, PeerId};
 use rand::RngCore;
@@ -238,9 +239,17 @@ pub async fn redeem(
         .map_err(|e| e.to_string())?;
     record.used += 1;
     let value = serde_json::to_vec(&record).unwrap_or_default();
-    state
-        .put(key(&id), value)
-        .await
-        .map_err(|e| e.to_string())?;
+    // One delta: the use counted, and the new member known to every node at once.
+    let ops = vec![
+        Op {
+            key: key(&id),
+            value: Some(value),
+        },
+        Op {
+            key: super::keeper::member_key(&peer),
+            value: Some(certificate.clone()),
+        },
+    ];
+    state.write(ops).await.map_err(|e| e.to_string())?;
     Ok(certificate)
 }

@@ -81,6 +81,10 @@ pub struct ClusterInfo {
     pub root: String,
     /// Whether the cluster is a private network (its swarm key in `<repo>/swarm.key`).
     pub private: bool,
+    /// Masters to dial at every start (`/p2p/` addresses), as the invite this node joined
+    /// with named them.
+    #[serde(default)]
+    pub masters: Vec<String>,
 }
 
 /// A cluster root as held by a master.
@@ -154,6 +158,7 @@ impl Root {
             name: name.to_string(),
             root: base64(&key.public().encode_protobuf()),
             private,
+            masters: Vec::new(),
         };
         Self { info, key }
     }
@@ -445,6 +450,7 @@ pub fn import(repo: &Repo, file: &Path, now_ms: u64) -> Result<ClusterInfo, Erro
             name,
             root: base64(&key.public().encode_protobuf()),
             private,
+            masters: Vec::new(),
         },
         key,
     };
