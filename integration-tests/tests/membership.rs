@@ -285,3 +285,63 @@ fn a_worker_joins_a_private_cluster_with_one_token_and_bad_tokens_are_refused() 
     join_refused(tmp.path(), &expired, "expired");
     join_refused(tmp.path(), "ipfsbench-invite-1-AAAA", "malformed invite");
 }
+
+#[test]
+fn forged_and_other_cluster_tokens_are_refused_and_write_nothing() {
+    use ipfsbench_protocols::membership::Invite;
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = tmp.path().join("master");
+    ok(&repo, &["init"]);
+    ok(&repo, &["cluster", "init", "--name", "lab"]);
+    let master = Node::start_in(&repo, "master", &[], |_: &Path| {});
+    let token = String::from_utf8(master.ok(&["cluster", "invite", "--uses", "10"])).unwrap();
+    let real = Invite::decode(&token).unwrap();
+    let forge = |change: &dyn Fn(&mut Invite)| {
+        let mut invite = real.clone();
+        change(&mut invite);
+        invite.encode().unwrap()
+    };
+
+    // Another root in the token: what the master signs does not verify under it.
+    let other_root = forge(&|i| {
+        i.root = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .encode_protobuf();
+    });
+    join_refused(tmp.path(), &other_root, "not signed by this cluster's root");
+    // The right id with a made-up secret.
+    let guessed = forge(&|i| i.secret = [7; 32]);
+    join_refused(tmp.path(), &guessed, "the secret is not this invite's");
+    // A token that names another cluster than the masters it points at.
+    let other_cluster = forge(&|i| i.cluster = "other".into());
+    join_refused(tmp.path(), &other_cluster, "for cluster \"lab\", not \"other\"");
+
+    // A member handed another cluster's token says so and does not start.
+    let mut worker = Node::start("worker", &["--join", &token]);
+    let cert = worker.repo().join("cluster/member.cert");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cert.exists() {
+        assert!(Instant::now() < deadline, "the worker did not join");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    worker.stop();
+    let before = std::fs::read(&cert).unwrap();
+    let out = run(
+        worker.repo(),
+        &[
+            "--role",
+            "worker",
+            "--api",
+            "127.0.0.1:0",
+            "--join",
+            &other_cluster,
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("belongs to cluster \"lab\"; the token is for cluster \"other\""),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&cert).unwrap(), before, "the membership is untouched");
+}
