@@ -390,8 +390,12 @@ pub(crate) struct InviteArgs {
     /// A tag the new node gets, `key:value` (repeatable).
     #[arg(long)]
     pub(crate) tag: Vec<String>,
+    /// An address of this master the new node dials, put in the token before the ones it
+    /// listens on: a DNS name, say (repeatable; `/p2p/<this master>` is added).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub(crate) addr: Vec<String>,
     /// Revoke the invite with this id instead.
-    #[arg(long, conflicts_with_all = ["role", "ttl", "uses", "tag"])]
+    #[arg(long, conflicts_with_all = ["role", "ttl", "uses", "tag", "addr"])]
     pub(crate) revoke: Option<String>,
 }
 

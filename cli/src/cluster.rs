@@ -12,8 +12,8 @@ use ipfsbench_roles::pinset::{input, Pin, PinStatus};
 use ipfsbench_roles::service::MasterView;
 
 use crate::args::{ClusterCommand, ClusterPinArgs, ClusterPinCommand, InviteArgs, MemberCommand};
-use ipfsbench_roles::api::members::{MembersView, RemovedView};
 use crate::client::Api;
+use ipfsbench_roles::api::members::{MembersView, RemovedView};
 
 /// Runs a `cluster` command.
 pub(crate) fn run(api: &Api, cmd: ClusterCommand, out: &mut dyn Write) -> Result<()> {
@@ -349,6 +349,7 @@ fn invite(api: &Api, args: InviteArgs, out: &mut dyn Write) -> Result<()> {
         ("uses", args.uses.to_string()),
     ];
     query.extend(args.tag.into_iter().map(|t| ("tag", t)));
+    query.extend(args.addr.into_iter().map(|a| ("addr", a)));
     let v: IssuedInvite = api.json("cluster/invite", &query)?;
     eprintln!(
         "invite {}: {} for {} node(s), until {} (Unix ms); the token holds the cluster's \
@@ -428,7 +429,11 @@ fn members(api: &Api, out: &mut dyn Write) -> Result<()> {
         )?;
     }
     for r in &v.removed {
-        writeln!(out, "removed: {} at {} ({})", r.peer, r.removed_ms, r.reason)?;
+        writeln!(
+            out,
+            "removed: {} at {} ({})",
+            r.peer, r.removed_ms, r.reason
+        )?;
     }
     Ok(())
 }

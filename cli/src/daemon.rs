@@ -42,7 +42,10 @@ pub(crate) fn run(path: &Path, role: Role, mut flags: DaemonArgs, repo: Repo) ->
         }
         config.daemon.bootstrap.extend(known_masters);
         let mut seen = std::collections::HashSet::new();
-        config.daemon.bootstrap.retain(|a| seen.insert(a.to_string()));
+        config
+            .daemon
+            .bootstrap
+            .retain(|a| seen.insert(a.to_string()));
     }
     if let Some(invite) = &invite {
         // The first start of a joining node: the invite's cluster, network and masters.

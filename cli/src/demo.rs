@@ -1,7 +1,9 @@
 //! `ipfsbench-node demo`: a whole cluster on loopback, in separate processes of this binary.
 //!
-//! A master, two workers (trusting the master) and a leecher start with throwaway repos. The
-//! master adds an input file; every benchmark kind runs on every worker in turn; the leecher
+//! A master, two workers and a leecher start with throwaway repos, formed into a cluster the
+//! way people form one: the master makes the cluster (`cluster init`) and issues invites, and
+//! the others join with them (`--join`); no peer id is passed anywhere. The master adds an
+//! input file; every benchmark kind runs on every worker in turn; the leecher
 //! fetches every result record by its CID; a table of the results is printed, then the
 //! cluster's results as the leecher's copy of the replicated state lists them, and every node
 //! is stopped.
@@ -64,9 +66,11 @@ impl NodeProcess {
         name: &'static str,
         role: &str,
         extra: &[String],
+        setup: impl FnOnce(&Repo) -> Result<()>,
     ) -> Result<Self> {
         let repo = dir.join(name);
         let created = Repo::init(&repo).with_context(|| format!("creating the {name} repo"))?;
+        setup(&created)?;
         created.close()?;
         // Announce often, so the cluster forms and notices changes quickly.
         let config = repo.join("config.toml");
@@ -211,31 +215,32 @@ pub(crate) fn run(args: DemoArgs) -> Result<std::process::ExitCode> {
         "starting a master, two workers and a leecher in {}",
         dir.display()
     )?;
-    let master = NodeProcess::start(&exe, &dir, "master", "master", &[])?;
-    let (master_id, master_addr) = master.identity()?;
-    let dial = format!("{master_addr}/p2p/{master_id}");
-    let worker_flags = [
-        "--bootstrap".to_string(),
-        dial.clone(),
-        "--trust-master".to_string(),
-        master_id.clone(),
-    ];
+    // `cluster init` on the master's repo: the cluster's root, and its first member.
+    let master = NodeProcess::start(&exe, &dir, "master", "master", &[], |repo| {
+        ipfsbench_roles::membership::root::init(repo, "demo", false, ipfsbench_roles::now_ms())?;
+        Ok(())
+    })?;
+    // `cluster invite`: one token for both workers, one for the leecher.
+    let join = |role: &str, uses: &str| -> Result<Vec<String>> {
+        let issued: serde_json::Value = master.api.json(
+            "cluster/invite",
+            &[("role", role.into()), ("uses", uses.into())],
+        )?;
+        let token = issued["Token"].as_str().context("the invite's token")?;
+        Ok(vec!["--join".to_string(), token.to_string()])
+    };
+    let worker_flags = join("worker", "2")?;
+    let none = |_: &Repo| Ok(());
     let workers = [
-        NodeProcess::start(&exe, &dir, "worker-1", "worker", &worker_flags)?,
-        NodeProcess::start(&exe, &dir, "worker-2", "worker", &worker_flags)?,
+        NodeProcess::start(&exe, &dir, "worker-1", "worker", &worker_flags, none)?,
+        NodeProcess::start(&exe, &dir, "worker-2", "worker", &worker_flags, none)?,
     ];
     let worker_ids: Vec<String> = workers
         .iter()
         .map(|w| w.identity().map(|(id, _)| id))
         .collect::<Result<_>>()?;
-    // The leecher trusts the master too: for the outcomes it publishes and the results it
-    // writes to the replicated state; and the workers, whose benchmark database partitions
-    // it syncs.
-    let mut leecher_flags = worker_flags.to_vec();
-    for id in &worker_ids {
-        leecher_flags.extend(["--trust-peer".to_string(), id.clone()]);
-    }
-    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &leecher_flags)?;
+    let leecher_flags = join("leecher", "1")?;
+    let leecher = NodeProcess::start(&exe, &dir, "leecher", "leecher", &leecher_flags, none)?;
     wait_for_workers(&master, &worker_ids)?;
     writeln!(
         err,

@@ -133,6 +133,11 @@ fn a_master_with_the_root_issues_lists_and_revokes_invites() {
         vec!["--ttl", "0s"],
         vec!["--uses", "0"],
         vec!["--tag", "no-colon"],
+        vec!["--addr", "not-an-address"],
+        vec![
+            "--addr",
+            "/dns4/localhost/tcp/1/p2p/12D3KooWGzBkzH5WxJAbPp2Z6qBbH6ZpAqFHHGrDzRtbXBmCXkd6",
+        ],
     ] {
         let mut args = vec!["cluster", "invite"];
         args.extend(bad.iter().copied());
@@ -296,6 +301,23 @@ fn forged_and_other_cluster_tokens_are_refused_and_write_nothing() {
     let master = Node::start_in(&repo, "master", &[], |_: &Path| {});
     let token = String::from_utf8(master.ok(&["cluster", "invite", "--uses", "10"])).unwrap();
     let real = Invite::decode(&token).unwrap();
+    // An address given to `cluster invite --addr` comes first, with the master's id.
+    let port = master
+        .addr
+        .split("/tcp/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let dns = format!("/dns4/localhost/tcp/{port}");
+    let named = String::from_utf8(master.ok(&["cluster", "invite", "--uses", "2", "--addr", &dns]))
+        .unwrap();
+    let named = Invite::decode(&named).unwrap();
+    assert_eq!(
+        named.multiaddrs()[0].to_string(),
+        format!("{dns}/p2p/{}", master.peer_id)
+    );
     let forge = |change: &dyn Fn(&mut Invite)| {
         let mut invite = real.clone();
         change(&mut invite);
@@ -314,7 +336,11 @@ fn forged_and_other_cluster_tokens_are_refused_and_write_nothing() {
     join_refused(tmp.path(), &guessed, "the secret is not this invite's");
     // A token that names another cluster than the masters it points at.
     let other_cluster = forge(&|i| i.cluster = "other".into());
-    join_refused(tmp.path(), &other_cluster, "for cluster \"lab\", not \"other\"");
+    join_refused(
+        tmp.path(),
+        &other_cluster,
+        "for cluster \"lab\", not \"other\"",
+    );
 
     // A member handed another cluster's token says so and does not start.
     let mut worker = Node::start("worker", &["--join", &token]);
@@ -343,5 +369,9 @@ fn forged_and_other_cluster_tokens_are_refused_and_write_nothing() {
         err.contains("belongs to cluster \"lab\"; the token is for cluster \"other\""),
         "{err}"
     );
-    assert_eq!(std::fs::read(&cert).unwrap(), before, "the membership is untouched");
+    assert_eq!(
+        std::fs::read(&cert).unwrap(),
+        before,
+        "the membership is untouched"
+    );
 }

@@ -138,7 +138,10 @@ fn a_cluster_formed_with_invites_only_pins_runs_syncs_and_removes_a_member() {
     let (master_repo, standby_repo) = (tmp.path().join("master"), tmp.path().join("standby"));
     // One `cluster init`, one root export and import: the only set-up by hand.
     init_repo(&master_repo);
-    ok(&master_repo, &["cluster", "init", "--name", "lab", "--private"]);
+    ok(
+        &master_repo,
+        &["cluster", "init", "--name", "lab", "--private"],
+    );
     let root_file = tmp.path().join("lab.root");
     ok(
         &master_repo,
@@ -207,7 +210,9 @@ fn a_cluster_formed_with_invites_only_pins_runs_syncs_and_removes_a_member() {
     ]);
     let mut workers = vec![w1.peer_id.clone(), w2.peer_id.clone()];
     workers.sort();
-    wait_until(60, "both workers pin it", || pinned_on(&master, &cid) == workers);
+    wait_until(60, "both workers pin it", || {
+        pinned_on(&master, &cid) == workers
+    });
 
     // Tasks run on both workers; the leecher syncs their rows and lists the results.
     for w in [&w1, &w2, &w1, &w2] {
@@ -220,16 +225,21 @@ fn a_cluster_formed_with_invites_only_pins_runs_syncs_and_removes_a_member() {
     });
     wait_until(30, "the leecher lists the replicated results", || {
         let listed = text(&leecher, &["cluster", "results", "--json"]);
-        listed.lines().count() == 4
-            && listed.contains(&w1.peer_id)
-            && listed.contains(&w2.peer_id)
+        listed.lines().count() == 4 && listed.contains(&w1.peer_id) && listed.contains(&w2.peer_id)
     });
     assert_eq!(result_rows(&leecher, Some(&w1.peer_id)), 2);
 
     // Removing the first worker: it is disconnected, its pins move, its rows stop counting.
     let said = text(
         &master,
-        &["cluster", "member", "rm", &w1.peer_id, "--reason", "retired"],
+        &[
+            "cluster",
+            "member",
+            "rm",
+            &w1.peer_id,
+            "--reason",
+            "retired",
+        ],
     );
     assert!(said.contains(&w1.peer_id), "{said}");
     wait_until(30, "every node cuts the removed worker off", || {
@@ -269,7 +279,10 @@ fn a_peer_with_the_swarm_key_but_no_certificate_counts_for_nothing_and_is_named(
     let tmp = tempfile::tempdir().unwrap();
     let master_repo = tmp.path().join("master");
     init_repo(&master_repo);
-    ok(&master_repo, &["cluster", "init", "--name", "lab", "--private"]);
+    ok(
+        &master_repo,
+        &["cluster", "init", "--name", "lab", "--private"],
+    );
     let master = Node::start_in(&master_repo, "master", &[], TUNING);
     let worker = Node::start_configured(
         "worker",
@@ -301,10 +314,8 @@ fn a_peer_with_the_swarm_key_but_no_certificate_counts_for_nothing_and_is_named(
     let its_pin = add_file(&intruder, dir.path(), 9);
     intruder.ok(&["cluster", "pin", "add", &its_pin]);
     wait_until(30, "the master names the intruder in cluster peers", || {
-        text(&master, &["cluster", "peers"]).contains(&format!(
-            "{}: not a member: ",
-            intruder.peer_id
-        ))
+        text(&master, &["cluster", "peers"])
+            .contains(&format!("{}: not a member: ", intruder.peer_id))
     });
     let alerts = text(&master, &["cluster", "alerts"]);
     assert!(
@@ -341,7 +352,9 @@ fn a_peer_with_the_swarm_key_but_no_certificate_counts_for_nothing_and_is_named(
     let peers = api(&master, "cluster/peers");
     let listed = peers["Peers"].as_array().unwrap();
     assert!(
-        listed.iter().all(|p| p["Peer"] != intruder.peer_id.as_str()),
+        listed
+            .iter()
+            .all(|p| p["Peer"] != intruder.peer_id.as_str()),
         "the master took the intruder's heartbeats: {peers:#}"
     );
     let member = listed

@@ -13,10 +13,9 @@ mod invite;
 mod revocation;
 
 pub use admission::{
-    JoinRequest, JoinResponse, JOIN_PROTOCOL, MAX_JOIN_REQUEST, MAX_JOIN_RESPONSE,
-    MEMBER_PROTOCOL,
+    JoinRequest, JoinResponse, JOIN_PROTOCOL, MAX_JOIN_REQUEST, MAX_JOIN_RESPONSE, MEMBER_PROTOCOL,
 };
 pub use cert::{Certificate, Grant, SignedCertificate, MAX_CERT_BYTES};
 pub use error::Error;
-pub use invite::{Invite, InviteId, INVITE_PREFIX, MAX_INVITE_BYTES};
+pub use invite::{Invite, InviteId, INVITE_PREFIX, MAX_INVITE_ADDRS, MAX_INVITE_BYTES};
 pub use revocation::{Revocation, SignedRevocation, MAX_REASON, MAX_REVOCATION_BYTES};

@@ -20,12 +20,12 @@ use crate::master::Master;
 use crate::membership::keeper::{Keeper, Parts};
 use crate::membership::members::Members;
 use crate::membership::root::{Issuer, Root};
-use ipfsbench_core::trust::Trust;
 use crate::pinset::healer::Healer;
 use crate::pinset::tracker::Tracker;
 use crate::pinset::Pinset;
 use crate::service::Service;
 use crate::settings::Settings;
+use ipfsbench_core::trust::Trust;
 
 /// Everything a node needs to start, typed.
 #[derive(Debug, Clone)]

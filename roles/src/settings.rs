@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::config::{ClusterConfig, TasksConfig};
 use crate::membership::members::Members;
+use ipfsbench_core::network::PeerId;
 use ipfsbench_core::trust::Refused;
 use ipfsbench_protocols::membership::Grant;
-use ipfsbench_core::network::PeerId;
 use ipfsbench_protocols::task;
 use ipfsbench_protocols::Role;
 
@@ -225,8 +225,7 @@ impl Settings {
         if self.members.is_revoked(peer) {
             return false;
         }
-        if self.trusted_workers.contains(peer) || self.members.grant(peer) == Some(Grant::Worker)
-        {
+        if self.trusted_workers.contains(peer) || self.members.grant(peer) == Some(Grant::Worker) {
             return true;
         }
         self.trusted_workers.is_empty() && !self.members.active()

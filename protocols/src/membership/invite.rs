@@ -12,7 +12,8 @@ pub const INVITE_PREFIX: &str = "ipfsbench-invite-1-";
 /// An invite's encoding, at most (bytes before base64).
 pub const MAX_INVITE_BYTES: usize = 4096;
 /// The most addresses an invite carries.
-const MAX_ADDRS: usize = 16;
+pub const MAX_INVITE_ADDRS: usize = 16;
+const MAX_ADDRS: usize = MAX_INVITE_ADDRS;
 
 /// An invite's id: public, names it in listings and revocations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -7,9 +7,10 @@ use axum::extract::State as Extract;
 use axum::routing::post;
 use axum::{Json, Router};
 use ipfsbench_core::api::{ApiError, Args};
-use ipfsbench_core::network::Client;
+use ipfsbench_core::network::{Client, Multiaddr, PeerId};
 use ipfsbench_core::state;
-use ipfsbench_protocols::membership::Grant;
+use ipfsbench_protocols::membership::{Grant, MAX_INVITE_ADDRS};
+use libp2p::multiaddr::Protocol;
 use serde::Serialize;
 
 use crate::membership::invites::{self, Error, InviteRecord, Request};
@@ -82,7 +83,10 @@ async fn issue(Extract(api): Extract<Api>, args: Args) -> Result<Json<Issued>, A
         .listen_addrs()
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    let addrs = invites::dialable(&listen, api.state.peer_id());
+    let me = api.state.peer_id();
+    let mut addrs = given_addrs(&args, me)?;
+    addrs.extend(invites::dialable(&listen, me));
+    addrs.truncate(MAX_INVITE_ADDRS);
     let now = crate::clock::now_ms();
     let (token, invite) = invites::issue(
         &api.state,
@@ -95,6 +99,36 @@ async fn issue(Extract(api): Extract<Api>, args: Args) -> Result<Json<Issued>, A
     .await
     .map_err(api_error)?;
     Ok(Json(Issued { token, invite }))
+}
+
+/// The `addr` arguments: addresses of this master to put in the token first (a DNS name a
+/// pod is reached by, say), each ending in this master's `/p2p/` id.
+fn given_addrs(args: &Args, me: PeerId) -> Result<Vec<Multiaddr>, ApiError> {
+    let given = args.all("addr");
+    if given.len() > MAX_INVITE_ADDRS {
+        return Err(ApiError::bad_request(format!(
+            "addr: at most {} addresses",
+            MAX_INVITE_ADDRS
+        )));
+    }
+    given
+        .into_iter()
+        .map(|text| {
+            let mut addr: Multiaddr = text
+                .parse()
+                .map_err(|e| ApiError::bad_request(format!("addr {text:?}: {e}")))?;
+            match addr.iter().last() {
+                Some(Protocol::P2p(peer)) if peer == me => {}
+                Some(Protocol::P2p(_)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "addr {text:?} names another peer than this master"
+                    )))
+                }
+                _ => addr.push(Protocol::P2p(me)),
+            }
+            Ok(addr)
+        })
+        .collect()
 }
 
 async fn list(Extract(api): Extract<Api>) -> Json<Vec<InviteRecord>> {

@@ -3,8 +3,8 @@
 //! takes submissions into the state (the leader takes them from there), and takes the table
 //! over from the state when no leader has been heard for the lease.
 
-use ipfsbench_core::trust::Refused;
 use ipfsbench_core::network::PeerId;
+use ipfsbench_core::trust::Refused;
 use ipfsbench_protocols::task::{Message, Report, Spec, Submit, TaskId};
 
 use super::duty::Duty;

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use ipfsbench_core::state;
-use ipfsbench_protocols::state::Op;
 use ipfsbench_protocols::membership::{Grant, Invite, InviteId};
+use ipfsbench_protocols::state::Op;
 use libp2p::{Multiaddr, PeerId};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};

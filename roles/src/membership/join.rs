@@ -90,7 +90,11 @@ pub fn store(repo: &Repo, invite: &Invite, certificate: &[u8]) -> Result<Cluster
         name: invite.cluster.clone(),
         root: root::base64(&invite.root),
         private: invite.swarm_key.is_some(),
-        masters: invite.multiaddrs().iter().map(ToString::to_string).collect(),
+        masters: invite
+            .multiaddrs()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
     };
     let json = serde_json::to_vec_pretty(&info).unwrap_or_default();
     let swarm_key = invite

@@ -254,7 +254,12 @@ impl Root {
     /// # Errors
     ///
     /// A reason past its bound.
-    pub fn revoke(&self, peer: libp2p::PeerId, reason: &str, now_ms: u64) -> Result<Vec<u8>, Error> {
+    pub fn revoke(
+        &self,
+        peer: libp2p::PeerId,
+        reason: &str,
+        now_ms: u64,
+    ) -> Result<Vec<u8>, Error> {
         let revocation = ipfsbench_protocols::membership::Revocation {
             cluster: self.info.name.clone(),
             peer: WirePeer(peer),

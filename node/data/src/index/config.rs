@@ -46,7 +46,11 @@ pub struct Config {
 impl Config {
     /// The defaults, on `topic`, trusting `trusted`, with `results` as the results table,
     /// syncing every table.
-    pub fn new(topic: String, trusted: impl Into<crate::trust::Trust>, results: TableSchema) -> Self {
+    pub fn new(
+        topic: String,
+        trusted: impl Into<crate::trust::Trust>,
+        results: TableSchema,
+    ) -> Self {
         Self {
             topic,
             trusted: trusted.into(),
@@ -94,8 +98,13 @@ mod tests {
     fn a_results_schema_needs_its_name_and_time_column() {
         const DATED: &[Field] = &[Field::required(RESULTS_TIME, ColumnType::Timestamp, "t")];
         const UNDATED: &[Field] = &[Field::required(RESULTS_TIME, ColumnType::Text, "t")];
-        let config =
-            |name, fields| Config::new(String::new(), std::collections::HashSet::new(), TableSchema { name, fields });
+        let config = |name, fields| {
+            Config::new(
+                String::new(),
+                std::collections::HashSet::new(),
+                TableSchema { name, fields },
+            )
+        };
         assert!(config("results", DATED).check_results().is_ok());
         assert!(config("results", UNDATED).check_results().is_err());
         assert!(config("other", DATED).check_results().is_err());

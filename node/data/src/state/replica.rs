@@ -615,7 +615,13 @@ impl Actor {
         // Only trusted writers' deltas are ever applied here, so only they can bring a late
         // write.
         let mut floor = self.clock.last();
-        for m in self.config.trusted.writers().iter().filter(|m| **m != self.me) {
+        for m in self
+            .config
+            .trusted
+            .writers()
+            .iter()
+            .filter(|m| **m != self.me)
+        {
             let have = self.db.version(m)?.map_or(0, |v| v.seq);
             match self.promises.get(m) {
                 Some(&(seq, stamp)) if seq <= have => floor = floor.min(stamp),

@@ -3,8 +3,8 @@
 //! a master's to its table, a worker's assignments and cancels to its attempts, masters'
 //! outcomes to the submitter waiting here.
 
-use ipfsbench_core::trust::Refused;
 use ipfsbench_core::network::{PeerId, PubsubMessage};
+use ipfsbench_core::trust::Refused;
 use ipfsbench_protocols::task::{Capacity, Heartbeat, Message};
 use ipfsbench_protocols::Role;
 

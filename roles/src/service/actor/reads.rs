@@ -31,7 +31,11 @@ impl Actor {
             .iter()
             .map(|(id, p)| PeerView {
                 trusted: writers.contains(id),
-                member: self.settings.members.grant(id).map(|g| g.name().to_string()),
+                member: self
+                    .settings
+                    .members
+                    .grant(id)
+                    .map(|g| g.name().to_string()),
                 dropped: self.settings.members.trust().refused(id),
                 peer: id.to_string(),
                 role: p.role,
