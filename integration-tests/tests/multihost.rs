@@ -145,9 +145,11 @@ fn cluster_peers(node: &Node) -> Vec<(String, String, u64)> {
         .unwrap()
         .lines()
         .skip(1)
+        // The peers heard, not the peers whose messages were dropped (listed after them).
+        .take_while(|l| !l.contains(": not a member: ") && !l.contains(": removed from "))
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            (f[0].to_string(), f[1].to_string(), f[5].parse().unwrap())
+            (f[0].to_string(), f[1].to_string(), f[6].parse().unwrap())
         })
         .collect()
 }

@@ -284,6 +284,13 @@ impl EventLoop {
             let _ = reply.send(Err(network::error::Error::BadPeerAddr(addr.to_string())));
             return;
         };
+        if self.offences.is_cut_off(&peer) {
+            let _ = reply.send(Err(network::error::Error::Dial {
+                addr: addr.to_string(),
+                reason: "the peer was cut off".into(),
+            }));
+            return;
+        }
         if self.swarm.is_connected(&peer) {
             let _ = reply.send(Ok(peer));
             return;
