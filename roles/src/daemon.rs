@@ -171,6 +171,7 @@ impl Daemon {
         // Whose writes count: the lists now, the members as the keeper learns them.
         let trust = Trust::new(settings.state_writers(repo.peer_id()));
         settings.members = Members::new(trust);
+        crate::membership::keeper::load_repo(&repo, &settings.members);
         let options = decide(settings.role, config.daemon);
         let master = if settings.role == Role::Master {
             let table = Master::open(repo.path(), settings.master.clone(), crate::clock::now_ms());

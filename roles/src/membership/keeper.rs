@@ -42,8 +42,9 @@ const EXCHANGE: Duration = Duration::from_secs(10);
 const MAX_EXCHANGES: usize = 16;
 /// How often expiry, renewal and peers not yet asked are looked at.
 const TICK: Duration = Duration::from_secs(5);
-/// A peer that presented no certificate is asked again after this long.
-const ASK_AGAIN: Duration = Duration::from_secs(60);
+/// A peer that presented no certificate is asked again after this long (it may have been
+/// starting, or joining).
+const ASK_AGAIN: Duration = Duration::from_secs(10);
 /// A peer that connects again this soon is not asked again.
 const RECONNECT: Duration = Duration::from_secs(5);
 /// Peers remembered as asked, at most.
@@ -156,6 +157,42 @@ async fn serve(client: Client, members: Members, me: PeerId) {
     }
 }
 
+/// Takes the cluster and this node's certificate from `repo` into `members`, if the repo
+/// belongs to a cluster; whether it does. Called before the host starts, so that the node
+/// presents its certificate from its first connection.
+pub fn load_repo(repo: &Repo, members: &Members) -> bool {
+    let info = match root::info(repo) {
+        Ok(Some(info)) => info,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::error!("reading the cluster of this repo: {e}");
+            return false;
+        }
+    };
+    let key = multibase::Base::Base64
+        .decode(&info.root)
+        .ok()
+        .and_then(|b| PublicKey::try_decode_protobuf(&b).ok());
+    let Some(root_key) = key else {
+        tracing::error!("cluster.json: the root is not a public key");
+        return false;
+    };
+    members.set_cluster(Cluster {
+        name: info.name,
+        root: root_key,
+    });
+    let path = root::dir(repo).join("member.cert");
+    match std::fs::read(&path) {
+        Ok(own) => {
+            if let Err(e) = members.offer(&own, Some(repo.peer_id()), crate::clock::now_ms()) {
+                tracing::warn!("this node's certificate does not hold: {e}");
+            }
+        }
+        Err(e) => tracing::debug!("{}: {e}", path.display()),
+    }
+    true
+}
+
 /// Certificate requests under way.
 type Asks = FuturesUnordered<BoxFuture<'static, (PeerId, Result<Vec<u8>, String>)>>;
 
@@ -222,38 +259,8 @@ impl Actor {
 
     /// Takes the cluster and this node's certificate from the repo, then the state's records.
     async fn load(&mut self) {
-        let repo = &self.parts.repo;
-        let info = match root::info(repo) {
-            Ok(Some(info)) => info,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::error!("reading the cluster of this repo: {e}");
-                return;
-            }
-        };
-        let key = multibase::Base::Base64
-            .decode(&info.root)
-            .ok()
-            .and_then(|b| PublicKey::try_decode_protobuf(&b).ok());
-        let Some(root_key) = key else {
-            tracing::error!("cluster.json: the root is not a public key");
+        if !load_repo(&self.parts.repo, self.members()) {
             return;
-        };
-        self.members().set_cluster(Cluster {
-            name: info.name,
-            root: root_key,
-        });
-        let path = root::dir(repo).join("member.cert");
-        match std::fs::read(&path) {
-            Ok(own) => {
-                if let Err(e) = self
-                    .members()
-                    .offer(&own, Some(self.me), crate::clock::now_ms())
-                {
-                    tracing::warn!("this node's certificate does not hold: {e}");
-                }
-            }
-            Err(e) => tracing::debug!("{}: {e}", path.display()),
         }
         self.read_state().await;
         self.publish_own().await;
