@@ -387,6 +387,10 @@ pub(crate) struct InviteArgs {
     /// How many nodes may join with it.
     #[arg(long, default_value_t = 1)]
     pub(crate) uses: u32,
+    /// How long the certificate each joining node gets holds (`10s` to `365d`); a master
+    /// holding the root renews it while the member stays connected.
+    #[arg(long = "cert-ttl", default_value = "90d")]
+    pub(crate) cert_ttl: String,
     /// A tag the new node gets, `key:value` (repeatable).
     #[arg(long)]
     pub(crate) tag: Vec<String>,
@@ -395,7 +399,7 @@ pub(crate) struct InviteArgs {
     #[arg(long, value_name = "MULTIADDR")]
     pub(crate) addr: Vec<String>,
     /// Revoke the invite with this id instead.
-    #[arg(long, conflicts_with_all = ["role", "ttl", "uses", "tag", "addr"])]
+    #[arg(long, conflicts_with_all = ["role", "ttl", "uses", "tag", "addr", "cert_ttl"])]
     pub(crate) revoke: Option<String>,
 }
 

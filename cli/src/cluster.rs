@@ -347,6 +347,7 @@ fn invite(api: &Api, args: InviteArgs, out: &mut dyn Write) -> Result<()> {
         ("role", args.role),
         ("ttl", args.ttl),
         ("uses", args.uses.to_string()),
+        ("cert_ttl", args.cert_ttl),
     ];
     query.extend(args.tag.into_iter().map(|t| ("tag", t)));
     query.extend(args.addr.into_iter().map(|a| ("addr", a)));

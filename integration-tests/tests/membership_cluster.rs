@@ -374,3 +374,54 @@ fn scrape(node: &Node) -> String {
     let mut answer = ureq::get(&url).call().unwrap();
     answer.body_mut().read_to_string().unwrap()
 }
+
+#[test]
+fn a_short_lived_certificate_is_renewed_while_its_member_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let master_repo = tmp.path().join("master");
+    init_repo(&master_repo);
+    ok(&master_repo, &["cluster", "init", "--name", "lab"]);
+    let master = Node::start_in(&master_repo, "master", &[], TUNING);
+    let token = invite(&master, &["--role", "worker", "--cert-ttl", "21s"]);
+    let refused = master.cli(&["cluster", "invite", "--cert-ttl", "1s"]);
+    assert!(!refused.status.success(), "a 1 s certificate was accepted");
+    let worker = Node::start_configured("worker", &["--join", &token], TUNING);
+    wait_joined(&worker);
+    let cert = worker.repo().join("cluster/member.cert");
+    let first = std::fs::read(&cert).unwrap();
+    let expires = || {
+        api(&master, "cluster/members")["Members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["Peer"] == worker.peer_id.as_str())
+            .map(|m| m["ExpiresMs"].as_u64().unwrap())
+    };
+    wait_until(30, "the master knows the worker", || expires().is_some());
+    let first_expiry = expires().unwrap();
+    // Two thirds into its life the master renews it, and the worker keeps the new one.
+    wait_until(30, "the worker's certificate is renewed", || {
+        std::fs::read(&cert).unwrap() != first
+    });
+    assert!(expires().unwrap() > first_expiry);
+    // Past the first certificate's expiry it is still a member, and still given tasks.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    while now() <= first_expiry + 500 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(expires().is_some_and(|e| e > now()), "no longer a member");
+    master.ok(&[
+        "task",
+        "submit",
+        "--kind",
+        "noop",
+        "--target",
+        &worker.peer_id,
+        "--wait",
+    ]);
+}

@@ -62,11 +62,14 @@ fn request(args: &Args) -> Result<Request, ApiError> {
         .map_err(|e| ApiError::bad_request(format!("ttl: {e}")))?;
     let uses = args.num::<u32>("uses")?.unwrap_or(1);
     let tags = args.all("tag").into_iter().map(str::to_string).collect();
+    let certificate = input::duration(args.get("cert_ttl").unwrap_or("90d"))
+        .map_err(|e| ApiError::bad_request(format!("cert-ttl: {e}")))?;
     Ok(Request {
         grant,
         ttl,
         uses,
         tags,
+        certificate,
     })
 }
 

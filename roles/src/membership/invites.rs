@@ -45,7 +45,20 @@ pub struct InviteRecord {
     pub revoked: bool,
     /// The master that issued it.
     pub by: String,
+    /// How long the certificates it gets its holders hold, ms (renewed while they stay).
+    #[serde(default = "default_cert_ms")]
+    pub cert_ms: u64,
 }
+
+fn default_cert_ms() -> u64 {
+    MEMBER_CERT_MS
+}
+
+/// The shortest and longest life of a member's certificate.
+pub const CERT_TTL: (Duration, Duration) = (
+    Duration::from_secs(10),
+    Duration::from_secs(365 * 24 * 3600),
+);
 
 /// What an invite should grant.
 #[derive(Debug, Clone)]
@@ -58,6 +71,8 @@ pub struct Request {
     pub uses: u32,
     /// The tags its holder gets, `key:value`.
     pub tags: Vec<String>,
+    /// How long its holders' certificates hold.
+    pub certificate: Duration,
 }
 
 /// Why an invite was not issued, listed or revoked.
@@ -124,6 +139,13 @@ pub async fn issue(
         return Err(Error::Bad(format!("uses must be 1 to {MAX_USES}")));
     }
     crate::tags::check_tags(&request.tags).map_err(Error::Bad)?;
+    if request.certificate < CERT_TTL.0 || request.certificate > CERT_TTL.1 {
+        return Err(Error::Bad(format!(
+            "cert-ttl must be {} s to {} days",
+            CERT_TTL.0.as_secs(),
+            CERT_TTL.1.as_secs() / 86_400
+        )));
+    }
     if addrs.is_empty() {
         return Err(Error::Bad(
             "this master has no address a new node could dial".into(),
@@ -154,6 +176,7 @@ pub async fn issue(
         digest: hex(&Invite::digest(&secret)),
         revoked: false,
         by: state.peer_id().to_string(),
+        cert_ms: u64::try_from(request.certificate.as_millis()).unwrap_or(u64::MAX),
     };
     let value = serde_json::to_vec(&record).unwrap_or_default();
     state.put(key(&invite.id), value).await?;
@@ -235,7 +258,7 @@ pub async fn redeem(
     }
     let grant = Grant::from_name(&record.grant).ok_or_else(unknown)?;
     let certificate = root
-        .certify(peer, grant, record.tags.clone(), now_ms, MEMBER_CERT_MS)
+        .certify(peer, grant, record.tags.clone(), now_ms, record.cert_ms)
         .map_err(|e| e.to_string())?;
     record.used += 1;
     let value = serde_json::to_vec(&record).unwrap_or_default();
