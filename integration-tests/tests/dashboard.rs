@@ -260,6 +260,13 @@ fn in_chromium(browser: &Browser) -> Result<(), Failed> {
             .unwrap()
             .contains(&format!("{} pinned", worker.peer_id))
     });
+    // A peer the master does not trust: what it sends is dropped, and the page says so.
+    let stranger = Node::start_configured("leecher", &["--bootstrap", &master.addr], Tuning::FAST);
+    wait_until(60, "the master counts the stranger's dropped messages", || {
+        String::from_utf8(master.ok(&["cluster", "peers"]))
+            .unwrap()
+            .contains(&format!("{}: not a member: ", stranger.peer_id))
+    });
     let bw_served = request(&master, "POST", "/api/v0/stats/bw").0 == 200;
 
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screens");
@@ -308,6 +315,14 @@ fn in_chromium(browser: &Browser) -> Result<(), Failed> {
         );
     }
     assert_eq!(summary["node"], *master.peer_id);
+    // The stranger, under the peers, with what was dropped.
+    let refused = list("refused");
+    assert!(
+        refused.iter().any(|r| r["peer"] == *stranger.peer_id
+            && r["text"].as_str().unwrap().contains("not a member")
+            && r["text"].as_str().unwrap().contains("messages dropped")),
+        "{refused:#?}"
+    );
     // Pins: the cluster's pin, pinned by the worker.
     let pins = list("pins");
     let pin = pins

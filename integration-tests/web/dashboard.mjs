@@ -27,6 +27,7 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 
 const summary = {
   peers: [],
+  refused: [],
   node: null,
   pins: [],
   task: null,
@@ -92,6 +93,11 @@ await step('cluster', async () => {
     peer: r.dataset.peer,
     role: r.dataset.role,
     text: r.innerText.replace(/\s+/g, ' ').trim(),
+  })));
+  await page.waitForFunction(() => document.querySelectorAll('#refused li[data-peer]').length >= 1);
+  summary.refused = await page.$$eval('#refused li[data-peer]', (items) => items.map((li) => ({
+    peer: li.dataset.peer,
+    text: li.innerText.replace(/\s+/g, ' ').trim(),
   })));
   await page.waitForSelector('#node-id');
   summary.node = await page.getAttribute('#node-id', 'title');
