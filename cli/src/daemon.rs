@@ -114,7 +114,13 @@ fn invite(flags: &mut DaemonArgs, repo: &Repo) -> Result<(Option<Invite>, Vec<Mu
         (None, None) => return Ok((None, Vec::new())),
     };
     let invite = Invite::decode(&text).map_err(|e| anyhow!("--join: {e}"))?;
-    if join::is_member(repo) {
+    let holds_root = ipfsbench_roles::membership::root::dir(repo)
+        .join("root.key")
+        .exists();
+    let held = join::holds_cluster(repo);
+    if held {
+        // A member, or one whose certificate expired (it joins its cluster again; a master
+        // holding the root renews its own at start): the token must be its cluster's.
         let ours = ipfsbench_roles::membership::root::info(repo)?.map(|i| i.name);
         if ours.as_deref() != Some(invite.cluster.as_str()) {
             bail!(
@@ -123,6 +129,8 @@ fn invite(flags: &mut DaemonArgs, repo: &Repo) -> Result<(Option<Invite>, Vec<Mu
                 invite.cluster
             );
         }
+    }
+    if held && (holds_root || join::is_member(repo)) {
         return Ok((None, invite.multiaddrs()));
     }
     Ok((Some(invite), Vec::new()))

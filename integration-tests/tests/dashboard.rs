@@ -262,11 +262,15 @@ fn in_chromium(browser: &Browser) -> Result<(), Failed> {
     });
     // A peer the master does not trust: what it sends is dropped, and the page says so.
     let stranger = Node::start_configured("leecher", &["--bootstrap", &master.addr], Tuning::FAST);
-    wait_until(60, "the master counts the stranger's dropped messages", || {
-        String::from_utf8(master.ok(&["cluster", "peers"]))
-            .unwrap()
-            .contains(&format!("{}: not a member: ", stranger.peer_id))
-    });
+    wait_until(
+        60,
+        "the master counts the stranger's dropped messages",
+        || {
+            String::from_utf8(master.ok(&["cluster", "peers"]))
+                .unwrap()
+                .contains(&format!("{}: not a member: ", stranger.peer_id))
+        },
+    );
     let bw_served = request(&master, "POST", "/api/v0/stats/bw").0 == 200;
 
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screens");

@@ -425,3 +425,38 @@ fn a_short_lived_certificate_is_renewed_while_its_member_stays() {
         "--wait",
     ]);
 }
+
+#[test]
+fn a_member_away_past_its_certificate_joins_again_with_its_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let master_repo = tmp.path().join("master");
+    init_repo(&master_repo);
+    ok(&master_repo, &["cluster", "init", "--name", "lab"]);
+    let master = Node::start_in(&master_repo, "master", &[], TUNING);
+    let token = invite(
+        &master,
+        &["--role", "worker", "--uses", "2", "--cert-ttl", "10s"],
+    );
+    let mut worker = Node::start_configured("worker", &["--join", &token], TUNING);
+    wait_joined(&worker);
+    let cert = worker.repo().join("cluster/member.cert");
+    let first = std::fs::read(&cert).unwrap();
+    wait_until(30, "the master lists it", || {
+        members(&master).iter().any(|(p, _)| *p == worker.peer_id)
+    });
+    // Stopped, it is not renewed; once its certificate has expired it is no member.
+    worker.stop();
+    wait_until(30, "the master no longer lists it", || {
+        !members(&master).iter().any(|(p, _)| *p == worker.peer_id)
+    });
+    // Started again with the same token, it joins again (a second use), whole.
+    worker.restart();
+    wait_until(30, "it holds a new certificate", || {
+        std::fs::read(&cert).is_ok_and(|c| c != first)
+    });
+    wait_until(30, "the master lists it again", || {
+        members(&master).contains(&(worker.peer_id.clone(), "worker".to_string()))
+    });
+    let listed = text(&master, &["cluster", "invites"]);
+    assert!(listed.contains("2/2"), "{listed}");
+}

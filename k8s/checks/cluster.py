@@ -1,13 +1,11 @@
-"""The pods of the manifests as run here: Secret and ConfigMap values, volumes as
-directories, `$(VAR)` expansion, paths and ports remapped, each container's command line,
-starting and stopping."""
+"""The pods of the manifests as run here: volumes as directories, `$(VAR)` expansion, paths
+and ports remapped, each container's command line and what it says, starting and
+stopping."""
 
 from __future__ import annotations
 
-import base64
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -26,77 +24,12 @@ from .manifests import (
     port_number,
 )
 from .report import Report
+from .values import INIT_TIMEOUT, config_map_values
 
 # The image's working directory and its user's home.
 IMAGE_WORKDIR = "/data"
-# Secret values holding this are placeholders.
-PLACEHOLDER = "REPLACE_ME"
-# Seconds an init container, or a pod given placeholders, may run.
-INIT_TIMEOUT = 60
 # What the downward API gives a pod run here.
 NAMESPACE = "check"
-
-
-def secret_values(docs: list[Doc]) -> dict[str, dict[str, bytes]]:
-    out = {}
-    for doc in docs:
-        if doc.kind != "Secret":
-            continue
-        values = {k: base64.b64decode(v) for k, v in (doc.obj.get("data") or {}).items()}
-        values.update({k: v.encode() for k, v in (doc.obj.get("stringData") or {}).items()})
-        out[doc.name] = values
-    return out
-
-
-def config_map_values(docs: list[Doc]) -> dict[str, dict[str, bytes]]:
-    out = {}
-    for doc in docs:
-        if doc.kind != "ConfigMap":
-            continue
-        values = {k: v.encode() for k, v in (doc.obj.get("data") or {}).items()}
-        values.update(
-            {k: base64.b64decode(v) for k, v in (doc.obj.get("binaryData") or {}).items()}
-        )
-        out[doc.name] = values
-    return out
-
-
-def replace_placeholders(
-    values: dict[str, dict[str, bytes]], binary: str, scratch: Path
-) -> list[str]:
-    """Real values for the placeholders, by key: `identity.key` with `peer-id` (one key made
-    by `init`), `swarm.key`, `token`. Returns what was replaced; raises on a placeholder
-    this does not know how to fill."""
-    replaced = []
-    identity: tuple[bytes, bytes] | None = None
-    for secret, keys in values.items():
-        for key, value in list(keys.items()):
-            if PLACEHOLDER.encode() not in value:
-                continue
-            if key in ("identity.key", "peer-id"):
-                if identity is None:
-                    repo = scratch / "identity"
-                    subprocess.run(
-                        [binary, "--repo", str(repo), "init"],
-                        check=True,
-                        capture_output=True,
-                        timeout=INIT_TIMEOUT,
-                    )
-                    peer = re.search(
-                        r'^peer_id = "([^"]+)"', (repo / "config.toml").read_text(), re.M
-                    )
-                    if peer is None:
-                        raise RuntimeError("init wrote no peer_id")
-                    identity = ((repo / "identity.key").read_bytes(), peer.group(1).encode())
-                keys[key] = identity[0] if key == "identity.key" else identity[1]
-            elif key == "swarm.key":
-                keys[key] = f"/key/swarm/psk/1.0.0/\n/base16/\n{secrets.token_hex(32)}\n".encode()
-            elif key == "token":
-                keys[key] = f"{secrets.token_urlsafe(32)}\n".encode()
-            else:
-                raise RuntimeError(f"Secret {secret} key {key}: no way to make a real value")
-            replaced.append(f"{secret}/{key}")
-    return replaced
 
 
 def free_port() -> int:
@@ -174,22 +107,77 @@ class Cluster:
         self.root = root
         self.secrets = secrets_
         self.config_maps = config_map_values(docs)
-        self.pods: list[Pod] = []
-        for doc in docs:
-            if doc.kind not in WORKLOAD_KINDS:
-                continue
-            name = f"{doc.name}-0" if doc.kind == "StatefulSet" else f"{doc.name}-check"
-            pod = Pod(doc, name, root / name)
-            for c in pod.spec.get("containers") or []:
-                for p in c.get("ports") or []:
-                    pod.ports[p["containerPort"]] = free_port()
-            self.pods.append(pod)
+        self.pods = [self.new_pod(doc) for doc in docs if doc.kind in WORKLOAD_KINDS]
         self.names = {
             name: (self.pod_of(doc), service) for name, (doc, service) in dns_names(docs).items()
         }
 
+    def new_pod(self, doc: Doc, ordinal: int = 0) -> Pod:
+        """A pod of the workload: a StatefulSet's by its ordinal, else the one run here. Not
+        in `pods` (the pods of the first run) unless the constructor made it."""
+        name = f"{doc.name}-{ordinal}" if doc.kind == "StatefulSet" else f"{doc.name}-check"
+        pod = Pod(doc, name, self.root / name)
+        for c in pod.spec.get("containers") or []:
+            for p in c.get("ports") or []:
+                pod.ports[p["containerPort"]] = free_port()
+        return pod
+
     def pod_of(self, doc: Doc) -> Pod:
         return next(p for p in self.pods if p.doc is doc)
+
+    # What the main container's arguments say
+
+    def flag(self, pod: Pod, name: str) -> str | None:
+        """The value of `--name=VALUE` (or `--name VALUE`) in the main container's command
+        line, `$(VAR)` expanded, mount paths as in the manifest."""
+        env = self.environment(pod, pod.main)
+        args = (pod.main.get("command") or []) + (pod.main.get("args") or [])
+        argv = [expand(a, env) for a in args]
+        for i, arg in enumerate(argv):
+            if arg.startswith(f"--{name}="):
+                return arg.split("=", 1)[1]
+            if arg == f"--{name}" and i + 1 < len(argv):
+                return argv[i + 1]
+        return None
+
+    def join_secret(self, pod: Pod) -> tuple[str, str] | None:
+        """The (Secret, key) of the file the pod's `--join-file` names."""
+        path = self.flag(pod, "join-file")
+        if path is None:
+            return None
+        volumes = {v["name"]: v for v in pod.spec.get("volumes") or []}
+        for m in pod.main.get("volumeMounts") or []:
+            mount = m["mountPath"].rstrip("/") + "/"
+            secret = (volumes.get(m["name"]) or {}).get("secret")
+            if secret is None or not path.startswith(mount):
+                continue
+            relative = path[len(mount) :]
+            items = secret.get("items") or [{"key": relative, "path": relative}]
+            key = next((i["key"] for i in items if i["path"] == relative), None)
+            if key is None or key not in self.secrets.get(secret["secretName"], {}):
+                raise RuntimeError(
+                    f"--join-file={path}: Secret {secret['secretName']} gives no {relative}"
+                )
+            return secret["secretName"], key
+        raise RuntimeError(f"--join-file={path}: no Secret is mounted there")
+
+    def secrets_used(self, pod: Pod) -> set[str]:
+        """The Secrets the pod's volumes and its containers' environments name."""
+        used = {(v.get("secret") or {}).get("secretName") for v in pod.spec.get("volumes") or []}
+        for c in (pod.spec.get("initContainers") or []) + (pod.spec.get("containers") or []):
+            for e in c.get("env") or []:
+                used.add(((e.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name"))
+        return used - {None}
+
+    def invite_address(self, master: Pod) -> str | None:
+        """The address an invite of `master` gives, as the manifests name it: its DNS name
+        (`<statefulset>-0.<service>`) and the TCP port it listens on."""
+        listen = self.flag(master, "listen") or ""
+        port = re.search(r"/tcp/(\d+)", listen)
+        name = next((n for n, (p, s) in self.names.items() if p is master and s is None), None)
+        if port is None or name is None:
+            return None
+        return f"/dns4/{name}/tcp/{port.group(1)}"
 
     # Volumes and paths
 
@@ -222,6 +210,18 @@ class Cluster:
             elif not ({"emptyDir", "persistentVolumeClaim"} & set(v)):
                 raise RuntimeError(f"volume {v['name']}: a kind this check cannot make")
         return dirs
+
+    def as_in_pod(self, pod: Pod, text: str) -> str:
+        """`text` with the volumes' local directories written as the pod mounts them (the
+        first mount of each), so that messages read as in the pod."""
+        table = {}
+        for c in (pod.spec.get("initContainers") or []) + (pod.spec.get("containers") or []):
+            for m in c.get("volumeMounts") or []:
+                local = str(pod.root / "volumes" / m["name"])
+                table.setdefault(local, m["mountPath"].rstrip("/"))
+        for local in sorted(table, key=len, reverse=True):
+            text = text.replace(local, table[local])
+        return text
 
     def mounts(self, container: dict, dirs: dict[str, Path]) -> list[tuple[str, str]]:
         """(mount path, local path), longest mount path first."""
@@ -342,7 +342,8 @@ class Cluster:
                 (
                     None
                     if done.returncode == 0
-                    else f"exit {done.returncode}: {(done.stderr or done.stdout).strip()[-400:]}"
+                    else f"exit {done.returncode}: "
+                    + self.as_in_pod(pod, (done.stderr or done.stdout).strip())[-400:]
                 ),
             ):
                 return False

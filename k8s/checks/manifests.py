@@ -1,5 +1,6 @@
 """The manifests: loading them, and the checks that need no binary (schemas, the
-kustomization, cross-references, DNS names, the Dockerfile)."""
+kustomization, cross-references, the Dockerfile; `paths.py` has the names and files the
+commands give)."""
 
 from __future__ import annotations
 
@@ -330,30 +331,6 @@ def dns_names(docs: list[Doc]) -> dict[str, tuple[Doc, dict | None]]:
 
 
 DNS_ADDR = re.compile(r"/dns4?/([^/]+)/tcp/(\d+)")
-
-
-def check_bootstrap_names(docs: list[Doc], report: Report) -> None:
-    """Every `/dns4/NAME` in an argument names a pod of these manifests (with ordinal
-    within the StatefulSet's replicas) or a Service."""
-    replicas = {
-        f"{d.name}-{i}.{d.obj['spec'].get('serviceName')}"
-        for d in docs
-        if d.kind == "StatefulSet"
-        for i in range(d.obj["spec"].get("replicas", 1))
-    }
-    services = {d.name for d in docs if d.kind == "Service"}
-    for doc in docs:
-        unknown = []
-        for c in all_containers(doc):
-            for arg in (c.get("command") or []) + (c.get("args") or []):
-                for name, _port in DNS_ADDR.findall(arg):
-                    if name not in replicas and name not in services:
-                        unknown.append(name)
-        if pod_spec(doc) is not None:
-            report.check(
-                f"dns names {doc.ref}",
-                f"no pod or Service is named {sorted(set(unknown))}" if unknown else None,
-            )
 
 
 def check_dockerfile(dockerfile: Path, docs: list[Doc], report: Report) -> None:

@@ -10,6 +10,8 @@ class Report:
         self.passed = 0
         self.failed = 0
         self.quiet = quiet
+        # (name, why) of each failed check, in order.
+        self.failures: list[tuple[str, str]] = []
 
     def ok(self, name: str) -> None:
         self.passed += 1
@@ -18,6 +20,7 @@ class Report:
 
     def fail(self, name: str, why: str) -> None:
         self.failed += 1
+        self.failures.append((name, why))
         if not self.quiet:
             print(f"FAIL {name}: {why}", flush=True)
 

@@ -109,6 +109,18 @@ fn issuer(repo: &Repo) -> Result<Option<Arc<Issuer>>, Error> {
     match Root::open(repo) {
         Ok(root) => {
             let swarm_key = root.swarm_key(repo)?;
+            if !crate::membership::join::is_member(repo) {
+                // Its own certificate expired while it was stopped: the root signs a new one.
+                let now = crate::clock::now_ms();
+                let own = root.certify(
+                    repo.peer_id(),
+                    ipfsbench_protocols::membership::Grant::Master,
+                    Vec::new(),
+                    now,
+                    crate::membership::root::SELF_CERT_MS,
+                )?;
+                crate::membership::root::replace_certificate(repo, &own)?;
+            }
             Ok(Some(Arc::new(Issuer { root, swarm_key })))
         }
         Err(crate::membership::root::Error::NoRoot) => Ok(None),

@@ -17,9 +17,31 @@ use libp2p::PeerId;
 use super::admit::EXCHANGE_TIMEOUT;
 use super::root::{self, ClusterInfo};
 
-/// Whether this repo already belongs to a cluster (holds its own certificate).
+/// Whether this repo already belongs to a cluster: it holds its own certificate, and that
+/// certificate still holds. A node whose certificate expired (it was away longer than its
+/// life, so nobody renewed it) joins again with a token.
 pub fn is_member(repo: &Repo) -> bool {
-    root::dir(repo).join("member.cert").exists()
+    let Some(info) = root::info(repo).ok().flatten() else {
+        return false;
+    };
+    let Ok(bytes) = std::fs::read(root::dir(repo).join("member.cert")) else {
+        return false;
+    };
+    let key = multibase::Base::Base64
+        .decode(&info.root)
+        .ok()
+        .and_then(|b| libp2p::identity::PublicKey::try_decode_protobuf(&b).ok());
+    let Some(key) = key else {
+        return false;
+    };
+    SignedCertificate::decode(&bytes)
+        .and_then(|c| c.verify_for(&key, &info.name, &repo.peer_id(), crate::clock::now_ms()))
+        .is_ok()
+}
+
+/// Whether this repo holds a cluster's files, valid or not.
+pub fn holds_cluster(repo: &Repo) -> bool {
+    root::dir(repo).exists()
 }
 
 /// Asks the invite's masters for a certificate; the first answer counts.
@@ -101,6 +123,31 @@ pub fn store(repo: &Repo, invite: &Invite, certificate: &[u8]) -> Result<Cluster
         .swarm_key
         .map(|key| ipfsbench_core::network::SwarmKey::new(key).to_string());
     let files: [(&str, &[u8]); 2] = [("cluster.json", &json), ("member.cert", certificate)];
-    root::install_dir(repo, &files, swarm_key.as_deref())?;
-    Ok(info)
+    // A membership that expired is replaced whole: moved aside, and back if the new one
+    // cannot be written.
+    let old = root::dir(repo);
+    if old.join("root.key").exists() {
+        return Err(root::Error::Exists(old, invite.cluster.clone()));
+    }
+    let aside = repo.path().join("tmp").join("cluster-expired");
+    let replacing = old.exists();
+    if replacing {
+        let _ = std::fs::remove_dir_all(&aside);
+        std::fs::rename(&old, &aside).map_err(|e| root::Error::Malformed {
+            path: old.clone(),
+            reason: format!("moving the expired membership aside: {e}"),
+        })?;
+    }
+    match root::install_dir(repo, &files, swarm_key.as_deref()) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&aside);
+            Ok(info)
+        }
+        Err(e) => {
+            if replacing {
+                let _ = std::fs::rename(&aside, &old);
+            }
+            Err(e)
+        }
+    }
 }

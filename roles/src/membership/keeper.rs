@@ -235,6 +235,7 @@ impl Actor {
         let mut asks = Asks::new();
         let mut rescan: Option<Instant> = None;
         self.load().await;
+        self.ask_connected(&mut asks).await;
         loop {
             tokio::select! {
                 event = connected.recv() => match event {
@@ -252,7 +253,13 @@ impl Actor {
                     self.read_state().await;
                 }
                 _ = tick.tick() => self.on_tick(&mut asks).await,
-                Some(()) = joined.recv() => self.load().await,
+                Some(()) = joined.recv() => {
+                    // Just joined: learn the peers already connected (the masters among
+                    // them) now, not at the next tick, so their first assignment counts.
+                    self.asked.clear();
+                    self.load().await;
+                    self.ask_connected(&mut asks).await;
+                }
             }
         }
     }
@@ -383,6 +390,15 @@ impl Actor {
             return;
         }
         self.asked.retain(|_, at| at.elapsed() < ASK_AGAIN);
+        self.ask_connected(asks).await;
+        self.renew().await;
+    }
+
+    /// Asks the connected peers that are not members (nor removed) for their certificates.
+    async fn ask_connected(&mut self, asks: &mut Asks) {
+        if !self.members().active() {
+            return;
+        }
         if let Ok(peers) = self.parts.client.peers().await {
             for p in peers {
                 if self.members().get(&p.peer).is_none() && !self.members().is_revoked(&p.peer) {
@@ -390,7 +406,6 @@ impl Actor {
                 }
             }
         }
-        self.renew().await;
     }
 
     /// On a master holding the root: renews connected members' certificates that are due.
