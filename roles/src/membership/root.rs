@@ -54,20 +54,21 @@ pub enum Error {
     /// Signing failed.
     #[error(transparent)]
     Certificate(#[from] ipfsbench_protocols::membership::Error),
-    /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    /// Reading or writing failed (the failure is in the message, once: it is not also
+    /// chained as a source).
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: PathBuf,
         /// The failure.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
+    move |error| Error::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
