@@ -25,7 +25,7 @@ use crate::pinset::tracker::Tracker;
 use crate::pinset::Pinset;
 use crate::service::Service;
 use crate::settings::Settings;
-use ipfsbench_core::trust::Trust;
+use ipfsbench_core::trust::{KeyRule, Trust};
 
 /// Everything a node needs to start, typed.
 #[derive(Debug, Clone)]
@@ -147,6 +147,18 @@ pub struct Daemon {
     keeper: Option<Keeper>,
 }
 
+/// Which keys each trusted writer may write ([`Settings::may_write_key`]), as the replica
+/// asks it.
+fn key_rule(settings: &Settings, me: ipfsbench_core::network::PeerId) -> KeyRule {
+    let mut settings = settings.clone();
+    settings.members = settings.members.table_only();
+    let (a, b) = (settings.clone(), settings);
+    KeyRule {
+        may_write: Arc::new(move |peer, key| a.may_write_key(me, peer, key)),
+        writes_all: Arc::new(move |peer| b.writes_every_key(me, peer)),
+    }
+}
+
 /// The benchmark database's settings (a leecher's are its own: [`leecher::index`]).
 fn index_config(settings: &Settings) -> ipfsbench_core::index::Config {
     let mut config = ipfsbench_core::index::Config::new(
@@ -184,6 +196,10 @@ impl Daemon {
         let trust = Trust::new(settings.state_writers(repo.peer_id()));
         settings.members = Members::new(trust);
         crate::membership::keeper::load_repo(&repo, &settings.members);
+        settings
+            .members
+            .trust()
+            .set_rule(key_rule(&settings, repo.peer_id()));
         let options = decide(settings.role, config.daemon);
         let master = if settings.role == Role::Master {
             let table = Master::open(repo.path(), settings.master.clone(), crate::clock::now_ms());

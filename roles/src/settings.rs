@@ -17,6 +17,11 @@ use ipfsbench_protocols::Role;
 use crate::system;
 pub use crate::tags::{check_tags, MAX_TAGS};
 
+/// The keys of the replicated state only masters write: task records, results, standby
+/// submissions, leadership and invites. A worker or submitter whose change touches one has
+/// the whole change refused.
+pub const MASTER_KEYS: [&[u8]; 5] = [b"task/", b"result/", b"submit/", b"master/", b"invite/"];
+
 /// The role service's settings, checked and typed.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -231,6 +236,28 @@ impl Settings {
         self.trusted_workers.is_empty() && !self.members.active()
     }
 
+    /// Whether `peer`'s state changes may touch every key, the master-only ones
+    /// ([`MASTER_KEYS`]) among them: always in a cluster without a root (the lists decide
+    /// alone, as before membership); in a cluster, this node, the peers listed in
+    /// `cluster.trusted_peers` or `tasks.trusted_masters`, and members granted `master`.
+    pub fn writes_every_key(&self, me: PeerId, peer: &PeerId) -> bool {
+        if !self.members.active() || *peer == me {
+            return true;
+        }
+        if self.members.is_revoked(peer) {
+            return false;
+        }
+        self.state.trusted_peers.contains(peer)
+            || self.trusted_masters.contains(peer)
+            || self.members.grant(peer) == Some(Grant::Master)
+    }
+
+    /// Whether `peer` may write `key` of the replicated state (see
+    /// [`Settings::writes_every_key`]): the others write any key but the master-only ones.
+    pub fn may_write_key(&self, me: PeerId, peer: &PeerId, key: &[u8]) -> bool {
+        self.writes_every_key(me, peer) || !MASTER_KEYS.iter().any(|p| key.starts_with(p))
+    }
+
     /// Counts a message from `peer` dropped for lack of trust.
     pub fn refuse(&self, peer: PeerId, what: Refused) {
         self.members.trust().refuse(peer, what);
@@ -303,6 +330,48 @@ mod tests {
             HashSet::from([me, peer, master, worker, submitter])
         );
         assert!(!writers.contains(&stranger));
+    }
+
+    #[test]
+    fn in_a_cluster_only_masters_write_the_master_keys() {
+        use crate::membership::members::Cluster;
+        use ipfsbench_protocols::membership::Certificate;
+        use ipfsbench_protocols::task::WirePeer;
+        let s = Settings::new(
+            Role::Master,
+            &TasksConfig::default(),
+            &ClusterConfig::default(),
+        )
+        .expect("defaults");
+        let [me, master, worker] = std::array::from_fn(|_| PeerId::random());
+        // Without a cluster, the lists decide alone: any trusted writer writes any key.
+        assert!(s.may_write_key(me, &worker, b"task/x"));
+        let root = libp2p::identity::Keypair::generate_ed25519();
+        s.members.set_cluster(Cluster {
+            name: "lab".into(),
+            root: root.public(),
+        });
+        for (peer, grant) in [(master, Grant::Master), (worker, Grant::Worker)] {
+            let cert = Certificate {
+                cluster: "lab".into(),
+                peer: WirePeer(peer),
+                grant,
+                tags: vec![],
+                issued_ms: 0,
+                expires_ms: u64::MAX,
+            }
+            .sign(&root)
+            .expect("sign")
+            .encode();
+            s.members.offer(&cert, Some(peer), 1).expect("a member");
+        }
+        for key in MASTER_KEYS {
+            assert!(s.may_write_key(me, &master, key));
+            assert!(!s.may_write_key(me, &worker, key), "{key:?}");
+        }
+        assert!(s.may_write_key(me, &worker, b"status/Qm/peer"));
+        assert!(s.may_write_key(me, &worker, b"pin/Qm"));
+        assert!(s.writes_every_key(me, &me) && !s.writes_every_key(me, &worker));
     }
 
     #[test]

@@ -62,10 +62,38 @@ impl Refusal {
     }
 }
 
-#[derive(Debug, Default)]
+/// Which keys of the replicated state a trusted writer may write: `(writer, key)`, decided
+/// by the layer that knows what the keys mean, and whether a writer may write every key
+/// (only such a peer's snapshots are taken, since a snapshot's entries carry no signature).
+/// Without one, a trusted writer writes any key.
+#[derive(Clone)]
+pub struct KeyRule {
+    /// Whether `writer` may write `key`.
+    pub may_write: KeyCheck,
+    /// Whether `writer` may write every key.
+    pub writes_all: WriterCheck,
+}
+
+/// Whether a writer may write a key.
+pub type KeyCheck = Arc<dyn Fn(&PeerId, &[u8]) -> bool + Send + Sync>;
+/// Whether a writer may write every key.
+pub type WriterCheck = Arc<dyn Fn(&PeerId) -> bool + Send + Sync>;
+
+#[derive(Default)]
 struct Inner {
     writers: Arc<HashSet<PeerId>>,
     refused: HashMap<PeerId, Refusal>,
+    rule: Option<KeyRule>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("writers", &self.writers)
+            .field("refused", &self.refused.len())
+            .field("rule", &self.rule.is_some())
+            .finish()
+    }
 }
 
 /// See the module docs. Cheap to clone: every clone is the same table.
@@ -100,6 +128,7 @@ impl Trust {
             inner: Arc::new(RwLock::new(Inner {
                 writers: Arc::new(writers),
                 refused: HashMap::new(),
+                rule: None,
             })),
             changed: Arc::new(watch::channel(0).0),
         }
@@ -116,6 +145,32 @@ impl Trust {
     /// Whether `peer`'s writes count.
     pub fn allows(&self, peer: &PeerId) -> bool {
         self.read().writers.contains(peer)
+    }
+
+    /// Whether `peer`'s write of `key` counts: it is trusted, and the key rule (if any)
+    /// lets it write that key.
+    pub fn may_write(&self, peer: &PeerId, key: &[u8]) -> bool {
+        let inner = self.read();
+        inner.writers.contains(peer)
+            && inner
+                .rule
+                .as_ref()
+                .is_none_or(|rule| (rule.may_write)(peer, key))
+    }
+
+    /// Whether `peer` is trusted and may write every key.
+    pub fn full_writer(&self, peer: &PeerId) -> bool {
+        let inner = self.read();
+        inner.writers.contains(peer)
+            && inner
+                .rule
+                .as_ref()
+                .is_none_or(|rule| (rule.writes_all)(peer))
+    }
+
+    /// Sets the rule of which keys each writer may write.
+    pub fn set_rule(&self, rule: KeyRule) {
+        self.write().rule = Some(rule);
     }
 
     /// Every peer whose writes count.
@@ -195,6 +250,25 @@ mod tests {
             trust.refuse(PeerId::random(), Refused::Task);
         }
         assert_eq!(trust.refusals().len(), MAX_REFUSED_PEERS);
+    }
+
+    #[test]
+    fn a_key_rule_narrows_what_a_trusted_writer_writes() {
+        let [boss, hand, stranger] = std::array::from_fn(|_| PeerId::random());
+        let trust = Trust::new(HashSet::from([boss, hand]));
+        assert!(trust.may_write(&hand, b"task/1"), "no rule: any key");
+        trust.set_rule(KeyRule {
+            may_write: Arc::new(move |peer, key| *peer == boss || !key.starts_with(b"task/")),
+            writes_all: Arc::new(move |peer| *peer == boss),
+        });
+        assert!(trust.full_writer(&boss) && !trust.full_writer(&hand));
+        assert!(trust.may_write(&boss, b"task/1"));
+        assert!(!trust.may_write(&hand, b"task/1"));
+        assert!(trust.may_write(&hand, b"pin/x"));
+        assert!(
+            !trust.may_write(&stranger, b"pin/x"),
+            "untrusted whatever the rule"
+        );
     }
 
     #[test]

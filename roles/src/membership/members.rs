@@ -76,6 +76,15 @@ impl Members {
         self.table.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The same table without the trust it feeds: what the trust's own rules read, so that
+    /// the two do not hold each other.
+    pub fn table_only(&self) -> Self {
+        Self {
+            table: Arc::clone(&self.table),
+            trust: Trust::default(),
+        }
+    }
+
     /// Who this node trusts to write, and where what it drops is counted.
     pub fn trust(&self) -> &Trust {
         &self.trust

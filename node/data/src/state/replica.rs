@@ -90,6 +90,7 @@ impl Replica {
             pending: BTreeMap::new(),
             pending_bytes: 0,
             waiting: HashSet::new(),
+            refused: HashSet::new(),
             queue: VecDeque::new(),
             fetches: FuturesUnordered::new(),
             promises: HashMap::new(),
@@ -140,6 +141,9 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Refused deltas remembered, at most; past it the memory starts again.
+const MAX_REFUSED_DELTAS: usize = 4096;
+
 struct Actor {
     /// Moved on every change of the state.
     changes: tokio::sync::watch::Sender<u64>,
@@ -157,6 +161,9 @@ struct Actor {
     pending_bytes: usize,
     /// Deltas pending, queued or being fetched.
     waiting: HashSet<Cid>,
+    /// Deltas refused for writing keys their writer may not write (at most
+    /// [`MAX_REFUSED_DELTAS`]): not fetched again.
+    refused: HashSet<Cid>,
     /// Deltas to fetch, with the peer to ask.
     queue: VecDeque<(DeltaRef, PeerId)>,
     fetches: FuturesUnordered<Fetch>,
@@ -386,7 +393,12 @@ impl Actor {
         };
         self.promises
             .insert(from, (announce.own_seq, announce.stamp));
-        if let Some(snapshot) = announce.snapshot {
+        // A snapshot's entries name their writers without their signatures: it is taken only
+        // from a peer that may write every key.
+        if let Some(snapshot) = announce
+            .snapshot
+            .filter(|_| self.config.trusted.full_writer(&from))
+        {
             self.snapshots.insert(from, snapshot.0);
         }
         let heads: Vec<DeltaRef> = announce.heads.into_iter().map(DeltaRef::from).collect();
@@ -461,9 +473,12 @@ impl Actor {
         }
     }
 
-    /// Queues a fetch of `r` from `from` unless it is applied, waiting or untrusted.
+    /// Queues a fetch of `r` from `from` unless it is applied, waiting, refused or untrusted.
     fn want(&mut self, r: DeltaRef, from: PeerId) {
-        if self.waiting.contains(&r.cid) || self.db.has(&r).unwrap_or(true) {
+        if self.waiting.contains(&r.cid)
+            || self.refused.contains(&r.cid)
+            || self.db.has(&r).unwrap_or(true)
+        {
             return;
         }
         if !self.config.trusted.allows(&r.writer) {
@@ -577,6 +592,23 @@ impl Actor {
                     continue;
                 };
                 let (cid, stamp) = (*cid, delta.stamp);
+                if let Some(op) = delta
+                    .ops
+                    .iter()
+                    .find(|op| !self.config.trusted.may_write(&writer, &op.key))
+                {
+                    // A key its writer may not write: the whole delta is refused, here and on
+                    // every node that applies the same rule, and not fetched again.
+                    tracing::warn!(%writer, %cid, key = %String::from_utf8_lossy(&op.key), "a delta writes a key its writer may not write; refused");
+                    self.status.dropped_untrusted += 1;
+                    self.config.trusted.refuse(writer, Refused::State);
+                    if self.refused.len() >= MAX_REFUSED_DELTAS {
+                        self.refused.clear();
+                    }
+                    self.refused.insert(cid);
+                    self.unpend(&(writer, have + 1));
+                    continue;
+                }
                 match self.db.apply(cid, delta) {
                     Ok(Applied::NotReady) => continue,
                     Ok(Applied::Changed(_)) => {

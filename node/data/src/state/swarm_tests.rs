@@ -293,3 +293,66 @@ async fn a_trusted_writer_that_never_announced_keeps_tombstones() {
     assert_eq!(h.status().await.expect("status").tombstones_collected, 0);
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trusted_writer_that_writes_a_key_it_may_not_is_refused_and_its_snapshots_ignored() {
+    let repos: Vec<_> = (0..2).map(|_| repo()).collect();
+    let ids: Vec<PeerId> = repos.iter().map(|(_, r)| r.peer_id()).collect();
+    let boss = ids[0];
+    let trusted: HashSet<PeerId> = ids.iter().copied().collect();
+    // Only the boss writes `task/` keys, and only its snapshots are taken.
+    let rule = crate::trust::KeyRule {
+        may_write: std::sync::Arc::new(move |peer, key| {
+            *peer == boss || !key.starts_with(b"task/")
+        }),
+        writes_all: std::sync::Arc::new(move |peer| *peer == boss),
+    };
+    let mut repos = repos.into_iter();
+    let rule_a = rule.clone();
+    let a = start(repos.next().expect("repo"), &trusted, vec![], move |c| {
+        c.trusted.set_rule(rule_a);
+        no_auto_snapshot(c);
+    })
+    .await;
+    let boot = vec![a.addr().await];
+    let b = start(repos.next().expect("repo"), &trusted, boot, move |c| {
+        c.trusted.set_rule(rule);
+        no_auto_snapshot(c);
+    })
+    .await;
+    let (ha, hb) = (a.handle(), b.handle());
+    // The hand writes a pin, then a task record, then another pin; the boss a task record.
+    hb.put(b"pin/1".to_vec(), b"v".to_vec()).await.expect("put");
+    hb.put(b"task/forged".to_vec(), b"v".to_vec())
+        .await
+        .expect("put");
+    hb.put(b"pin/2".to_vec(), b"v".to_vec()).await.expect("put");
+    hb.snapshot()
+        .await
+        .expect("a snapshot announced by the hand");
+    ha.put(b"task/real".to_vec(), b"v".to_vec())
+        .await
+        .expect("put");
+    let start = Instant::now();
+    loop {
+        let status = ha.status().await.expect("status");
+        let hand_pin = ha.get(b"pin/1").expect("get").is_some();
+        let boss_task = hb.get(b"task/real").expect("get").is_some();
+        if hand_pin && boss_task && status.dropped_untrusted > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "pin {hand_pin}, boss's task {boss_task}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The forged record never lands, nor what its writer wrote after it (its chain stops
+    // there), whether by delta or by the hand's snapshot.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(ha.get(b"task/forged").expect("get"), None);
+    assert_eq!(ha.get(b"pin/2").expect("get"), None);
+    assert!(a.replica.handle().get(b"task/real").expect("get").is_some());
+    a.stop().await;
+    b.stop().await;
+}
