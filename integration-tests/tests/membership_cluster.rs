@@ -34,6 +34,16 @@ fn ok(repo: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `cluster init --name lab` (with `extra`) on a new repo `<dir>/master`, then its daemon.
+fn first_master(dir: &Path, extra: &[&str]) -> Node {
+    let repo = dir.join("master");
+    init_repo(&repo);
+    let mut args = vec!["cluster", "init", "--name", "lab"];
+    args.extend(extra);
+    ok(&repo, &args);
+    Node::start_in(&repo, "master", &[], TUNING)
+}
+
 fn text(node: &Node, args: &[&str]) -> String {
     String::from_utf8(node.ok(args)).unwrap()
 }
@@ -378,10 +388,7 @@ fn scrape(node: &Node) -> String {
 #[test]
 fn a_short_lived_certificate_is_renewed_while_its_member_stays() {
     let tmp = tempfile::tempdir().unwrap();
-    let master_repo = tmp.path().join("master");
-    init_repo(&master_repo);
-    ok(&master_repo, &["cluster", "init", "--name", "lab"]);
-    let master = Node::start_in(&master_repo, "master", &[], TUNING);
+    let master = first_master(tmp.path(), &[]);
     let token = invite(&master, &["--role", "worker", "--cert-ttl", "21s"]);
     let refused = master.cli(&["cluster", "invite", "--cert-ttl", "1s"]);
     assert!(!refused.status.success(), "a 1 s certificate was accepted");
@@ -429,10 +436,7 @@ fn a_short_lived_certificate_is_renewed_while_its_member_stays() {
 #[test]
 fn a_member_away_past_its_certificate_joins_again_with_its_token() {
     let tmp = tempfile::tempdir().unwrap();
-    let master_repo = tmp.path().join("master");
-    init_repo(&master_repo);
-    ok(&master_repo, &["cluster", "init", "--name", "lab"]);
-    let master = Node::start_in(&master_repo, "master", &[], TUNING);
+    let master = first_master(tmp.path(), &[]);
     let token = invite(
         &master,
         &["--role", "worker", "--uses", "2", "--cert-ttl", "10s"],

@@ -73,13 +73,21 @@ fn request(args: &Args) -> Result<Request, ApiError> {
     })
 }
 
+/// The root this node holds, or a 400 saying that `what` needs a master holding it.
+pub(crate) fn root_holder<'a>(
+    issuer: Option<&'a Arc<Issuer>>,
+    what: &str,
+) -> Result<&'a Issuer, ApiError> {
+    issuer.map(AsRef::as_ref).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "this node holds no cluster root: {what} by a master that ran `cluster init` or \
+             `cluster root import`"
+        ))
+    })
+}
+
 async fn issue(Extract(api): Extract<Api>, args: Args) -> Result<Json<Issued>, ApiError> {
-    let issuer = api.issuer.as_ref().ok_or_else(|| {
-        ApiError::bad_request(
-            "this node holds no cluster root: invites are issued by a master that ran \
-             `cluster init` or `cluster root import`",
-        )
-    })?;
+    let issuer = root_holder(api.issuer.as_ref(), "invites are issued")?;
     let request = request(&args)?;
     let listen = api
         .net

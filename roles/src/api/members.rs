@@ -124,12 +124,7 @@ async fn list(Extract(api): Extract<Api>) -> Result<Json<MembersView>, ApiError>
 }
 
 async fn remove(Extract(api): Extract<Api>, args: Args) -> Result<Json<RemovedView>, ApiError> {
-    let issuer = api.issuer.as_ref().ok_or_else(|| {
-        ApiError::bad_request(
-            "this node holds no cluster root: members are removed by a master that ran \
-             `cluster init` or `cluster root import`",
-        )
-    })?;
+    let issuer = super::invites::root_holder(api.issuer.as_ref(), "members are removed")?;
     let text = args.arg()?;
     let peer: PeerId = text
         .parse()
