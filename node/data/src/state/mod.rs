@@ -30,6 +30,7 @@ mod status;
 mod swarm_tests;
 #[cfg(test)]
 mod tests;
+mod writes;
 
 pub use config::Config;
 pub use db::{Db, DbError, Summary, Version};

@@ -24,6 +24,7 @@ use super::error::Error;
 use super::handle::{Command, Handle};
 use super::snapshots::{self, FLOOR_KEY, SNAPSHOT_KEY};
 use super::status::Status;
+use super::writes::{blocking, check_ops, size};
 use crate::hex;
 use ipfsbench_net::network::{Client, PubsubMessage};
 use ipfsbench_store::repo::Repo;
@@ -35,7 +36,7 @@ const ANNOUNCE_GAP: Duration = Duration::from_millis(50);
 /// The clock reserve written ahead: a restart starts past every promise made. Milliseconds.
 const CLOCK_RESERVE_MS: u64 = 60_000;
 /// Bytes of changes batched into one delta, at most (leaves room for the rest of it).
-const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
+pub(super) const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
 /// Waiting gossip messages, at most; more are dropped by the host and counted there.
 const GOSSIP_QUEUE: usize = 4_096;
 /// Snapshots remembered as tried, at most (then forgotten, and tried again if announced).
@@ -128,16 +129,6 @@ impl Replica {
     pub async fn shutdown(self) {
         let _ = self.handle.tx.send(Command::Stop).await;
         let _ = self.task.await;
-    }
-}
-
-/// Runs blocking work (a delta's fsyncs and transaction, a snapshot) on this worker thread
-/// while a multi-thread runtime moves its other tasks to other threads, so that the API and
-/// the swarm go on meanwhile; elsewhere it just runs.
-fn blocking<T>(f: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
     }
 }
 
@@ -706,33 +697,4 @@ async fn sleep_until(due: Option<Instant>) {
     if let Some(due) = due {
         tokio::time::sleep_until(due.into()).await;
     }
-}
-
-/// The number of ops and their bytes.
-fn size(ops: &[Op]) -> (usize, usize) {
-    let bytes = ops
-        .iter()
-        .map(|o| o.key.len() + o.value.as_ref().map_or(0, Vec::len) + 8)
-        .sum();
-    (ops.len(), bytes)
-}
-
-/// A write's own limits: each key and value within bounds, not too many.
-fn check_ops(ops: &[Op]) -> Result<(), StateError> {
-    use ipfsbench_protocols::state::delta::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
-    if ops.is_empty() || ops.len() > MAX_OPS / 2 {
-        return Err(StateError::Limit("ops in one write"));
-    }
-    for op in ops {
-        if op.key.is_empty() || op.key.len() > MAX_KEY_BYTES {
-            return Err(StateError::Limit("key length"));
-        }
-        if op.value.as_ref().is_some_and(|v| v.len() > MAX_VALUE_BYTES) {
-            return Err(StateError::Limit("value length"));
-        }
-    }
-    if size(ops).1 > BATCH_BYTES {
-        return Err(StateError::Limit("bytes in one write"));
-    }
-    Ok(())
 }
