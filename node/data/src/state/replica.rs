@@ -24,7 +24,7 @@ use super::error::Error;
 use super::handle::{Command, Handle};
 use super::snapshots::{self, FLOOR_KEY, SNAPSHOT_KEY};
 use super::status::Status;
-use super::writes::{blocking, check_ops, size};
+use super::writes::{blocking, check_ops, size, BATCH_BYTES};
 use crate::hex;
 use ipfsbench_net::network::{Client, PubsubMessage};
 use ipfsbench_store::repo::Repo;
@@ -35,8 +35,6 @@ const FETCHES: usize = 32;
 const ANNOUNCE_GAP: Duration = Duration::from_millis(50);
 /// The clock reserve written ahead: a restart starts past every promise made. Milliseconds.
 const CLOCK_RESERVE_MS: u64 = 60_000;
-/// Bytes of changes batched into one delta, at most (leaves room for the rest of it).
-pub(super) const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
 /// Waiting gossip messages, at most; more are dropped by the host and counted there.
 const GOSSIP_QUEUE: usize = 4_096;
 /// Snapshots remembered as tried, at most (then forgotten, and tried again if announced).

@@ -1,9 +1,10 @@
 //! A local write's own checks and the replica's blocking work, apart from its actor.
 
-use ipfsbench_protocols::state::delta::MAX_OPS;
+use ipfsbench_protocols::state::delta::{MAX_DELTA_BYTES, MAX_OPS};
 use ipfsbench_protocols::state::{Op, StateError};
 
-use super::replica::BATCH_BYTES;
+/// Bytes of changes batched into one delta, at most (leaves room for the rest of it).
+pub(super) const BATCH_BYTES: usize = MAX_DELTA_BYTES * 3 / 4;
 
 /// Runs blocking work (a delta's fsyncs and transaction, a snapshot) on this worker thread
 /// while a multi-thread runtime moves its other tasks to other threads, so that the API and
