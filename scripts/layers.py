@@ -35,7 +35,7 @@ from layers_rust import Tree, first_segments, lex, parse
 # only on crates of lower layers; crates of one layer never depend on each other unless the
 # pair is in SAME_LEVEL_ALLOWED. A directory not yet in the workspace is simply absent.
 LAYERS = [
-    ["protocols", "sql"],
+    ["protocols", "sql", "runtime"],
     ["node/store", "node/bitswap"],
     ["node/net"],
     ["node/data", "node/http"],
