@@ -297,7 +297,17 @@ impl Actor {
         }
         let own_before = self.members().get(&self.me).map(|m| m.signed);
         for kv in state.scan(b"member/") {
-            let Ok((_, value)) = kv else { continue };
+            let Ok((key, value)) = kv else { continue };
+            // The state is read again at every change: a record already held is not checked
+            // again.
+            let peer = std::str::from_utf8(&key[b"member/".len()..])
+                .ok()
+                .and_then(|p| p.parse::<PeerId>().ok());
+            if let Some(peer) = peer {
+                if self.members().get(&peer).is_some_and(|m| m.signed == value) {
+                    continue;
+                }
+            }
             if let Err(e) = self.members().offer(&value, None, now) {
                 tracing::debug!("a member record in the state does not hold: {e}");
             }

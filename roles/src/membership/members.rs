@@ -50,6 +50,8 @@ struct Table {
     cluster: Option<Cluster>,
     members: HashMap<PeerId, Member>,
     revoked: HashMap<PeerId, Revocation>,
+    /// Revocations checked already, as they travel (at most [`MAX_MEMBERS`]).
+    known_revocations: HashSet<Vec<u8>>,
 }
 
 /// See the module docs. Cheap to clone: every clone is the same table.
@@ -192,6 +194,17 @@ impl Members {
         let Some(cluster) = self.cluster() else {
             return Err("this node belongs to no cluster".into());
         };
+        // The same bytes as the presenter's certificate held: nothing to check again.
+        if let Some(p) = presenter {
+            if self
+                .read()
+                .members
+                .get(&p)
+                .is_some_and(|m| m.signed == signed)
+            {
+                return Ok(false);
+            }
+        }
         let decoded = SignedCertificate::decode(signed).map_err(|e| e.to_string())?;
         let certificate = match presenter {
             Some(peer) => decoded.verify_for(&cluster.root, &cluster.name, &peer, now_ms),
@@ -230,11 +243,17 @@ impl Members {
         let Some(cluster) = self.cluster() else {
             return Err("this node belongs to no cluster".into());
         };
+        if self.read().known_revocations.contains(signed) {
+            return Ok(None);
+        }
         let revocation = SignedRevocation::decode(signed)
             .and_then(|r| r.verify(&cluster.root, &cluster.name))
             .map_err(|e| e.to_string())?;
         let peer = revocation.peer.0;
         let mut t = self.write();
+        if t.known_revocations.len() < MAX_MEMBERS {
+            t.known_revocations.insert(signed.to_vec());
+        }
         t.members.remove(&peer);
         Ok(t.revoked.insert(peer, revocation).is_none().then_some(peer))
     }
